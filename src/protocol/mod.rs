@@ -1,0 +1,13 @@
+//! The metrics protocol without any I/O, in the spirit of h11: requests are
+//! encoded into bytes, replies are decoded incrementally from whatever bytes
+//! arrive. Sockets live in `crate::transport`; this module never blocks.
+
+mod argument;
+mod reply;
+mod request;
+mod value;
+
+pub use argument::{validate_key, ArgumentError, ArgumentErrorKind, KeyUse};
+pub use reply::{DecodeError, Metrics, Point, Reply, ReplyDecoder, DEFAULT_MAX_REPLY_BYTES};
+pub use request::{encode_get, encode_put, Expect};
+pub use value::{MetricValue, PyFloat};
