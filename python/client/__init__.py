@@ -1,0 +1,35 @@
+"""Client for a small plain-text TCP metrics protocol, with a Rust core.
+
+>>> from client import Client
+>>> client = Client("127.0.0.1", 8888, timeout=15)     # doctest: +SKIP
+>>> client.put("huginn.cpu", 0.5, timestamp=1642667947)  # doctest: +SKIP
+>>> client.get("*")                                      # doctest: +SKIP
+{'huginn.cpu': [(1642667947, 0.5)]}
+"""
+
+from ._errors import (
+    ClientError,
+    ClientProtocolError,
+    ClientRejectedError,
+    ClientReplyError,
+    ClientSocketError,
+    ClientTimeoutError,
+    ClientTypeError,
+    ClientValueError,
+)
+from ._native import DEFAULT_MAX_REPLY_BYTES, Client, Connection, __version__
+
+__all__ = [
+    "Client",
+    "Connection",
+    "ClientError",
+    "ClientSocketError",
+    "ClientTimeoutError",
+    "ClientProtocolError",
+    "ClientRejectedError",
+    "ClientReplyError",
+    "ClientValueError",
+    "ClientTypeError",
+    "DEFAULT_MAX_REPLY_BYTES",
+    "__version__",
+]

@@ -1,0 +1,103 @@
+//! Every way a client call can fail, in one enum. The pyo3 layer maps each
+//! variant to a Python exception class in exactly one place.
+
+use std::error::Error;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::protocol::{ArgumentError, DecodeError};
+
+/// An error from the host environment (for Python: an exception raised by a
+/// socket-like object, or KeyboardInterrupt). It is handed back unchanged.
+pub type ForeignError = Box<dyn Error + Send + Sync>;
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// Bad input from the caller; nothing was sent.
+    #[error(transparent)]
+    Argument(#[from] ArgumentError),
+
+    /// The connection could not be opened.
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        address: String,
+        timed_out: bool,
+        source: ForeignError,
+    },
+
+    /// The connection failed while sending or receiving.
+    #[error("connection failed: {0}")]
+    Socket(ForeignError),
+
+    /// The call did not finish within the client's timeout.
+    #[error("{}", timeout_message(*.after))]
+    Timeout { after: Option<Duration> },
+
+    /// The server closed the connection.
+    #[error("server closed the connection {}", if *.mid_reply { "in the middle of a reply" } else { "without replying" })]
+    Closed { mid_reply: bool },
+
+    /// The server answered `error` with this message.
+    #[error("server replied with an error: {0}")]
+    Server(String),
+
+    /// Some points of a pipelined batch were refused: `(index, message)`.
+    #[error("{}", rejected_message(.rejected, *.total))]
+    Rejected {
+        rejected: Vec<(usize, String)>,
+        total: usize,
+    },
+
+    /// The bytes received are not a reply of this protocol.
+    #[error("malformed reply: {0}")]
+    Malformed(#[from] DecodeError),
+
+    /// The server sent more than was asked for.
+    #[error("malformed reply: {extra} unexpected bytes after the reply")]
+    TrailingBytes { extra: usize },
+
+    /// `close()` was called; the client cannot be used any more.
+    #[error("the client is closed")]
+    ClosedByUser,
+
+    /// An error from the host environment, passed through unchanged.
+    #[error("{0}")]
+    Foreign(ForeignError),
+}
+
+impl ClientError {
+    /// Whether the connection's framing is still known after this error.
+    /// Only a well-formed `error` reply leaves the stream in step.
+    pub fn keeps_connection(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Server(_) | ClientError::Rejected { .. } | ClientError::Argument(_)
+        )
+    }
+}
+
+fn timeout_message(after: Option<Duration>) -> String {
+    match after {
+        Some(after) => format!("timed out after {:.3} s", after.as_secs_f64()),
+        None => "timed out".to_string(),
+    }
+}
+
+fn rejected_message(rejected: &[(usize, String)], total: usize) -> String {
+    const SHOWN: usize = 3;
+    let mut text = format!(
+        "the server rejected {} of {} points:",
+        rejected.len(),
+        total
+    );
+    for (index, message) in rejected.iter().take(SHOWN) {
+        text.push_str(&format!(" #{index}: {message};"));
+    }
+    if rejected.len() > SHOWN {
+        text.push_str(&format!(" and {} more", rejected.len() - SHOWN));
+    } else {
+        text.pop();
+    }
+    text
+}

@@ -1,0 +1,149 @@
+//! Conversion of Python arguments into the core's types. Every rejection
+//! names the argument and says what was expected; nothing is sent.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
+
+use crate::protocol::{ArgumentError, MetricValue};
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "object".into())
+}
+
+/// `key`: a `str` (validated for the wire by the protocol core).
+pub fn key(obj: &Bound<'_, PyAny>, argument: &'static str) -> Result<String, ArgumentError> {
+    let text = obj.cast::<PyString>().map_err(|_| {
+        ArgumentError::type_(argument, format!("must be str, got {}", type_name(obj)))
+    })?;
+    text.to_cow()
+        .map(|cow| cow.into_owned())
+        .map_err(|_| ArgumentError::value(argument, "must be valid Unicode (no lone surrogates)"))
+}
+
+/// `value`: an int or float (or any object with `__index__` or `__float__`,
+/// such as numpy scalars, Decimal, Fraction); never bool or str.
+pub fn value(obj: &Bound<'_, PyAny>, argument: &'static str) -> Result<MetricValue, ArgumentError> {
+    let wrong_type = || {
+        ArgumentError::type_(
+            argument,
+            format!(
+                "must be a real number (int or float), got {}",
+                type_name(obj)
+            ),
+        )
+    };
+    if obj.is_instance_of::<PyBool>() || obj.is_instance_of::<PyString>() {
+        return Err(wrong_type());
+    }
+    if let Ok(float) = obj.cast::<PyFloat>() {
+        return finite(argument, float.value());
+    }
+    if let Some(int) = as_int(obj) {
+        return int.extract::<i128>().map(MetricValue::Int).map_err(|_| {
+            ArgumentError::value(argument, "is too large an integer (beyond 128 bits)")
+        });
+    }
+    if obj.hasattr("__float__").unwrap_or(false) {
+        let float: f64 = obj.extract().map_err(|_| wrong_type())?;
+        return finite(argument, float);
+    }
+    Err(wrong_type())
+}
+
+fn finite(argument: &'static str, value: f64) -> Result<MetricValue, ArgumentError> {
+    MetricValue::float(value).map_err(|e| ArgumentError { argument, ..e })
+}
+
+/// The object as a Python int: ints themselves, or via `__index__`.
+fn as_int<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyInt>> {
+    if let Ok(int) = obj.cast::<PyInt>() {
+        return Some(int.clone());
+    }
+    if obj.is_instance_of::<PyFloat>() || !obj.hasattr("__index__").unwrap_or(false) {
+        return None;
+    }
+    let operator = obj.py().import("operator").ok()?;
+    operator
+        .call_method1("index", (obj,))
+        .ok()?
+        .cast_into::<PyInt>()
+        .ok()
+}
+
+/// `timestamp`: whole seconds since the epoch as an int; `None` means now.
+pub fn timestamp(
+    obj: Option<&Bound<'_, PyAny>>,
+    argument: &'static str,
+) -> Result<i64, ArgumentError> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(now());
+    };
+    if obj.is_instance_of::<PyBool>() {
+        return Err(ArgumentError::type_(argument, "must be an int, got bool"));
+    }
+    let Some(int) = as_int(obj) else {
+        return Err(ArgumentError::type_(
+            argument,
+            format!(
+                "must be an int (whole seconds since the epoch), got {}",
+                type_name(obj)
+            ),
+        ));
+    };
+    int.extract::<i64>().map_err(|_| {
+        ArgumentError::value(
+            argument,
+            "is out of range (must fit in a signed 64-bit integer)",
+        )
+    })
+}
+
+/// Seconds since the epoch, as `int(time.time())` gives them.
+fn now() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(elapsed) => elapsed.as_secs() as i64,
+        Err(before) => -(before.duration().as_secs_f64().ceil() as i64),
+    }
+}
+
+/// `timeout`: `None` (wait forever) or a positive number of seconds.
+pub fn timeout(obj: Option<&Bound<'_, PyAny>>) -> Result<Option<Duration>, ArgumentError> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    let seconds = match value(obj, "timeout")? {
+        MetricValue::Int(i) => i as f64,
+        MetricValue::Float(f) => f,
+    };
+    if seconds <= 0.0 {
+        return Err(ArgumentError::value(
+            "timeout",
+            format!("must be None or a positive number of seconds, got {seconds}"),
+        ));
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map(Some)
+        .map_err(|_| ArgumentError::value("timeout", "is too large"))
+}
+
+/// `port`: an int from 1 to 65535.
+pub fn port(obj: &Bound<'_, PyAny>) -> Result<u16, ArgumentError> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(ArgumentError::type_("port", "must be an int, got bool"));
+    }
+    let int = as_int(obj).ok_or_else(|| {
+        ArgumentError::type_("port", format!("must be an int, got {}", type_name(obj)))
+    })?;
+    match int.extract::<u16>() {
+        Ok(port) if port != 0 => Ok(port),
+        _ => Err(ArgumentError::value(
+            "port",
+            format!("must be from 1 to 65535, got {int}"),
+        )),
+    }
+}

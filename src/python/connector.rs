@@ -1,0 +1,147 @@
+//! Opening connections the way the course's clients do, through
+//! `socket.create_connection`, looked up at call time so that tests can
+//! patch it. A plain `socket.socket` is then taken over by Rust (I/O without
+//! the GIL); anything else is driven through its own methods.
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use pyo3::exceptions::PyTimeoutError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+use super::errors::foreign;
+use super::socket_like::PySocketLike;
+use crate::error::ClientError;
+use crate::session::Connector;
+use crate::transport::{NativeSocket, Transport};
+
+/// `socket.socket` as it was when `client` was imported: a test may patch the
+/// module attribute later, and a patched class must not be taken over.
+static SOCKET_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+pub fn capture_socket_class(py: Python<'_>) -> PyResult<()> {
+    SOCKET_CLASS.import(py, "socket", "socket").map(drop)
+}
+
+pub enum AnyTransport {
+    Native(NativeSocket),
+    Python(PySocketLike),
+}
+
+impl Transport for AnyTransport {
+    fn send_all(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        match self {
+            AnyTransport::Native(t) => t.send_all(data),
+            AnyTransport::Python(t) => t.send_all(data),
+        }
+    }
+
+    fn receive(&mut self, sink: &mut dyn FnMut(&[u8])) -> Result<usize, ClientError> {
+        match self {
+            AnyTransport::Native(t) => t.receive(sink),
+            AnyTransport::Python(t) => t.receive(sink),
+        }
+    }
+
+    fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
+        match self {
+            AnyTransport::Native(t) => t.set_deadline(deadline),
+            AnyTransport::Python(t) => t.set_deadline(deadline),
+        }
+    }
+
+    fn is_reusable(&mut self) -> bool {
+        match self {
+            AnyTransport::Native(t) => t.is_reusable(),
+            AnyTransport::Python(t) => t.is_reusable(),
+        }
+    }
+}
+
+pub struct PyConnector {
+    pub host: String,
+    pub port: u16,
+    pub timeout: Option<Duration>,
+}
+
+impl PyConnector {
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    fn open(&self, py: Python<'_>) -> Result<AnyTransport, ClientError> {
+        let connect_error = |error: PyErr| ClientError::Connect {
+            address: self.address(),
+            timed_out: error.is_instance_of::<PyTimeoutError>(py),
+            source: Box::new(error),
+        };
+        let create_connection = py
+            .import(intern!(py, "socket"))
+            .and_then(|m| m.getattr(intern!(py, "create_connection")))
+            .map_err(foreign)?;
+        let timeout = self.timeout.map(|t| t.as_secs_f64());
+        let socket = create_connection
+            .call1(((self.host.as_str(), self.port), timeout))
+            .map_err(|e| {
+                if e.is_instance_of::<pyo3::exceptions::PyOSError>(py) {
+                    connect_error(e)
+                } else {
+                    foreign(e)
+                }
+            })?;
+        let socket_class = SOCKET_CLASS
+            .import(py, "socket", "socket")
+            .map_err(foreign)?;
+        if !socket.get_type().is(socket_class) {
+            return Ok(AnyTransport::Python(PySocketLike::new(socket.unbind())));
+        }
+        // `detach()` hands us the descriptor; the Python object no longer
+        // owns it and will not close it.
+        let stream = take_over(&socket).map_err(foreign)?;
+        let native = NativeSocket::new(stream, self.timeout, Box::new(deliver_signals))
+            .map_err(|e| ClientError::Socket(Box::new(e)))?;
+        Ok(AnyTransport::Native(native))
+    }
+}
+
+impl Connector for PyConnector {
+    type Transport = AnyTransport;
+
+    fn connect(&mut self) -> Result<AnyTransport, ClientError> {
+        Python::attach(|py| self.open(py))
+    }
+}
+
+/// Runs Python's signal handlers (only effective on the main thread), so a
+/// Ctrl-C during a long wait raises KeyboardInterrupt promptly.
+fn deliver_signals() -> Result<(), ClientError> {
+    Python::attach(|py| py.check_signals()).map_err(foreign)
+}
+
+#[cfg(unix)]
+fn take_over(socket: &Bound<'_, PyAny>) -> PyResult<TcpStream> {
+    use std::os::fd::{FromRawFd, RawFd};
+    let fd: RawFd = socket
+        .call_method0(intern!(socket.py(), "detach"))?
+        .extract()?;
+    // SAFETY: `detach()` transferred ownership of this open TCP socket
+    // descriptor to us; nothing else will close it.
+    Ok(unsafe { TcpStream::from_raw_fd(fd) })
+}
+
+#[cfg(windows)]
+fn take_over(socket: &Bound<'_, PyAny>) -> PyResult<TcpStream> {
+    use std::os::windows::io::{FromRawSocket, RawSocket};
+    let handle: RawSocket = socket
+        .call_method0(intern!(socket.py(), "detach"))?
+        .extract()?;
+    // SAFETY: as above, `detach()` transferred ownership of the handle.
+    Ok(unsafe { TcpStream::from_raw_socket(handle) })
+}

@@ -1,0 +1,24 @@
+//! pyo3 bindings: type conversion and error mapping only; the behaviour
+//! lives in the Rust core.
+
+mod arguments;
+mod client;
+mod connector;
+mod errors;
+mod results;
+mod socket_like;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    connector::capture_socket_class(m.py())?;
+    m.add_class::<client::Client>()?;
+    m.add_class::<client::Connection>()?;
+    m.add(
+        "DEFAULT_MAX_REPLY_BYTES",
+        crate::protocol::DEFAULT_MAX_REPLY_BYTES,
+    )?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
