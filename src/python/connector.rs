@@ -6,14 +6,14 @@
 use std::net::TcpStream;
 use std::time::Duration;
 
-use pyo3::exceptions::PyTimeoutError;
+use pyo3::exceptions::PyOSError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
 use super::errors::foreign;
-use super::socket_like::PySocketLike;
+use super::socket_like::{is_timeout, PySocketLike};
 use crate::error::ClientError;
 use crate::session::Connector;
 use crate::transport::{NativeSocket, Transport};
@@ -79,7 +79,7 @@ impl PyConnector {
     fn open(&self, py: Python<'_>) -> Result<AnyTransport, ClientError> {
         let connect_error = |error: PyErr| ClientError::Connect {
             address: self.address(),
-            timed_out: error.is_instance_of::<PyTimeoutError>(py),
+            timed_out: is_timeout(py, &error),
             source: Box::new(error),
         };
         let create_connection = py
@@ -90,7 +90,7 @@ impl PyConnector {
         let socket = create_connection
             .call1(((self.host.as_str(), self.port), timeout))
             .map_err(|e| {
-                if e.is_instance_of::<pyo3::exceptions::PyOSError>(py) {
+                if e.is_instance_of::<PyOSError>(py) {
                     connect_error(e)
                 } else {
                     foreign(e)

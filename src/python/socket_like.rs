@@ -36,14 +36,20 @@ impl PySocketLike {
     }
 }
 
+/// True for `TimeoutError` and, on Python 3.9 where it is a separate class,
+/// `socket.timeout`.
+pub fn is_timeout(py: Python<'_>, error: &PyErr) -> bool {
+    static SOCKET_TIMEOUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    error.is_instance_of::<PyTimeoutError>(py)
+        || SOCKET_TIMEOUT
+            .import(py, "socket", "timeout")
+            .is_ok_and(|t| error.get_type(py).is_subclass(t).unwrap_or(false))
+}
+
 /// OSErrors are network failures; anything else the object raises is the
 /// caller's own exception and propagates unchanged.
 fn failure(py: Python<'_>, error: PyErr) -> ClientError {
-    static SOCKET_TIMEOUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    let socket_timeout = SOCKET_TIMEOUT.import(py, "socket", "timeout").ok();
-    let is_timeout = error.is_instance_of::<PyTimeoutError>(py)
-        || socket_timeout.is_some_and(|t| error.get_type(py).is_subclass(t).unwrap_or(false));
-    if is_timeout {
+    if is_timeout(py, &error) {
         ClientError::Timeout { after: None }
     } else if error.is_instance_of::<PyOSError>(py) {
         ClientError::Socket(Box::new(error))
