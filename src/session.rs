@@ -180,3 +180,196 @@ fn chunk_end(ends: &[usize], first: usize, start: usize) -> usize {
     let fitting = ends[first..].partition_point(|&end| end <= limit);
     first + fitting.max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// An in-memory server: answers every complete request line with the
+    /// reply `answer` gives, and reports how far it has been read.
+    struct FakeTransport {
+        answer: fn(&[u8]) -> Vec<u8>,
+        pending: VecDeque<u8>,
+        unanswered_bytes: Vec<u8>,
+        /// Requests sent but whose replies have not been received yet.
+        outstanding: Arc<AtomicUsize>,
+        max_outstanding: Arc<AtomicUsize>,
+        healthy: bool,
+    }
+
+    impl Transport for FakeTransport {
+        fn send_all(&mut self, data: &[u8]) -> Result<(), ClientError> {
+            self.unanswered_bytes.extend_from_slice(data);
+            while let Some(end) = self.unanswered_bytes.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.unanswered_bytes.drain(..=end).collect();
+                self.pending.extend((self.answer)(&line));
+                let now = self.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
+                self.max_outstanding.fetch_max(now, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+
+        fn receive(&mut self, sink: &mut dyn FnMut(&[u8])) -> Result<usize, ClientError> {
+            // Hand out at most 7 bytes at a time: replies straddle chunks.
+            let n = self.pending.len().min(7);
+            let chunk: Vec<u8> = self.pending.drain(..n).collect();
+            let completed = chunk.windows(2).filter(|w| w == b"\n\n").count();
+            self.outstanding.fetch_sub(completed, Ordering::SeqCst);
+            if n == 0 {
+                return Err(ClientError::Timeout { after: None });
+            }
+            sink(&chunk);
+            Ok(n)
+        }
+
+        fn is_reusable(&mut self) -> bool {
+            self.healthy
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeConnector {
+        connects: usize,
+        outstanding: Arc<AtomicUsize>,
+        max_outstanding: Arc<AtomicUsize>,
+    }
+
+    fn answer(line: &[u8]) -> Vec<u8> {
+        match line {
+            b"get k\n" => b"ok\nk 2.0 2\nk 1.0 1\n\n".to_vec(),
+            b"get silent\n" => Vec::new(),
+            b"get garbage\n" => b"what?\n\n".to_vec(),
+            l if l.starts_with(b"put bad") => b"error\nwrong command\n\n".to_vec(),
+            _ => b"ok\n\n".to_vec(),
+        }
+    }
+
+    impl Connector for FakeConnector {
+        type Transport = FakeTransport;
+        fn connect(&mut self) -> Result<FakeTransport, ClientError> {
+            self.connects += 1;
+            Ok(FakeTransport {
+                answer,
+                pending: VecDeque::new(),
+                unanswered_bytes: Vec::new(),
+                outstanding: self.outstanding.clone(),
+                max_outstanding: self.max_outstanding.clone(),
+                healthy: true,
+            })
+        }
+    }
+
+    fn session() -> Session<FakeConnector> {
+        Session::new(FakeConnector::default(), None, 1 << 20)
+    }
+
+    #[test]
+    fn requests_share_one_connection() {
+        let mut s = session();
+        s.connect().unwrap();
+        assert_eq!(s.request(b"put a 1 1\n", Expect::Ack).unwrap(), Reply::Ack);
+        let reply = s.request(b"get k\n", Expect::Points).unwrap();
+        assert_eq!(
+            reply,
+            Reply::Points(vec![("k".into(), vec![(1, 1.0), (2, 2.0)])])
+        );
+        assert_eq!(s.connector().connects, 1);
+    }
+
+    #[test]
+    fn an_error_reply_keeps_the_connection() {
+        let mut s = session();
+        let err = s.request(b"put bad 1 1\n", Expect::Ack).unwrap_err();
+        assert!(matches!(err, ClientError::Server(ref m) if m == "wrong command"));
+        assert!(s.is_connected());
+        s.request(b"put a 1 1\n", Expect::Ack).unwrap();
+        assert_eq!(s.connector().connects, 1);
+    }
+
+    #[test]
+    fn failures_discard_the_connection_and_the_next_call_reconnects() {
+        let mut s = session();
+        assert!(matches!(
+            s.request(b"get silent\n", Expect::Points),
+            Err(ClientError::Timeout { .. })
+        ));
+        assert!(!s.is_connected());
+        assert!(matches!(
+            s.request(b"get garbage\n", Expect::Points),
+            Err(ClientError::Malformed(_))
+        ));
+        assert!(!s.is_connected());
+        s.request(b"put a 1 1\n", Expect::Ack).unwrap();
+        assert_eq!(s.connector().connects, 3);
+    }
+
+    #[test]
+    fn a_connection_known_to_be_dead_is_replaced_before_use() {
+        let mut s = session();
+        s.connect().unwrap();
+        s.connection.as_mut().unwrap().transport.healthy = false;
+        s.request(b"put a 1 1\n", Expect::Ack).unwrap();
+        assert_eq!(s.connector().connects, 2);
+    }
+
+    #[test]
+    fn a_forked_child_does_not_reuse_the_parents_connection() {
+        let mut s = session();
+        s.connect().unwrap();
+        s.connection.as_mut().unwrap().owner_pid = std::process::id().wrapping_add(1);
+        s.request(b"put a 1 1\n", Expect::Ack).unwrap();
+        assert_eq!(s.connector().connects, 2);
+    }
+
+    #[test]
+    fn closed_sessions_refuse_calls() {
+        let mut s = session();
+        s.connect().unwrap();
+        assert!(s.close().is_some());
+        assert!(matches!(
+            s.request(b"put a 1 1\n", Expect::Ack),
+            Err(ClientError::ClosedByUser)
+        ));
+        assert_eq!(s.connector().connects, 1);
+    }
+
+    #[test]
+    fn pipelines_answer_every_request_in_order_with_a_bounded_window() {
+        let mut s = session();
+        let mut requests = Vec::new();
+        let mut ends = Vec::new();
+        for i in 0..20_000 {
+            let key = if i % 997 == 0 { "bad" } else { "ok" };
+            requests.extend_from_slice(format!("put {key} {i} {i}\n").as_bytes());
+            ends.push(requests.len());
+        }
+        let replies = s.pipeline(&requests, &ends, Expect::Ack).unwrap();
+        assert_eq!(replies.len(), ends.len());
+        for (i, reply) in replies.iter().enumerate() {
+            let want = if i % 997 == 0 {
+                Reply::Error("wrong command".into())
+            } else {
+                Reply::Ack
+            };
+            assert_eq!(reply, &want, "reply {i}");
+        }
+        // Two chunks of at most PIPELINE_CHUNK_BYTES of ~15-byte requests.
+        let max = s.connector().max_outstanding.load(Ordering::SeqCst);
+        assert!(
+            max <= 2 * PIPELINE_CHUNK_BYTES / 10,
+            "{max} requests were unanswered at once"
+        );
+        assert!(max > 1, "requests were not pipelined");
+    }
+
+    #[test]
+    fn chunks_hold_at_least_one_request() {
+        let ends = [10, PIPELINE_CHUNK_BYTES * 3, PIPELINE_CHUNK_BYTES * 3 + 5];
+        assert_eq!(chunk_end(&ends, 0, 0), 1);
+        assert_eq!(chunk_end(&ends, 1, 10), 2);
+        assert_eq!(chunk_end(&ends, 2, ends[1]), 3);
+    }
+}
