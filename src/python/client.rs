@@ -1,14 +1,14 @@
 //! The `Client` class: argument conversion, then the Rust session does the
 //! work with the GIL released.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::arguments;
-use super::connector::{AnyTransport, PyConnector};
+use super::connector::{format_address, AnyTransport, PyConnector};
 use super::results::metrics_to_dict;
 use crate::error::ClientError;
 use crate::protocol::{
@@ -186,21 +186,18 @@ impl Client {
         false
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
-        let state = py.detach(|| {
-            if self.lock().is_connected() {
-                "connected"
-            } else {
-                "disconnected"
-            }
-        });
+    fn __repr__(&self) -> String {
+        // Never wait for the lock: a repr must not block behind a long call.
+        let state = match self.session.try_lock() {
+            Ok(session) if session.is_connected() => "connected",
+            Ok(_) | Err(TryLockError::Poisoned(_)) => "disconnected",
+            Err(TryLockError::WouldBlock) => "busy",
+        };
         let timeout = self
             .timeout
             .map_or("None".to_string(), |t| t.as_secs_f64().to_string());
-        format!(
-            "<client.Client {} timeout={timeout} {state}>",
-            self.lock_free_address()
-        )
+        let address = format_address(&self.host, self.port);
+        format!("<client.Client {address} timeout={timeout} {state}>")
     }
 
     /// The server's host name or address, as given.
@@ -242,16 +239,6 @@ impl Client {
     fn _read<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let reply = self.run(py, |session| session.read_raw(Expect::Points))?;
         Self::points(py, reply)
-    }
-}
-
-impl Client {
-    fn lock_free_address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
     }
 }
 
@@ -307,7 +294,7 @@ impl Connection {
     fn __repr__(&self) -> String {
         format!(
             "<client.Connection of {}>",
-            self.client.get().lock_free_address()
+            format_address(&self.client.get().host, self.client.get().port)
         )
     }
 }

@@ -69,11 +69,7 @@ pub struct PyConnector {
 
 impl PyConnector {
     pub fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        format_address(&self.host, self.port)
     }
 
     fn open(&self, py: Python<'_>) -> Result<AnyTransport, ClientError> {
@@ -116,6 +112,15 @@ impl Connector for PyConnector {
 
     fn connect(&mut self) -> Result<AnyTransport, ClientError> {
         Python::attach(|py| self.open(py))
+    }
+}
+
+/// `host:port`, with IPv6 addresses in brackets.
+pub fn format_address(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
