@@ -36,6 +36,9 @@ pub struct Session<C: Connector> {
     timeout: Option<Duration>,
     max_reply_bytes: usize,
     closed: bool,
+    /// `send_raw` wrote bytes whose reply `read_raw` has not read yet: bytes
+    /// waiting on the idle connection are that reply, not unsolicited.
+    raw_reply_pending: bool,
 }
 
 impl<C: Connector> Session<C> {
@@ -46,6 +49,7 @@ impl<C: Connector> Session<C> {
             timeout,
             max_reply_bytes,
             closed: false,
+            raw_reply_pending: false,
         }
     }
 
@@ -89,15 +93,18 @@ impl<C: Connector> Session<C> {
 
     /// Sends `data` as is (the course's `client.connection.sendall`).
     pub fn send_raw(&mut self, data: &[u8]) -> Result<(), ClientError> {
-        self.with_connection(|transport| transport.send_all(data))
+        self.with_connection(|transport| transport.send_all(data))?;
+        self.raw_reply_pending = true;
+        Ok(())
     }
 
     /// Reads one reply without sending anything (the course's `_read()`).
     pub fn read_raw(&mut self, expect: Expect) -> Result<Reply, ClientError> {
         let limit = self.max_reply_bytes;
-        match self
-            .with_connection(|t| read_reply(t, &mut ReplyDecoder::with_limit(expect, limit)))?
-        {
+        let result =
+            self.with_connection(|t| read_reply(t, &mut ReplyDecoder::with_limit(expect, limit)));
+        self.raw_reply_pending = false;
+        match result? {
             Reply::Error(message) => Err(ClientError::Server(message)),
             reply => Ok(reply),
         }
@@ -158,12 +165,17 @@ impl<C: Connector> Session<C> {
         }
         let pid = std::process::id();
         if let Some(mut connection) = self.connection.take() {
-            if connection.owner_pid == pid && connection.transport.is_reusable() {
+            // After `send_raw`, bytes waiting are the reply `read_raw` wants.
+            if connection.owner_pid == pid
+                && (self.raw_reply_pending || connection.transport.is_reusable())
+            {
                 return Ok(connection);
             }
             // Stale (peer closed it, or we are a forked child): drop it. In a
             // child this only closes our copy of the descriptor.
         }
+        // A new connection owes us no reply.
+        self.raw_reply_pending = false;
         let transport = self.connector.connect()?;
         Ok(Connection {
             transport,
@@ -226,7 +238,8 @@ mod tests {
         }
 
         fn is_reusable(&mut self) -> bool {
-            self.healthy
+            // Like the native socket: waiting bytes look unsolicited.
+            self.healthy && self.pending.is_empty()
         }
     }
 
@@ -363,6 +376,21 @@ mod tests {
             "{max} requests were unanswered at once"
         );
         assert!(max > 1, "requests were not pipelined");
+    }
+
+    #[test]
+    fn a_raw_request_s_reply_waiting_on_the_socket_is_read_not_discarded() {
+        let mut s = session();
+        s.send_raw(b"put bad 1 1\n").unwrap();
+        let err = s.read_raw(Expect::Points).unwrap_err();
+        assert!(matches!(err, ClientError::Server(ref m) if m == "wrong command"));
+        s.send_raw(b"get k\n").unwrap();
+        let reply = s.read_raw(Expect::Points).unwrap();
+        assert_eq!(
+            reply,
+            Reply::Points(vec![("k".into(), vec![(1, 1.0), (2, 2.0)])])
+        );
+        assert_eq!(s.connector().connects, 1);
     }
 
     #[test]

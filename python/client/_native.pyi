@@ -21,7 +21,7 @@ class Client:
         port: int,
         timeout: Optional[float] = None,
         *,
-        max_reply_bytes: int = ...,
+        max_reply_bytes: Optional[int] = None,
     ) -> None: ...
     def put(self, key: str, value: Number, timestamp: Optional[Timestamp] = None) -> None: ...
     def get(self, key: str) -> dict[str, list[tuple[int, float]]]: ...
@@ -50,3 +50,38 @@ class Connection:
     """Raw access to a client's connection (``client.connection``)."""
 
     def sendall(self, data: bytes) -> None: ...
+
+# -- the embedded server ---------------------------------------------------
+
+import os
+import pathlib
+from typing import Literal
+
+class Server:
+    """An embedded metrics server serving in background threads; see ``help(client.Server)``."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        data: Optional[Union[str, "os.PathLike[str]"]] = None,
+        fsync: Literal["always", "everysec", "no"] = "everysec",
+        *,
+        log: bool = False,
+    ) -> None: ...
+    @property
+    def address(self) -> Tuple[str, int]: ...
+    @property
+    def data(self) -> Optional[pathlib.Path]: ...
+    @property
+    def fsync(self) -> Literal["always", "everysec", "no"]: ...
+    @property
+    def closed(self) -> bool: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...

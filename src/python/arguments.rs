@@ -8,7 +8,7 @@ use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 
 use crate::protocol::{ArgumentError, MetricValue};
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map(|n| n.to_string())
@@ -133,17 +133,42 @@ pub fn timeout(obj: Option<&Bound<'_, PyAny>>) -> Result<Option<Duration>, Argum
 
 /// `port`: an int from 1 to 65535.
 pub fn port(obj: &Bound<'_, PyAny>) -> Result<u16, ArgumentError> {
+    positive_int(obj, "port", "from 1 to 65535")
+}
+
+/// `max_reply_bytes`: a positive int; `None` means the default.
+pub fn max_reply_bytes(
+    obj: Option<&Bound<'_, PyAny>>,
+    default: usize,
+) -> Result<usize, ArgumentError> {
+    match obj.filter(|o| !o.is_none()) {
+        None => Ok(default),
+        Some(obj) => positive_int(obj, "max_reply_bytes", "a positive number of bytes"),
+    }
+}
+
+/// An int (not bool) that fits `T` and is not zero; `expected` completes
+/// "must be ..." in the error message.
+fn positive_int<'py, T>(
+    obj: &Bound<'py, PyAny>,
+    argument: &'static str,
+    expected: &str,
+) -> Result<T, ArgumentError>
+where
+    T: pyo3::conversion::FromPyObjectOwned<'py> + Default + PartialEq,
+{
     if obj.is_instance_of::<PyBool>() {
-        return Err(ArgumentError::type_("port", "must be an int, got bool"));
+        return Err(ArgumentError::type_(argument, "must be an int, got bool"));
     }
     let int = as_int(obj).ok_or_else(|| {
-        ArgumentError::type_("port", format!("must be an int, got {}", type_name(obj)))
+        ArgumentError::type_(argument, format!("must be an int, got {}", type_name(obj)))
     })?;
-    match int.extract::<u16>() {
-        Ok(port) if port != 0 => Ok(port),
+    let extracted: Option<T> = int.extract().ok();
+    match extracted {
+        Some(n) if n != T::default() => Ok(n),
         _ => Err(ArgumentError::value(
-            "port",
-            format!("must be from 1 to 65535, got {int}"),
+            argument,
+            format!("must be {expected}, got {int}"),
         )),
     }
 }

@@ -64,24 +64,19 @@ impl Client {
 #[pymethods]
 impl Client {
     #[new]
-    #[pyo3(signature = (host, port, timeout=None, *, max_reply_bytes=DEFAULT_MAX_REPLY_BYTES))]
+    #[pyo3(signature = (host, port, timeout=None, *, max_reply_bytes=None))]
     fn new(
         py: Python<'_>,
         host: &Bound<'_, PyAny>,
         port: &Bound<'_, PyAny>,
         timeout: Option<&Bound<'_, PyAny>>,
-        max_reply_bytes: usize,
+        max_reply_bytes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let host = arguments::key(host, "host").map_err(ClientError::from)?;
         let port = arguments::port(port).map_err(ClientError::from)?;
         let timeout = arguments::timeout(timeout).map_err(ClientError::from)?;
-        if max_reply_bytes == 0 {
-            return Err(ClientError::from(ArgumentError::value(
-                "max_reply_bytes",
-                "must be positive",
-            ))
-            .into());
-        }
+        let max_reply_bytes = arguments::max_reply_bytes(max_reply_bytes, DEFAULT_MAX_REPLY_BYTES)
+            .map_err(ClientError::from)?;
         let connector = PyConnector {
             host: host.clone(),
             port,
@@ -138,7 +133,21 @@ impl Client {
     fn put_many(&self, py: Python<'_>, points: &Bound<'_, PyAny>) -> PyResult<()> {
         let mut requests = Vec::new();
         let mut ends = Vec::new();
-        for (index, item) in points.try_iter()?.enumerate() {
+        let items = points.try_iter().map_err(|e| {
+            if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
+                ClientError::from(ArgumentError::type_(
+                    "points",
+                    format!(
+                        "must be an iterable of (key, value[, timestamp]) tuples, got {}",
+                        arguments::type_name(points)
+                    ),
+                ))
+                .into()
+            } else {
+                e
+            }
+        })?;
+        for (index, item) in items.enumerate() {
             let item = item?;
             encode_point(&mut requests, index, &item).map_err(ClientError::from)?;
             ends.push(requests.len());

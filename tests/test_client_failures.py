@@ -1,0 +1,462 @@
+"""Timeouts, hostile servers and faults (issue 2 items 9-10, issue 6).
+
+After any failure in the middle of a request the connection must be
+discarded and the next call must use a new one, so that a late or
+unsolicited reply can never be read as the answer to a later request.
+"""
+
+import os
+import socket
+import threading
+import time
+import unittest
+import warnings
+from unittest import mock
+
+from client import (
+    ClientError,
+    ClientProtocolError,
+    ClientReplyError,
+    ClientSocketError,
+    ClientTimeoutError,
+)
+
+from tests.support import (
+    BOUND,
+    TCP_CLOSE_WAIT,
+    MetricsServer,
+    MetricsStore,
+    TestCase,
+    refused_address,
+    respond,
+    wait_client_socket,
+)
+
+#: Allowed lateness of a timeout: timeout * 1.1 + SLACK.
+SLACK = 0.1
+
+
+def point_reply(line):
+    """``get <key>`` -> one point whose key is the requested key."""
+    if line.startswith(b"get "):
+        key = line[4:-1]
+        return b"ok\n" + key + b" 1.0 1\n\n"
+    return b"ok\n\n"
+
+
+answer_points = respond(point_reply)
+
+
+def silent(peer):
+    """Reads the request and never answers."""
+    peer.read_line()
+
+
+class TimeoutTest(TestCase):
+    def timed(self, call, *args):
+        start = time.monotonic()
+        try:
+            call(*args)
+        except BaseException as error:
+            return time.monotonic() - start, error
+        self.fail(f"{call.__name__}{args} did not fail")
+
+    def assert_timeout_error(self, error):
+        self.assertIs(type(error), ClientTimeoutError, repr(error))
+        self.assertIsInstance(error, TimeoutError)
+        self.assertIsInstance(error, ClientSocketError)
+        self.assertIsInstance(error, ConnectionError)
+        self.assertIsInstance(error, ClientError)
+
+    def test_silent_server_times_out_on_time(self):
+        timeout = 0.3
+        for name, call in [("get", lambda c: c.get("k")),
+                           ("put", lambda c: c.put("k", 1, 1)),
+                           ("put_many", lambda c: c.put_many([("k", 1, 1), ("k", 2, 2)]))]:
+            with self.subTest(name):
+                srv = self.server(silent)
+                c = self.client(srv, timeout=timeout)
+                elapsed, error = self.timed(call, c)
+                self.assert_timeout_error(error)
+                self.assertElapsedBetween(elapsed, timeout, timeout * 1.1 + SLACK)
+                self.assertIn("timed out", str(error))
+
+    def test_timeout_discards_the_connection_and_next_call_reconnects(self):
+        srv = self.server([silent, answer_points])
+        c = self.client(srv, timeout=0.2)
+        with self.assertRaises(ClientTimeoutError):
+            c.get("first")
+        # The abandoned connection is closed, not kept for later.
+        srv.peer(0).wait_client_closed()
+        self.assertEqual(c.get("second"), {"second": [(1, 1.0)]})
+        self.assertEqual(srv.connection_count, 2)
+        self.assertEqual(srv.peer(0).received(), b"get first\n")
+        self.assertEqual(srv.peer(1).received(), b"get second\n")
+
+    def test_timeout_bounds_the_whole_call_not_each_read(self):
+        # The server trickles a never-ending reply, one byte every 50 ms:
+        # each read succeeds, yet the call must end after `timeout`.
+        pace = threading.Event()
+
+        def trickle(peer):
+            peer.read_line()
+            data = b"ok\n" + b"k 1.0 1\n" * 1000
+            for i in range(len(data)):
+                if not peer.try_send(data[i:i + 1]) or peer.server.stopping:
+                    return
+                pace.wait(0.05)
+
+        timeout = 0.5
+        srv = self.server(trickle)
+        c = self.client(srv, timeout=timeout)
+        elapsed, error = self.timed(c.get, "k")
+        self.assert_timeout_error(error)
+        self.assertElapsedBetween(elapsed, timeout, timeout * 1.1 + SLACK)
+
+    def test_connect_timeout_is_a_timeout_error(self):
+        cause = socket.timeout("timed out")
+        with mock.patch("socket.create_connection", side_effect=cause):
+            with self.assertRaises(ClientTimeoutError) as caught:
+                self.client(("127.0.0.1", 9), timeout=1)
+        self.assertIsInstance(caught.exception, TimeoutError)
+        self.assertIs(caught.exception.__cause__, cause)
+
+
+class LateReplyTest(TestCase):
+    """The redis-py CVE-2023-28858/28859 scenario: a request is abandoned
+    (here by a timeout) while its reply is delayed; the delayed reply arrives
+    later. The next request must get its own reply, never the late one."""
+
+    def test_late_reply_is_never_read_as_the_next_answer(self):
+        release = threading.Event()
+        late_sent = threading.Event()
+
+        def delaying(peer):
+            # Every connection: the first request's reply is held back until
+            # the test releases it, then everything is answered in order.
+            line = peer.read_line()
+            release.wait(BOUND)
+            if peer.try_send(point_reply(line)):
+                late_sent.set()
+            while True:
+                line = peer.read_line()
+                peer.send(point_reply(line))
+
+        srv = self.server(delaying)
+        c = self.client(srv, timeout=0.3)
+        with self.assertRaises(ClientTimeoutError):
+            c.get("first")
+        release.set()
+        # Had the connection been kept, `get second` would be answered by
+        # the late `first` reply, already queued in front of it.
+        result = c.get("second")
+        self.assertEqual(result, {"second": [(1, 1.0)]})
+        self.assertEqual(srv.peer(0).received(), b"get first\n")
+        self.assertEqual(srv.peer(1).received(), b"get second\n")
+        self.assertEqual(c.get("third"), {"third": [(1, 1.0)]})
+        self.assertEqual(srv.connection_count, 2)
+
+    def test_unsolicited_reply_between_calls_is_not_taken_as_an_answer(self):
+        extra_sent = threading.Event()
+        answered = threading.Event()
+
+        def chatty(peer):
+            line = peer.read_line()
+            peer.send(point_reply(line))
+            answered.wait(BOUND)
+            peer.send(b"ok\nstale 9.0 9\n\n")   # nobody asked for this
+            extra_sent.set()
+            answer_points(peer)
+
+        srv = self.server([chatty, answer_points])
+        c = self.client(srv)
+        self.assertEqual(c.get("first"), {"first": [(1, 1.0)]})
+        answered.set()
+        self.assertTrue(extra_sent.wait(BOUND))
+        # Make sure the stray bytes reached the client's socket before the
+        # next call, so the outcome does not depend on timing.
+        wait_client_socket(self, srv.peer(0), lambda state, rx: rx > 0,
+                           "the stray reply to reach the client")
+        self.assertEqual(c.get("second"), {"second": [(1, 1.0)]})
+        self.assertEqual(srv.connection_count, 2)
+        self.assertEqual(srv.peer(0).received(), b"get first\n")
+        self.assertEqual(srv.peer(1).received(), b"get second\n")
+
+
+class HostileServerTest(TestCase):
+    def assert_reconnects(self, srv, c, connections):
+        """The next call works, on a new connection."""
+        self.assertEqual(c.get("next"), {"next": [(1, 1.0)]})
+        self.assertEqual(srv.connection_count, connections)
+        self.assertEqual(srv.peer(connections - 1).received(), b"get next\n")
+
+    def test_server_closing_mid_reply(self):
+        def close_mid_reply(peer):
+            peer.read_line()
+            peer.send(b"ok\ntest 0.5")
+            peer.close()
+
+        srv = self.server([close_mid_reply, answer_points])
+        c = self.client(srv)
+        with self.assertRaises(ClientSocketError) as caught:
+            c.get("test")
+        self.assertIsInstance(caught.exception, ConnectionError)
+        self.assertNotIsInstance(caught.exception, ClientReplyError)
+        self.assert_reconnects(srv, c, 2)
+
+    def test_server_closing_without_reply(self):
+        def close_at_once(peer):
+            peer.read_line()
+            peer.close()
+
+        for call in (lambda c: c.get("k"), lambda c: c.put("k", 1, 1)):
+            srv = self.server([close_at_once, answer_points])
+            c = self.client(srv)
+            with self.assertRaises(ClientSocketError):
+                call(c)
+            self.assert_reconnects(srv, c, 2)
+
+    def test_server_resetting_mid_reply(self):
+        def reset(peer):
+            peer.read_line()
+            peer.send(b"ok\nk 1 ")
+            peer.abort()
+
+        srv = self.server([reset, answer_points])
+        c = self.client(srv)
+        with self.assertRaises(ClientSocketError) as caught:
+            c.get("k")
+        self.assertIsInstance(caught.exception, ConnectionError)
+        self.assert_reconnects(srv, c, 2)
+
+    def test_garbage_replies(self):
+        cases = [
+            ("get", b"hello\n\n"),
+            ("get", b"OK\n\n"),
+            ("get", b"ok \n\n"),
+            ("get", b"\n\n"),
+            ("get", b"\x00\xff\xfe\n\n"),
+            ("get", b"HTTP/1.1 400 Bad Request\r\n\r\n"),
+            ("get", b"ok\ntest 0.5\n\n"),
+            ("get", b"ok\ntest\n\n"),
+            ("get", b"ok\ntest abc 1\n\n"),
+            ("get", b"ok\ntest 0.5 1.5\n\n"),
+            ("get", b"ok\ntest 0.5 x\n\n"),
+            ("get", b"ok\ntest 0.5 1 extra\n\n"),
+            ("get", b"ok\ntest 0.5 99999999999999999999\n\n"),
+            ("put", b"ok\ntest 0.5 1\n\n"),
+            ("put", b"okay\n\n"),
+        ]
+        for command, reply in cases:
+            with self.subTest(command=command, reply=reply):
+                def garbage(peer, reply=reply):
+                    peer.read_line()
+                    peer.send(reply)
+
+                srv = self.server([garbage, answer_points])
+                c = self.client(srv)
+                call = (lambda: c.get("test")) if command == "get" else (lambda: c.put("test", 1, 1))
+                with self.assertRaises(ClientReplyError) as caught:
+                    call()
+                self.assertIsInstance(caught.exception, ClientError)
+                self.assertNotIsInstance(caught.exception, ClientProtocolError)
+                self.assert_reconnects(srv, c, 2)
+                srv.stop()
+
+    def test_extra_bytes_after_a_reply_in_the_same_segment(self):
+        for extra in (b"ok\n\n", b"x", b"\n"):
+            with self.subTest(extra=extra):
+                def two_replies(peer, extra=extra):
+                    line = peer.read_line()
+                    peer.send(point_reply(line) + extra)
+
+                srv = self.server([two_replies, answer_points])
+                c = self.client(srv)
+                with self.assertRaises(ClientReplyError):
+                    c.get("k")
+                self.assert_reconnects(srv, c, 2)
+                srv.stop()
+
+    def test_reply_in_one_byte_segments(self):
+        reply = (b"ok\n" + b"".join(b"key.%d %d.25 %d\n" % (i % 3, i, 100 - i) for i in range(12))
+                 + b"\n")
+        expected = {}
+        for i in range(12):
+            expected.setdefault("key.%d" % (i % 3), []).append((100 - i, i + 0.25))
+        for points in expected.values():
+            points.sort()
+
+        def byte_by_byte(peer):
+            peer.read_line()
+            for i in range(len(reply)):
+                # Each byte is sent only once the client has read the previous
+                # one, so the client really decodes one byte at a time.
+                wait_client_socket(self, peer, lambda state, rx: rx == 0,
+                                   "the client to read the previous byte")
+                peer.send(reply[i:i + 1])
+            answer_points(peer)
+
+        srv = self.server(byte_by_byte)
+        c = self.client(srv)
+        self.assertEqual(c.get("*"), expected)
+        self.assertEqual(c.get("next"), {"next": [(1, 1.0)]})
+        self.assertEqual(srv.connection_count, 1)
+        srv.assert_no_script_errors()
+
+    def test_max_reply_bytes_boundary(self):
+        reply = b"ok\nk 1 1\n\n"   # 10 bytes
+        srv = self.server(respond(reply))
+        c = self.client(srv, max_reply_bytes=len(reply))
+        self.assertEqual(c.max_reply_bytes, 10)
+        self.assertEqual(c.get("k"), {"k": [(1, 1.0)]})
+        c = self.client(srv, max_reply_bytes=len(reply) - 1)
+        with self.assertRaises(ClientReplyError) as caught:
+            c.get("k")
+        self.assertIn("9", str(caught.exception))
+
+    def test_endless_reply_is_cut_at_max_reply_bytes(self):
+        limit = 256 * 1024
+        for name, first, block in [("lines", b"ok\n", b"key 1.0 1\n" * 6554),
+                                   ("one endless line", b"ok\nkey ", b"9" * 65536),
+                                   ("endless error", b"error\n", b"e\n" * 32768)]:
+            with self.subTest(name):
+                def endless(peer, first=first, block=block):
+                    peer.read_line()
+                    peer.send(first)
+                    while not peer.server.stopping and peer.try_send(block):
+                        pass
+
+                srv = self.server([endless, answer_points])
+                c = self.client(srv, max_reply_bytes=limit)
+                start = time.monotonic()
+                with self.assertRaises(ClientReplyError) as caught:
+                    c.get("key")
+                self.assertLess(time.monotonic() - start, BOUND / 2)
+                self.assertIn(str(limit), str(caught.exception))
+                # The client stopped reading and closed: the server could only
+                # push the limit plus what the socket buffers hold.
+                srv.peer(0).script_done.wait(BOUND)
+                self.assertLess(srv.peer(0).sent, limit + 64 * 1024 * 1024)
+                self.assert_reconnects(srv, c, 2)
+                srv.stop()
+
+
+class FaultTest(TestCase):
+    def test_server_restarted_between_calls(self):
+        store = MetricsStore()
+        first = MetricsServer(store=store)
+        self.addCleanup(first.stop)
+        c = self.client(first)
+        c.put("k", 1.5, 1)
+        old = first.peer(0)
+        first.stop()
+        wait_client_socket(self, old, lambda state, rx: state == TCP_CLOSE_WAIT,
+                           "the client's socket to see the server close")
+        second = MetricsServer(port=first.port, store=store)
+        self.addCleanup(second.stop)
+        self.assertEqual(c.get("k"), {"k": [(1, 1.5)]})
+        self.assertEqual(second.connection_count, 1)
+        self.assertEqual(second.peer(0).received(), b"get k\n")
+
+    def test_server_down_fails_fast_then_recovers(self):
+        store = MetricsStore()
+        first = MetricsServer(store=store)
+        self.addCleanup(first.stop)
+        c = self.client(first, timeout=5)
+        c.put("k", 1.5, 1)
+        old = first.peer(0)
+        first.stop()
+        wait_client_socket(self, old, lambda state, rx: state == TCP_CLOSE_WAIT,
+                           "the client's socket to see the server close")
+        start = time.monotonic()
+        with self.assertRaises(ClientSocketError) as caught:
+            c.get("k")
+        self.assertLess(time.monotonic() - start, 1.0)
+        self.assertIsInstance(caught.exception, ConnectionError)
+        self.assertNotIsInstance(caught.exception, ClientTimeoutError)
+        self.assertIsInstance(caught.exception.__cause__, ConnectionRefusedError)
+        # Still down: fails again, fast.
+        with self.assertRaises(ClientSocketError):
+            c.put("k", 2, 2)
+        second = MetricsServer(port=first.port, store=store)
+        self.addCleanup(second.stop)
+        self.assertEqual(c.get("k"), {"k": [(1, 1.5)]})
+
+    def test_server_closing_an_idle_connection(self):
+        def answer_once_then_close(peer):
+            line = peer.read_line()
+            peer.send(point_reply(line))
+            peer.close()
+
+        srv = self.server([answer_once_then_close, answer_points])
+        c = self.client(srv)
+        self.assertEqual(c.get("a"), {"a": [(1, 1.0)]})
+        wait_client_socket(self, srv.peer(0), lambda state, rx: state == TCP_CLOSE_WAIT,
+                           "the client's socket to see the server close")
+        self.assertEqual(c.get("b"), {"b": [(1, 1.0)]})
+        self.assertEqual(srv.connection_count, 2)
+
+    def test_connection_refused_at_construction(self):
+        with refused_address() as address:
+            start = time.monotonic()
+            with self.assertRaises(ClientSocketError) as caught:
+                self.client(address, timeout=5)
+            self.assertLess(time.monotonic() - start, 1.0)
+        error = caught.exception
+        self.assertIsInstance(error, ConnectionError)
+        self.assertIsInstance(error, ClientError)
+        self.assertIsInstance(error.__cause__, ConnectionRefusedError)
+        self.assertIn(str(address[1]), str(error))
+
+    def test_name_resolution_failure(self):
+        cause = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        with mock.patch("socket.create_connection", side_effect=cause):
+            with self.assertRaises(ClientSocketError) as caught:
+                self.client(("no-such-host.invalid", 8888))
+        self.assertIs(caught.exception.__cause__, cause)
+        self.assertIn("no-such-host.invalid", str(caught.exception))
+
+    def test_non_oserror_from_create_connection_propagates_unchanged(self):
+        class Custom(Exception):
+            pass
+
+        with mock.patch("socket.create_connection", side_effect=Custom("mine")):
+            with self.assertRaises(Custom):
+                self.client(("127.0.0.1", 9))
+
+    @unittest.skipUnless(hasattr(os, "fork"), "needs os.fork")
+    def test_fork_child_uses_its_own_connection(self):
+        srv = self.metrics_server()
+        c = self.client(srv)
+        c.put("child", 7, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                code = 0 if c.get("child") == {"child": [(1, 7.0)]} else 2
+                c.put("from.child", 1, 1)
+            except BaseException:
+                code = 3
+            finally:
+                os._exit(code)
+        status = []
+        waiter = threading.Thread(target=lambda: status.append(os.waitpid(pid, 0)[1]), daemon=True)
+        waiter.start()
+        waiter.join(BOUND)
+        if waiter.is_alive():
+            os.kill(pid, 9)
+            waiter.join(BOUND)
+            self.fail("the forked child did not finish")
+        self.assertTrue(os.WIFEXITED(status[0]), status)
+        self.assertEqual(os.WEXITSTATUS(status[0]), 0, "the child's call failed")
+        # The parent's connection still works and is still the first one.
+        c.put("parent.after", 2, 2)
+        self.assertEqual(srv.connection_count, 2)
+        self.assertEqual(srv.peer(0).received(), b"put child 7 1\nput parent.after 2 2\n")
+        self.assertEqual(srv.peer(1).received(), b"get child\nput from.child 1 1\n")
+
+
+if __name__ == "__main__":
+    unittest.main()
