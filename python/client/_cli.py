@@ -1,0 +1,498 @@
+"""The command line: ``python -m client {put,get,serve,demo,agent}``.
+
+``main(argv=None)`` parses ``argv`` (default ``sys.argv[1:]``), runs the
+command and returns the exit status; it never prints a traceback for an
+expected failure:
+
+- 0: success;
+- 1: the command failed (server unreachable, timeout, error reply, points
+  left unsent by the agent, cannot listen), one ``error: ...`` line on stderr;
+- 2: bad arguments (also values the client refuses, such as a key with a
+  space), one ``error: ...`` line on stderr;
+- 130: interrupted with Ctrl-C, nothing printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import warnings
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, TextIO
+
+from ._errors import ClientError, ClientSocketError, ClientTypeError, ClientValueError
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8888
+#: Seconds a client command waits for the connection and each reply.
+DEFAULT_TIMEOUT = 10.0
+
+#: The assignment's example session, replayed by ``demo``
+#: (``None``: no timestamp, the client stamps the current second).
+DEMO_PUTS = (
+    ("huginn.cpu", 0.5, 1642667947),
+    ("huginn.cpu", 2.0, 1642667948),
+    ("huginn.cpu", 0.5, 1642667948),
+    ("muninn.cpu", 3, 1642667950),
+    ("muninn.cpu", 4, 1642667951),
+    ("muninn.memory", 42000000, None),
+)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad command-line arguments (exit status 2)."""
+
+
+class CommandError(Exception):
+    """An expected failure reported as one ``error:`` line (exit status 1)."""
+
+
+# -- argument parsing ---------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a usage error as one line instead of usage text plus exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _port(allow_zero: bool) -> Callable[[str], int]:
+    low = 0 if allow_zero else 1
+
+    def parse(text: str) -> int:
+        try:
+            port = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid port {text!r}: not an integer") from None
+        if not low <= port <= 65535:
+            raise argparse.ArgumentTypeError(f"invalid port {port}: must be between {low} and 65535")
+        return port
+
+    parse.__name__ = "port"
+    return parse
+
+
+def _positive_float(minimum: float, what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            number = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: not a number") from None
+        if not math.isfinite(number) or number < minimum or number <= 0:
+            bound = f"at least {minimum:g}" if minimum > 0 else "positive"
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: must be {bound}")
+        return number
+
+    parse.__name__ = what
+    return parse
+
+
+def _positive_int(what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: not an integer") from None
+        if number < 1:
+            raise argparse.ArgumentTypeError(f"invalid {what} {number}: must be at least 1")
+        return number
+
+    parse.__name__ = what
+    return parse
+
+
+def _number(text: str) -> float:
+    """A metric value: an int when written as one (sent as ``301``), else a
+    float (sent as Python's ``str(float)``)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: not a number") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a finite number")
+    return number
+
+
+def _timestamp(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid timestamp {text!r}: must be an integer (Unix time in seconds)"
+        ) from None
+
+
+def _agent_name(text: str) -> str:
+    from ._agent import validate_name
+
+    try:
+        return validate_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid name {text!r}: {exc}") from None
+
+
+def _prog() -> str:
+    arg0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if arg0 in ("", "-c", "-m", "__main__.py"):
+        return "python -m client"
+    return arg0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``argparse`` parser of the whole command line."""
+    parser = _Parser(
+        prog=_prog(),
+        description="Client (and embedded server) for the plain-text TCP metrics protocol.",
+        epilog=(
+            "examples:\n"
+            "  %(prog)s demo                      run the assignment's example on an embedded server\n"
+            "  %(prog)s serve --data metrics.log  serve on 127.0.0.1:8888, keeping data on disk\n"
+            "  %(prog)s put huginn.cpu 10.6       store a value now\n"
+            "  %(prog)s get '*'                   show everything as a table\n"
+            "  %(prog)s agent --interval 10       send this machine's cpu/memory/disk/net figures\n"
+            "\n"
+            "exit status: 0 ok, 1 failure, 2 bad arguments, 130 interrupted"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    connection = _Parser(add_help=False)
+    group = connection.add_argument_group("server connection")
+    group.add_argument("--host", default=DEFAULT_HOST, help="server address (default: %(default)s)")
+    group.add_argument("--port", type=_port(False), default=DEFAULT_PORT, help="server port (default: %(default)s)")
+    group.add_argument(
+        "--timeout",
+        type=_positive_float(0, "timeout"),
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="limit on connecting and on each request (default: %(default)s)",
+    )
+
+    put = commands.add_parser(
+        "put", parents=[connection], help="store one value", description="Store one value of a metric."
+    )
+    put.add_argument("key", metavar="KEY", help="metric name, e.g. huginn.cpu")
+    put.add_argument("value", metavar="VALUE", type=_number, help="a number, e.g. 10.6 or 301")
+    put.add_argument(
+        "--timestamp",
+        type=_timestamp,
+        metavar="TS",
+        help="Unix time in seconds (default: now)",
+    )
+    put.set_defaults(run=_cmd_put)
+
+    get = commands.add_parser(
+        "get",
+        parents=[connection],
+        help="show stored values",
+        description="Show the values of a metric, or of every metric with '*' (quote it in a shell).",
+    )
+    get.add_argument("key", metavar="KEY", help="metric name, or '*' for all")
+    get.add_argument("--json", action="store_true", help='print {"key": [[ts, value], ...]} instead of a table')
+    get.set_defaults(run=_cmd_get)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run a metrics server",
+        description=(
+            "Run the embedded metrics server until SIGINT (Ctrl-C) or SIGTERM. Prints "
+            "'listening on HOST:PORT' on stdout once ready; logs go to stderr."
+        ),
+    )
+    serve.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
+    serve.add_argument(
+        "--port", type=_port(True), default=DEFAULT_PORT, help="port to bind, 0 for any free one (default: %(default)s)"
+    )
+    serve.add_argument("--data", metavar="PATH", help="append-only log to keep data in (default: memory only)")
+    serve.add_argument(
+        "--fsync",
+        choices=("always", "everysec", "no"),
+        default="everysec",
+        help="when the log is synced to disk (default: %(default)s)",
+    )
+    serve.set_defaults(run=_cmd_serve)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the assignment's example on an embedded server",
+        description=(
+            "Start an embedded server on a free loopback port, store the assignment's "
+            "huginn/muninn example, print get('*') and the table, then stop."
+        ),
+    )
+    demo.set_defaults(run=_cmd_demo)
+
+    agent = commands.add_parser(
+        "agent",
+        parents=[connection],
+        help="send this machine's figures every interval (needs psutil)",
+        description=(
+            "Every interval, store NAME.cpu (percent), NAME.memory (used bytes), NAME.disk "
+            "(used bytes of the root file system), NAME.net_sent and NAME.net_recv (bytes). "
+            "While the server is unreachable, points wait in a bounded buffer and are sent "
+            "once it is back. One status line per interval. Needs psutil: "
+            "pip install 'metrics-client[agent]'."
+        ),
+    )
+    agent.add_argument(
+        "--interval",
+        type=_positive_float(1, "interval"),
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between samples, at least 1 (the protocol stores one value per second) (default: %(default)s)",
+    )
+    agent.add_argument("--count", type=_positive_int("count"), metavar="N", help="stop after N intervals (default: run until Ctrl-C)")
+    agent.add_argument("--name", type=_agent_name, metavar="HOST", help="key prefix (default: this machine's host name)")
+    agent.add_argument(
+        "--buffer",
+        type=_positive_int("buffer"),
+        default=10_000,
+        metavar="POINTS",
+        help="most unsent points kept while the server is down; the oldest are dropped beyond it (default: %(default)s)",
+    )
+    agent.set_defaults(run=_cmd_agent)
+    return parser
+
+
+# -- commands -----------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from ._native import Client
+
+    return Client(args.host, args.port, timeout=args.timeout)
+
+
+def _cmd_put(args: argparse.Namespace, out: TextIO) -> int:
+    timestamp = args.timestamp if args.timestamp is not None else int(time.time())
+    with _client(args) as client:
+        client.put(args.key, args.value, timestamp=timestamp)
+    print(f"ok {args.key} {args.value} {timestamp}", file=out)
+    return EXIT_OK
+
+
+def _cmd_get(args: argparse.Namespace, out: TextIO) -> int:
+    with _client(args) as client:
+        metrics = client.get(args.key)
+    if args.json:
+        print(to_json(metrics), file=out)
+    else:
+        from ._table import render_table
+
+        print(render_table(metrics, ascii=not _can_encode(out)), file=out)
+    return EXIT_OK
+
+
+def to_json(metrics: Dict[str, List[Any]]) -> str:
+    """``{"key": [[ts, value], ...]}``, keys sorted."""
+    return json.dumps({key: [[ts, value] for ts, value in metrics[key]] for key in sorted(metrics)})
+
+
+def _server_class() -> Any:
+    try:
+        from . import Server  # type: ignore[attr-defined]
+    except ImportError:
+        raise CommandError("this build of the package has no embedded server (client.Server)") from None
+    return Server
+
+
+def _address(address: Sequence[Any]) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def _log(message: str, source: str = "metrics-server", level: str = "INFO") -> None:
+    """One log line on stderr, in the embedded server's own format."""
+    print(f"{source}: {level}: {message}", file=sys.stderr, flush=True)
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    Server = _server_class()
+    stop = threading.Event()
+    received: List[str] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    # The server's threads inherit the signal mask of the thread that starts
+    # them: with the stop signals blocked there, the kernel delivers them to
+    # this (main) thread, which wakes at once to run the handler.
+    masking = hasattr(signal, "pthread_sigmask")
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals) if masking else None
+    previous_handlers: Dict[int, Any] = {}
+    server = None
+    try:
+        with warnings.catch_warnings():
+            # Recovery warnings (a torn last line of the log) are already
+            # written to stderr by the server's own log; don't repeat them.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                server = Server(host=args.host, port=args.port, data=args.data, fsync=args.fsync, log=True)
+            except (OSError, ValueError, TypeError, ClientError) as exc:
+                where = _address((args.host, args.port))
+                detail = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
+                raise CommandError(detail if where in detail else f"cannot serve on {where}: {detail}") from None
+        for signum in stop_signals:
+            previous_handlers[signum] = signal.signal(signum, on_signal)
+    finally:
+        if masking:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+    try:
+        address = _address(server.address)
+        storage = f"data in {args.data} (fsync {args.fsync})" if args.data else "data in memory only (lost on exit)"
+        _log(f"{storage}; stop with Ctrl-C or SIGTERM")
+        print(f"listening on {address}", file=out, flush=True)
+        while not stop.wait(1.0):  # the timeout is only a safety net
+            pass
+        _log(f"received {received[0]}, shutting down")
+    finally:
+        try:
+            server.close()  # stops accepting, then writes and fsyncs the log
+        finally:
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
+    _log("stopped" + (", data flushed" if args.data else ""))
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from ._native import Client
+    from ._table import render_table
+
+    Server = _server_class()
+    with Server() as server:
+        host, port = server.address[0], server.address[1]
+        print(f"# embedded server on {_address(server.address)} (in memory)", file=out)
+        print(f">>> client = Client({host!r}, {port}, timeout=15)", file=out)
+        with Client(host, port, timeout=15) as client:
+            for key, value, timestamp in DEMO_PUTS:
+                if timestamp is None:
+                    print(f">>> client.put({key!r}, {value!r})", file=out)
+                    client.put(key, value)
+                else:
+                    print(f">>> client.put({key!r}, {value!r}, timestamp={timestamp})", file=out)
+                    client.put(key, value, timestamp=timestamp)
+            print(">>> client.get('*')", file=out)
+            metrics = client.get("*")
+    print({key: metrics[key] for key in sorted(metrics)}, file=out)
+    print("# the server keeps one value per key and second: the later put at 1642667948 replaced 2.0", file=out)
+    print(file=out)
+    print(render_table(metrics, ascii=not _can_encode(out)), file=out)
+    return EXIT_OK
+
+
+def _cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
+    from ._agent import Agent, PsutilSource, default_name
+    from ._native import Client
+
+    source = PsutilSource()
+    name = args.name or default_name()
+    server = _address((args.host, args.port))
+    host, port, timeout = args.host, args.port, args.timeout
+
+    def connect() -> Any:
+        return Client(host, port, timeout=timeout)
+
+    agent = Agent(
+        connect,
+        source,
+        name=name,
+        interval=args.interval,
+        count=args.count,
+        buffer_size=args.buffer,
+        server=server,
+        out=out,
+    )
+    _log(
+        f"sending {name}.{{cpu,memory,disk,net_sent,net_recv}} to {server} "
+        f"every {args.interval:g} s" + (f", {args.count} time(s)" if args.count else ""),
+        source="metrics-agent",
+    )
+    return agent.run()
+
+
+# -- entry point ----------------------------------------------------------------
+
+
+def _can_encode(stream: TextIO) -> bool:
+    from ._table import SPARK_BLOCKS
+
+    encoding = getattr(stream, "encoding", None) or "ascii"
+    try:
+        SPARK_BLOCKS.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    # "...: ConnectionRefusedError: [Errno 111] Connection refused" reads
+    # better as "...: Connection refused".
+    text = re.sub(r"\b\w*(?:Error|error): \[Errno -?\d+\] ", "", text)
+    if isinstance(exc, ClientSocketError) and "cannot connect" in text and "refused" in text.lower():
+        text += f" (is the server running? start one with: {_prog()} serve)"
+    return text
+
+
+def _error(message: str) -> None:
+    try:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line on ``argv`` (default ``sys.argv[1:]``) and
+    returns the exit status (see the module docstring)."""
+    from ._agent import AgentError
+
+    out = sys.stdout
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+        return args.run(args, out)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except (ClientValueError, ClientTypeError) as exc:
+        _error(_describe(exc))
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly; keep Python
+        # from failing again when it flushes stdout at exit.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return EXIT_FAILURE
+    except (ClientError, CommandError, AgentError, OSError) as exc:
+        _error(_describe(exc))
+        return EXIT_FAILURE
