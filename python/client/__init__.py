@@ -17,11 +17,12 @@ from ._errors import (
     ClientTypeError,
     ClientValueError,
 )
-from ._native import DEFAULT_MAX_REPLY_BYTES, Client, Connection, __version__
+from ._native import DEFAULT_MAX_REPLY_BYTES, Client, Connection, Server, __version__
 
 __all__ = [
     "Client",
     "Connection",
+    "Server",
     "ClientError",
     "ClientSocketError",
     "ClientTimeoutError",

@@ -250,8 +250,7 @@ pub fn encode_points_start(out: &mut Vec<u8>) {
 pub fn encode_point(out: &mut Vec<u8>, key: &str, value: f64, timestamp: i64) {
     out.extend_from_slice(key.as_bytes());
     out.push(b' ');
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{}", PyFloat(value));
+    push_py_float(out, value);
     out.push(b' ');
     push_i64(out, timestamp);
     out.push(b'\n');
@@ -262,18 +261,84 @@ pub fn encode_points_end(out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-/// Decimal digits of `n` without going through `fmt`.
+/// Appends the text of [`PyFloat`] (CPython's `str(float)`), taking a fast
+/// path for values with at most four decimals, which most metrics have.
+///
+/// The fast path looks for the smallest `k <= 4` such that `m / 10^k`, with
+/// `m` the integer nearest `|value| * 10^k`, gives back `value` exactly. Both
+/// that division and parsing `"<m>e-k"` round the same rational correctly,
+/// so the text round-trips. Below `2^52 / 10^k` the spacing of floats is
+/// under `10^-k`, so no other `k`-decimal text round-trips: it is the
+/// shortest, as CPython's. Such values lie in `[1e-4, 2^52)`, where CPython
+/// uses fixed notation. Everything else goes through `PyFloat`.
+pub fn push_py_float(out: &mut Vec<u8>, value: f64) {
+    const SCALES: [f64; 5] = [1.0, 10.0, 100.0, 1000.0, 10000.0];
+    const LIMIT: f64 = 4_503_599_627_370_496.0; // 2^52
+    let abs = value.abs();
+    if abs < LIMIT {
+        for (mut k, &scale) in SCALES.iter().enumerate() {
+            let scaled = abs * scale;
+            if scaled >= LIMIT {
+                break;
+            }
+            let m = scaled.round();
+            if m / scale != abs {
+                continue;
+            }
+            let mut m = m as i64; // exact: m < 2^52
+                                  // A miss at a smaller k (product rounding) could leave zeros.
+            while k > 0 && m % 10 == 0 {
+                m /= 10;
+                k -= 1;
+            }
+            if value.is_sign_negative() {
+                out.push(b'-');
+            }
+            let pow = 10i64.pow(k as u32);
+            push_i64(out, m / pow);
+            out.push(b'.');
+            if k == 0 {
+                out.push(b'0');
+            } else {
+                let frac = m % pow;
+                let mut digits = [b'0'; 4];
+                let mut rest = frac;
+                for slot in digits[..k].iter_mut().rev() {
+                    *slot = b'0' + (rest % 10) as u8;
+                    rest /= 10;
+                }
+                out.extend_from_slice(&digits[..k]);
+            }
+            return;
+        }
+    }
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{}", PyFloat(value));
+}
+
+/// Decimal digits of `n` without going through `fmt`, two at a time.
 pub fn push_i64(out: &mut Vec<u8>, n: i64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut rest = n.unsigned_abs();
-    loop {
+    while rest >= 100 {
+        let pair = (rest % 100) as usize * 2;
+        rest /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if rest >= 10 {
+        let pair = rest as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
+        digits[at] = b'0' + rest as u8;
     }
     if n < 0 {
         out.push(b'-');
@@ -500,10 +565,61 @@ mod tests {
 
     #[test]
     fn push_i64_matches_display() {
-        for n in [0, 1, -1, 9, 10, -10, 1503319739, i64::MAX, i64::MIN] {
+        for n in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            99,
+            100,
+            101,
+            -999,
+            1000,
+            1503319739,
+            i64::MAX,
+            i64::MIN,
+        ] {
             let mut out = Vec::new();
             push_i64(&mut out, n);
             assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+    }
+
+    fn fast(value: f64) -> String {
+        let mut out = Vec::new();
+        push_py_float(&mut out, value);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn fast_float_text_matches_cpython() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (-7.0, "-7.0"),
+            (0.5, "0.5"),
+            (10.6, "10.6"),
+            (2.156, "2.156"),
+            (0.0001, "0.0001"),
+            (0.00012, "0.00012"),
+            (4.2e-05, "4.2e-05"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1e15, "1000000000000000.0"),
+            (1e15 + 0.125, "1000000000000000.1"),
+            (4503599627370495.5, "4503599627370495.5"),
+            (4503599627370496.0, "4503599627370496.0"),
+            (9999999999999998.0, "9999999999999998.0"),
+            (1e16, "1e+16"),
+            (42000000.0, "42000000.0"),
+            (123456.7891, "123456.7891"),
+            (123456.78912, "123456.78912"),
+        ];
+        for &(value, want) in cases {
+            assert_eq!(fast(value), want, "{value:?}");
+            assert_eq!(fast(value), PyFloat(value).to_string(), "{value:?}");
         }
     }
 
@@ -622,6 +738,28 @@ mod tests {
             flat.sort();
             want.sort();
             prop_assert_eq!(flat, want);
+        }
+
+        #[test]
+        fn fast_float_text_equals_pyfloat(
+            bits in any::<u64>(),
+            m in -10_000_000_000_000_000i64..10_000_000_000_000_000,
+            k in 0i32..7,
+            small in -100_000i64..100_000,
+        ) {
+            let decimal = m as f64 / 10f64.powi(k);
+            let short = small as f64 / 10f64.powi(k);
+            for value in [f64::from_bits(bits), decimal, short, small as f64, m as f64] {
+                prop_assume!(value.is_finite());
+                prop_assert_eq!(fast(value), PyFloat(value).to_string(), "{:?}", value);
+            }
+        }
+
+        #[test]
+        fn push_i64_is_display(n in any::<i64>()) {
+            let mut out = Vec::new();
+            push_i64(&mut out, n);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
         }
 
         #[test]

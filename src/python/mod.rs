@@ -6,6 +6,7 @@ mod client;
 mod connector;
 mod errors;
 mod results;
+mod server;
 mod socket_like;
 
 use pyo3::prelude::*;
@@ -15,6 +16,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     connector::capture_socket_class(m.py())?;
     m.add_class::<client::Client>()?;
     m.add_class::<client::Connection>()?;
+    m.add_class::<server::Server>()?;
     m.add(
         "DEFAULT_MAX_REPLY_BYTES",
         crate::protocol::DEFAULT_MAX_REPLY_BYTES,

@@ -37,7 +37,7 @@ use memchr::{memchr, memchr_iter};
 
 use super::store::{Cursor, Store};
 use super::{Level, ServerError, Shared};
-use crate::protocol::{encode_put, parse_command, push_i64, Command, MetricValue};
+use crate::protocol::{parse_command, push_i64, push_py_float, Command};
 
 /// When the log is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,8 +82,9 @@ const WRITE_INTERVAL: Duration = Duration::from_millis(100);
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Buffered bytes that make the writer write before `WRITE_INTERVAL`.
 const HIGH_WATER: usize = 4 << 20;
-/// Bytes of snapshot the compactor writes between servicing the buffer.
-const COMPACT_STEP: usize = 256 << 10;
+/// Bytes of snapshot the compactor makes per step (under the store's lock,
+/// about half a millisecond) before writing them and servicing the buffer.
+const COMPACT_STEP: usize = 64 << 10;
 
 /// How far the log is known durable, published to connections waiting to
 /// acknowledge puts under `always`.
@@ -439,8 +440,15 @@ impl Compaction {
         let done = {
             let state = shared.lock();
             state.store.walk(&mut self.cursor, |key, ts, value| {
-                // Stored keys were validated by parse_command; this cannot fail.
-                let _ = encode_put(buf, key, MetricValue::Float(value), ts);
+                // What `encode_put` writes for a float, without `fmt`: the
+                // lock is held meanwhile.
+                buf.extend_from_slice(b"put ");
+                buf.extend_from_slice(key.as_bytes());
+                buf.push(b' ');
+                push_py_float(buf, value);
+                buf.push(b' ');
+                push_i64(buf, ts);
+                buf.push(b'\n');
                 lines += 1;
                 buf.len() < COMPACT_STEP
             })
@@ -680,6 +688,43 @@ mod tests {
         assert_eq!(journal.writer, Writer::Busy);
         assert_eq!(journal.pending, "put k 1.50 -3\nput ключ 2 10\n".as_bytes());
         assert_eq!(journal.appended(), journal.pending.len() as u64);
+    }
+
+    #[test]
+    fn snapshot_lines_are_what_the_client_encodes() {
+        use crate::protocol::{encode_put, MetricValue};
+        let mut store = Store::new();
+        let points = [
+            ("a", 1, 0.5),
+            ("a", -3, 1e16),
+            ("ключ", 7, -0.0),
+            ("b", 0, 0.1 + 0.2),
+        ];
+        for (key, ts, value) in points {
+            store.put(key, ts, value);
+        }
+        let mut mine = Vec::new();
+        let mut cursor = Cursor::all();
+        assert!(store.walk(&mut cursor, |key, ts, value| {
+            mine.extend_from_slice(b"put ");
+            mine.extend_from_slice(key.as_bytes());
+            mine.push(b' ');
+            push_py_float(&mut mine, value);
+            mine.push(b' ');
+            push_i64(&mut mine, ts);
+            mine.push(b'\n');
+            true
+        }));
+        let mut theirs = Vec::new();
+        let mut cursor = Cursor::all();
+        store.walk(&mut cursor, |key, ts, value| {
+            encode_put(&mut theirs, key, MetricValue::Float(value), ts).unwrap();
+            true
+        });
+        assert_eq!(
+            String::from_utf8(mine).unwrap(),
+            String::from_utf8(theirs).unwrap()
+        );
     }
 
     #[test]

@@ -1,0 +1,238 @@
+"""Durability of the embedded server's data log (``Server(data=...)``).
+
+A server runs in a subprocess (``python -c "from client import Server; ..."``)
+and is killed with SIGKILL in the middle of a put storm; a new server on the
+same log must hold every put that was acknowledged. Torn tails and restarts
+are checked in-process. Run against the installed package::
+
+    pip install . && python -m unittest discover -s tests -t . -p 'test_server_durability.py'
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+import warnings
+from typing import Dict, List, Set, Tuple
+
+from client import Client, Server
+from tests.support import BOUND, TestCase
+
+SERVER_SCRIPT = r"""
+import sys, threading
+from client import Server
+srv = Server(port=0, data=sys.argv[1], fsync=sys.argv[2])
+host, port = srv.address
+print(host, port, flush=True)
+threading.Event().wait()
+"""
+
+
+class ServerProcess:
+    """A server in a child process, killed with SIGKILL (never closed)."""
+
+    def __init__(self, path: str, fsync: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER_SCRIPT, path, fsync],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        ready, _, _ = select.select([self.proc.stdout], [], [], BOUND)
+        if not ready:
+            self.kill()
+            raise AssertionError(f"server did not start: {self.proc.stderr.read()!r}")
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2:
+            self.kill()
+            raise AssertionError(f"server did not start: {self.proc.stderr.read()!r}")
+        self.address = (line[0].decode(), int(line[1]))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(BOUND)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+def read_reply(sock: socket.socket, buf: bytearray) -> bytes:
+    while True:
+        end = buf.find(b"\n\n")
+        if end >= 0:
+            reply = bytes(buf[:end + 2])
+            del buf[:end + 2]
+            return reply
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+
+
+def everything(path: str) -> Dict[str, List[Tuple[int, float]]]:
+    """The data a fresh server on ``path`` holds."""
+    with Server(data=path) as srv, Client(*srv.address, timeout=BOUND) as cl:
+        return cl.get("*")
+
+
+class KillNine(TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.path = os.path.join(tmp.name, "metrics.log")
+
+    def storm(self, address: Tuple[str, int], acked: List[Set[Tuple[str, int]]],
+              enough: threading.Event, stop: threading.Event, index: int, pipelined: bool) -> None:
+        """Puts unique points until the connection dies, recording each one
+        whose ``ok`` arrived."""
+        key = f"storm.{index}"
+        batch = 50 if pipelined else 1
+        try:
+            with socket.create_connection(address, timeout=BOUND) as sock:
+                buf = bytearray()
+                ts = 0
+                while not stop.is_set():
+                    sock.sendall(b"".join(f"put {key} {t}.5 {t}\n".encode()
+                                          for t in range(ts, ts + batch)))
+                    for t in range(ts, ts + batch):
+                        if read_reply(sock, buf) != b"ok\n\n":
+                            raise AssertionError("not ok")
+                        acked[index].add((key, t))
+                    ts += batch
+                    if sum(len(a) for a in acked) >= 10_000:
+                        enough.set()
+        except OSError:
+            pass  # the server was killed
+
+    def test_acknowledged_puts_survive_kill_9_with_fsync_always(self) -> None:
+        server = ServerProcess(self.path, "always")
+        self.addCleanup(server.kill)
+        writers = 4
+        acked: List[Set[Tuple[str, int]]] = [set() for _ in range(writers)]
+        enough, stop = threading.Event(), threading.Event()
+        threads = [threading.Thread(target=self.storm,
+                                    args=(server.address, acked, enough, stop, i, i % 2 == 1))
+                   for i in range(writers)]
+        for t in threads:
+            t.start()
+        try:
+            self.assertTrue(enough.wait(BOUND), "the storm did not get going")
+            server.kill()  # in the middle of the storm
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(BOUND)
+        self.assertFalse(any(t.is_alive() for t in threads))
+        total = sum(len(a) for a in acked)
+        self.assertGreaterEqual(total, 10_000)
+
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            data = everything(self.path)
+        for index in range(writers):
+            key = f"storm.{index}"
+            stored = dict(data.get(key, []))
+            lost = [t for _, t in acked[index] if stored.get(t) != t + 0.5]
+            self.assertEqual(lost, [], f"{len(lost)} acknowledged puts of {key} lost")
+
+    def test_a_killed_server_restarts_on_its_log_and_keeps_serving(self) -> None:
+        server = ServerProcess(self.path, "always")
+        self.addCleanup(server.kill)
+        with Client(*server.address, timeout=BOUND) as cl:
+            cl.put("before", 1.5, timestamp=1)
+        server.kill()
+        server = ServerProcess(self.path, "always")
+        self.addCleanup(server.kill)
+        with Client(*server.address, timeout=BOUND) as cl:
+            self.assertEqual(cl.get("*"), {"before": [(1, 1.5)]})
+            cl.put("after", 2, timestamp=2)
+        server.kill()
+        self.assertEqual(everything(self.path), {"before": [(1, 1.5)], "after": [(2, 2.0)]})
+
+
+class Recovery(TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.path = os.path.join(tmp.name, "metrics.log")
+
+    def start(self, **kwargs) -> Tuple[Server, List[str]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            srv = Server(data=self.path, **kwargs)
+        self.addCleanup(srv.close)
+        for w in caught:
+            self.assertIs(w.category, RuntimeWarning)
+        return srv, [str(w.message) for w in caught]
+
+    def test_a_torn_last_line_is_skipped_with_a_warning(self) -> None:
+        with open(self.path, "wb") as f:
+            f.write(b"put a 1.5 1\nput b 2 2\nput torn 3")
+        srv, warned = self.start(fsync="always")
+        self.assertEqual(len(warned), 1, warned)
+        self.assertIn("torn last line", warned[0])
+        self.assertIn(self.path, warned[0])
+        with Client(*srv.address, timeout=BOUND) as cl:
+            self.assertEqual(cl.get("*"), {"a": [(1, 1.5)], "b": [(2, 2.0)]})
+            cl.put("c", 4, timestamp=4)
+        srv.close()
+        with open(self.path, "rb") as f:
+            self.assertEqual(f.read(), b"put a 1.5 1\nput b 2 2\nput c 4 4\n")
+        srv, warned = self.start()
+        self.assertEqual(warned, [])
+
+    def test_a_torn_tail_after_kill_9_is_recovered(self) -> None:
+        server = ServerProcess(self.path, "always")
+        self.addCleanup(server.kill)
+        with Client(*server.address, timeout=BOUND) as cl:
+            for ts in range(100):
+                cl.put("k", ts, timestamp=ts)
+        server.kill()
+        with open(self.path, "ab") as f:  # a write the kill cut short
+            f.write(b"put k 100 10")
+        srv, warned = self.start()
+        self.assertEqual(len(warned), 1, warned)
+        with Client(*srv.address, timeout=BOUND) as cl:
+            self.assertEqual(cl.get("k"), {"k": [(ts, float(ts)) for ts in range(100)]})
+
+    def test_garbage_lines_are_skipped_with_a_warning_never_a_refusal(self) -> None:
+        with open(self.path, "wb") as f:
+            f.write(b"put a 1 1\nnot a put\n\x00\x00\x00\nput b 2 2\n" + b"\x00" * 512)
+        srv, warned = self.start()
+        self.assertEqual(len(warned), 2, warned)
+        with Client(*srv.address, timeout=BOUND) as cl:
+            self.assertEqual(cl.get("*"), {"a": [(1, 1.0)], "b": [(2, 2.0)]})
+
+    def test_every_fsync_policy_keeps_everything_after_close(self) -> None:
+        for fsync in ("always", "everysec", "no"):
+            with self.subTest(fsync=fsync):
+                if os.path.exists(self.path):
+                    os.remove(self.path)
+                with Server(data=self.path, fsync=fsync) as srv:
+                    self.assertEqual(srv.fsync, fsync)
+                    with Client(*srv.address, timeout=BOUND) as cl:
+                        cl.put_many([("m", i / 4, i) for i in range(5000)])
+                        cl.put("m", -1, timestamp=0)  # overwrites
+                expected = [(0, -1.0)] + [(i, i / 4) for i in range(1, 5000)]
+                self.assertEqual(everything(self.path), {"m": expected})
+
+    def test_the_log_holds_the_protocols_own_put_lines(self) -> None:
+        with Server(data=self.path, fsync="always") as srv:
+            with socket.create_connection(srv.address, timeout=BOUND) as sock:
+                buf = bytearray()
+                for request in (b"put huginn.cpu 10.6 1642667947\n", b"put  k  1   2 \r\n",
+                                b"get *\n", b"bad\n", b"put k 3 2\n"):
+                    sock.sendall(request)
+                    read_reply(sock, buf)
+        with open(self.path, "rb") as f:
+            self.assertEqual(f.read(), b"put huginn.cpu 10.6 1642667947\nput k 1 2\nput k 3 2\n")
+
+
+if __name__ == "__main__":
+    unittest.main()
