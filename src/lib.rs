@@ -2,6 +2,7 @@
 //! protocol, blocking transports, a session that owns one connection, and
 //! (behind the `python` feature) the pyo3 bindings exposed as `client._native`.
 
+pub mod call_lock;
 pub mod error;
 pub mod protocol;
 pub mod server;

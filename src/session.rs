@@ -36,6 +36,9 @@ pub struct Session<C: Connector> {
     timeout: Option<Duration>,
     max_reply_bytes: usize,
     closed: bool,
+    /// When the current call began, if it began before the session was
+    /// reached (waiting for another thread's call counts against `timeout`).
+    call_started: Option<Instant>,
     /// `send_raw` wrote bytes whose reply `read_raw` has not read yet: bytes
     /// waiting on the idle connection are that reply, not unsolicited.
     raw_reply_pending: bool,
@@ -50,6 +53,7 @@ impl<C: Connector> Session<C> {
             max_reply_bytes,
             closed: false,
             raw_reply_pending: false,
+            call_started: None,
         }
     }
 
@@ -73,6 +77,12 @@ impl<C: Connector> Session<C> {
     pub fn close(&mut self) -> Option<C::Transport> {
         self.closed = true;
         self.connection.take().map(|c| c.transport)
+    }
+
+    /// Marks when the next call began, if earlier than now (it waited for
+    /// the session): the call's deadline counts from then.
+    pub fn begin_call(&mut self, started: Instant) {
+        self.call_started = Some(started);
     }
 
     /// Sends one request and returns its reply; an `error` reply becomes
@@ -144,12 +154,13 @@ impl<C: Connector> Session<C> {
         &mut self,
         call: impl FnOnce(&mut C::Transport) -> Result<R, ClientError>,
     ) -> Result<R, ClientError> {
+        let started = self.call_started.take().unwrap_or_else(Instant::now);
         // Taken out for the duration of the call: if anything below returns
         // early or unwinds, the connection is simply gone, never half-used.
         let mut connection = self.checkout()?;
         connection
             .transport
-            .set_deadline(self.timeout.map(|t| Instant::now() + t));
+            .set_deadline(self.timeout.map(|t| started + t));
         let result = call(&mut connection.transport);
         match &result {
             Ok(_) => self.connection = Some(connection),

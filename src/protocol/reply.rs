@@ -199,36 +199,30 @@ struct MetricsBuilder {
 
 impl MetricsBuilder {
     fn push_line(&mut self, line: &[u8]) -> Result<(), DecodeError> {
-        let bad = |reason| DecodeError::BadLine {
-            line: excerpt(line),
-            reason,
+        let (key, point) = match simple_line(line) {
+            Some(parsed) => parsed,
+            None => any_line(line)?,
         };
-        let mut fields = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
-        let (Some(key), Some(value), Some(timestamp), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(bad("expected 'key value timestamp'"));
-        };
-        let key = std::str::from_utf8(key).map_err(|_| bad("key is not UTF-8"))?;
-        let value: f64 = ascii(value)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| bad("value is not a number"))?;
-        let timestamp: i64 = ascii(timestamp)
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| bad("timestamp is not an integer"))?;
         let slot = match self.entries.get(self.last) {
-            Some((last_key, _)) if last_key == key => self.last,
-            _ => match self.index.get(key) {
-                Some(&slot) => slot,
-                None => {
-                    self.entries.push((key.to_owned(), Vec::new()));
-                    self.index.insert(key.to_owned(), self.entries.len() - 1);
-                    self.entries.len() - 1
+            // Same bytes as a key already validated: no UTF-8 check needed.
+            Some((last_key, _)) if last_key.as_bytes() == key => self.last,
+            _ => {
+                let key = std::str::from_utf8(key).map_err(|_| DecodeError::BadLine {
+                    line: excerpt(line),
+                    reason: "key is not UTF-8",
+                })?;
+                match self.index.get(key) {
+                    Some(&slot) => slot,
+                    None => {
+                        self.entries.push((key.to_owned(), Vec::new()));
+                        self.index.insert(key.to_owned(), self.entries.len() - 1);
+                        self.entries.len() - 1
+                    }
                 }
-            },
+            }
         };
         self.last = slot;
-        self.entries[slot].1.push((timestamp, value));
+        self.entries[slot].1.push(point);
         Ok(())
     }
 
@@ -243,8 +237,137 @@ impl MetricsBuilder {
     }
 }
 
-fn ascii(field: &[u8]) -> Option<&str> {
-    std::str::from_utf8(field).ok()
+/// The shape nearly every data line has, parsed in one pass: single spaces,
+/// a plain decimal value (see [`simple_decimal`]) and a plain integer
+/// timestamp (see [`simple_integer`]). `None` means "not that shape", and
+/// [`any_line`] decides; whenever this returns a result, [`any_line`] would
+/// return the same one.
+#[inline]
+fn simple_line(line: &[u8]) -> Option<(&[u8], Point)> {
+    let key_end = line.iter().position(|&b| b == b' ')?;
+    if key_end == 0 {
+        return None;
+    }
+    let rest = &line[key_end + 1..];
+    let (value, used) = simple_decimal(rest)?;
+    let timestamp = simple_integer(rest[used..].strip_prefix(b" ")?)?;
+    Some((&line[..key_end], (timestamp, value)))
+}
+
+/// Any data line: three fields separated by runs of spaces, the value parsed
+/// as `str::parse::<f64>` and the timestamp as `str::parse::<i64>` would.
+fn any_line(line: &[u8]) -> Result<(&[u8], Point), DecodeError> {
+    let bad = |reason| DecodeError::BadLine {
+        line: excerpt(line),
+        reason,
+    };
+    let (key, value, timestamp) =
+        fields(line).ok_or_else(|| bad("expected 'key value timestamp'"))?;
+    let value = parse_f64(value).ok_or_else(|| bad("value is not a number"))?;
+    let timestamp = parse_i64(timestamp).ok_or_else(|| bad("timestamp is not an integer"))?;
+    Ok((key, (timestamp, value)))
+}
+
+/// Splits a data line into its three fields, separated by runs of spaces
+/// (leading and trailing spaces tolerated); `None` unless there are exactly
+/// three. One pass over the bytes, no allocation.
+fn fields(line: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let mut found = [&line[..0]; 3];
+    let mut count = 0;
+    let mut start = None;
+    for (i, &byte) in line.iter().enumerate() {
+        match (byte == b' ', start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                *found.get_mut(count)? = &line[s..i];
+                count += 1;
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        *found.get_mut(count)? = &line[s..];
+        count += 1;
+    }
+    (count == 3).then_some((found[0], found[1], found[2]))
+}
+
+/// 10^0 ..= 10^15, each exactly representable as an `f64`.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// A plain decimal at the start of `text`: `-?D+(.D+)?` with at most 15
+/// digits in all, such as `0.5`, `-12.25` or `301` (most of what Python's
+/// `str(float)` writes). Returns the value and the bytes it used; `None` when
+/// `text` does not start that way (the standard parser then decides).
+///
+/// The digits as an integer `m < 10^15 < 2^53` and `10^k` with `k <= 15` are
+/// both exact `f64`s, so the one division `m / 10^k` is correctly rounded:
+/// the same result as `str::parse::<f64>` (Clinger's fast path).
+#[inline]
+fn simple_decimal(text: &[u8]) -> Option<(f64, usize)> {
+    let negative = text.first() == Some(&b'-');
+    let start = usize::from(negative);
+    let mut mantissa = 0u64;
+    let mut i = start;
+    // Wrapping: a mantissa of more than 15 digits is refused below anyway.
+    let mut digits = |i: &mut usize| {
+        let first = *i;
+        while let Some(d) = text.get(*i).filter(|b| b.is_ascii_digit()) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            *i += 1;
+        }
+        *i - first
+    };
+    let int_digits = digits(&mut i);
+    let mut frac_digits = 0;
+    if text.get(i) == Some(&b'.') {
+        i += 1;
+        frac_digits = digits(&mut i);
+        if frac_digits == 0 {
+            return None;
+        }
+    }
+    if int_digits == 0 || int_digits + frac_digits > 15 {
+        return None;
+    }
+    let magnitude = mantissa as f64 / POW10[frac_digits];
+    Some((if negative { -magnitude } else { magnitude }, i))
+}
+
+/// `-?D+` with at most 18 digits (no overflow possible), the whole field.
+#[inline]
+fn simple_integer(field: &[u8]) -> Option<i64> {
+    let (negative, digits) = match field.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, field),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut magnitude = 0i64;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        magnitude = magnitude * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// Parses a value exactly as `str::parse::<f64>` does, plain decimals fast.
+fn parse_f64(field: &[u8]) -> Option<f64> {
+    match simple_decimal(field) {
+        Some((value, used)) if used == field.len() => Some(value),
+        _ => std::str::from_utf8(field).ok()?.parse().ok(),
+    }
+}
+
+/// Parses a timestamp exactly as `str::parse::<i64>` does, plain digits fast.
+fn parse_i64(field: &[u8]) -> Option<i64> {
+    simple_integer(field).or_else(|| std::str::from_utf8(field).ok()?.parse().ok())
 }
 
 /// A bounded, printable piece of a line for error messages.
@@ -403,6 +526,76 @@ mod tests {
         assert!(err.contains("10000 bytes"), "{err}");
     }
 
+    #[test]
+    fn fields_split_on_runs_of_spaces() {
+        assert_eq!(
+            fields(b"k 1.5 10"),
+            Some((&b"k"[..], &b"1.5"[..], &b"10"[..]))
+        );
+        assert_eq!(
+            fields(b"  k   1.5 10  "),
+            Some((&b"k"[..], &b"1.5"[..], &b"10"[..]))
+        );
+        for line in [&b""[..], b"   ", b"k", b"k 1", b"k 1 2 3", b"k\t1 2"] {
+            assert_eq!(fields(line), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn number_parsers_match_the_standard_library_on_edge_cases() {
+        for text in [
+            "0",
+            "-0",
+            "0.0",
+            "-0.0",
+            "301",
+            "0.5",
+            "2.0",
+            "1e+16",
+            "4.2e-05",
+            "1.",
+            ".5",
+            "-.5",
+            "+1.5",
+            "-",
+            ".",
+            "",
+            "1.2.3",
+            "007.25",
+            "123456789012345",
+            "1234567890123456",
+            "0.30000000000000004",
+            "9007199254740993",
+            "inf",
+            "-inf",
+            "nan",
+            "NaN",
+            "1_0",
+            "١",
+            "1 ",
+            " 1",
+            "99999999999999999999",
+            "-9223372036854775808",
+            "9223372036854775807",
+            "9223372036854775808",
+            "+7",
+            "-07",
+        ] {
+            let std_f64 = text.parse::<f64>().ok();
+            let ours = parse_f64(text.as_bytes());
+            assert_eq!(
+                ours.map(f64::to_bits),
+                std_f64.map(f64::to_bits),
+                "f64 {text:?}"
+            );
+            assert_eq!(
+                parse_i64(text.as_bytes()),
+                text.parse::<i64>().ok(),
+                "i64 {text:?}"
+            );
+        }
+    }
+
     fn reply_strategy() -> impl Strategy<Value = Vec<u8>> {
         let line =
             ("[a-z*.]{1,8}", -1e6f64..1e6, -5i64..5).prop_map(|(k, v, t)| format!("{k} {v} {t}\n"));
@@ -452,6 +645,75 @@ mod tests {
                 }
             }
             prop_assert_eq!(result, Some(whole));
+        }
+
+        #[test]
+        fn float_parsing_matches_the_standard_library(
+            value in any::<f64>(),
+            text in "-?[0-9]{0,18}(\\.[0-9]{0,18})?",
+            bytes in proptest::collection::vec(any::<u8>(), 0..24),
+        ) {
+            let same = |field: &[u8]| {
+                let std_f64 = std::str::from_utf8(field).ok().and_then(|t| t.parse::<f64>().ok());
+                parse_f64(field).map(f64::to_bits) == std_f64.map(f64::to_bits)
+            };
+            for shown in [format!("{value}"), format!("{value:?}"), format!("{value:e}")] {
+                prop_assert!(same(shown.as_bytes()), "{}", shown);
+            }
+            prop_assert!(same(text.as_bytes()), "{}", text);
+            prop_assert!(same(&bytes), "{:?}", bytes);
+        }
+
+        #[test]
+        fn integer_parsing_matches_the_standard_library(
+            value in any::<i64>(),
+            text in "[-+]?[0-9]{0,21}",
+            bytes in proptest::collection::vec(any::<u8>(), 0..24),
+        ) {
+            let same = |field: &[u8]| {
+                parse_i64(field)
+                    == std::str::from_utf8(field).ok().and_then(|t| t.parse::<i64>().ok())
+            };
+            let shown = value.to_string();
+            prop_assert!(same(shown.as_bytes()), "{}", shown);
+            prop_assert!(same(text.as_bytes()), "{}", text);
+            prop_assert!(same(&bytes), "{:?}", bytes);
+        }
+
+        #[test]
+        fn the_fast_line_parser_agrees_with_the_general_one(
+            key in prop_oneof![4 => "[a-z\u{e9}.]{1,4}", 1 => "[ a-z]{0,4}"],
+            separators in proptest::collection::vec(
+                prop_oneof![4 => Just(" "), 1 => Just(""), 1 => Just("  ")], 2),
+            value in prop_oneof!["-?[0-9]{1,9}(\\.[0-9]{1,9})?", "[-+.0-9e]{0,20}"],
+            timestamp in prop_oneof!["-?[0-9]{1,19}", "[-+0-9 ]{0,5}"],
+            trailing in prop_oneof![3 => Just(""), 1 => Just(" ")],
+        ) {
+            let line = format!("{key}{}{value}{}{timestamp}{trailing}", separators[0], separators[1]);
+            let line = line.as_bytes();
+            if let Some((key, (timestamp, value))) = simple_line(line) {
+                let (any_key, (any_timestamp, any_value)) = any_line(line).unwrap();
+                prop_assert_eq!(key, any_key);
+                prop_assert_eq!(timestamp, any_timestamp);
+                prop_assert_eq!(value.to_bits(), any_value.to_bits());
+            }
+        }
+
+        #[test]
+        fn well_formed_lines_take_the_fast_path(
+            key in "[a-z.]{1,12}",
+            mantissa in 0u64..1_000_000_000_000_000,
+            scale in 0u32..15,
+            timestamp in -999_999_999_999i64..999_999_999_999,
+        ) {
+            let value = mantissa as f64 / 10f64.powi(scale as i32);
+            let shown = value.to_string(); // shortest round trip, never an exponent
+            prop_assume!(shown.bytes().filter(u8::is_ascii_digit).count() <= 15);
+            let line = format!("{key} {shown} {timestamp}");
+            prop_assert_eq!(
+                simple_line(line.as_bytes()),
+                Some((key.as_bytes(), (timestamp, value)))
+            );
         }
 
         #[test]

@@ -1,15 +1,15 @@
 //! The `Client` class: argument conversion, then the Rust session does the
 //! work with the GIL released.
 
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::arguments;
-use super::connector::{format_address, AnyTransport, PyConnector};
+use super::connector::{deliver_signals, format_address, AnyTransport, PyConnector};
 use super::results::metrics_to_dict;
+use crate::call_lock::CallLock;
 use crate::error::ClientError;
 use crate::protocol::{
     encode_get, encode_put, ArgumentError, Expect, Reply, DEFAULT_MAX_REPLY_BYTES,
@@ -29,7 +29,7 @@ use crate::session::Session;
 /// threads: calls are serialized.
 #[pyclass(module = "client", name = "Client", frozen)]
 pub struct Client {
-    session: Mutex<Session<PyConnector>>,
+    session: CallLock<Session<PyConnector>>,
     host: String,
     port: u16,
     timeout: Option<Duration>,
@@ -37,20 +37,25 @@ pub struct Client {
 }
 
 impl Client {
-    /// Runs `call` on the session with the GIL released. The lock is taken
-    /// only while detached, so a thread holding the GIL never waits for it.
+    /// Runs `call` on the session with the GIL released. The session is
+    /// waited for only while detached, so a thread holding the GIL never
+    /// waits for it; the wait counts against the call's timeout and Ctrl-C
+    /// interrupts it.
     fn run<R: Send>(
         &self,
         py: Python<'_>,
         call: impl FnOnce(&mut Session<PyConnector>) -> Result<R, ClientError> + Send,
     ) -> PyResult<R> {
-        py.detach(|| call(&mut self.lock())).map_err(PyErr::from)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Session<PyConnector>> {
-        // A panic cannot leave the session half-updated (the connection is
-        // taken out while in use), so a poisoned lock is still consistent.
-        self.session.lock().unwrap_or_else(PoisonError::into_inner)
+        py.detach(|| {
+            let started = Instant::now();
+            let deadline = self.timeout.map(|t| started + t);
+            let mut session = self
+                .session
+                .lock(deadline, self.timeout, &mut deliver_signals)?;
+            session.begin_call(started);
+            call(&mut session)
+        })
+        .map_err(PyErr::from)
     }
 
     fn points<'py>(py: Python<'py>, reply: Reply) -> PyResult<Bound<'py, PyDict>> {
@@ -85,7 +90,7 @@ impl Client {
         let mut session = Session::new(connector, timeout, max_reply_bytes);
         py.detach(|| session.connect())?;
         Ok(Client {
-            session: Mutex::new(session),
+            session: CallLock::new(session),
             host,
             port,
             timeout,
@@ -178,11 +183,12 @@ impl Client {
     }
 
     /// Closes the connection. Later calls raise ClientSocketError.
-    fn close(&self, py: Python<'_>) {
-        let transport = py.detach(|| self.lock().close());
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let transport = self.run(py, |session| Ok(session.close()))?;
         if let Some(AnyTransport::Python(socket)) = transport {
             socket.close_quietly(py);
         }
+        Ok(())
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -190,17 +196,16 @@ impl Client {
     }
 
     #[pyo3(signature = (*_exc_info))]
-    fn __exit__(&self, py: Python<'_>, _exc_info: &Bound<'_, PyTuple>) -> bool {
-        self.close(py);
-        false
+    fn __exit__(&self, py: Python<'_>, _exc_info: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py).map(|()| false)
     }
 
     fn __repr__(&self) -> String {
         // Never wait for the lock: a repr must not block behind a long call.
         let state = match self.session.try_lock() {
-            Ok(session) if session.is_connected() => "connected",
-            Ok(_) | Err(TryLockError::Poisoned(_)) => "disconnected",
-            Err(TryLockError::WouldBlock) => "busy",
+            Some(session) if session.is_connected() => "connected",
+            Some(_) => "disconnected",
+            None => "busy",
         };
         let timeout = self
             .timeout

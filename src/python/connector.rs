@@ -126,7 +126,7 @@ pub fn format_address(host: &str, port: u16) -> String {
 
 /// Runs Python's signal handlers (only effective on the main thread), so a
 /// Ctrl-C during a long wait raises KeyboardInterrupt promptly.
-fn deliver_signals() -> Result<(), ClientError> {
+pub fn deliver_signals() -> Result<(), ClientError> {
     Python::attach(|py| py.check_signals()).map_err(foreign)
 }
 
