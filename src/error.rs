@@ -67,13 +67,11 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Whether the connection's framing is still known after this error.
-    /// Only a well-formed `error` reply leaves the stream in step.
+    /// Whether the connection's framing is still known after this error
+    /// from a call on it: only a well-formed `error` reply leaves the stream
+    /// in step.
     pub fn keeps_connection(&self) -> bool {
-        matches!(
-            self,
-            ClientError::Server(_) | ClientError::Rejected { .. } | ClientError::Argument(_)
-        )
+        matches!(self, ClientError::Server(_))
     }
 }
 
