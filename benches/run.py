@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The benchmark suite of issue 5: one command, one table, one chart.
 
-    python benches/run.py [--quick] [--chart benches/results.png] [--json PATH]
+    python benches/run.py [--quick] [--only server] [--rounds N]
+                          [--chart benches/results.png] [--json PATH]
 
 Every figure is compared, in the same run, with what a user would otherwise
 use: a pure-Python client in the course's canonical shape, a careful
@@ -527,6 +528,62 @@ def check(ok):
     return "met" if ok else "**missed**"
 
 
+def server_rows(servers):
+    """The rows of the server throughput benchmark."""
+    rows = []
+
+    def cpu_per_request(entry):
+        us = median(r["server_cpu"] / r["replies"] * 1e6 for r in entry["loadgen"])
+        return f"{us:.2f} µs CPU/request"
+    for pipeline in (1, 16):
+        label = "no pipelining" if pipeline == 1 else f"pipelined, {pipeline} per batch"
+        title = f"server `put` throughput, 50 connections, {label}"
+        emb = servers.get("embedded", {}).get(pipeline)
+        if emb:
+            cpu = median(r["server_cpu"] / (r["cpu_user"] + r["cpu_sys"]) for r in emb["loadgen"])
+            rows.append((title, "embedded server (metrics-load)", fmt_rate(emb["rps"]), "1",
+                         f"server CPU = {cpu:.1f}x loadgen CPU; {cpu_per_request(emb)}"))
+        else:
+            rows.append((title, "embedded server", "not available", "", ""))
+        asy = servers.get("asyncio", {}).get(pipeline)
+        if asy:
+            rel = tgt = ""
+            if emb:
+                ratio = paired(emb["rps_runs"], asy["rps_runs"])
+                rel, tgt = f"embedded {ratio:.1f}x faster", f"≥ 20x: {check(ratio >= 20)}"
+            rows.append(("", "course-style asyncio server", fmt_rate(asy["rps"]), rel, tgt))
+        red = servers.get("redis", {}).get(pipeline)
+        if red:
+            rel = tgt = ""
+            if emb:
+                ratio = paired(emb["rps_runs"], red["rps_runs"])
+                rel, tgt = f"embedded = {ratio:.2f}x redis", f"≥ 1x: {check(ratio >= 1)}"
+            tgt += f"; redis {cpu_per_request(red)}"
+            rows.append(("", "redis-server SET (metrics-load)", fmt_rate(red["rps"]), rel, tgt))
+            if red.get("redis_benchmark_rps"):
+                rel = tgt = ""
+                if emb:
+                    ratio = paired(emb["rps_runs"], red["redis_benchmark"])
+                    rel, tgt = f"embedded = {ratio:.2f}x redis", f"≥ 1x: {check(ratio >= 1)}"
+                rows.append(("", "redis-server SET (redis-benchmark)",
+                             fmt_rate(red["redis_benchmark_rps"]), rel, tgt))
+        else:
+            rows.append(("", "redis-server", "not installed: skipped", "", ""))
+    return rows
+
+
+def markdown(rows):
+    lines = ["| Benchmark | Contender | Median | Ratio | Target |",
+             "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def build_server_table(servers):
+    """The table of `--only server`."""
+    return markdown(server_rows(servers))
+
+
 def build_table(meta, get, served, memory, put, many, servers):
     rows = []
     times = get["times"]
@@ -593,43 +650,8 @@ def build_table(meta, get, served, memory, put, many, servers):
     ratio = paired(many["times"]["put_many"], many["times"]["floor"])
     rows.append(("", "floor: raw pipelined sendall + recv", f"{fmt_seconds(m['floor'])} "
                  f"({fmt_rate(n / m['floor'])})", f"put_many = {ratio:.2f}x floor", ""))
-    for pipeline in (1, 16):
-        label = "no pipelining" if pipeline == 1 else f"pipelined, {pipeline} per batch"
-        title = f"server `put` throughput, 50 connections, {label}"
-        emb = servers.get("embedded", {}).get(pipeline)
-        if emb:
-            cpu = median(r["server_cpu"] / (r["cpu_user"] + r["cpu_sys"]) for r in emb["loadgen"])
-            rows.append((title, "embedded server (metrics-load)", fmt_rate(emb["rps"]), "1",
-                         f"server CPU = {cpu:.1f}x loadgen CPU"))
-        else:
-            rows.append((title, "embedded server", "not available", "", ""))
-        asy = servers.get("asyncio", {}).get(pipeline)
-        if asy:
-            rel = tgt = ""
-            if emb:
-                ratio = paired(emb["rps_runs"], asy["rps_runs"])
-                rel, tgt = f"embedded {ratio:.1f}x faster", f"≥ 20x: {check(ratio >= 20)}"
-            rows.append(("", "course-style asyncio server", fmt_rate(asy["rps"]), rel, tgt))
-        red = servers.get("redis", {}).get(pipeline)
-        if red:
-            rel = tgt = ""
-            if emb:
-                ratio = paired(emb["rps_runs"], red["rps_runs"])
-                rel, tgt = f"embedded = {ratio:.2f}x redis", f"≥ 1x: {check(ratio >= 1)}"
-            rows.append(("", "redis-server SET (metrics-load)", fmt_rate(red["rps"]), rel, tgt))
-            if red.get("redis_benchmark_rps"):
-                rel = tgt = ""
-                if emb:
-                    ratio = paired(emb["rps_runs"], red["redis_benchmark"])
-                    rel, tgt = f"embedded = {ratio:.2f}x redis", f"≥ 1x: {check(ratio >= 1)}"
-                rows.append(("", "redis-server SET (redis-benchmark)",
-                             fmt_rate(red["redis_benchmark_rps"]), rel, tgt))
-        else:
-            rows.append(("", "redis-server", "not installed: skipped", "", ""))
-    lines = ["| Benchmark | Contender | Median | Ratio | Target |",
-             "|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    rows += server_rows(servers)
+    return markdown(rows)
 
 
 def draw_chart(path, get, put, many, servers):
@@ -707,19 +729,40 @@ def main():
     parser.add_argument("--chart", default=os.path.join(HERE, "results.png"),
                         help="PNG to write (default: %(default)s); 'none' for no chart")
     parser.add_argument("--json", help="also write every raw figure to this file")
+    parser.add_argument("--only", choices=["server"],
+                        help="run one section only: 'server' is the server throughput "
+                             "(benches/loadgen), without the client benchmarks")
+    parser.add_argument("--rounds", type=int,
+                        help="rounds of the server throughput (default: 5, 1 with --quick)")
     parser.add_argument("--points", type=int, default=1_000_000, help=argparse.SUPPRESS)
     parser.add_argument("--keys", type=int, default=100, help=argparse.SUPPRESS)
     args = parser.parse_args()
     quick = args.quick
     started = time.monotonic()
 
+    server_rounds = args.rounds or (1 if quick else 5)
     meta = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_average": os.getloadavg(),
         "quick": quick,
+        "only": args.only,
     }
+    if args.only == "server":
+        log("server throughput (benches/loadgen) ...")
+        servers = bench_servers(quick, rounds=server_rounds)
+        meta["seconds"] = time.monotonic() - started
+        print()
+        print(f"metrics-client server benchmarks, {meta['date']}; {meta['machine']}, "
+              f"load average at start {meta['load_average'][0]:.2f}; "
+              f"{server_rounds} rounds took {meta['seconds']:.0f} s")
+        print()
+        print(build_server_table(servers))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"meta": meta, "servers": servers}, f, indent=1)
+        return
     with tempfile.TemporaryDirectory(prefix="metrics-bench-") as tmp:
         log(f"generating a {args.points:,}-point reply ...")
         reply, shape = make_reply(args.points, args.keys)
@@ -755,7 +798,7 @@ def main():
             many = bench_put_many(server.address, PUT_MANY, rounds=2 if quick else 3)
 
     log("server throughput (benches/loadgen) ...")
-    servers = bench_servers(quick, rounds=1 if quick else 5)
+    servers = bench_servers(quick, rounds=server_rounds)
 
     meta["seconds"] = time.monotonic() - started
     table = build_table(meta, get, served, memory, put, many, servers)

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::store::{Cursor, Store};
@@ -39,11 +38,10 @@ enum Op {
     Wrong,
 }
 
-pub(super) async fn serve(stream: TcpStream, slot: ConnectionSlot) {
+/// Serves one connection on the current worker (`stream` is non-blocking
+/// and registered with no epoll set).
+pub(super) async fn serve(std_stream: std::net::TcpStream, slot: ConnectionSlot) {
     let shared = Arc::clone(&slot.0);
-    let Ok(std_stream) = stream.into_std() else {
-        return;
-    };
     // SAFETY: the std stream owns its descriptor, always reports that same
     // descriptor, and is only closed when the AsyncFd drops it.
     let Ok(sock) = (unsafe { AsyncFd::register(std_stream) }) else {

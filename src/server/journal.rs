@@ -37,7 +37,7 @@ use memchr::{memchr, memchr_iter};
 
 use super::store::{Cursor, Store};
 use super::{Level, ServerError, Shared};
-use crate::protocol::{parse_command, push_i64, push_py_float, Command};
+use crate::protocol::{encode_point, parse_command, push_i64, Command};
 
 /// When the log is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -443,12 +443,7 @@ impl Compaction {
                 // What `encode_put` writes for a float, without `fmt`: the
                 // lock is held meanwhile.
                 buf.extend_from_slice(b"put ");
-                buf.extend_from_slice(key.as_bytes());
-                buf.push(b' ');
-                push_py_float(buf, value);
-                buf.push(b' ');
-                push_i64(buf, ts);
-                buf.push(b'\n');
+                encode_point(buf, key, value, ts);
                 lines += 1;
                 buf.len() < COMPACT_STEP
             })
@@ -669,6 +664,7 @@ pub(crate) fn run_writer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::push_py_float;
 
     #[test]
     fn fsync_policies_parse_and_print() {
