@@ -3,6 +3,7 @@
 //! gives up at its own deadline, and runs a hook (Python's signal check)
 //! between short waits, just as a call waiting on the network does.
 
+use std::cell::UnsafeCell;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -10,24 +11,36 @@ use crate::error::ClientError;
 use crate::transport::WAIT_SLICE;
 
 pub struct CallLock<T> {
-    busy: Mutex<bool>,
+    /// The process id of the call holding the value, if any. After `fork()`
+    /// a child inherits "held" from a parent thread that does not exist in
+    /// the child: a holder from another process counts as gone.
+    holder: Mutex<Option<u32>>,
     freed: Condvar,
-    /// Only ever locked by the holder of `busy`, so never contended.
-    value: Mutex<T>,
+    /// Accessed only by the call recorded in `holder` (see `CallGuard`).
+    value: UnsafeCell<T>,
 }
+
+// SAFETY: `value` is reached only through a `CallGuard`, and at most one
+// guard per process exists at a time (`holder`); a guard from a parent
+// thread never runs in a forked child. So `T` is never shared, only sent.
+unsafe impl<T: Send> Sync for CallLock<T> {}
 
 /// Access to the value; dropping it lets the next waiting call in.
 pub struct CallGuard<'a, T> {
     lock: &'a CallLock<T>,
-    value: MutexGuard<'a, T>,
+}
+
+/// True when `holder` marks the value as in use by a call of this process.
+fn held_here(holder: &Option<u32>) -> bool {
+    *holder == Some(std::process::id())
 }
 
 impl<T> CallLock<T> {
     pub fn new(value: T) -> Self {
         CallLock {
-            busy: Mutex::new(false),
+            holder: Mutex::new(None),
             freed: Condvar::new(),
-            value: Mutex::new(value),
+            value: UnsafeCell::new(value),
         }
     }
 
@@ -40,8 +53,8 @@ impl<T> CallLock<T> {
         timeout: Option<Duration>,
         on_wait: &mut dyn FnMut() -> Result<(), ClientError>,
     ) -> Result<CallGuard<'_, T>, ClientError> {
-        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
-        while *busy {
+        let mut holder = self.holder();
+        while held_here(&holder) {
             let wait = match deadline {
                 None => WAIT_SLICE,
                 Some(deadline) => match deadline.saturating_duration_since(Instant::now()) {
@@ -51,61 +64,58 @@ impl<T> CallLock<T> {
             };
             let (guard, _) = self
                 .freed
-                .wait_timeout(busy, wait)
+                .wait_timeout(holder, wait)
                 .unwrap_or_else(PoisonError::into_inner);
-            busy = guard;
-            if *busy {
-                // The hook may need the GIL: never run it while holding `busy`.
-                drop(busy);
+            holder = guard;
+            if held_here(&holder) {
+                // The hook may need the GIL: never run it holding `holder`.
+                drop(holder);
                 on_wait()?;
-                busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+                holder = self.holder();
             }
         }
-        *busy = true;
-        drop(busy);
-        Ok(self.enter())
+        Ok(self.enter(holder))
     }
 
     /// The value if no call holds it now.
     pub fn try_lock(&self) -> Option<CallGuard<'_, T>> {
-        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
-        if *busy {
+        let holder = self.holder();
+        if held_here(&holder) {
             return None;
         }
-        *busy = true;
-        drop(busy);
-        Some(self.enter())
+        Some(self.enter(holder))
     }
 
-    fn enter(&self) -> CallGuard<'_, T> {
-        // A panic while a call held the value cannot leave it half-updated
-        // (a session takes its connection out while using it), so a
-        // poisoned value is still consistent.
-        let value = self.value.lock().unwrap_or_else(PoisonError::into_inner);
-        CallGuard { lock: self, value }
+    fn holder(&self) -> MutexGuard<'_, Option<u32>> {
+        // Nothing that can panic runs while `holder` is locked, so a
+        // poisoned lock still holds a meaningful value.
+        self.holder.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn enter(&self, mut holder: MutexGuard<'_, Option<u32>>) -> CallGuard<'_, T> {
+        *holder = Some(std::process::id());
+        CallGuard { lock: self }
     }
 }
 
 impl<T> std::ops::Deref for CallGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.value
+        // SAFETY: this guard is the only one of this process (`holder`).
+        unsafe { &*self.lock.value.get() }
     }
 }
 
 impl<T> std::ops::DerefMut for CallGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.value
+        // SAFETY: as in `deref`, and `&mut self` makes this access unique.
+        unsafe { &mut *self.lock.value.get() }
     }
 }
 
 impl<T> Drop for CallGuard<'_, T> {
     fn drop(&mut self) {
-        *self
-            .lock
-            .busy
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = false;
+        *self.lock.holder() = None;
         self.lock.freed.notify_one();
     }
 }
@@ -173,6 +183,18 @@ mod tests {
             Err(ClientError::Foreign("interrupted".into()))
         });
         assert!(matches!(result, Err(ClientError::Foreign(_))));
+    }
+
+    #[test]
+    fn a_holder_from_another_process_counts_as_gone() {
+        // What a child sees after fork() while a parent thread held the lock.
+        let lock = CallLock::new(5);
+        *lock.holder() = Some(std::process::id().wrapping_add(1));
+        let guard = lock.try_lock().expect("a foreign holder must not block");
+        assert_eq!(*guard, 5);
+        drop(guard);
+        *lock.holder() = Some(std::process::id().wrapping_add(1));
+        assert_eq!(*lock.lock(None, None, &mut no_hook()).unwrap(), 5);
     }
 
     #[test]

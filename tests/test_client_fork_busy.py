@@ -1,0 +1,72 @@
+"""fork() while another thread is inside a call on the same Client.
+
+The child inherits the client's call lock marked as held by a thread that
+does not exist in the child. The child's own calls must not wait for it:
+they open their own connection at once.
+"""
+
+import os
+import threading
+import unittest
+import warnings
+
+from client import ClientTimeoutError
+
+from tests.support import BOUND, TestCase, respond
+
+TIMEOUT = 2.0
+
+
+def silent_to_hold(line):
+    return None if line.startswith(b"get hold") else b"ok\n\n"
+
+
+class ForkDuringACallTest(TestCase):
+    @unittest.skipUnless(hasattr(os, "fork"), "needs os.fork")
+    def test_child_is_not_blocked_by_the_parents_call_in_progress(self):
+        srv = self.server(respond(silent_to_hold))
+        c = self.client(srv, timeout=TIMEOUT)
+        outcomes = []
+
+        def holder():
+            try:
+                c.get("hold")
+            except BaseException as error:
+                outcomes.append(error)
+
+        thread = threading.Thread(target=holder, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join, BOUND)
+        srv.peer(0).wait_received(b"get hold\n")  # the thread now holds the client
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                c.put("from.child", 1, 1)
+                code = 0
+            except ClientTimeoutError:
+                code = 3  # waited for the parent's thread until the timeout
+            except BaseException:
+                code = 4
+            finally:
+                os._exit(code)
+        status = []
+        waiter = threading.Thread(target=lambda: status.append(os.waitpid(pid, 0)[1]), daemon=True)
+        waiter.start()
+        waiter.join(BOUND)
+        if waiter.is_alive():
+            os.kill(pid, 9)
+            waiter.join(BOUND)
+            self.fail("the forked child did not finish")
+        self.assertTrue(os.WIFEXITED(status[0]), status)
+        self.assertEqual(os.WEXITSTATUS(status[0]), 0, "the child's call did not go through")
+        self.assertEqual(srv.peer(1).wait_received(b"put from.child 1 1\n"), b"put from.child 1 1\n")
+        # The parent's own call is unaffected: it still times out on its silent server.
+        thread.join(BOUND)
+        self.assertEqual([type(e) for e in outcomes], [ClientTimeoutError])
+
+
+if __name__ == "__main__":
+    unittest.main()
