@@ -278,6 +278,22 @@ class RawConnectionTest(TestCase):
         expected = b"".join(bytes(p) for p in payloads)
         self.assertEqual(srv.peer(0).wait_received(expected), expected)
 
+    def test_bytes_like_payloads_are_accepted_and_other_types_refused(self):
+        srv = self.server(None)
+        c = self.client(srv)
+        c.connection.sendall(bytearray(b"put a 1 1\n"))
+        c.connection.sendall(memoryview(b"xxput b 2 2\n")[2:])
+        expected = b"put a 1 1\nput b 2 2\n"
+        self.assertEqual(srv.peer(0).wait_received(expected), expected)
+        for bad in ["get k\n", 5, None, [1, 2]]:
+            with self.subTest(data=bad):
+                with self.assertRaises(ClientTypeError) as caught:
+                    c.connection.sendall(bad)
+                self.assertIn("data", str(caught.exception))
+        # Nothing else was sent (bytes(5) would have sent five zero bytes).
+        c.connection.sendall(b"end\n")
+        self.assertEqual(srv.peer(0).wait_received(expected + b"end\n"), expected + b"end\n")
+
     def test_read_returns_a_get_reply(self):
         srv = self.server(respond(lambda line: b"ok\nk 2 2\nk 1 1\n\n"))
         c = self.client(srv, timeout=2)

@@ -49,7 +49,7 @@ class Client:
 class Connection:
     """Raw access to a client's connection (``client.connection``)."""
 
-    def sendall(self, data: bytes) -> None: ...
+    def sendall(self, data: Union[bytes, bytearray, memoryview]) -> None: ...
 
 # -- the embedded server ---------------------------------------------------
 

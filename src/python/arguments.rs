@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyMemoryView, PyString};
 
 use crate::protocol::{ArgumentError, MetricValue};
 
@@ -171,4 +171,31 @@ where
             format!("must be {expected}, got {int}"),
         )),
     }
+}
+
+/// Raw bytes to send: `bytes`, `bytearray` or a `memoryview` (copied: the
+/// send runs with the GIL released, when a bytearray could be resized).
+pub fn bytes_like(
+    obj: &Bound<'_, PyAny>,
+    argument: &'static str,
+) -> Result<Vec<u8>, ArgumentError> {
+    if let Ok(bytes) = obj.cast::<PyBytes>() {
+        return Ok(bytes.as_bytes().to_vec());
+    }
+    if let Ok(array) = obj.cast::<PyByteArray>() {
+        return Ok(array.to_vec());
+    }
+    if obj.is_instance_of::<PyMemoryView>() {
+        let copy = obj.py().get_type::<PyBytes>().call1((obj,)).ok();
+        if let Some(bytes) = copy.as_ref().and_then(|c| c.cast::<PyBytes>().ok()) {
+            return Ok(bytes.as_bytes().to_vec());
+        }
+    }
+    Err(ArgumentError::type_(
+        argument,
+        format!(
+            "must be bytes, bytearray or memoryview, got {}",
+            type_name(obj)
+        ),
+    ))
 }

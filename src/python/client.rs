@@ -300,9 +300,11 @@ pub struct Connection {
 
 #[pymethods]
 impl Connection {
-    /// Sends ``data`` unchanged (connecting first if needed).
-    fn sendall(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        self.client.get().run(py, |session| session.send_raw(data))
+    /// Sends ``data`` (bytes, bytearray or memoryview) unchanged,
+    /// connecting first if needed.
+    fn sendall(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = arguments::bytes_like(data, "data").map_err(ClientError::from)?;
+        self.client.get().run(py, |session| session.send_raw(&data))
     }
 
     fn __repr__(&self) -> String {
