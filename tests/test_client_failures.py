@@ -10,7 +10,6 @@ import socket
 import threading
 import time
 import unittest
-import warnings
 from unittest import mock
 
 from client import (
@@ -429,28 +428,17 @@ class FaultTest(TestCase):
         srv = self.metrics_server()
         c = self.client(srv)
         c.put("child", 7, 1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
-            pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            code = 1
+
+        def child():
             try:
-                code = 0 if c.get("child") == {"child": [(1, 7.0)]} else 2
+                if c.get("child") != {"child": [(1, 7.0)]}:
+                    return 2
                 c.put("from.child", 1, 1)
+                return 0
             except BaseException:
-                code = 3
-            finally:
-                os._exit(code)
-        status = []
-        waiter = threading.Thread(target=lambda: status.append(os.waitpid(pid, 0)[1]), daemon=True)
-        waiter.start()
-        waiter.join(BOUND)
-        if waiter.is_alive():
-            os.kill(pid, 9)
-            waiter.join(BOUND)
-            self.fail("the forked child did not finish")
-        self.assertTrue(os.WIFEXITED(status[0]), status)
-        self.assertEqual(os.WEXITSTATUS(status[0]), 0, "the child's call failed")
+                return 3
+
+        self.assertEqual(self.run_forked(child), 0, "the child's call failed")
         # The parent's connection still works and is still the first one.
         c.put("parent.after", 2, 2)
         self.assertEqual(srv.connection_count, 2)

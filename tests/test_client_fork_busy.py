@@ -8,7 +8,6 @@ they open their own connection at once.
 import os
 import threading
 import unittest
-import warnings
 
 from client import ClientTimeoutError
 
@@ -38,30 +37,15 @@ class ForkDuringACallTest(TestCase):
         thread.start()
         self.addCleanup(thread.join, BOUND)
         srv.peer(0).wait_received(b"get hold\n")  # the thread now holds the client
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
-            pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            code = 1
+
+        def child():
             try:
                 c.put("from.child", 1, 1)
-                code = 0
+                return 0
             except ClientTimeoutError:
-                code = 3  # waited for the parent's thread until the timeout
-            except BaseException:
-                code = 4
-            finally:
-                os._exit(code)
-        status = []
-        waiter = threading.Thread(target=lambda: status.append(os.waitpid(pid, 0)[1]), daemon=True)
-        waiter.start()
-        waiter.join(BOUND)
-        if waiter.is_alive():
-            os.kill(pid, 9)
-            waiter.join(BOUND)
-            self.fail("the forked child did not finish")
-        self.assertTrue(os.WIFEXITED(status[0]), status)
-        self.assertEqual(os.WEXITSTATUS(status[0]), 0, "the child's call did not go through")
+                return 3  # waited for the parent's thread until the timeout
+
+        self.assertEqual(self.run_forked(child), 0, "the child's call did not go through")
         self.assertEqual(srv.peer(1).wait_received(b"put from.child 1 1\n"), b"put from.child 1 1\n")
         # The parent's own call is unaffected: it still times out on its silent server.
         thread.join(BOUND)

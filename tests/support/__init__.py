@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 import unittest
+import warnings
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import client
@@ -590,6 +591,30 @@ class TestCase(unittest.TestCase):
         c = client.Client(host, port, **kwargs)
         self.addCleanup(c.close)
         return c
+
+    def run_forked(self, child: Callable[[], int]) -> int:
+        """Runs ``child`` in a forked process and returns its exit code. The
+        child exits with what ``child`` returns (4 if it raises); a child that
+        does not finish within BOUND is killed and the test fails."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 4
+            try:
+                code = child()
+            finally:
+                os._exit(code)
+        status = []
+        waiter = threading.Thread(target=lambda: status.append(os.waitpid(pid, 0)[1]), daemon=True)
+        waiter.start()
+        waiter.join(BOUND)
+        if waiter.is_alive():
+            os.kill(pid, 9)
+            waiter.join(BOUND)
+            self.fail("the forked child did not finish")
+        self.assertTrue(os.WIFEXITED(status[0]), status)
+        return os.WEXITSTATUS(status[0])
 
     def assertElapsedBetween(self, elapsed: float, low: float, high: float) -> None:
         self.assertGreaterEqual(elapsed, low, f"took {elapsed:.4f} s, expected >= {low}")
