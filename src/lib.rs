@@ -1,13 +1,15 @@
-//! Rust core of the `client` Python package: a sans-IO codec for the metrics
-//! protocol, blocking transports, a session that owns one connection, and
-//! (behind the `python` feature) the pyo3 bindings exposed as `client._native`.
+//! Rust core of the `client` Python package, in four parts that depend on
+//! each other one way only:
+//!
+//! - `protocol`: the sans-IO codec (framing, requests, replies, number text);
+//! - `client`: the blocking client (session, transports, call lock, errors);
+//! - `server`: the embedded server (connections, commands, store, journal);
+//! - `python` (behind the `python` feature): the pyo3 binding exposed as
+//!   `client._native`, which only converts types and errors.
 
-pub mod call_lock;
-pub mod error;
+pub mod client;
 pub mod protocol;
 pub mod server;
-pub mod session;
-pub mod transport;
 
 #[cfg(feature = "python")]
 mod python;

@@ -1,6 +1,6 @@
 //! The metrics protocol without any I/O, in the spirit of h11: requests are
 //! encoded into bytes, replies are decoded incrementally from whatever bytes
-//! arrive. Sockets live in `crate::transport`; this module never blocks.
+//! arrive. Sockets live in `crate::client::transport`; this module never blocks.
 
 mod argument;
 mod command;

@@ -9,12 +9,12 @@ use pyo3::types::{PyDict, PyTuple};
 use super::arguments;
 use super::connector::{deliver_signals, format_address, AnyTransport, PyConnector};
 use super::results::metrics_to_dict;
-use crate::call_lock::CallLock;
-use crate::error::ClientError;
+use crate::client::call_lock::CallLock;
+use crate::client::error::ClientError;
+use crate::client::session::Session;
 use crate::protocol::{
     encode_get, encode_put, ArgumentError, Expect, Reply, DEFAULT_MAX_REPLY_BYTES,
 };
-use crate::session::Session;
 
 /// A blocking client for the metrics server.
 ///

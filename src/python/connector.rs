@@ -14,9 +14,9 @@ use pyo3::types::PyType;
 
 use super::errors::foreign;
 use super::socket_like::{is_timeout, PySocketLike};
-use crate::error::ClientError;
-use crate::session::Connector;
-use crate::transport::{NativeSocket, Transport};
+use crate::client::error::ClientError;
+use crate::client::session::Connector;
+use crate::client::transport::{NativeSocket, Transport};
 
 /// `socket.socket` as it was when `client` was imported: a test may patch the
 /// module attribute later, and a patched class must not be taken over.

@@ -4,7 +4,7 @@
 
 use pyo3::prelude::*;
 
-use crate::error::{ClientError, ForeignError};
+use crate::client::error::{ClientError, ForeignError};
 use crate::protocol::ArgumentErrorKind;
 
 mod classes {

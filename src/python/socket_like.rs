@@ -9,8 +9,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyType};
 
 use super::errors::foreign;
-use crate::error::ClientError;
-use crate::transport::Transport;
+use crate::client::error::ClientError;
+use crate::client::transport::Transport;
 
 const RECV_SIZE: usize = 256 * 1024;
 

@@ -10,8 +10,10 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::watch;
 
+use super::listener::ConnectionSlot;
+use super::shared::{Shared, State};
 use super::store::{Cursor, Store};
-use super::{ConnectionSlot, Durability, Shared, State, LINE_TOO_LONG, STORAGE_FAILED};
+use super::{Durability, LINE_TOO_LONG, STORAGE_FAILED};
 use crate::protocol::{
     encode_error, encode_ok, encode_point, encode_points_end, encode_points_start,
     encode_wrong_command, parse_command, Command, LineSplitter, Selector,

@@ -7,33 +7,17 @@
 //! tokio runtime (its own epoll set and task queue); the first also runs the
 //! accept loop and hands accepted connections out round-robin, and a
 //! connection stays on its worker for its lifetime. A separate thread owns
-//! the durability log. Each connection reads what is available, parses
+//! the journal (the data file). Each connection reads what is available, parses
 //! every complete line, applies the batch under one short lock and writes
 //! all replies in one go, so pipelined input costs one read, one lock and
 //! one write per batch. No lock is ever held across I/O: a slow or idle
 //! client only parks its own task.
 //!
-//! Why this shape (measured with benches/run.py, 50 request-reply
-//! connections, 2 cores shared with the load generator): about 90% of the
-//! server's CPU time is the kernel's (a loopback `send` runs the peer's whole
-//! receive path), so what decides throughput is how many requests each wake
-//! of an event loop serves and whether server threads preempt their clients.
-//! - tokio's multi-thread runtime shares one epoll set between its workers;
-//!   a readiness event found by one worker often wakes the other (a futex
-//!   wake and a context switch) to run the task: about 10% more CPU per
-//!   request than one event loop.
-//! - A loop per core with no core spare is worse still (about a third more
-//!   CPU per request with 2 loops on 2 cores): each loop finds half the ready
-//!   connections per `epoll_wait`, and the loops and the clients take turns
-//!   on the same cores.
-//! - One single-threaded loop that runs every ready connection per pass, as
-//!   redis' event loop does, serves about 45 requests per `epoll_wait` and
-//!   almost never sleeps under load.
-//!
-//! The embedded server runs inside a Python process, usually next to its
-//! clients, so by default it leaves half the cores to them. Per-worker loops
-//! never wake each other; the price is that a connection cannot migrate to
-//! an idle worker, which round-robin placement and short requests make rare.
+//! Files: `config` (what a server is asked to be), `listener` and `workers`
+//! (accepting and event loops), `connection` (one client: framing, replies,
+//! back-pressure), `store` (the in-memory series), `journal` (the data file:
+//! format, recovery, writer, compaction), `shared` (what they share under one
+//! lock), `log` (diagnostics), `error`.
 //!
 //! Limits (see [`Limits`]): a request line may be at most 1 MiB; a longer
 //! one is answered `error\nline too long\n\n` and the connection is closed.
@@ -43,235 +27,40 @@
 //! store, each written before the next is made, so `get *` never copies the
 //! data set. Connections beyond `max_connections` are closed on accept.
 
+mod config;
 mod connection;
+mod error;
 mod journal;
+mod listener;
+mod log;
+mod shared;
 mod store;
+mod workers;
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use thiserror::Error;
-use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Runtime;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+pub use config::{Config, Limits};
+pub use error::ServerError;
 pub use journal::{Durability, FsyncPolicy, Recovery};
+pub use log::{stderr_sink, Level, LogSink};
 pub use store::{Cursor, Store};
 
 use journal::Journal;
+use listener::{bind, raise_fd_limit};
+use shared::{Shared, State};
+use workers::Workers;
 
 /// The message of the error reply to an over-long request line.
 pub const LINE_TOO_LONG: &str = "line too long";
 /// The message of the error reply to a put the log could not record.
 pub const STORAGE_FAILED: &str = "storage failure";
-
-/// Bounds on what one connection may make the server hold.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Longest request line in bytes, without its `\n`.
-    pub max_line_bytes: usize,
-    /// Connections served at once; more are closed on accept.
-    pub max_connections: usize,
-    /// Initial read buffer of a connection.
-    pub read_buffer_bytes: usize,
-    /// Replies are written once this many bytes are pending; also the size
-    /// of one chunk of a streamed `get`.
-    pub write_chunk_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_line_bytes: crate::protocol::DEFAULT_MAX_LINE_BYTES,
-            max_connections: 10_000,
-            read_buffer_bytes: 16 << 10,
-            write_chunk_bytes: 64 << 10,
-        }
-    }
-}
-
-/// Severity of a log message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Info,
-    Warning,
-    Error,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Info => "INFO",
-            Level::Warning => "WARNING",
-            Level::Error => "ERROR",
-        }
-    }
-}
-
-/// Where the server's messages go. Called from server threads; must not block
-/// for long.
-pub type LogSink = Arc<dyn Fn(Level, &str) + Send + Sync>;
-
-/// A sink writing `metrics-server: LEVEL: message` lines to stderr.
-pub fn stderr_sink() -> LogSink {
-    Arc::new(|level, message| {
-        use std::io::Write;
-        let mut err = io::stderr().lock();
-        let _ = writeln!(err, "metrics-server: {}: {message}", level.as_str());
-        let _ = err.flush();
-    })
-}
-
-/// How to run a server. `Config::default()` listens on 127.0.0.1 on a free
-/// port, keeps data in memory only and logs nothing.
-#[derive(Clone)]
-pub struct Config {
-    pub host: String,
-    /// 0 picks a free port; see [`Server::local_addr`].
-    pub port: u16,
-    /// The durability log; `None` keeps data in memory only.
-    pub data: Option<PathBuf>,
-    pub fsync: FsyncPolicy,
-    /// Compaction is considered once the log reaches this size.
-    pub compact_min_bytes: u64,
-    /// Worker threads, each an event loop of its own; 0 means one per two
-    /// available cores, at least one (see the module's notes on threading).
-    pub workers: usize,
-    pub limits: Limits,
-    pub log: Option<LogSink>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            host: "127.0.0.1".into(),
-            port: 0,
-            data: None,
-            fsync: FsyncPolicy::default(),
-            compact_min_bytes: 64 << 20,
-            workers: 0,
-            limits: Limits::default(),
-            log: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("data", &self.data)
-            .field("fsync", &self.fsync)
-            .field("compact_min_bytes", &self.compact_min_bytes)
-            .field("workers", &self.workers)
-            .field("limits", &self.limits)
-            .field("log", &self.log.is_some())
-            .finish()
-    }
-}
-
-#[derive(Debug, Error)]
-pub enum ServerError {
-    #[error("cannot listen on {address}: {source}")]
-    Bind { address: String, source: io::Error },
-    #[error("data file {}: {source}", .path.display())]
-    Data { path: PathBuf, source: io::Error },
-    #[error("data file {} is in use by another server", .path.display())]
-    DataInUse { path: PathBuf },
-    #[error("cannot start the server's threads: {0}")]
-    Threads(io::Error),
-    #[error("the durability log failed, some puts may not be on disk: {0}")]
-    Journal(io::Error),
-}
-
-impl ServerError {
-    /// The underlying OS error, when there is one.
-    pub fn io_error(&self) -> Option<&io::Error> {
-        match self {
-            ServerError::Bind { source, .. } | ServerError::Data { source, .. } => Some(source),
-            ServerError::Threads(e) | ServerError::Journal(e) => Some(e),
-            ServerError::DataInUse { .. } => None,
-        }
-    }
-}
-
-/// Everything connections share. The store and the log buffer sit under one
-/// lock so that the log records puts in exactly the order they were applied.
-pub(crate) struct Shared {
-    state: Mutex<State>,
-    journal_wake: Condvar,
-    durable: watch::Sender<Durability>,
-    pub(crate) limits: Limits,
-    fsync: Option<FsyncPolicy>,
-    log: Option<LogSink>,
-    connections: AtomicUsize,
-}
-
-pub(crate) struct State {
-    pub(crate) store: Store,
-    pub(crate) journal: Option<Journal>,
-}
-
-impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the store half-updated
-        // in a way later readers would trip on (each put is one insert).
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn wake_journal(&self) {
-        self.journal_wake.notify_one();
-    }
-
-    fn journal_wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.journal_wake
-            .wait(guard)
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn journal_wait_timeout<'a>(
-        &self,
-        guard: MutexGuard<'a, State>,
-        timeout: Duration,
-    ) -> MutexGuard<'a, State> {
-        self.journal_wake
-            .wait_timeout(guard, timeout)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
-    }
-
-    fn publish(&self, durability: Durability) {
-        self.durable.send_replace(durability);
-    }
-
-    fn fail_journal(&self) {
-        if let Some(journal) = self.lock().journal.as_mut() {
-            journal.fail();
-        }
-        self.durable.send_modify(|d| d.failed = true);
-    }
-
-    /// Whether acknowledgements must wait for the log to be fsynced.
-    pub(crate) fn acks_wait_for_fsync(&self) -> bool {
-        self.fsync == Some(FsyncPolicy::Always)
-    }
-
-    pub(crate) fn durability(&self) -> watch::Receiver<Durability> {
-        self.durable.subscribe()
-    }
-
-    pub(crate) fn log(&self, level: Level, message: &str) {
-        if let Some(sink) = &self.log {
-            sink(level, message);
-        }
-    }
-}
 
 /// A running server. Dropping it closes it; call [`Server::close`] to see
 /// whether the final flush of the log succeeded.
@@ -450,185 +239,11 @@ impl Drop for Server {
     }
 }
 
-fn bind(host: &str, port: u16) -> Result<TcpListener, ServerError> {
-    let address = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    let fail = |source| ServerError::Bind {
-        address: address.clone(),
-        source,
-    };
-    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
-    for addr in (host, port).to_socket_addrs().map_err(fail)? {
-        let attempt = (|| {
-            let socket = match addr {
-                SocketAddr::V4(_) => TcpSocket::new_v4()?,
-                SocketAddr::V6(_) => TcpSocket::new_v6()?,
-            };
-            socket.set_reuseaddr(true)?;
-            socket.bind(addr)?;
-            socket.listen(1024)
-        })();
-        match attempt {
-            Ok(listener) => return Ok(listener),
-            Err(e) => last = e,
-        }
-    }
-    Err(fail(last))
-}
-
-/// Lifts the soft limit on open files to the hard limit (as Go's runtime
-/// does), so the default 1024 does not cap concurrent connections.
-fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
-    unsafe {
-        let mut limit = std::mem::zeroed::<libc::rlimit>();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max.min(1 << 20);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
-
-/// Decrements the connection count when a connection task ends.
-struct ConnectionSlot(Arc<Shared>);
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The worker threads, each running a single-threaded runtime until told
-/// to stop.
-struct Workers {
-    stop: watch::Sender<bool>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-/// Connections accepted by the first worker, on their way to another one.
-type Handoff = mpsc::UnboundedSender<(std::net::TcpStream, ConnectionSlot)>;
-
-impl Workers {
-    /// Starts one thread per runtime; the first accepts on `listener`.
-    fn start(
-        runtimes: Vec<Runtime>,
-        listener: TcpListener,
-        shared: &Arc<Shared>,
-    ) -> Result<Workers, ServerError> {
-        let (stop, _) = watch::channel(false);
-        let mut workers = Workers {
-            stop,
-            threads: Vec::with_capacity(runtimes.len()),
-        };
-        let mut handoffs = Vec::with_capacity(runtimes.len());
-        let mut runtimes = runtimes.into_iter();
-        let first = runtimes.next().expect("at least one worker");
-        for runtime in runtimes {
-            let (handoff, mut arrivals) = mpsc::unbounded_channel();
-            handoffs.push(handoff);
-            runtime.spawn(async move {
-                while let Some((stream, slot)) = arrivals.recv().await {
-                    tokio::spawn(connection::serve(stream, slot));
-                }
-            });
-            // On failure `workers` drops here and stops the threads started.
-            workers.spawn(runtime)?;
-        }
-        first.spawn(accept_loop(listener, Arc::clone(shared), handoffs));
-        workers.spawn(first)?;
-        Ok(workers)
-    }
-
-    fn spawn(&mut self, runtime: Runtime) -> Result<(), ServerError> {
-        let mut stop = self.stop.subscribe();
-        let thread = std::thread::Builder::new()
-            .name("metrics-server".into())
-            .spawn(move || {
-                runtime.block_on(async {
-                    let _ = stop.wait_for(|&stop| stop).await;
-                });
-                // Drops every task of this worker, closing its connections.
-                runtime.shutdown_timeout(Duration::from_secs(5));
-            })
-            .map_err(ServerError::Threads)?;
-        self.threads.push(thread);
-        Ok(())
-    }
-
-    /// Stops every worker and waits for them.
-    fn stop(mut self) {
-        self.stop.send_replace(true);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        self.stop.send_replace(true);
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, handoffs: Vec<Handoff>) {
-    // Round-robin over this worker (turn 0) and the others.
-    let mut turn = 0;
-    loop {
-        match listener.accept().await {
-            Ok((stream, _peer)) => {
-                let open = shared.connections.fetch_add(1, Ordering::Relaxed);
-                let slot = ConnectionSlot(Arc::clone(&shared));
-                if open >= shared.limits.max_connections {
-                    shared.log(
-                        Level::Warning,
-                        &format!(
-                            "refusing a connection: {} connections open",
-                            shared.limits.max_connections
-                        ),
-                    );
-                    drop((stream, slot));
-                    continue;
-                }
-                let _ = stream.set_nodelay(true);
-                // Leaves this worker's epoll set; the worker that serves the
-                // connection registers it with its own.
-                let Ok(stream) = stream.into_std() else {
-                    continue;
-                };
-                turn = (turn + 1) % (handoffs.len() + 1);
-                match turn.checked_sub(1) {
-                    None => drop(tokio::spawn(connection::serve(stream, slot))),
-                    Some(i) => {
-                        // A worker that has stopped takes no connections;
-                        // the server is closing and dropping this one is right.
-                        let _ = handoffs[i].send((stream, slot));
-                    }
-                }
-            }
-            Err(e) => {
-                // Out of descriptors or memory: back off instead of spinning;
-                // other errors concern one aborted connection only.
-                let resource = matches!(
-                    e.raw_os_error(),
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-                );
-                if resource {
-                    shared.log(Level::Error, &format!("accept failed: {e}"));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use std::time::Duration;
 
     fn ask(stream: &mut std::net::TcpStream, request: &str) -> String {
         stream.write_all(request.as_bytes()).unwrap();

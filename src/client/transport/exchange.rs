@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::error::ClientError;
+use crate::client::error::ClientError;
 use crate::protocol::{Reply, ReplyDecoder};
 
 /// A connected byte stream.

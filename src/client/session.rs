@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::ClientError;
+use crate::client::error::ClientError;
+use crate::client::transport::{exchange, read_replies, read_reply, Transport};
 use crate::protocol::{Expect, Reply, ReplyDecoder};
-use crate::transport::{exchange, read_replies, read_reply, Transport};
 
 /// Opens connections; the Python layer calls `socket.create_connection`.
 pub trait Connector {

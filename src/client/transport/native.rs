@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use super::Transport;
-use crate::error::ClientError;
+use crate::client::error::ClientError;
 
 /// Longest uninterrupted wait before the hook runs again.
 pub const WAIT_SLICE: Duration = Duration::from_millis(50);
@@ -155,8 +155,8 @@ impl Transport for NativeSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::transport::exchange;
     use crate::protocol::{Expect, Reply, ReplyDecoder};
-    use crate::transport::exchange;
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;

@@ -7,8 +7,8 @@ use std::cell::UnsafeCell;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::error::ClientError;
-use crate::transport::WAIT_SLICE;
+use crate::client::error::ClientError;
+use crate::client::transport::WAIT_SLICE;
 
 pub struct CallLock<T> {
     /// The process id of the call holding the value, if any. After `fork()`

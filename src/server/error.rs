@@ -1,0 +1,31 @@
+//! Why a server could not start or could not close cleanly.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: String, source: io::Error },
+    #[error("data file {}: {source}", .path.display())]
+    Data { path: PathBuf, source: io::Error },
+    #[error("data file {} is in use by another server", .path.display())]
+    DataInUse { path: PathBuf },
+    #[error("cannot start the server's threads: {0}")]
+    Threads(io::Error),
+    #[error("the durability log failed, some puts may not be on disk: {0}")]
+    Journal(io::Error),
+}
+
+impl ServerError {
+    /// The underlying OS error, when there is one.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            ServerError::Bind { source, .. } | ServerError::Data { source, .. } => Some(source),
+            ServerError::Threads(e) | ServerError::Journal(e) => Some(e),
+            ServerError::DataInUse { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Compaction: rewriting the journal as one line per stored point while the
+//! server keeps serving, then swapping it in atomically.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use memchr::memchr_iter;
+
+use super::file::{compaction_path, lock_exclusive, sync_dir, LogFile};
+use crate::protocol::encode_point;
+use crate::server::shared::Shared;
+use crate::server::store::Cursor;
+
+/// Bytes of snapshot the compactor makes per step (under the store's lock,
+/// about half a millisecond) before writing them and servicing the buffer.
+const COMPACT_STEP: usize = 64 << 10;
+
+/// A compaction in progress: the snapshot written so far and where the live
+/// log stood when it began.
+pub(super) struct Compaction {
+    tmp_path: PathBuf,
+    tmp: File,
+    cursor: Cursor,
+    /// Log length when the snapshot began: lines after it are copied over.
+    start_len: u64,
+    lines: u64,
+    bytes: u64,
+    buf: Vec<u8>,
+    started: Instant,
+}
+
+impl Compaction {
+    pub(super) fn begin(log: &LogFile) -> io::Result<Self> {
+        let tmp_path = compaction_path(&log.path);
+        let tmp = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(&tmp_path)?;
+        Ok(Compaction {
+            tmp_path,
+            tmp,
+            cursor: Cursor::all(),
+            start_len: log.len,
+            lines: 0,
+            bytes: 0,
+            buf: Vec::with_capacity(COMPACT_STEP + 4096),
+            started: Instant::now(),
+        })
+    }
+
+    /// Writes the next piece of the snapshot; true when it is complete.
+    pub(super) fn step(&mut self, shared: &Shared) -> io::Result<bool> {
+        let buf = &mut self.buf;
+        let mut lines = 0;
+        let done = {
+            let state = shared.lock();
+            state.store.walk(&mut self.cursor, |key, ts, value| {
+                // What `encode_put` writes for a float, without `fmt`: the
+                // lock is held meanwhile.
+                buf.extend_from_slice(b"put ");
+                encode_point(buf, key, value, ts);
+                lines += 1;
+                buf.len() < COMPACT_STEP
+            })
+        };
+        self.tmp.write_all(buf)?;
+        self.lines += lines;
+        self.bytes += buf.len() as u64;
+        buf.clear();
+        Ok(done)
+    }
+
+    /// Appends what was logged since the snapshot began and swaps the files.
+    pub(super) fn finish(mut self, log: &mut LogFile) -> io::Result<(u64, u64, Duration)> {
+        let mut at = self.start_len;
+        self.buf.resize(COMPACT_STEP, 0);
+        while at < log.len {
+            let want = ((log.len - at) as usize).min(self.buf.len());
+            let n = log.file.read_at(&mut self.buf[..want], at)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "log shrank during compaction",
+                ));
+            }
+            self.tmp.write_all(&self.buf[..n])?;
+            self.lines += memchr_iter(b'\n', &self.buf[..n]).count() as u64;
+            self.bytes += n as u64;
+            at += n as u64;
+        }
+        self.tmp.sync_all()?;
+        if !lock_exclusive(&self.tmp)? {
+            return Err(io::Error::other(
+                "compacted log is locked by another process",
+            ));
+        }
+        fs::rename(&self.tmp_path, &log.path)?;
+        sync_dir(&log.path)?;
+        log.file = self.tmp;
+        log.len = self.bytes;
+        log.lines = self.lines;
+        Ok((self.lines, self.bytes, self.started.elapsed()))
+    }
+
+    pub(super) fn abandon(self) {
+        drop(self.tmp);
+        let _ = fs::remove_file(&self.tmp_path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{push_i64, push_py_float};
+    use crate::server::store::Store;
+
+    #[test]
+    pub(super) fn snapshot_lines_are_what_the_client_encodes() {
+        use crate::protocol::{encode_put, MetricValue};
+        let mut store = Store::new();
+        let points = [
+            ("a", 1, 0.5),
+            ("a", -3, 1e16),
+            ("ключ", 7, -0.0),
+            ("b", 0, 0.1 + 0.2),
+        ];
+        for (key, ts, value) in points {
+            store.put(key, ts, value);
+        }
+        let mut mine = Vec::new();
+        let mut cursor = Cursor::all();
+        assert!(store.walk(&mut cursor, |key, ts, value| {
+            mine.extend_from_slice(b"put ");
+            mine.extend_from_slice(key.as_bytes());
+            mine.push(b' ');
+            push_py_float(&mut mine, value);
+            mine.push(b' ');
+            push_i64(&mut mine, ts);
+            mine.push(b'\n');
+            true
+        }));
+        let mut theirs = Vec::new();
+        let mut cursor = Cursor::all();
+        store.walk(&mut cursor, |key, ts, value| {
+            encode_put(&mut theirs, key, MetricValue::Float(value), ts).unwrap();
+            true
+        });
+        assert_eq!(
+            String::from_utf8(mine).unwrap(),
+            String::from_utf8(theirs).unwrap()
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! Listening and accepting: binding the address, lifting the descriptor
+//! limit, and handing accepted connections to the workers round-robin.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket};
+
+use super::connection;
+use super::error::ServerError;
+use super::log::Level;
+use super::shared::Shared;
+use super::workers::Handoff;
+
+pub(super) fn bind(host: &str, port: u16) -> Result<TcpListener, ServerError> {
+    let address = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let fail = |source| ServerError::Bind {
+        address: address.clone(),
+        source,
+    };
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
+    for addr in (host, port).to_socket_addrs().map_err(fail)? {
+        let attempt = (|| {
+            let socket = match addr {
+                SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                SocketAddr::V6(_) => TcpSocket::new_v6()?,
+            };
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(1024)
+        })();
+        match attempt {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(fail(last))
+}
+
+/// Lifts the soft limit on open files to the hard limit (as Go's runtime
+/// does), so the default 1024 does not cap concurrent connections.
+pub(super) fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max.min(1 << 20);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// Decrements the connection count when a connection task ends.
+pub(super) struct ConnectionSlot(pub(super) Arc<Shared>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    handoffs: Vec<Handoff>,
+) {
+    // Round-robin over this worker (turn 0) and the others.
+    let mut turn: usize = 0;
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                let open = shared.connections.fetch_add(1, Ordering::Relaxed);
+                let slot = ConnectionSlot(Arc::clone(&shared));
+                if open >= shared.limits.max_connections {
+                    shared.log(
+                        Level::Warning,
+                        &format!(
+                            "refusing a connection: {} connections open",
+                            shared.limits.max_connections
+                        ),
+                    );
+                    drop((stream, slot));
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                // Leaves this worker's epoll set; the worker that serves the
+                // connection registers it with its own.
+                let Ok(stream) = stream.into_std() else {
+                    continue;
+                };
+                turn = (turn + 1) % (handoffs.len() + 1);
+                match turn.checked_sub(1) {
+                    None => drop(tokio::spawn(connection::serve(stream, slot))),
+                    Some(i) => {
+                        // A worker that has stopped takes no connections;
+                        // the server is closing and dropping this one is right.
+                        let _ = handoffs[i].send((stream, slot));
+                    }
+                }
+            }
+            Err(e) => {
+                // Out of descriptors or memory: back off instead of spinning;
+                // other errors concern one aborted connection only.
+                let resource = matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                );
+                if resource {
+                    shared.log(Level::Error, &format!("accept failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! What every connection, the journal writer and the `Server` handle share:
+//! the store and the journal's buffer under one lock, and the signals between
+//! connections and the journal writer.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::config::Limits;
+use super::journal::{Durability, FsyncPolicy, Journal};
+use super::log::{Level, LogSink};
+use super::store::Store;
+
+/// Everything connections share. The store and the log buffer sit under one
+/// lock so that the log records puts in exactly the order they were applied.
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<State>,
+    pub(crate) journal_wake: Condvar,
+    pub(crate) durable: watch::Sender<Durability>,
+    pub(crate) limits: Limits,
+    pub(crate) fsync: Option<FsyncPolicy>,
+    pub(crate) log: Option<LogSink>,
+    pub(crate) connections: AtomicUsize,
+}
+
+pub(crate) struct State {
+    pub(crate) store: Store,
+    pub(crate) journal: Option<Journal>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the store half-updated
+        // in a way later readers would trip on (each put is one insert).
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn wake_journal(&self) {
+        self.journal_wake.notify_one();
+    }
+
+    pub(crate) fn journal_wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.journal_wake
+            .wait(guard)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn journal_wait_timeout<'a>(
+        &self,
+        guard: MutexGuard<'a, State>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, State> {
+        self.journal_wake
+            .wait_timeout(guard, timeout)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+    }
+
+    pub(crate) fn publish(&self, durability: Durability) {
+        self.durable.send_replace(durability);
+    }
+
+    pub(crate) fn fail_journal(&self) {
+        if let Some(journal) = self.lock().journal.as_mut() {
+            journal.fail();
+        }
+        self.durable.send_modify(|d| d.failed = true);
+    }
+
+    /// Whether acknowledgements must wait for the log to be fsynced.
+    pub(crate) fn acks_wait_for_fsync(&self) -> bool {
+        self.fsync == Some(FsyncPolicy::Always)
+    }
+
+    pub(crate) fn durability(&self) -> watch::Receiver<Durability> {
+        self.durable.subscribe()
+    }
+
+    pub(crate) fn log(&self, level: Level, message: &str) {
+        if let Some(sink) = &self.log {
+            sink(level, message);
+        }
+    }
+}
