@@ -1,19 +1,39 @@
 //! The metrics protocol without any I/O, in the spirit of h11: requests are
-//! encoded into bytes, replies are decoded incrementally from whatever bytes
-//! arrive. Sockets live in `crate::client::transport`; this module never blocks.
+//! encoded into bytes and parsed from them, replies are encoded and decoded
+//! incrementally from whatever bytes arrive. Sockets live in
+//! `crate::client::transport` and `crate::server`; this module never blocks.
+//!
+//! One concept per file:
+//! - `framing`: request lines and their length limit;
+//! - `request`: encoding and parsing `put` and `get`;
+//! - `reply`: the reply shapes and their encoders;
+//! - `decoder`: incremental reply decoding; `grouping`: points by key;
+//! - `point`: the one writer of `<key> <value> <timestamp>` text;
+//! - `number`: float and integer text, written as Python does, read exactly;
+//! - `value`: user values (int or float); `argument`: key validation;
+//! - `excerpt`: bounded quotes of received bytes for error messages.
 
 mod argument;
-mod command;
+mod decoder;
+mod excerpt;
+mod framing;
+mod grouping;
+mod number;
+mod point;
 mod reply;
 mod request;
 mod value;
 
 pub use argument::{validate_key, ArgumentError, ArgumentErrorKind, KeyUse};
-pub use command::{
-    encode_error, encode_ok, encode_point, encode_points_end, encode_points_start,
-    encode_wrong_command, parse_command, push_i64, push_py_float, Command, CommandError,
-    LineSplitter, LineTooLong, Selector, DEFAULT_MAX_LINE_BYTES, WRONG_COMMAND,
+pub use decoder::{DecodeError, Decoded, ReplyDecoder, DEFAULT_MAX_REPLY_BYTES};
+pub use excerpt::excerpt;
+pub use framing::{LineSplitter, LineTooLong, DEFAULT_MAX_LINE_BYTES};
+pub use grouping::{Metrics, Point};
+pub use number::{parse_float, parse_int, push_i64, push_py_float, PyFloat};
+pub use point::{push_point, push_put_line, PointValue};
+pub use reply::{
+    encode_error, encode_ok, encode_points_end, encode_points_start, encode_wrong_command, Reply,
+    WRONG_COMMAND,
 };
-pub use reply::{DecodeError, Metrics, Point, Reply, ReplyDecoder, DEFAULT_MAX_REPLY_BYTES};
-pub use request::{encode_get, encode_put, Expect};
-pub use value::{MetricValue, PyFloat};
+pub use request::{encode_get, encode_put, parse_command, Command, CommandError, Expect, Selector};
+pub use value::MetricValue;

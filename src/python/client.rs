@@ -154,7 +154,7 @@ impl Client {
         })?;
         for (index, item) in items.enumerate() {
             let item = item?;
-            encode_point(&mut requests, index, &item).map_err(ClientError::from)?;
+            encode_put_item(&mut requests, index, &item).map_err(ClientError::from)?;
             ends.push(requests.len());
         }
         if ends.is_empty() {
@@ -257,7 +257,7 @@ impl Client {
 }
 
 /// One `put_many` item: `(key, value)` or `(key, value, timestamp)`.
-fn encode_point(
+fn encode_put_item(
     out: &mut Vec<u8>,
     index: usize,
     item: &Bound<'_, PyAny>,

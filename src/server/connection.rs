@@ -15,8 +15,8 @@ use super::shared::{Shared, State};
 use super::store::{Cursor, Store};
 use super::{Durability, LINE_TOO_LONG, STORAGE_FAILED};
 use crate::protocol::{
-    encode_error, encode_ok, encode_point, encode_points_end, encode_points_start,
-    encode_wrong_command, parse_command, Command, LineSplitter, Selector,
+    encode_error, encode_ok, encode_points_end, encode_points_start, encode_wrong_command,
+    parse_command, push_point, Command, LineSplitter, Selector,
 };
 
 /// Requests parsed before the store's lock is taken to apply them.
@@ -100,7 +100,7 @@ fn parse_op(buf: &[u8], start: usize, len: usize) -> Op {
 /// the walk is over.
 fn fill(store: &Store, cursor: &mut Cursor, out: &mut Vec<u8>, chunk: usize) -> bool {
     store.walk(cursor, |key, timestamp, value| {
-        encode_point(out, key, value, timestamp);
+        push_point(out, key, value, timestamp);
         out.len() < chunk
     })
 }

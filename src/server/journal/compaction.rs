@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use memchr::memchr_iter;
 
 use super::file::{compaction_path, lock_exclusive, sync_dir, LogFile};
-use crate::protocol::encode_point;
+use crate::protocol::push_put_line;
 use crate::server::shared::Shared;
 use crate::server::store::Cursor;
 
@@ -59,10 +59,7 @@ impl Compaction {
         let done = {
             let state = shared.lock();
             state.store.walk(&mut self.cursor, |key, ts, value| {
-                // What `encode_put` writes for a float, without `fmt`: the
-                // lock is held meanwhile.
-                buf.extend_from_slice(b"put ");
-                encode_point(buf, key, value, ts);
+                push_put_line(buf, key, value, ts);
                 lines += 1;
                 buf.len() < COMPACT_STEP
             })

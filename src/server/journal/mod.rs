@@ -37,7 +37,7 @@ mod writer;
 
 use std::time::Duration;
 
-use crate::protocol::push_i64;
+use crate::protocol::push_put_line;
 
 pub(crate) use file::open;
 pub use policy::FsyncPolicy;
@@ -106,13 +106,7 @@ impl Journal {
     /// woken (call `Shared::wake_journal` after releasing the lock).
     pub(crate) fn append_put(&mut self, key: &str, value_text: &str, timestamp: i64) -> bool {
         let before = self.pending.len();
-        self.pending.extend_from_slice(b"put ");
-        self.pending.extend_from_slice(key.as_bytes());
-        self.pending.push(b' ');
-        self.pending.extend_from_slice(value_text.as_bytes());
-        self.pending.push(b' ');
-        push_i64(&mut self.pending, timestamp);
-        self.pending.push(b'\n');
+        push_put_line(&mut self.pending, key, value_text, timestamp);
         self.appended += (self.pending.len() - before) as u64;
         let wake = match self.writer {
             Writer::Busy => false,
