@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The benchmark suite of issue 5: one command, one table, one chart.
+"""The benchmark suite: one command, one table, one chart.
 
     python benches/run.py [--quick] [--only server] [--rounds N]
                           [--chart benches/results.png] [--json PATH]

@@ -311,7 +311,6 @@ class RawConnectionTest(TestCase):
         with self.assertRaises(ClientTimeoutError):
             c._read()
 
-    @unittest.skipUnless(hasattr(client, "Server"), "client.Server is not available yet")
     def test_week6_checker_flow_against_embedded_server(self):
         with client.Server() as srv:
             c1 = Client(*srv.address, timeout=5)

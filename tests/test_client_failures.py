@@ -1,4 +1,4 @@
-"""Timeouts, hostile servers and faults (issue 2 items 9-10, issue 6).
+"""Timeouts, hostile servers and faults.
 
 After any failure in the middle of a request the connection must be
 discarded and the next call must use a new one, so that a late or

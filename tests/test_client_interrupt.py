@@ -1,4 +1,4 @@
-"""Ctrl-C during a blocking call (issue 2, item 10).
+"""Ctrl-C during a blocking call.
 
 A child interpreter calls ``get`` with ``timeout=None`` on a server (run by
 this test) that accepts but never answers. Once the server has received the

@@ -1,4 +1,4 @@
-"""Bad input never reaches the wire (issue 2, item 8).
+"""Bad input never reaches the wire.
 
 Each rejected call must raise the exact exception class, name the argument in
 its message, and send nothing: a valid request made afterwards must be the

@@ -1,5 +1,5 @@
 """Our reproduction of the course's week-5 ``test_client.py``, in both known
-shapes (issue 2, item 4), run against the installed wheel.
+shapes, run against the installed wheel.
 
 Shape A: the fake socket has ``sendall``, ``send``, ``recv``, ``close`` and
 ``settimeout``; only ``socket.create_connection`` is patched, only while the

@@ -1,5 +1,5 @@
 """``kill -9`` during a put storm, through the command line and the Client
-API, several times over one log (issue 6 "Durability").
+API, several times over one log.
 
 test_server_durability kills a ``client.Server`` run through ``python -c``
 once, with raw-socket writers. Here the server is the shipped command,

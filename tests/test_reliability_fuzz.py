@@ -1,4 +1,4 @@
-"""Python-level fuzzing of the client against random server replies (issue 6).
+"""Python-level fuzzing of the client against random server replies.
 
 A seeded generator writes replies from the protocol's grammar (``ok`` with
 data lines, ``error`` with message lines) out of hostile pieces: odd keys

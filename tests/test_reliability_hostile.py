@@ -1,4 +1,4 @@
-"""Hostile networks against the client (issue 6), beyond test_client_failures:
+"""Hostile networks against the client, beyond test_client_failures:
 
 - a server that trickles ONE BYTE PER SECOND: every read succeeds, yet the
   call ends at its timeout, within 10 %; a slow reply that does complete in

@@ -1,8 +1,8 @@
-"""Load on one Client (issue 6 "Load"): 16 threads x 5,000 mixed calls on ONE
+"""Load on one Client: 16 threads x 5,000 mixed calls on ONE
 client against the embedded ``client.Server``.
 
 test_client_threads does the same shape at 300 calls per thread; this is the
-issue's full level. Each thread follows its own seeded mix of put, put_many,
+full level. Each thread follows its own seeded mix of put, put_many,
 get of its own keys, get of a missing key and one ``get("*")``; every get is
 compared with the thread's model at that moment (a reply handed to the wrong
 thread, or interleaved frames, would show). Afterwards every put must be

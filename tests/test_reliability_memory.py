@@ -1,4 +1,4 @@
-"""Memory stays flat over 1,000,000 calls (issue 6 "Load": no leak, measured
+"""Memory stays flat over 1,000,000 calls (no leak, measured
 RSS), in the client process and in the server process.
 
 A server (``client.Server``) and a client run in two child processes. The

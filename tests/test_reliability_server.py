@@ -1,5 +1,5 @@
 """The embedded server with 1000 concurrent connections AND slow clients at
-once (issue 6 "Load"). test_server_conformance checks 1000 well-behaved
+once. test_server_conformance checks 1000 well-behaved
 connections, and a handful of slow ones, separately; here they share the
 server:
 

@@ -1,4 +1,4 @@
-"""A call waiting for a shared Client that another thread is using (issue 6:
+"""A call waiting for a shared Client that another thread is using:
 timeouts honoured, no hang; README: "``timeout`` bounds ... each call as a
 whole; ``None`` waits as long as it takes, and Ctrl-C still interrupts").
 

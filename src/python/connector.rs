@@ -130,7 +130,6 @@ pub fn deliver_signals() -> Result<(), ClientError> {
     Python::attach(|py| py.check_signals()).map_err(foreign)
 }
 
-#[cfg(unix)]
 fn take_over(socket: &Bound<'_, PyAny>) -> PyResult<TcpStream> {
     use std::os::fd::{FromRawFd, RawFd};
     let fd: RawFd = socket
@@ -139,14 +138,4 @@ fn take_over(socket: &Bound<'_, PyAny>) -> PyResult<TcpStream> {
     // SAFETY: `detach()` transferred ownership of this open TCP socket
     // descriptor to us; nothing else will close it.
     Ok(unsafe { TcpStream::from_raw_fd(fd) })
-}
-
-#[cfg(windows)]
-fn take_over(socket: &Bound<'_, PyAny>) -> PyResult<TcpStream> {
-    use std::os::windows::io::{FromRawSocket, RawSocket};
-    let handle: RawSocket = socket
-        .call_method0(intern!(socket.py(), "detach"))?
-        .extract()?;
-    // SAFETY: as above, `detach()` transferred ownership of the handle.
-    Ok(unsafe { TcpStream::from_raw_socket(handle) })
 }
