@@ -27,6 +27,7 @@ import warnings
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, TextIO
 
 from ._errors import ClientError, ClientSocketError, ClientTypeError, ClientValueError
+from ._printable import printable
 
 __all__ = ["main", "build_parser"]
 
@@ -459,7 +460,9 @@ def _describe(exc: BaseException) -> str:
 
 def _error(message: str) -> None:
     try:
-        print(f"error: {message}", file=sys.stderr, flush=True)
+        # The message may quote the server (its error text, a malformed
+        # line): never let it drive the terminal.
+        print(f"error: {printable(message, unambiguous=False)}", file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
 

@@ -5,7 +5,9 @@ Used by ``python -m client get`` and ``python -m client demo``::
     key            points  first (UTC)          last (UTC)             min    max   last  values
     huginn.cpu          2  2022-01-20 08:39:07  2022-01-20 08:39:08    0.5    0.5    0.5  ▄▄
 
-Pure functions of their arguments (no I/O), so they are easy to test.
+Pure functions of their arguments (no I/O), so they are easy to test. Keys
+come from the server: characters a terminal would act on instead of showing
+(escape sequences, bidi overrides) are shown escaped (``\x1b``, ``\u202e``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import datetime
 import math
 import unicodedata
 from typing import Mapping, Sequence, Tuple
+
+from ._printable import printable
 
 __all__ = [
     "SPARK_BLOCKS",
@@ -101,7 +105,8 @@ def render_table(
     lines joined by ``\\n`` (no trailing newline). ``{}`` gives ``(no data)``.
 
     Points within a key are taken in timestamp order whatever order they
-    come in.
+    come in. Keys are shown through ``printable`` (control and other
+    non-printable characters escaped).
     """
     if not metrics:
         return "(no data)"
@@ -109,12 +114,12 @@ def render_table(
     for key in sorted(metrics):
         points = sorted(metrics[key], key=lambda point: point[0])
         if not points:
-            rows.append((key, "0", "", "", "", "", "", ""))
+            rows.append((printable(key), "0", "", "", "", "", "", ""))
             continue
         values = [float(value) for _, value in points]
         rows.append(
             (
-                key,
+                printable(key),
                 str(len(points)),
                 format_timestamp(points[0][0]),
                 format_timestamp(points[-1][0]),
