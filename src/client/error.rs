@@ -61,6 +61,11 @@ pub enum ClientError {
     #[error("the client is closed")]
     ClosedByUser,
 
+    /// `close()` was called by another thread while this call was under
+    /// way, and aborted it.
+    #[error("the client was closed during the call")]
+    ClosedDuringCall,
+
     /// An error from the host environment, passed through unchanged.
     #[error("{0}")]
     Foreign(ForeignError),
@@ -72,6 +77,20 @@ impl ClientError {
     /// in step.
     pub fn keeps_connection(&self) -> bool {
         matches!(self, ClientError::Server(_))
+    }
+
+    /// What a call that failed this way reports when `close()` was called
+    /// meanwhile: a failure of the connection is then the abort's doing.
+    /// Answers the server gave, bad arguments and the host's own exceptions
+    /// (KeyboardInterrupt) are reported as they are.
+    pub fn after_close(self) -> ClientError {
+        match self {
+            ClientError::Socket(_)
+            | ClientError::Timeout { .. }
+            | ClientError::Closed { .. }
+            | ClientError::ClosedByUser => ClientError::ClosedDuringCall,
+            other => other,
+        }
     }
 }
 

@@ -6,9 +6,15 @@
 //! a timeout, a reset, a malformed reply or an interruption the old stream
 //! is dropped and the next call opens a new one. A request is never resent
 //! automatically, since the server may already have acted on it.
+//!
+//! Closing goes through the close signal, which another thread may trip at
+//! any time (see `closing`): a call under way then ends with
+//! `ClosedDuringCall`, and its connection is closed rather than kept.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
 use crate::client::transport::{exchange, read_replies, read_reply, Transport};
 use crate::protocol::{Expect, Reply, ReplyDecoder};
@@ -16,7 +22,9 @@ use crate::protocol::{Expect, Reply, ReplyDecoder};
 /// Opens connections; the Python layer calls `socket.create_connection`.
 pub trait Connector {
     type Transport: Transport;
-    fn connect(&mut self) -> Result<Self::Transport, ClientError>;
+    /// A new connection, registered with `closing` so that closing the
+    /// client can abort it (failing with `ClosedByUser` once it is closed).
+    fn connect(&mut self, closing: &Arc<CloseSignal>) -> Result<Self::Transport, ClientError>;
 }
 
 /// Requests of a pipelined batch are sent in chunks of about this many bytes,
@@ -35,7 +43,7 @@ pub struct Session<C: Connector> {
     connection: Option<Connection<C::Transport>>,
     timeout: Option<Duration>,
     max_reply_bytes: usize,
-    closed: bool,
+    closing: Arc<CloseSignal>,
     /// When the current call began, if it began before the session was
     /// reached (waiting for another thread's call counts against `timeout`).
     call_started: Option<Instant>,
@@ -45,13 +53,19 @@ pub struct Session<C: Connector> {
 }
 
 impl<C: Connector> Session<C> {
-    pub fn new(connector: C, timeout: Option<Duration>, max_reply_bytes: usize) -> Self {
+    /// A session closed by `closing` (which it may share with others).
+    pub fn new(
+        connector: C,
+        closing: Arc<CloseSignal>,
+        timeout: Option<Duration>,
+        max_reply_bytes: usize,
+    ) -> Self {
         Session {
             connector,
             connection: None,
             timeout,
             max_reply_bytes,
-            closed: false,
+            closing,
             raw_reply_pending: false,
             call_started: None,
         }
@@ -59,6 +73,14 @@ impl<C: Connector> Session<C> {
 
     pub fn connector(&self) -> &C {
         &self.connector
+    }
+
+    pub fn close_signal(&self) -> &Arc<CloseSignal> {
+        &self.closing
+    }
+
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     pub fn is_connected(&self) -> bool {
@@ -73,10 +95,18 @@ impl<C: Connector> Session<C> {
         Ok(())
     }
 
-    /// Drops the connection; later calls fail with `ClosedByUser`.
-    pub fn close(&mut self) -> Option<C::Transport> {
-        self.closed = true;
-        self.connection.take().map(|c| c.transport)
+    /// Closes the session and its idle connection; later calls fail with
+    /// `ClosedByUser`. (A call under way holds its connection: the signal
+    /// aborts it, and the call closes the connection when it ends.)
+    pub fn close(&mut self) {
+        self.closing.close();
+        self.release_connection();
+    }
+
+    fn release_connection(&mut self) {
+        if let Some(mut connection) = self.connection.take() {
+            connection.transport.close();
+        }
     }
 
     /// Marks when the next call began, if earlier than now (it waited for
@@ -162,6 +192,12 @@ impl<C: Connector> Session<C> {
             .transport
             .set_deadline(self.timeout.map(|t| started + t));
         let result = call(&mut connection.transport);
+        if self.closing.is_closed() {
+            // Closed while the call was under way: whatever state the
+            // stream is in, nobody may use it any more.
+            connection.transport.close();
+            return result.map_err(ClientError::after_close);
+        }
         match &result {
             Ok(_) => self.connection = Some(connection),
             Err(e) if e.keeps_connection() => self.connection = Some(connection),
@@ -171,7 +207,8 @@ impl<C: Connector> Session<C> {
     }
 
     fn checkout(&mut self) -> Result<Connection<C::Transport>, ClientError> {
-        if self.closed {
+        if self.closing.is_closed() {
+            self.release_connection();
             return Err(ClientError::ClosedByUser);
         }
         let pid = std::process::id();
@@ -187,7 +224,7 @@ impl<C: Connector> Session<C> {
         }
         // A new connection owes us no reply.
         self.raw_reply_pending = false;
-        let transport = self.connector.connect()?;
+        let transport = self.connector.connect(&self.closing)?;
         Ok(Connection {
             transport,
             owner_pid: pid,
@@ -221,6 +258,10 @@ mod tests {
         outstanding: Arc<AtomicUsize>,
         max_outstanding: Arc<AtomicUsize>,
         healthy: bool,
+        /// Tripped by the request `get close` (another thread's `close()`
+        /// arriving while the call waits for its reply).
+        closing: Arc<CloseSignal>,
+        closes: Arc<AtomicUsize>,
     }
 
     impl Transport for FakeTransport {
@@ -228,6 +269,10 @@ mod tests {
             self.unanswered_bytes.extend_from_slice(data);
             while let Some(end) = self.unanswered_bytes.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.unanswered_bytes.drain(..=end).collect();
+                if line == b"get close\n" {
+                    self.closing.close();
+                    continue;
+                }
                 self.pending.extend((self.answer)(&line));
                 let now = self.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
                 self.max_outstanding.fetch_max(now, Ordering::SeqCst);
@@ -252,6 +297,10 @@ mod tests {
             // Like the native socket: waiting bytes look unsolicited.
             self.healthy && self.pending.is_empty()
         }
+
+        fn close(&mut self) {
+            self.closes.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     #[derive(Default)]
@@ -259,6 +308,7 @@ mod tests {
         connects: usize,
         outstanding: Arc<AtomicUsize>,
         max_outstanding: Arc<AtomicUsize>,
+        closes: Arc<AtomicUsize>,
     }
 
     fn answer(line: &[u8]) -> Vec<u8> {
@@ -273,7 +323,10 @@ mod tests {
 
     impl Connector for FakeConnector {
         type Transport = FakeTransport;
-        fn connect(&mut self) -> Result<FakeTransport, ClientError> {
+        fn connect(&mut self, closing: &Arc<CloseSignal>) -> Result<FakeTransport, ClientError> {
+            if closing.is_closed() {
+                return Err(ClientError::ClosedByUser);
+            }
             self.connects += 1;
             Ok(FakeTransport {
                 answer,
@@ -282,12 +335,14 @@ mod tests {
                 outstanding: self.outstanding.clone(),
                 max_outstanding: self.max_outstanding.clone(),
                 healthy: true,
+                closing: closing.clone(),
+                closes: self.closes.clone(),
             })
         }
     }
 
     fn session() -> Session<FakeConnector> {
-        Session::new(FakeConnector::default(), None, 1 << 20)
+        Session::new(FakeConnector::default(), CloseSignal::new(), None, 1 << 20)
     }
 
     #[test]
@@ -352,7 +407,24 @@ mod tests {
     fn closed_sessions_refuse_calls() {
         let mut s = session();
         s.connect().unwrap();
-        assert!(s.close().is_some());
+        s.close();
+        assert!(!s.is_connected());
+        assert_eq!(s.connector().closes.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            s.request(b"put a 1 1\n", Expect::Ack),
+            Err(ClientError::ClosedByUser)
+        ));
+        assert_eq!(s.connector().connects, 1);
+    }
+
+    #[test]
+    fn a_call_under_way_when_the_client_is_closed_is_aborted() {
+        let mut s = session();
+        s.request(b"put a 1 1\n", Expect::Ack).unwrap();
+        let err = s.request(b"get close\n", Expect::Points).unwrap_err();
+        assert!(matches!(err, ClientError::ClosedDuringCall), "{err:?}");
+        assert!(!s.is_connected());
+        assert_eq!(s.connector().closes.load(Ordering::SeqCst), 1);
         assert!(matches!(
             s.request(b"put a 1 1\n", Expect::Ack),
             Err(ClientError::ClosedByUser)

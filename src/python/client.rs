@@ -1,17 +1,18 @@
 //! The `Client` class: argument conversion, then the Rust session does the
 //! work with the GIL released.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::arguments;
-use super::connector::{deliver_signals, format_address, AnyTransport, PyConnector};
+use super::connector::{deliver_signals, format_address, PyConnector};
 use super::results::metrics_to_dict;
-use crate::client::call_lock::CallLock;
+use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
 use crate::client::session::Session;
+use crate::client::shared::SharedSession;
 use crate::protocol::{
     encode_get, encode_put, ArgumentError, Expect, Reply, DEFAULT_MAX_REPLY_BYTES,
 };
@@ -26,10 +27,11 @@ use crate::protocol::{
 /// After any failure in the middle of a call (timeout, reset, malformed reply,
 /// interruption) the connection is discarded and the next call reconnects; a
 /// failed request is never resent automatically. One client may be shared by
-/// threads: calls are serialized.
+/// threads: calls are serialized, and ``close()`` from any thread aborts a
+/// call under way (it raises ClientSocketError) without waiting for it.
 #[pyclass(module = "client", name = "Client", frozen)]
 pub struct Client {
-    session: CallLock<Session<PyConnector>>,
+    session: SharedSession<PyConnector>,
     host: String,
     port: u16,
     timeout: Option<Duration>,
@@ -46,16 +48,8 @@ impl Client {
         py: Python<'_>,
         call: impl FnOnce(&mut Session<PyConnector>) -> Result<R, ClientError> + Send,
     ) -> PyResult<R> {
-        py.detach(|| {
-            let started = Instant::now();
-            let deadline = self.timeout.map(|t| started + t);
-            let mut session = self
-                .session
-                .lock(deadline, self.timeout, &mut deliver_signals)?;
-            session.begin_call(started);
-            call(&mut session)
-        })
-        .map_err(PyErr::from)
+        py.detach(|| self.session.call(&mut deliver_signals, call))
+            .map_err(PyErr::from)
     }
 
     fn points<'py>(py: Python<'py>, reply: Reply) -> PyResult<Bound<'py, PyDict>> {
@@ -87,10 +81,10 @@ impl Client {
             port,
             timeout,
         };
-        let mut session = Session::new(connector, timeout, max_reply_bytes);
+        let mut session = Session::new(connector, CloseSignal::new(), timeout, max_reply_bytes);
         py.detach(|| session.connect())?;
         Ok(Client {
-            session: CallLock::new(session),
+            session: SharedSession::new(session),
             host,
             port,
             timeout,
@@ -182,13 +176,11 @@ impl Client {
         }
     }
 
-    /// Closes the connection. Later calls raise ClientSocketError.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let transport = self.run(py, |session| Ok(session.close()))?;
-        if let Some(AnyTransport::Python(socket)) = transport {
-            socket.close_quietly(py);
-        }
-        Ok(())
+    /// Closes the connection. A call under way in another thread is aborted
+    /// (it raises ClientSocketError) and never waited for; later calls raise
+    /// ClientSocketError.
+    fn close(&self, py: Python<'_>) {
+        py.detach(|| self.session.close());
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -197,14 +189,16 @@ impl Client {
 
     #[pyo3(signature = (*_exc_info))]
     fn __exit__(&self, py: Python<'_>, _exc_info: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.close(py).map(|()| false)
+        self.close(py);
+        Ok(false)
     }
 
     fn __repr__(&self) -> String {
         // Never wait for the lock: a repr must not block behind a long call.
-        let state = match self.session.try_lock() {
-            Some(session) if session.is_connected() => "connected",
-            Some(_) => "disconnected",
+        let state = match self.session.is_connected() {
+            _ if self.session.is_closed() => "closed",
+            Some(true) => "connected",
+            Some(false) => "disconnected",
             None => "busy",
         };
         let timeout = self

@@ -4,6 +4,7 @@
 //! the GIL); anything else is driven through its own methods.
 
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::PyOSError;
@@ -14,6 +15,7 @@ use pyo3::types::PyType;
 
 use super::errors::foreign;
 use super::socket_like::{is_timeout, PySocketLike};
+use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
 use crate::client::session::Connector;
 use crate::client::transport::{NativeSocket, Transport};
@@ -59,6 +61,13 @@ impl Transport for AnyTransport {
             AnyTransport::Python(t) => t.is_reusable(),
         }
     }
+
+    fn close(&mut self) {
+        match self {
+            AnyTransport::Native(t) => t.close(),
+            AnyTransport::Python(t) => t.close(),
+        }
+    }
 }
 
 pub struct PyConnector {
@@ -72,7 +81,11 @@ impl PyConnector {
         format_address(&self.host, self.port)
     }
 
-    fn open(&self, py: Python<'_>) -> Result<AnyTransport, ClientError> {
+    fn open(
+        &self,
+        py: Python<'_>,
+        closing: &Arc<CloseSignal>,
+    ) -> Result<AnyTransport, ClientError> {
         let connect_error = |error: PyErr| ClientError::Connect {
             address: self.address(),
             timed_out: is_timeout(py, &error),
@@ -96,13 +109,12 @@ impl PyConnector {
             .import(py, "socket", "socket")
             .map_err(foreign)?;
         if !socket.get_type().is(socket_class) {
-            return Ok(AnyTransport::Python(PySocketLike::new(socket.unbind())));
+            return PySocketLike::new(socket.unbind(), closing).map(AnyTransport::Python);
         }
         // `detach()` hands us the descriptor; the Python object no longer
         // owns it and will not close it.
         let stream = take_over(&socket).map_err(foreign)?;
-        let native = NativeSocket::new(stream, self.timeout, Box::new(deliver_signals))
-            .map_err(|e| ClientError::Socket(Box::new(e)))?;
+        let native = NativeSocket::new(stream, self.timeout, Box::new(deliver_signals), closing)?;
         Ok(AnyTransport::Native(native))
     }
 }
@@ -110,8 +122,8 @@ impl PyConnector {
 impl Connector for PyConnector {
     type Transport = AnyTransport;
 
-    fn connect(&mut self) -> Result<AnyTransport, ClientError> {
-        Python::attach(|py| self.open(py))
+    fn connect(&mut self, closing: &Arc<CloseSignal>) -> Result<AnyTransport, ClientError> {
+        Python::attach(|py| self.open(py, closing))
     }
 }
 

@@ -35,9 +35,9 @@ impl From<ClientError> for PyErr {
                 with_cause(classes::ClientSocketError::new_err(message), source)
             }
             ClientError::Timeout { .. } => classes::ClientTimeoutError::new_err(message),
-            ClientError::Closed { .. } | ClientError::ClosedByUser => {
-                classes::ClientSocketError::new_err(message)
-            }
+            ClientError::Closed { .. }
+            | ClientError::ClosedByUser
+            | ClientError::ClosedDuringCall => classes::ClientSocketError::new_err(message),
             ClientError::Server(server_message) => {
                 classes::ClientProtocolError::new_err(server_message)
             }

@@ -1,6 +1,16 @@
 //! A transport over any Python object with `sendall(bytes)` and `recv(n)`:
 //! `ssl.SSLSocket`, a socket subclass, or a test's fake socket. Only those
-//! two methods are ever called while the client uses it.
+//! two methods are ever called while the client uses it, then `close()`.
+//!
+//! Closing the client from another thread while a call is inside the
+//! object's `recv` or `sendall` calls the object's `shutdown(SHUT_RDWR)`,
+//! if it has one: for a real socket (or an SSL socket) that wakes the
+//! blocked method, as it does for the native transport. An object without
+//! it (the course's fake socket) cannot be interrupted from outside: the
+//! call ends when its method returns, then reports the close.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use pyo3::exceptions::{PyOSError, PyTimeoutError, PyTypeError};
 use pyo3::intern;
@@ -9,30 +19,95 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyType};
 
 use super::errors::foreign;
+use crate::client::closing::{Abort, CloseSignal};
 use crate::client::error::ClientError;
 use crate::client::transport::Transport;
 
 const RECV_SIZE: usize = 256 * 1024;
 
 pub struct PySocketLike {
+    host: Arc<HostSocket>,
+    closing: Arc<CloseSignal>,
+}
+
+/// The object, shared with the close signal.
+struct HostSocket {
     socket: Py<PyAny>,
+    /// A call is inside one of the object's methods (or about to enter it).
+    in_method: AtomicBool,
+}
+
+impl Abort for HostSocket {
+    fn abort(&self) {
+        // An idle object is closed by the client's `close()` itself; only a
+        // call inside it needs waking, so nothing else is ever called on an
+        // object nobody is using.
+        if self.in_method.load(Ordering::SeqCst) {
+            // socket.SHUT_RDWR, 2 on every platform.
+            Python::attach(|py| call_quietly(self.socket.bind(py), intern!(py, "shutdown"), (2,)));
+        }
+    }
+}
+
+/// Calls `obj.name(*args)` if `obj` has such a callable attribute; a fake
+/// socket may lack it or have a non-callable one. Never raises: closing is
+/// best-effort.
+fn call_quietly<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, pyo3::types::PyString>,
+    args: impl pyo3::call::PyCallArgs<'py>,
+) {
+    if let Ok(method) = obj.getattr(name) {
+        if method.is_callable() {
+            let _ = method.call1(args);
+        }
+    }
+}
+
+/// Resets `in_method` when a call leaves the object's method.
+struct InMethod<'a>(&'a AtomicBool);
+
+impl Drop for InMethod<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl PySocketLike {
-    pub fn new(socket: Py<PyAny>) -> Self {
-        PySocketLike { socket }
-    }
-
-    /// Closes the object if it has a working `close()`. A fake socket may not
-    /// have one, or have an attribute that is not callable: closing is
-    /// best-effort and never raises.
-    pub fn close_quietly(self, py: Python<'_>) {
-        let socket = self.socket.bind(py);
-        if let Ok(close) = socket.getattr(intern!(py, "close")) {
-            if close.is_callable() {
-                let _ = close.call0();
+    /// Drives `socket`, registered with `closing` so that closing the client
+    /// can wake a call blocked inside it.
+    pub fn new(socket: Py<PyAny>, closing: &Arc<CloseSignal>) -> Result<Self, ClientError> {
+        let host = Arc::new(HostSocket {
+            socket,
+            in_method: AtomicBool::new(false),
+        });
+        let abort: Arc<dyn Abort> = host.clone();
+        let registered = closing.register(Arc::downgrade(&abort));
+        let socket_like = PySocketLike {
+            host,
+            closing: Arc::clone(closing),
+        };
+        match registered {
+            Ok(()) => Ok(socket_like),
+            Err(e) => {
+                let mut socket_like = socket_like;
+                socket_like.close();
+                Err(e)
             }
         }
+    }
+
+    /// Marks a call as inside the object's methods, unless the client is
+    /// closed. The flag is set before the signal is read, and `close()` sets
+    /// the signal before it reads the flag: either this sees the close, or
+    /// `close()` sees the call and shuts the object down.
+    fn enter(&self) -> Result<InMethod<'_>, ClientError> {
+        self.host.in_method.store(true, Ordering::SeqCst);
+        let guard = InMethod(&self.host.in_method);
+        if self.closing.is_closed() {
+            return Err(ClientError::ClosedDuringCall);
+        }
+        Ok(guard)
     }
 }
 
@@ -60,8 +135,10 @@ fn failure(py: Python<'_>, error: PyErr) -> ClientError {
 
 impl Transport for PySocketLike {
     fn send_all(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        let _in_method = self.enter()?;
         Python::attach(|py| {
-            self.socket
+            self.host
+                .socket
                 .bind(py)
                 .call_method1(intern!(py, "sendall"), (PyBytes::new(py, data),))
                 .map(drop)
@@ -70,8 +147,10 @@ impl Transport for PySocketLike {
     }
 
     fn receive(&mut self, sink: &mut dyn FnMut(&[u8])) -> Result<usize, ClientError> {
+        let _in_method = self.enter()?;
         Python::attach(|py| {
             let chunk = self
+                .host
                 .socket
                 .bind(py)
                 .call_method1(intern!(py, "recv"), (RECV_SIZE,))
@@ -94,5 +173,9 @@ impl Transport for PySocketLike {
                 "recv() returned {type_name}, expected bytes"
             ))))
         })
+    }
+
+    fn close(&mut self) {
+        Python::attach(|py| call_quietly(self.host.socket.bind(py), intern!(py, "close"), ()));
     }
 }

@@ -24,6 +24,11 @@ pub trait Transport {
     fn is_reusable(&mut self) -> bool {
         true
     }
+
+    /// Releases the connection now, as the client's `close()` does. Dropping
+    /// a transport that owns its descriptor closes it too; this is for
+    /// transports whose connection outlives them otherwise (a host object).
+    fn close(&mut self) {}
 }
 
 /// Sends one request and reads exactly one reply.

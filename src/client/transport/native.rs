@@ -4,12 +4,19 @@
 //! Waiting is done in short slices (`WAIT_SLICE`) with a hook run between
 //! them: the Python layer uses it to deliver Ctrl-C promptly even with no
 //! timeout, while the deadline bounds the call as a whole.
+//!
+//! The stream is shared (`Arc`) with the client's close signal, which shuts
+//! it down from the closing thread to wake a blocked read or write; the
+//! signal is also checked before every wait, so a reply that keeps
+//! streaming in is abandoned too.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Transport;
+use crate::client::closing::{Abort, CloseSignal};
 use crate::client::error::ClientError;
 
 /// Longest uninterrupted wait before the hook runs again.
@@ -21,7 +28,8 @@ const RECEIVE_BUFFER: usize = 256 * 1024;
 pub type WaitHook = Box<dyn FnMut() -> Result<(), ClientError> + Send>;
 
 pub struct NativeSocket {
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
+    closing: Arc<CloseSignal>,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
     on_wait: WaitHook,
@@ -31,20 +39,26 @@ pub struct NativeSocket {
 }
 
 impl NativeSocket {
-    /// Takes over a connected stream; `timeout` is reported in timeout errors.
+    /// Takes over a connected stream, registered with `closing` so that
+    /// closing the client aborts it; `timeout` is reported in timeout errors.
     pub fn new(
         stream: TcpStream,
         timeout: Option<Duration>,
         on_wait: WaitHook,
-    ) -> io::Result<Self> {
+        closing: &Arc<CloseSignal>,
+    ) -> Result<Self, ClientError> {
         // Python leaves a socket with a timeout in non-blocking mode; we
         // wait with SO_RCVTIMEO/SO_SNDTIMEO slices instead.
-        stream.set_nonblocking(false)?;
+        stream.set_nonblocking(false).map_err(Self::socket_error)?;
         // Each request is one small write answered by the server: Nagle's
         // algorithm would only add latency.
-        stream.set_nodelay(true)?;
+        stream.set_nodelay(true).map_err(Self::socket_error)?;
+        let stream = Arc::new(stream);
+        let abort: Arc<dyn Abort> = stream.clone();
+        closing.register(Arc::downgrade(&abort))?;
         Ok(NativeSocket {
             stream,
+            closing: Arc::clone(closing),
             timeout,
             deadline: None,
             on_wait,
@@ -54,8 +68,11 @@ impl NativeSocket {
         })
     }
 
-    /// How long the next blocking step may wait, or a timeout error.
+    /// How long the next blocking step may wait, or why the call must stop.
     fn next_wait(&self) -> Result<Duration, ClientError> {
+        if self.closing.is_closed() {
+            return Err(ClientError::ClosedDuringCall);
+        }
         match self.deadline {
             None => Ok(WAIT_SLICE),
             Some(deadline) => {
@@ -98,7 +115,7 @@ impl Transport for NativeSocket {
                     .map_err(Self::socket_error)?;
                 self.write_timeout = Some(wait);
             }
-            match self.stream.write(data) {
+            match (&*self.stream).write(data) {
                 Ok(0) => return Err(Self::socket_error(io::ErrorKind::WriteZero.into())),
                 Ok(n) => data = &data[n..],
                 Err(e) if is_wait_over(&e) => (self.on_wait)()?,
@@ -120,7 +137,7 @@ impl Transport for NativeSocket {
                     .map_err(Self::socket_error)?;
                 self.read_timeout = Some(wait);
             }
-            match self.stream.read(&mut self.buffer) {
+            match (&*self.stream).read(&mut self.buffer) {
                 Ok(n) => {
                     sink(&self.buffer[..n]);
                     return Ok(n);
@@ -173,6 +190,10 @@ mod tests {
         Box::new(|| Ok(()))
     }
 
+    fn native(stream: TcpStream, timeout: Option<Duration>, hook: WaitHook) -> NativeSocket {
+        NativeSocket::new(stream, timeout, hook, &CloseSignal::new()).unwrap()
+    }
+
     #[test]
     fn exchanges_a_request_with_a_real_peer() {
         let (client, mut server) = pair();
@@ -185,7 +206,7 @@ mod tests {
             server.write_all(b"k\n\n").unwrap();
             server
         });
-        let mut socket = NativeSocket::new(client, None, no_hook()).unwrap();
+        let mut socket = native(client, None, no_hook());
         let mut decoder = ReplyDecoder::new(Expect::Ack);
         let reply = exchange(&mut socket, b"put test 0.5 1\n", &mut decoder).unwrap();
         assert_eq!(reply, Reply::Ack);
@@ -203,7 +224,7 @@ mod tests {
             Ok(())
         });
         let timeout = Duration::from_millis(200);
-        let mut socket = NativeSocket::new(client, Some(timeout), hook).unwrap();
+        let mut socket = native(client, Some(timeout), hook);
         socket.set_deadline(Some(Instant::now() + timeout));
         let mut decoder = ReplyDecoder::new(Expect::Ack);
         let started = Instant::now();
@@ -223,16 +244,60 @@ mod tests {
     fn an_error_from_the_hook_aborts_the_wait() {
         let (client, _server) = pair();
         let hook: WaitHook = Box::new(|| Err(ClientError::Foreign("interrupted".into())));
-        let mut socket = NativeSocket::new(client, None, hook).unwrap();
+        let mut socket = native(client, None, hook);
         let mut decoder = ReplyDecoder::new(Expect::Ack);
         let err = exchange(&mut socket, b"get k\n", &mut decoder).unwrap_err();
         assert!(matches!(err, ClientError::Foreign(ref e) if e.to_string() == "interrupted"));
     }
 
     #[test]
+    fn closing_aborts_a_call_waiting_for_a_silent_peer() {
+        let (client, mut server) = pair();
+        let closing = CloseSignal::new();
+        let mut socket = NativeSocket::new(client, None, no_hook(), &closing).unwrap();
+        let closer = {
+            let closing = closing.clone();
+            thread::spawn(move || {
+                // The request has arrived: the call is waiting for a reply.
+                let mut line = [0u8; 6];
+                server.read_exact(&mut line).unwrap();
+                closing.close();
+                server
+            })
+        };
+        let mut decoder = ReplyDecoder::new(Expect::Points);
+        let err = exchange(&mut socket, b"get k\n", &mut decoder).unwrap_err();
+        // Woken by the shutdown (end of stream), or stopped before the
+        // next wait by the flag.
+        assert!(
+            matches!(
+                err,
+                ClientError::Closed { mid_reply: false } | ClientError::ClosedDuringCall
+            ),
+            "{err:?}"
+        );
+        let _server = closer.join().unwrap();
+        // Later waits stop at once.
+        let err = exchange(&mut socket, b"get k\n", &mut decoder).unwrap_err();
+        assert!(
+            matches!(err, ClientError::ClosedDuringCall | ClientError::Socket(_)),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_closed_signal_refuses_new_sockets() {
+        let (client, _server) = pair();
+        let closing = CloseSignal::new();
+        closing.close();
+        let result = NativeSocket::new(client, None, no_hook(), &closing);
+        assert!(matches!(result, Err(ClientError::ClosedByUser)));
+    }
+
+    #[test]
     fn peer_closing_is_reported_and_detected_when_idle() {
         let (client, server) = pair();
-        let mut socket = NativeSocket::new(client, None, no_hook()).unwrap();
+        let mut socket = native(client, None, no_hook());
         assert!(socket.is_reusable());
         drop(server);
         // The FIN arrives asynchronously; reading confirms it deterministically.
@@ -248,7 +313,7 @@ mod tests {
     #[test]
     fn unsolicited_bytes_make_an_idle_connection_unusable() {
         let (client, mut server) = pair();
-        let mut socket = NativeSocket::new(client, None, no_hook()).unwrap();
+        let mut socket = native(client, None, no_hook());
         server.write_all(b"ok\n\n").unwrap();
         // Wait (bounded) until the bytes are visible to the client.
         let mut probe = [0u8; 1];
@@ -267,7 +332,7 @@ mod tests {
         // Two replies in one write, already queued before the request goes
         // out, so one read sees both.
         server.write_all(b"ok\n\nok\n\n").unwrap();
-        let mut socket = NativeSocket::new(client, None, no_hook()).unwrap();
+        let mut socket = native(client, None, no_hook());
         let mut decoder = ReplyDecoder::new(Expect::Points);
         let err = exchange(&mut socket, b"get k\n", &mut decoder).unwrap_err();
         assert!(
