@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import errno
 import importlib.metadata
 import importlib.util
 import io
@@ -595,7 +596,9 @@ class FakeServer:
     def connect(self) -> "FakeClient":
         self.connects += 1
         if not self.up:
-            raise ClientSocketError("cannot connect to 127.0.0.1:8888: ConnectionRefusedError: [Errno 111] Connection refused")
+            # As the client raises it: the message, the address and what the OS said.
+            raise ClientSocketError("cannot connect to 127.0.0.1:8888: ConnectionRefusedError: [Errno 111] Connection refused",
+                                    "127.0.0.1:8888", errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
         return FakeClient(self)
 
 

@@ -5,6 +5,7 @@ discarded and the next call must use a new one, so that a late or
 unsolicited reply can never be read as the answer to a later request.
 """
 
+import errno
 import os
 import socket
 import threading
@@ -406,6 +407,11 @@ class FaultTest(TestCase):
         self.assertIsInstance(error, ClientError)
         self.assertIsInstance(error.__cause__, ConnectionRefusedError)
         self.assertIn(str(address[1]), str(error))
+        # What the OS said is data, not text to parse.
+        self.assertEqual(error.address, f"{address[0]}:{address[1]}")
+        self.assertEqual(error.errno, errno.ECONNREFUSED)
+        self.assertEqual(error.strerror, os.strerror(errno.ECONNREFUSED))
+        self.assertTrue(str(error).startswith(f"cannot connect to {address[0]}:{address[1]}: "), str(error))
 
     def test_name_resolution_failure(self):
         cause = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -414,6 +420,8 @@ class FaultTest(TestCase):
                 self.client(("no-such-host.invalid", 8888))
         self.assertIs(caught.exception.__cause__, cause)
         self.assertIn("no-such-host.invalid", str(caught.exception))
+        self.assertEqual(caught.exception.errno, socket.EAI_NONAME)
+        self.assertEqual(caught.exception.address, "no-such-host.invalid:8888")
 
     def test_non_oserror_from_create_connection_propagates_unchanged(self):
         class Custom(Exception):

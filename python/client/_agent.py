@@ -258,12 +258,12 @@ class Agent:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    # "cannot connect to host:port: ConnectionRefusedError: [Errno 111]
-    # Connection refused" -> "Connection refused"; keep other texts whole.
-    if "] " in text:
-        text = text.rsplit("] ", 1)[1]
-    return text or type(exc).__name__
+    # What the operating system said ("Connection refused") when it said
+    # something; otherwise the whole message.
+    strerror = getattr(exc, "strerror", None)
+    if isinstance(exc, ClientError) and isinstance(strerror, str) and strerror:
+        return strerror
+    return str(exc) or type(exc).__name__
 
 
 def validate_name(name: str) -> str:

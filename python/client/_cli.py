@@ -15,10 +15,10 @@ expected failure:
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
-import re
 import signal
 import sys
 import threading
@@ -26,7 +26,7 @@ import time
 import warnings
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, TextIO
 
-from ._errors import ClientError, ClientSocketError, ClientTypeError, ClientValueError
+from ._errors import ClientError, ClientSocketError, ClientTimeoutError, ClientTypeError, ClientValueError
 from ._printable import printable
 
 __all__ = ["main", "build_parser"]
@@ -449,13 +449,15 @@ def _can_encode(stream: TextIO) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    # "...: ConnectionRefusedError: [Errno 111] Connection refused" reads
-    # better as "...: Connection refused".
-    text = re.sub(r"\b\w*(?:Error|error): \[Errno -?\d+\] ", "", text)
-    if isinstance(exc, ClientSocketError) and "cannot connect" in text and "refused" in text.lower():
-        text += f" (is the server running? start one with: {_prog()} serve)"
-    return text
+    if isinstance(exc, ClientSocketError) and exc.address is not None and exc.strerror:
+        # "cannot connect to host:port: Connection refused", without the
+        # chained exception's class name and errno.
+        kind = "timed out connecting" if isinstance(exc, ClientTimeoutError) else "cannot connect"
+        text = f"{kind} to {exc.address}: {exc.strerror}"
+        if exc.errno == errno.ECONNREFUSED:
+            text += f" (is the server running? start one with: {_prog()} serve)"
+        return text
+    return str(exc) or type(exc).__name__
 
 
 def _error(message: str) -> None:

@@ -9,6 +9,8 @@ working.
 
 from __future__ import annotations
 
+from typing import Optional
+
 __all__ = [
     "ClientError",
     "ClientSocketError",
@@ -28,8 +30,25 @@ class ClientError(Exception):
 class ClientSocketError(ClientError, ConnectionError):
     """The connection could not be opened, or failed during a call.
 
-    The connection is discarded; the next call opens a new one.
+    The connection is discarded; the next call opens a new one. Where the
+    operating system reported the failure, :attr:`errno` and
+    :attr:`strerror` say what it said (as on any ``OSError``), and the
+    original exception is chained as ``__cause__``; :attr:`address` is the
+    ``host:port`` a failed connection attempt was made to.
     """
+
+    def __init__(self, message: str, address: Optional[str] = None,
+                 errno: Optional[int] = None, strerror: Optional[str] = None) -> None:
+        # One argument: OSError must not read (errno, strerror) from args.
+        super().__init__(message)
+        #: ``"host:port"`` of a failed connection attempt, else ``None``.
+        self.address = address
+        self.errno = errno
+        self.strerror = strerror
+
+    def __str__(self) -> str:
+        # OSError would print "[Errno N] strerror" once errno is set.
+        return str(self.args[0]) if self.args else ""
 
 
 class ClientTimeoutError(ClientSocketError, TimeoutError):

@@ -12,6 +12,12 @@ use crate::protocol::{ArgumentError, DecodeError};
 /// socket-like object, or KeyboardInterrupt). It is handed back unchanged.
 pub type ForeignError = Box<dyn Error + Send + Sync>;
 
+/// Variants are named after the Python class they become (see
+/// `src/python/errors.rs`): `Argument` is `ClientValueError` or
+/// `ClientTypeError`; `Connect`, `Socket`, `Closed`, `ClosedByUser` and
+/// `ClosedDuringCall` are `ClientSocketError`; `Timeout` is
+/// `ClientTimeoutError`; `Protocol` is `ClientProtocolError`; `Rejected` is
+/// `ClientRejectedError`; `Reply` and `TrailingBytes` are `ClientReplyError`.
 #[derive(Debug, Error)]
 pub enum ClientError {
     /// Bad input from the caller; nothing was sent.
@@ -40,7 +46,7 @@ pub enum ClientError {
 
     /// The server answered `error` with this message.
     #[error("server replied with an error: {0}")]
-    Server(String),
+    Protocol(String),
 
     /// Some points of a pipelined batch were refused: `(index, message)`.
     #[error("{}", rejected_message(.rejected, *.total))]
@@ -51,7 +57,7 @@ pub enum ClientError {
 
     /// The bytes received are not a reply of this protocol.
     #[error("malformed reply: {0}")]
-    Malformed(#[from] DecodeError),
+    Reply(#[from] DecodeError),
 
     /// The server sent more than was asked for.
     #[error("malformed reply: {extra} unexpected bytes after the reply")]
@@ -76,7 +82,7 @@ impl ClientError {
     /// from a call on it: only a well-formed `error` reply leaves the stream
     /// in step.
     pub fn keeps_connection(&self) -> bool {
-        matches!(self, ClientError::Server(_))
+        matches!(self, ClientError::Protocol(_))
     }
 
     /// What a call that failed this way reports when `close()` was called

@@ -116,7 +116,7 @@ impl<C: Connector> Session<C> {
     }
 
     /// Sends one request and returns its reply; an `error` reply becomes
-    /// `ClientError::Server` and leaves the connection usable.
+    /// `ClientError::Protocol` and leaves the connection usable.
     pub fn request(&mut self, request: &[u8], expect: Expect) -> Result<Reply, ClientError> {
         let limit = self.max_reply_bytes;
         match self.with_connection(|transport| {
@@ -126,7 +126,7 @@ impl<C: Connector> Session<C> {
                 &mut ReplyDecoder::with_limit(expect, limit),
             )
         })? {
-            Reply::Error(message) => Err(ClientError::Server(message)),
+            Reply::Error(message) => Err(ClientError::Protocol(message)),
             reply => Ok(reply),
         }
     }
@@ -145,7 +145,7 @@ impl<C: Connector> Session<C> {
             self.with_connection(|t| read_reply(t, &mut ReplyDecoder::with_limit(expect, limit)));
         self.raw_reply_pending = false;
         match result? {
-            Reply::Error(message) => Err(ClientError::Server(message)),
+            Reply::Error(message) => Err(ClientError::Protocol(message)),
             reply => Ok(reply),
         }
     }
@@ -362,7 +362,7 @@ mod tests {
     fn an_error_reply_keeps_the_connection() {
         let mut s = session();
         let err = s.request(b"put bad 1 1\n", Expect::Ack).unwrap_err();
-        assert!(matches!(err, ClientError::Server(ref m) if m == "wrong command"));
+        assert!(matches!(err, ClientError::Protocol(ref m) if m == "wrong command"));
         assert!(s.is_connected());
         s.request(b"put a 1 1\n", Expect::Ack).unwrap();
         assert_eq!(s.connector().connects, 1);
@@ -378,7 +378,7 @@ mod tests {
         assert!(!s.is_connected());
         assert!(matches!(
             s.request(b"get garbage\n", Expect::Points),
-            Err(ClientError::Malformed(_))
+            Err(ClientError::Reply(_))
         ));
         assert!(!s.is_connected());
         s.request(b"put a 1 1\n", Expect::Ack).unwrap();
@@ -466,7 +466,7 @@ mod tests {
         let mut s = session();
         s.send_raw(b"put bad 1 1\n").unwrap();
         let err = s.read_raw(Expect::Points).unwrap_err();
-        assert!(matches!(err, ClientError::Server(ref m) if m == "wrong command"));
+        assert!(matches!(err, ClientError::Protocol(ref m) if m == "wrong command"));
         s.send_raw(b"get k\n").unwrap();
         let reply = s.read_raw(Expect::Points).unwrap();
         assert_eq!(

@@ -27,24 +27,35 @@ impl From<ClientError> for PyErr {
                 ArgumentErrorKind::Value => classes::ClientValueError::new_err(message),
             },
             ClientError::Connect {
-                timed_out: true,
+                address,
+                timed_out,
                 source,
-                ..
-            } => with_cause(classes::ClientTimeoutError::new_err(message), source),
-            ClientError::Connect { source, .. } | ClientError::Socket(source) => {
-                with_cause(classes::ClientSocketError::new_err(message), source)
+            } => {
+                let (errno, strerror) = os_error_details(&source);
+                let args = (message, Some(address), errno, strerror);
+                let error = if timed_out {
+                    classes::ClientTimeoutError::new_err(args)
+                } else {
+                    classes::ClientSocketError::new_err(args)
+                };
+                with_cause(error, source)
+            }
+            ClientError::Socket(source) => {
+                let (errno, strerror) = os_error_details(&source);
+                let args = (message, None::<String>, errno, strerror);
+                with_cause(classes::ClientSocketError::new_err(args), source)
             }
             ClientError::Timeout { .. } => classes::ClientTimeoutError::new_err(message),
             ClientError::Closed { .. }
             | ClientError::ClosedByUser
             | ClientError::ClosedDuringCall => classes::ClientSocketError::new_err(message),
-            ClientError::Server(server_message) => {
+            ClientError::Protocol(server_message) => {
                 classes::ClientProtocolError::new_err(server_message)
             }
             ClientError::Rejected { rejected, total } => {
                 classes::ClientRejectedError::new_err((message, rejected, total))
             }
-            ClientError::Malformed(_) | ClientError::TrailingBytes { .. } => {
+            ClientError::Reply(_) | ClientError::TrailingBytes { .. } => {
                 classes::ClientReplyError::new_err(message)
             }
             ClientError::Foreign(source) => match source.downcast::<PyErr>() {
@@ -60,6 +71,23 @@ impl From<ClientError> for PyErr {
 /// Wraps a Python exception so it can travel through the Rust core.
 pub fn foreign(error: PyErr) -> ClientError {
     ClientError::Foreign(Box::new(error))
+}
+
+/// The `errno` and `strerror` of an `OSError` behind a connection failure,
+/// so Python code can look at them instead of parsing the message.
+fn os_error_details(source: &ForeignError) -> (Option<i32>, Option<String>) {
+    let Some(original) = source.downcast_ref::<PyErr>() else {
+        return (None, None);
+    };
+    Python::attach(|py| {
+        let value = original.value(py);
+        let errno = value.getattr("errno").ok().and_then(|e| e.extract().ok());
+        let strerror = value
+            .getattr("strerror")
+            .ok()
+            .and_then(|e| e.extract().ok());
+        (errno, strerror)
+    })
 }
 
 /// Chains the original Python exception (e.g. ConnectionRefusedError) as
