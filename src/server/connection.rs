@@ -404,7 +404,10 @@ impl<'s> Connection<'s> {
         if rejections != self.unsettled_rejections {
             let shared = self.shared;
             let state = shared.lock();
-            let journal = state.journal.as_ref().expect("a journal under fsync=always");
+            let journal = state
+                .journal
+                .as_ref()
+                .expect("a journal under fsync=always");
             let rejected = journal.rejections();
             match rejected.after(self.unsettled_rejections) {
                 Some((durable_to, reason)) => self.reject_replies(durable_to, reason),

@@ -539,7 +539,9 @@ mod tests {
         fn settle(&self, at: u64) -> Result<(), String> {
             let mut durable = self.shared.durability();
             let seen = durable.borrow().rejections;
-            wait_until("the put to settle", || durable.borrow_and_update().settled >= at);
+            wait_until("the put to settle", || {
+                durable.borrow_and_update().settled >= at
+            });
             let state = self.shared.lock();
             let rejections = state.journal.as_ref().unwrap().rejections();
             if rejections.count() == seen {
@@ -619,7 +621,11 @@ mod tests {
         rig.plan(|p| p.append_writes_then_fails = Some(5));
         let b = rig.put("b", 2.0, 2).unwrap();
         assert_eq!(rig.settle(b), Err(FULL.to_string()));
-        assert_eq!(rig.stored(), [("a".into(), 1, 1.0)], "a rejected point was stored");
+        assert_eq!(
+            rig.stored(),
+            [("a".into(), 1, 1.0)],
+            "a rejected point was stored"
+        );
         assert_eq!(rig.file(), "put a 1 1\n", "half a record left in the file");
         assert_eq!(rig.put("c", 3.0, 3), Err(FULL.to_string()));
 
@@ -699,7 +705,9 @@ mod tests {
             let plan = rig.plan.lock().unwrap();
             (plan.appends, plan.truncates)
         };
-        wait_until("two more tries", || rig.plan.lock().unwrap().truncates >= cuts + 2);
+        wait_until("two more tries", || {
+            rig.plan.lock().unwrap().truncates >= cuts + 2
+        });
         assert_eq!(rig.plan.lock().unwrap().appends, appends);
         assert_eq!(rig.file(), "put ");
         assert!(rig.refusal().is_some());
