@@ -21,7 +21,7 @@ use std::fs;
 use std::io;
 use std::mem;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::compaction::Compaction;
 use super::deferred::Deferred;
@@ -38,6 +38,9 @@ use crate::server::shared::Shared;
 /// Lines written but not yet fsynced under `everysec` that make the writer
 /// fsync early, bounding what it keeps in memory to repair a failed fsync.
 const UNSYNCED_LIMIT: usize = 4 * HIGH_WATER;
+/// How long a failed compaction (for example for lack of space for the
+/// copy) waits before it is tried again, instead of after every batch.
+const COMPACTION_RETRY: Duration = Duration::from_secs(60);
 
 /// The writer thread: runs until the journal is closed, then writes and
 /// fsyncs everything left. Returns what it could not write, if anything.
@@ -81,6 +84,8 @@ pub(super) struct LogWriter<D: Disk> {
     failing_since: Option<Instant>,
     /// When to try again while failing.
     retry_at: Option<Instant>,
+    /// No compaction is started before this, after one failed.
+    compaction_after: Option<Instant>,
 }
 
 impl<D: Disk> LogWriter<D> {
@@ -102,6 +107,7 @@ impl<D: Disk> LogWriter<D> {
             last_sync: Instant::now(),
             failing_since: None,
             retry_at: None,
+            compaction_after: None,
         }
     }
 
@@ -132,13 +138,17 @@ impl<D: Disk> LogWriter<D> {
             }
 
             if compaction.is_none()
+                && self.compaction_after.is_none_or(|at| Instant::now() >= at)
                 && self.log.len >= compact_min_bytes
                 && self.log.lines > 0
                 && self.log.lines >= points.saturating_mul(2)
             {
                 match Compaction::begin(&self.log) {
                     Ok(c) => compaction = Some(c),
-                    Err(e) => self.warn(&format!("cannot start compaction: {e}")),
+                    Err(e) => {
+                        self.warn(&format!("cannot start compaction: {e}"));
+                        self.compaction_after = Some(Instant::now() + COMPACTION_RETRY);
+                    }
                 }
             }
             if let Some(c) = compaction.take() {
@@ -416,11 +426,13 @@ impl<D: Disk> LogWriter<D> {
                 Err(e) => {
                     self.warn(&format!("compaction failed, keeping the log: {e}"));
                     let _ = fs::remove_file(compaction_path(&self.log.path));
+                    self.compaction_after = Some(Instant::now() + COMPACTION_RETRY);
                 }
             },
             Err(e) => {
                 self.warn(&format!("compaction failed, keeping the log: {e}"));
                 c.abandon();
+                self.compaction_after = Some(Instant::now() + COMPACTION_RETRY);
             }
         }
         None
@@ -465,10 +477,22 @@ mod tests {
         policy: FsyncPolicy,
         path: PathBuf,
         writer: Option<JoinHandle<Result<(), ServerError>>>,
+        logged: Arc<Mutex<Vec<String>>>,
     }
 
     impl Rig {
         fn start(policy: FsyncPolicy, name: &str) -> Rig {
+            Rig::with_compaction(policy, name, u64::MAX, |_| {})
+        }
+
+        /// A rig whose writer compacts from `compact_min_bytes`; `prepare`
+        /// gets the log's path before the writer starts.
+        fn with_compaction(
+            policy: FsyncPolicy,
+            name: &str,
+            compact_min_bytes: u64,
+            prepare: impl FnOnce(&std::path::Path),
+        ) -> Rig {
             let dir = std::env::temp_dir().join(format!(
                 "metrics-writer-{name}-{}-{policy}",
                 std::process::id()
@@ -478,6 +502,8 @@ mod tests {
             let path = dir.join("metrics.log");
             let mut store = Store::new();
             let (log, _) = file::open(&path, &mut store).unwrap();
+            prepare(&path);
+            let logged = Arc::new(Mutex::new(Vec::new()));
             let shared = Arc::new(Shared {
                 state: Mutex::new(State {
                     store,
@@ -487,7 +513,12 @@ mod tests {
                 durable: watch::Sender::new(Durability::default()),
                 limits: Limits::default(),
                 fsync: Some(policy),
-                log: None,
+                log: Some({
+                    let logged = Arc::clone(&logged);
+                    Arc::new(move |_, message: &str| {
+                        logged.lock().unwrap().push(message.to_string())
+                    })
+                }),
                 connections: AtomicUsize::new(0),
             });
             let plan = Arc::new(Mutex::new(Plan::default()));
@@ -497,13 +528,14 @@ mod tests {
                 policy,
                 FaultyDisk(Arc::clone(&plan)),
             );
-            let writer = Some(std::thread::spawn(move || writer.run(u64::MAX)));
+            let writer = Some(std::thread::spawn(move || writer.run(compact_min_bytes)));
             Rig {
                 shared,
                 plan,
                 policy,
                 path,
                 writer,
+                logged,
             }
         }
 
@@ -511,9 +543,9 @@ mod tests {
             change(&mut self.plan.lock().unwrap_or_else(PoisonError::into_inner));
         }
 
-        /// What a connection does for a put: the log position its line ends
-        /// at, or the refusal.
-        fn put(&self, key: &str, value: f64, timestamp: i64) -> Result<u64, String> {
+        /// What a connection does for a put: where its line ends in the log
+        /// and how many batches had been rejected then, or the refusal.
+        fn put(&self, key: &str, value: f64, timestamp: i64) -> Result<(u64, u64), String> {
             let mut state = self.shared.lock();
             if let Some(reason) = state.put_refusal() {
                 return Err(reason.to_string());
@@ -526,19 +558,18 @@ mod tests {
             } else {
                 store.put(key, timestamp, value);
             }
-            let at = journal.appended();
+            let ticket = (journal.appended(), journal.rejections().count());
             drop(state);
             if wake {
                 self.shared.wake_journal();
             }
-            Ok(at)
+            Ok(ticket)
         }
 
         /// Waits until the line ending at `at` is settled; returns whether it
         /// is durable (false: rejected, with the reason).
-        fn settle(&self, at: u64) -> Result<(), String> {
+        fn settle(&self, (at, seen): (u64, u64)) -> Result<(), String> {
             let mut durable = self.shared.durability();
-            let seen = durable.borrow().rejections;
             wait_until("the put to settle", || {
                 durable.borrow_and_update().settled >= at
             });
@@ -568,7 +599,7 @@ mod tests {
         }
 
         /// Puts `key` as soon as puts are accepted again.
-        fn put_when_accepted(&self, key: &str, value: f64, timestamp: i64) -> u64 {
+        fn put_when_accepted(&self, key: &str, value: f64, timestamp: i64) -> (u64, u64) {
             let mut at = None;
             wait_until("puts to be accepted again", || {
                 at = self.put(key, value, timestamp).ok();
@@ -735,5 +766,26 @@ mod tests {
             Some(libc::ENOSPC)
         );
         assert_eq!(rig.file(), "", "half a record left in the file");
+    }
+
+    #[test]
+    fn a_compaction_that_cannot_start_is_not_retried_after_every_batch() {
+        let mut rig = Rig::with_compaction(FsyncPolicy::Always, "compaction", 1, |path| {
+            // Where the compacted copy would go is taken.
+            fs::create_dir_all(compaction_path(path)).unwrap();
+        });
+        for ts in 0..20 {
+            let at = rig.put("k", ts as f64, 1).unwrap();
+            assert_eq!(rig.settle(at), Ok(()));
+        }
+        rig.close().unwrap();
+        let attempts = rig
+            .logged
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.contains("cannot start compaction"))
+            .count();
+        assert_eq!(attempts, 1);
     }
 }
