@@ -36,7 +36,9 @@
 //! Compaction: when the file is at least `compact_min_bytes` and holds at
 //! least twice as many lines as the store has points, the writer rewrites it
 //! as one line per point into `<path>.compact` while serving, appends the
-//! lines logged meanwhile, fsyncs and renames it over the log.
+//! lines logged meanwhile, fsyncs and renames it over the log. A compaction
+//! that fails (no space for the copy) is tried again after a minute, and
+//! none runs while the log cannot be written.
 //!
 //! Files: `policy` (when to fsync), `file` (opening, locking, appending),
 //! `recovery` (replaying the file at start), `writer` (the writer thread),
