@@ -531,6 +531,35 @@ fn with_fsync_always_an_acknowledged_put_is_already_in_the_file() {
     drop(server);
 }
 
+/// Under `fsync=always` a point reaches the store only once it is durable;
+/// a get still sees the same connection's earlier puts, pipelined or not.
+#[test]
+fn with_fsync_always_a_connection_reads_its_own_pipelined_puts() {
+    let dir = TempDir::new("always-own");
+    let path = dir.file("metrics.log");
+    let server = start(durable(&path, FsyncPolicy::Always));
+    let mut c = Conn::open(server.local_addr());
+    c.send(b"put a 1 1\nget a\nput a 2 1\nput b 3 3\nbad\nget *\n");
+    assert_eq!(c.reply(), b"ok\n\n");
+    assert_eq!(c.reply(), b"ok\na 1.0 1\n\n");
+    assert_eq!(c.reply(), b"ok\n\n");
+    assert_eq!(c.reply(), b"ok\n\n");
+    assert_eq!(c.reply(), b"error\nwrong command\n\n");
+    assert_eq!(c.reply(), b"ok\na 2.0 1\nb 3.0 3\n\n");
+
+    let requests: String = (0..300)
+        .map(|ts| format!("put k {ts} {ts}\nget k\n"))
+        .collect();
+    c.send(requests.as_bytes());
+    let mut want = String::from("ok\n");
+    for ts in 0..300 {
+        assert_eq!(c.reply(), b"ok\n\n");
+        want.push_str(&format!("k {ts}.0 {ts}\n"));
+        let got = String::from_utf8(c.reply()).unwrap();
+        assert_eq!(got, format!("{want}\n"), "after put {ts}");
+    }
+}
+
 #[test]
 fn a_torn_last_line_is_skipped_with_a_warning_and_cut_off() {
     let dir = TempDir::new("torn");

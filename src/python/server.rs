@@ -27,7 +27,9 @@ use crate::server::{self, Config, FsyncPolicy, Level, LogSink, ServerError};
 /// 0.1 s) or ``"no"`` (left to the OS). A torn last line left by a crash is
 /// skipped with a ``RuntimeWarning``. The log is compacted in the
 /// background once it holds mostly overwritten points. Two servers cannot
-/// share one log.
+/// share one log. While the log cannot be written (a full disk), puts are
+/// answered with the reason (``error\nno space left on device\n\n``) and
+/// gets go on; puts are accepted again once writing works.
 ///
 /// ``log=True`` writes what the server does (start, replay, compaction,
 /// errors) to stderr; otherwise only errors are written there.
@@ -37,7 +39,8 @@ use crate::server::{self, Config, FsyncPolicy, Level, LogSink, ServerError};
 /// connections at once.
 ///
 /// ``close()`` (also on leaving a ``with`` block) stops the server and
-/// writes and fsyncs the log whatever ``fsync`` says.
+/// writes and fsyncs the log whatever ``fsync`` says; it raises ``OSError``
+/// naming the file and what is missing from it if that fails.
 ///
 /// >>> with Server() as srv:                 # doctest: +SKIP
 /// ...     Client(*srv.address).get("*")

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::listener::ConnectionSlot;
 use super::shared::{Shared, State};
 use super::store::{Cursor, Store};
-use super::{Durability, LINE_TOO_LONG, STORAGE_FAILED};
+use super::{Durability, LINE_TOO_LONG};
 use crate::protocol::{
     encode_error, encode_ok, encode_points_end, encode_points_start, encode_wrong_command,
     parse_command, push_point, Command, LineSplitter, Selector,
@@ -63,10 +63,17 @@ struct Connection<'s> {
     wbuf: Vec<u8>,
     splitter: LineSplitter,
     ops: Vec<Op>,
-    /// Log position the replies in `wbuf` wait for (`fsync=always` only).
-    need_durable: u64,
+    /// Under `fsync=always`, the puts answered `ok` in `wbuf` whose lines
+    /// are not known to be durable yet: where the reply starts in `wbuf` and
+    /// the log position the line ends at. Settled before `wbuf` is written.
+    unsettled: Vec<(usize, u64)>,
+    /// The journal's rejection count when the unsettled puts were logged.
+    unsettled_rejections: u64,
     durable: Option<watch::Receiver<Durability>>,
 }
+
+/// What `encode_ok` writes, replaced in place when a put is rejected.
+const OK_REPLY: &[u8] = b"ok\n\n";
 
 fn text<'b>(buf: &'b [u8], range: &Range<usize>) -> &'b str {
     // The range was cut from a string parse_command validated.
@@ -168,7 +175,8 @@ impl<'s> Connection<'s> {
             wbuf: Vec::new(),
             splitter: LineSplitter::new(limits.max_line_bytes),
             ops: Vec::new(),
-            need_durable: 0,
+            unsettled: Vec::new(),
+            unsettled_rejections: 0,
             durable: shared.acks_wait_for_fsync().then(|| shared.durability()),
         }
     }
@@ -260,42 +268,74 @@ impl<'s> Connection<'s> {
     /// Answers the parsed requests in order. Puts and small gets are done
     /// under one lock; a large get is streamed chunk by chunk, the lock
     /// released while each chunk is written.
+    ///
+    /// Under `fsync=always` a put's point reaches the store only once its
+    /// line is fsynced (the journal writer stores it), so a get first waits
+    /// for this connection's own earlier puts to settle: it sees them, and
+    /// no other connection ever sees a point that is not durable.
     async fn execute(&mut self, sock: &Socket) -> io::Result<()> {
         let chunk = self.shared.limits.write_chunk_bytes;
         let mut i = 0;
         while i < self.ops.len() {
             let mut streaming: Option<Cursor> = None;
             let mut wake = false;
+            let mut settle_first = false;
             {
                 let mut state = self.shared.lock();
-                let State { store, journal } = &mut *state;
                 while i < self.ops.len() {
-                    let op = &self.ops[i];
-                    i += 1;
-                    match op {
+                    match &self.ops[i] {
                         Op::Put {
                             key,
                             value,
                             value_text,
                             timestamp,
                         } => {
-                            let key = text(&self.rbuf, key);
-                            if let Some(journal) = journal.as_mut() {
-                                if journal.failed() {
-                                    encode_error(&mut self.wbuf, STORAGE_FAILED);
-                                    continue;
+                            if let Some(reason) = state.put_refusal() {
+                                encode_error(&mut self.wbuf, reason);
+                            } else {
+                                let key = text(&self.rbuf, key);
+                                let State { store, journal } = &mut *state;
+                                match journal.as_mut() {
+                                    None => {
+                                        store.put(key, *timestamp, *value);
+                                    }
+                                    Some(journal) if self.durable.is_some() => {
+                                        let rejections = journal.rejections().count();
+                                        if self.unsettled.is_empty() {
+                                            self.unsettled_rejections = rejections;
+                                        } else if rejections != self.unsettled_rejections {
+                                            // A batch was rejected since the
+                                            // unsettled puts were logged: learn
+                                            // their fate before logging more.
+                                            settle_first = true;
+                                            break;
+                                        }
+                                        wake |= journal.append_put(
+                                            key,
+                                            text(&self.rbuf, value_text),
+                                            *timestamp,
+                                        );
+                                        journal.defer(key, *timestamp, *value);
+                                        self.unsettled.push((self.wbuf.len(), journal.appended()));
+                                    }
+                                    Some(journal) => {
+                                        wake |= journal.append_put(
+                                            key,
+                                            text(&self.rbuf, value_text),
+                                            *timestamp,
+                                        );
+                                        store.put(key, *timestamp, *value);
+                                    }
                                 }
-                                wake |= journal.append_put(
-                                    key,
-                                    text(&self.rbuf, value_text),
-                                    *timestamp,
-                                );
-                                self.need_durable = journal.appended();
+                                encode_ok(&mut self.wbuf);
                             }
-                            store.put(key, *timestamp, *value);
-                            encode_ok(&mut self.wbuf);
                         }
                         Op::Get(key) => {
+                            if !self.unsettled.is_empty() {
+                                settle_first = true;
+                                break;
+                            }
+                            let store = &state.store;
                             let mut cursor = match key {
                                 None => store.cursor(Selector::All),
                                 Some(key) => store.cursor(Selector::Key(text(&self.rbuf, key))),
@@ -305,11 +345,13 @@ impl<'s> Connection<'s> {
                                 encode_points_end(&mut self.wbuf);
                             } else {
                                 streaming = Some(cursor);
+                                i += 1;
                                 break;
                             }
                         }
                         Op::Wrong => encode_wrong_command(&mut self.wbuf),
                     }
+                    i += 1;
                     if self.wbuf.len() >= chunk {
                         break;
                     }
@@ -317,6 +359,10 @@ impl<'s> Connection<'s> {
             }
             if wake {
                 self.shared.wake_journal();
+            }
+            if settle_first {
+                self.settle().await?;
+                continue;
             }
             if let Some(mut cursor) = streaming {
                 loop {
@@ -340,23 +386,61 @@ impl<'s> Connection<'s> {
         Ok(())
     }
 
-    /// Writes pending replies, first waiting (under `fsync=always`) until
-    /// the puts they acknowledge are on disk.
-    async fn flush(&mut self, sock: &Socket) -> io::Result<()> {
-        if let Some(durable) = self.durable.as_mut() {
-            let need = self.need_durable;
-            if durable.borrow().synced < need {
-                let synced = durable
-                    .wait_for(|d| d.synced >= need || d.failed)
-                    .await
-                    .map_err(|_| io::Error::other("server closed"))?
-                    .synced;
-                if synced < need {
-                    // Never acknowledge a put that is not on disk.
-                    return Err(io::Error::other("the durability log failed"));
-                }
+    /// Under `fsync=always`: waits until the journal has settled every
+    /// unsettled put, then turns the `ok` of each rejected one into the
+    /// error reply saying why.
+    async fn settle(&mut self) -> io::Result<()> {
+        let Some(&(_, need)) = self.unsettled.last() else {
+            return Ok(());
+        };
+        let Some(durable) = self.durable.as_mut() else {
+            return Ok(());
+        };
+        let rejections = durable
+            .wait_for(|d| d.settled >= need)
+            .await
+            .map_err(|_| io::Error::other("server closed"))?
+            .rejections;
+        if rejections != self.unsettled_rejections {
+            let shared = self.shared;
+            let state = shared.lock();
+            let journal = state
+                .journal
+                .as_ref()
+                .expect("a journal under fsync=always");
+            let rejected = journal.rejections();
+            match rejected.after(self.unsettled_rejections) {
+                Some((durable_to, reason)) => self.reject_replies(durable_to, reason),
+                // Too long ago to tell which were durable: answering an
+                // error for a stored put is safe (a put can be repeated),
+                // an `ok` for a lost one would not be.
+                None => self.reject_replies(0, rejected.last_reason().unwrap_or("storage failure")),
             }
         }
+        self.unsettled.clear();
+        Ok(())
+    }
+
+    /// Replaces the `ok` of every unsettled put logged past `durable_to`
+    /// with an error reply.
+    fn reject_replies(&mut self, durable_to: u64, reason: &str) {
+        let old = std::mem::take(&mut self.wbuf);
+        let mut copied = 0;
+        for &(at, end) in &self.unsettled {
+            if end > durable_to {
+                debug_assert_eq!(&old[at..at + OK_REPLY.len()], OK_REPLY);
+                self.wbuf.extend_from_slice(&old[copied..at]);
+                encode_error(&mut self.wbuf, reason);
+                copied = at + OK_REPLY.len();
+            }
+        }
+        self.wbuf.extend_from_slice(&old[copied..]);
+    }
+
+    /// Writes pending replies, first settling (under `fsync=always`) the
+    /// puts they answer.
+    async fn flush(&mut self, sock: &Socket) -> io::Result<()> {
+        self.settle().await?;
         write_all(sock, &self.wbuf).await?;
         self.wbuf.clear();
         let chunk = self.shared.limits.write_chunk_bytes;

@@ -17,13 +17,23 @@ pub enum ServerError {
     Threads(io::Error),
     #[error("the durability log failed, some puts may not be on disk: {0}")]
     Journal(io::Error),
+    /// Closing could not write or fsync everything: `what` says what is
+    /// missing from the file.
+    #[error("data file {}: {what}: {source}", .path.display())]
+    Unwritten {
+        path: PathBuf,
+        what: String,
+        source: io::Error,
+    },
 }
 
 impl ServerError {
     /// The underlying OS error, when there is one.
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
-            ServerError::Bind { source, .. } | ServerError::Data { source, .. } => Some(source),
+            ServerError::Bind { source, .. }
+            | ServerError::Data { source, .. }
+            | ServerError::Unwritten { source, .. } => Some(source),
             ServerError::Threads(e) | ServerError::Journal(e) => Some(e),
             ServerError::DataInUse { .. } => None,
         }

@@ -59,8 +59,6 @@ use workers::Workers;
 
 /// The message of the error reply to an over-long request line.
 pub const LINE_TOO_LONG: &str = "line too long";
-/// The message of the error reply to a put the log could not record.
-pub const STORAGE_FAILED: &str = "storage failure";
 
 /// A running server. Dropping it closes it; call [`Server::close`] to see
 /// whether the final flush of the log succeeded.
@@ -68,7 +66,7 @@ pub struct Server {
     address: SocketAddr,
     workers: Option<Workers>,
     shared: Arc<Shared>,
-    writer: Option<JoinHandle<io::Result<()>>>,
+    writer: Option<JoinHandle<Result<(), ServerError>>>,
     recovery: Option<Recovery>,
 }
 
@@ -219,8 +217,7 @@ impl Server {
             }
             self.shared.wake_journal();
             result = match writer.join() {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(ServerError::Journal(e)),
+                Ok(outcome) => outcome,
                 Err(_) => Err(ServerError::Journal(io::Error::other(
                     "the log writer thread panicked",
                 ))),

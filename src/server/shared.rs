@@ -30,6 +30,15 @@ pub(crate) struct State {
     pub(crate) journal: Option<Journal>,
 }
 
+impl State {
+    /// Why a put must be refused now (the text of its error reply), or
+    /// `None` when it can be taken. The one place every refusal of a put
+    /// is decided.
+    pub(crate) fn put_refusal(&self) -> Option<&str> {
+        self.journal.as_ref().and_then(Journal::refusal)
+    }
+}
+
 impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the store half-updated
@@ -60,13 +69,6 @@ impl Shared {
 
     pub(crate) fn publish(&self, durability: Durability) {
         self.durable.send_replace(durability);
-    }
-
-    pub(crate) fn fail_journal(&self) {
-        if let Some(journal) = self.lock().journal.as_mut() {
-            journal.fail();
-        }
-        self.durable.send_modify(|d| d.failed = true);
     }
 
     /// Whether acknowledgements must wait for the log to be fsynced.

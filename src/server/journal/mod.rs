@@ -1,19 +1,33 @@
 //! Durability: an append-only log of the protocol's own put lines
 //! (`put <key> <value> <timestamp>\n`), replayed at start.
 //!
-//! Connections apply a put to the store and append its line to an in-memory
-//! buffer under the same lock, so the log's order is the store's order. One
-//! writer thread moves the buffer to the file and fsyncs it:
+//! Connections append a put's line to an in-memory buffer under the store's
+//! lock, so the log's order is the store's order. One writer thread moves
+//! the buffer to the file and fsyncs it:
 //!
 //! * `always`: the writer writes and fsyncs whatever has accumulated (group
-//!   commit) and publishes how far the file is durable; a connection sends
-//!   the `ok` for a put only after that point passes its line.
-//! * `everysec`: the buffer is written at least every 100 ms (and as soon as
-//!   it holds 4 MiB) and fsynced about once a second. `kill -9` loses at most
-//!   the last 100 ms, a machine crash about a second.
+//!   commit). The points of those lines wait beside the buffer and are put
+//!   into the store only once the fsync covering them returned, so no
+//!   reader ever sees a point before it is durable; then the writer
+//!   publishes how far the log is settled and a connection sends the `ok`
+//!   for a put only after that point passes its line.
+//! * `everysec`: the point is stored at once; the buffer is written at least
+//!   every 100 ms (and as soon as it holds 4 MiB) and fsynced about once a
+//!   second. `kill -9` loses at most the last 100 ms, a machine crash about
+//!   a second.
 //! * `no`: written like `everysec`, never fsynced (the kernel decides).
 //!
-//! Closing the server always writes and fsyncs everything.
+//! When the file cannot be written (disk full, I/O error), it is cut back
+//! to its last complete length, so no half record stays in it, and puts are
+//! refused with the OS's reason (`error\nno space left on device\n\n`)
+//! while gets go on. Under `always` the batch that failed is rejected: its
+//! points never reach the store and its puts are answered with that error.
+//! Under `everysec` and `no` the puts were already acknowledged, so their
+//! lines stay in memory and are written again every 100 ms until the write
+//! succeeds. Either way puts are accepted again as soon as writing works.
+//!
+//! Closing the server always writes and fsyncs everything, and reports what
+//! it could not write.
 //!
 //! Recovery: a last line without its `\n` is a torn write from a crash; it is
 //! skipped with a warning and cut off so new lines start cleanly. Any other
@@ -22,22 +36,32 @@
 //! Compaction: when the file is at least `compact_min_bytes` and holds at
 //! least twice as many lines as the store has points, the writer rewrites it
 //! as one line per point into `<path>.compact` while serving, appends the
-//! lines logged meanwhile, fsyncs and renames it over the log.
+//! lines logged meanwhile, fsyncs and renames it over the log. A compaction
+//! that fails (no space for the copy) is tried again after a minute, and
+//! none runs while the log cannot be written.
 //!
 //! Files: `policy` (when to fsync), `file` (opening, locking, appending),
 //! `recovery` (replaying the file at start), `writer` (the writer thread),
-//! `compaction` (rewriting the file while serving). This file holds the
-//! in-memory side that connections append to under the store's lock.
+//! `disk` (the writer's file operations, where tests inject failures),
+//! `deferred` (points waiting for their fsync), `compaction` (rewriting the
+//! file while serving). This file holds the in-memory side that connections
+//! append to under the store's lock.
 
 mod compaction;
+mod deferred;
+mod disk;
 mod file;
 mod policy;
 mod recovery;
 mod writer;
 
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::protocol::push_put_line;
+use deferred::Deferred;
 
 pub(crate) use file::open;
 pub use policy::FsyncPolicy;
@@ -50,15 +74,21 @@ pub(super) const WRITE_INTERVAL: Duration = Duration::from_millis(100);
 pub(super) const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Buffered bytes that make the writer write before `WRITE_INTERVAL`.
 pub(super) const HIGH_WATER: usize = 4 << 20;
+/// How often the writer tries again while the file cannot be written.
+pub(super) const RETRY_INTERVAL: Duration = Duration::from_millis(100);
+/// Rejected batches remembered for connections still settling their puts.
+const REMEMBERED_REJECTIONS: usize = 1024;
 
-/// How far the log is known durable, published to connections waiting to
-/// acknowledge puts under `always`.
+/// How far the log is settled, published to connections waiting to
+/// answer puts under `always`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Durability {
-    /// Logical bytes (counted since start) that are in the file and fsynced.
-    pub synced: u64,
-    /// The log failed; nothing more becomes durable.
-    pub failed: bool,
+    /// Logical bytes (counted since start) whose fate is known: every line
+    /// up to here is either fsynced in the file or was rejected.
+    pub settled: u64,
+    /// Batches rejected so far because the file could not be written; while
+    /// it is unchanged, every settled line is durable.
+    pub rejections: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,12 +105,80 @@ pub(super) enum Writer {
 #[derive(Debug)]
 pub(crate) struct Journal {
     pub(super) pending: Vec<u8>,
-    /// Logical bytes appended since start; a put's line is durable once
-    /// `Durability::synced` reaches the value after its append.
+    /// Logical bytes appended since start; a put's line is settled once
+    /// `Durability::settled` reaches the value after its append.
     pub(super) appended: u64,
-    pub(super) failed: bool,
+    /// Under `always`: the points of the lines not yet fsynced.
+    pub(super) deferred: Deferred,
+    /// Why puts are refused now: the file cannot be written.
+    pub(super) refusal: Option<Arc<str>>,
+    pub(super) rejections: Rejections,
     pub(super) closing: bool,
     pub(super) writer: Writer,
+}
+
+/// The batches rejected under `always`: for each, the logical position the
+/// log was durable to when it was rejected (every line after it, up to the
+/// rejection, failed) and why.
+#[derive(Debug, Default)]
+pub(crate) struct Rejections {
+    count: u64,
+    recent: VecDeque<(u64, Arc<str>)>,
+}
+
+impl Rejections {
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub(super) fn push(&mut self, durable_to: u64, reason: Arc<str>) {
+        if self.recent.len() == REMEMBERED_REJECTIONS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((durable_to, reason));
+        self.count += 1;
+    }
+
+    /// The first rejection after `seen` rejections had happened: lines
+    /// appended in between and past the returned position failed. `None`
+    /// when it is no longer remembered.
+    pub(crate) fn after(&self, seen: u64) -> Option<(u64, &str)> {
+        let forgotten = self.count - self.recent.len() as u64;
+        let index = usize::try_from(seen.checked_sub(forgotten)?).ok()?;
+        self.recent
+            .get(index)
+            .map(|(durable_to, reason)| (*durable_to, &**reason))
+    }
+
+    /// The reason of the latest rejection.
+    pub(crate) fn last_reason(&self) -> Option<&str> {
+        self.recent.back().map(|(_, reason)| &**reason)
+    }
+}
+
+/// The text of an error reply for an I/O error: the OS's description in
+/// lower case without the error number (`no space left on device`), on one
+/// line.
+pub(crate) fn refusal_reason(error: &io::Error) -> Arc<str> {
+    let mut text = error.to_string();
+    if let Some(code) = error.raw_os_error() {
+        let suffix = format!(" (os error {code})");
+        if text.ends_with(&suffix) {
+            text.truncate(text.len() - suffix.len());
+        }
+    }
+    let mut reason = String::with_capacity(text.len());
+    for (i, c) in text.chars().enumerate() {
+        match c {
+            c if c.is_control() => reason.push(' '),
+            c if i == 0 => reason.extend(c.to_lowercase()),
+            c => reason.push(c),
+        }
+    }
+    if reason.trim().is_empty() {
+        reason = "cannot write the data file".into();
+    }
+    reason.into()
 }
 
 impl Journal {
@@ -88,18 +186,31 @@ impl Journal {
         Journal {
             pending: Vec::new(),
             appended: 0,
-            failed: false,
+            deferred: Deferred::default(),
+            refusal: None,
+            rejections: Rejections::default(),
             closing: false,
             writer: Writer::Busy,
         }
     }
 
-    pub(crate) fn failed(&self) -> bool {
-        self.failed
+    /// Why a put cannot be logged now, if it cannot.
+    pub(crate) fn refusal(&self) -> Option<&str> {
+        self.refusal.as_deref()
+    }
+
+    pub(crate) fn rejections(&self) -> &Rejections {
+        &self.rejections
     }
 
     pub(crate) fn appended(&self) -> u64 {
         self.appended
+    }
+
+    /// Holds a logged put's point back until its line is fsynced (`always`);
+    /// call right after its `append_put`.
+    pub(crate) fn defer(&mut self, key: &str, timestamp: i64, value: f64) {
+        self.deferred.push(key, timestamp, value);
     }
 
     /// Buffers one put line. Returns true when the writer thread must be
@@ -117,11 +228,6 @@ impl Journal {
             self.writer = Writer::Busy;
         }
         wake
-    }
-
-    pub(crate) fn fail(&mut self) {
-        self.failed = true;
-        self.pending.clear();
     }
 
     pub(crate) fn close(&mut self) {
@@ -151,5 +257,37 @@ mod tests {
         assert!(!journal.append_put("k", "1", 1));
         journal.pending.resize(HIGH_WATER, b'x');
         assert!(journal.append_put("k", "1", 1));
+    }
+
+    #[test]
+    fn refusal_reasons_are_one_lower_case_line_without_the_number() {
+        let full = io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(&*refusal_reason(&full), "no space left on device");
+        let eio = io::Error::from_raw_os_error(libc::EIO);
+        assert_eq!(&*refusal_reason(&eio), "input/output error");
+        let odd = io::Error::other("Two\nlines");
+        assert_eq!(&*refusal_reason(&odd), "two lines");
+        assert_eq!(
+            &*refusal_reason(&io::Error::other("")),
+            "cannot write the data file"
+        );
+    }
+
+    #[test]
+    fn rejections_tell_where_each_rejected_run_began() {
+        let mut rejections = Rejections::default();
+        assert_eq!(rejections.after(0), None);
+        rejections.push(10, "full".into());
+        rejections.push(25, "eio".into());
+        assert_eq!(rejections.count(), 2);
+        assert_eq!(rejections.after(0), Some((10, "full")));
+        assert_eq!(rejections.after(1), Some((25, "eio")));
+        assert_eq!(rejections.after(2), None);
+        for i in 0..REMEMBERED_REJECTIONS as u64 {
+            rejections.push(30 + i, "again".into());
+        }
+        assert_eq!(rejections.after(0), None, "forgotten");
+        assert_eq!(rejections.after(2), Some((30, "again")));
+        assert_eq!(rejections.last_reason(), Some("again"));
     }
 }

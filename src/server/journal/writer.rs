@@ -1,182 +1,791 @@
 //! The writer thread: moves buffered lines to the file, fsyncs them as the
-//! policy says, publishes how far the file is durable, and runs compaction
+//! policy says, publishes how far the file is settled, and runs compaction
 //! in steps between batches.
+//!
+//! When a write or fsync fails, the file is cut back to its last complete
+//! length (a failed write may have left part of a line) and puts are refused
+//! with the OS's reason until writing works again. What happens to the
+//! lines that failed depends on whether their puts were acknowledged:
+//!
+//! * `always`: they were not. The batch is rejected: its points are never
+//!   stored, its puts (and those logged meanwhile) are answered with the
+//!   error. Every `RETRY_INTERVAL` puts are let through again, and the next
+//!   batch shows whether writing works.
+//! * `everysec`, `no`: they were, and their points are in the store. The
+//!   lines stay in memory and are written again every `RETRY_INTERVAL`
+//!   until it works. Under `everysec` the lines written since the last
+//!   fsync are kept too, so a failed fsync is repaired by writing them again
+//!   (a page the kernel failed to write may be dropped from its cache).
 
 use std::fs;
 use std::io;
+use std::mem;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::compaction::Compaction;
+use super::deferred::Deferred;
+use super::disk::{Disk, FileDisk};
 use super::file::{compaction_path, LogFile};
-use super::{Durability, FsyncPolicy, Writer, HIGH_WATER, SYNC_INTERVAL, WRITE_INTERVAL};
+use super::{
+    refusal_reason, Durability, FsyncPolicy, Writer, HIGH_WATER, RETRY_INTERVAL, SYNC_INTERVAL,
+    WRITE_INTERVAL,
+};
+use crate::server::error::ServerError;
 use crate::server::log::Level;
 use crate::server::shared::Shared;
 
+/// Lines written but not yet fsynced under `everysec` that make the writer
+/// fsync early, bounding what it keeps in memory to repair a failed fsync.
+const UNSYNCED_LIMIT: usize = 4 * HIGH_WATER;
+/// How long a failed compaction (for example for lack of space for the
+/// copy) waits before it is tried again, instead of after every batch.
+const COMPACTION_RETRY: Duration = Duration::from_secs(60);
+
 /// The writer thread: runs until the journal is closed, then writes and
-/// fsyncs everything left. Returns the first I/O error, if any.
+/// fsyncs everything left. Returns what it could not write, if anything.
 pub(crate) fn run_writer(
     shared: Arc<Shared>,
-    mut log: LogFile,
+    log: LogFile,
     policy: FsyncPolicy,
     compact_min_bytes: u64,
-) -> io::Result<()> {
-    let mut batch: Vec<u8> = Vec::new();
-    let mut last_write = Instant::now();
-    let mut last_sync = Instant::now();
-    let mut dirty = false;
-    let mut compaction: Option<Compaction> = None;
-    let mut failure: Option<io::Error> = None;
+) -> Result<(), ServerError> {
+    LogWriter::new(shared, log, policy, FileDisk).run(compact_min_bytes)
+}
 
-    loop {
-        let (closing, seq, points) = {
-            let mut state = shared.lock();
-            loop {
-                let journal = state.journal.as_mut().expect("journal");
-                journal.writer = Writer::Busy;
-                if journal.closing {
-                    break;
-                }
-                let now = Instant::now();
-                let wait = if failure.is_some() {
-                    None
-                } else if !journal.pending.is_empty() {
-                    let due = last_write + WRITE_INTERVAL;
-                    if policy == FsyncPolicy::Always
-                        || compaction.is_some()
-                        || journal.pending.len() >= HIGH_WATER
-                        || now >= due
-                    {
-                        break;
-                    }
-                    journal.writer = Writer::Batching;
-                    Some(due - now)
-                } else if compaction.is_some() {
-                    break;
-                } else if dirty && policy == FsyncPolicy::EverySec {
-                    let due = last_sync + SYNC_INTERVAL;
-                    if now >= due {
-                        break;
-                    }
-                    journal.writer = Writer::Idle;
-                    Some(due - now)
-                } else {
-                    journal.writer = Writer::Idle;
-                    None
-                };
-                state = match wait {
-                    Some(timeout) => shared.journal_wait_timeout(state, timeout),
-                    None => shared.journal_wait(state),
-                };
-            }
-            let journal = state.journal.as_mut().expect("journal");
-            std::mem::swap(&mut journal.pending, &mut batch);
-            (journal.closing, journal.appended, state.store.points())
-        };
+/// Which operation failed.
+enum Failure {
+    Write(io::Error),
+    Sync(io::Error),
+}
 
-        if failure.is_none() {
-            let result = (|| -> io::Result<()> {
-                if !batch.is_empty() {
-                    log.append(&batch)?;
-                    last_write = Instant::now();
-                    dirty = true;
-                }
-                let sync = match policy {
-                    FsyncPolicy::Always => true,
-                    FsyncPolicy::EverySec => last_sync.elapsed() >= SYNC_INTERVAL,
-                    FsyncPolicy::No => false,
-                };
-                if dirty && (sync || closing) {
-                    log.sync()?;
-                    dirty = false;
-                    last_sync = Instant::now();
-                }
-                Ok(())
-            })();
-            match result {
-                Ok(()) if policy == FsyncPolicy::Always || !dirty => shared.publish(Durability {
-                    synced: seq,
-                    failed: false,
-                }),
-                Ok(()) => {}
-                Err(e) => {
-                    shared.log(
-                        Level::Error,
-                        &format!(
-                            "{}: cannot write the log, puts are refused from now on: {e}",
-                            log.path.display()
-                        ),
-                    );
-                    shared.fail_journal();
-                    failure = Some(e);
-                }
-            }
+pub(super) struct LogWriter<D: Disk> {
+    shared: Arc<Shared>,
+    log: LogFile,
+    policy: FsyncPolicy,
+    disk: D,
+    /// Lines taken from the journal that are not in the file yet.
+    held: Vec<u8>,
+    /// `always`: the points of `held`, stored once it is fsynced.
+    points: Deferred,
+    /// `everysec`: lines written since the last fsync.
+    unsynced: Vec<u8>,
+    /// Length and lines of the file as of the last successful fsync.
+    synced: (u64, u64),
+    /// Logical position up to which every line is durable or rejected.
+    settled: u64,
+    /// A failed write (or the cut after it) may have left bytes past
+    /// `log.len`; they are cut off before anything else is written.
+    torn: bool,
+    dirty: bool,
+    last_write: Instant,
+    last_sync: Instant,
+    /// Since when writing fails; `None` while it works.
+    failing_since: Option<Instant>,
+    /// When to try again while failing.
+    retry_at: Option<Instant>,
+    /// No compaction is started before this, after one failed.
+    compaction_after: Option<Instant>,
+}
+
+impl<D: Disk> LogWriter<D> {
+    pub(super) fn new(shared: Arc<Shared>, log: LogFile, policy: FsyncPolicy, disk: D) -> Self {
+        let synced = (log.len, log.lines);
+        LogWriter {
+            shared,
+            log,
+            policy,
+            disk,
+            held: Vec::new(),
+            points: Deferred::default(),
+            unsynced: Vec::new(),
+            synced,
+            settled: 0,
+            torn: false,
+            dirty: false,
+            last_write: Instant::now(),
+            last_sync: Instant::now(),
+            failing_since: None,
+            retry_at: None,
+            compaction_after: None,
         }
-        batch.clear();
-        if batch.capacity() > 4 * HIGH_WATER {
-            batch.shrink_to(HIGH_WATER);
-        }
+    }
 
-        if closing {
+    pub(super) fn run(mut self, compact_min_bytes: u64) -> Result<(), ServerError> {
+        let mut compaction: Option<Compaction> = None;
+        loop {
+            let (closing, seq, points) = self.take_work(compaction.is_some());
+            let outcome = match self.write(closing) {
+                Ok(()) => {
+                    self.written(seq);
+                    None
+                }
+                Err(failure) => Some(self.failed(failure, closing)),
+            };
+            self.shrink_buffers();
+
+            if closing {
+                if let Some(c) = compaction.take() {
+                    c.abandon();
+                }
+                return self.close_outcome(outcome);
+            }
+            if self.failing_since.is_some() {
+                if let Some(c) = compaction.take() {
+                    c.abandon();
+                }
+                continue;
+            }
+
+            if compaction.is_none()
+                && self.compaction_after.is_none_or(|at| Instant::now() >= at)
+                && self.log.len >= compact_min_bytes
+                && self.log.lines > 0
+                && self.log.lines >= points.saturating_mul(2)
+            {
+                match Compaction::begin(&self.log) {
+                    Ok(c) => compaction = Some(c),
+                    Err(e) => {
+                        self.warn(&format!("cannot start compaction: {e}"));
+                        self.compaction_after = Some(Instant::now() + COMPACTION_RETRY);
+                    }
+                }
+            }
             if let Some(c) = compaction.take() {
-                c.abandon();
+                compaction = self.compaction_step(c);
             }
-            return match failure {
-                Some(e) => Err(e),
-                None => Ok(()),
+        }
+    }
+
+    /// Waits until there is something to do, then takes the journal's
+    /// buffered lines (and under `always` their points).
+    fn take_work(&mut self, compacting: bool) -> (bool, u64, u64) {
+        let shared = Arc::clone(&self.shared);
+        let mut state = shared.lock();
+        loop {
+            let journal = state.journal.as_mut().expect("journal");
+            journal.writer = Writer::Busy;
+            if journal.closing {
+                break;
+            }
+            let now = Instant::now();
+            let wait = if let Some(at) = self.retry_at {
+                if now < at {
+                    Some(at - now)
+                } else if self.held.is_empty() && !self.torn {
+                    // Nothing of ours to retry (`always` rejected it): let
+                    // puts through again; the next batch is the test.
+                    journal.refusal = None;
+                    self.retry_at = None;
+                    continue;
+                } else {
+                    break;
+                }
+            } else if !journal.pending.is_empty() {
+                let due = self.last_write + WRITE_INTERVAL;
+                if self.policy == FsyncPolicy::Always
+                    || compacting
+                    || journal.pending.len() >= HIGH_WATER
+                    || now >= due
+                {
+                    break;
+                }
+                journal.writer = Writer::Batching;
+                Some(due - now)
+            } else if compacting {
+                break;
+            } else if self.dirty && self.policy == FsyncPolicy::EverySec {
+                let due = self.last_sync + SYNC_INTERVAL;
+                if now >= due {
+                    break;
+                }
+                journal.writer = Writer::Idle;
+                Some(due - now)
+            } else {
+                journal.writer = Writer::Idle;
+                None
+            };
+            state = match wait {
+                Some(timeout) => shared.journal_wait_timeout(state, timeout),
+                None => shared.journal_wait(state),
             };
         }
-        if failure.is_some() {
-            if let Some(c) = compaction.take() {
-                c.abandon();
-            }
-            continue;
+        let journal = state.journal.as_mut().expect("journal");
+        if self.held.is_empty() {
+            mem::swap(&mut journal.pending, &mut self.held);
+        } else {
+            self.held.extend_from_slice(&journal.pending);
+            journal.pending.clear();
         }
+        // Under `always` the previous batch's points were stored or
+        // rejected before this one is taken.
+        debug_assert!(self.points.is_empty());
+        mem::swap(&mut journal.deferred, &mut self.points);
+        (journal.closing, journal.appended, state.store.points())
+    }
 
-        if compaction.is_none()
-            && log.len >= compact_min_bytes
-            && log.lines > 0
-            && log.lines >= points.saturating_mul(2)
-        {
-            match Compaction::begin(&log) {
-                Ok(c) => compaction = Some(c),
-                Err(e) => shared.log(
-                    Level::Warning,
-                    &format!("{}: cannot start compaction: {e}", log.path.display()),
+    /// Cuts off what an earlier failure left, writes the held lines and
+    /// fsyncs as the policy says.
+    fn write(&mut self, closing: bool) -> Result<(), Failure> {
+        if self.torn {
+            let (len, lines) = (self.log.len, self.log.lines);
+            self.disk
+                .truncate(&mut self.log, len, lines)
+                .map_err(Failure::Write)?;
+            self.torn = false;
+        }
+        if !self.held.is_empty() {
+            if let Err(e) = self.disk.append(&mut self.log, &self.held) {
+                self.torn = true;
+                return Err(Failure::Write(e));
+            }
+            if self.policy == FsyncPolicy::EverySec {
+                self.unsynced.extend_from_slice(&self.held);
+            }
+            self.held.clear();
+            self.last_write = Instant::now();
+            self.dirty = true;
+        }
+        let sync = match self.policy {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::EverySec => {
+                self.last_sync.elapsed() >= SYNC_INTERVAL || self.unsynced.len() >= UNSYNCED_LIMIT
+            }
+            FsyncPolicy::No => false,
+        };
+        if self.dirty && (sync || closing) {
+            self.disk.sync(&mut self.log).map_err(Failure::Sync)?;
+            self.dirty = false;
+            self.last_sync = Instant::now();
+            self.synced = (self.log.len, self.log.lines);
+            self.unsynced.clear();
+        }
+        Ok(())
+    }
+
+    /// Everything up to `seq` is written (and under `always` fsynced):
+    /// store the deferred points, accept puts again, tell the waiters.
+    fn written(&mut self, seq: u64) {
+        let recovered = {
+            let mut state = self.shared.lock();
+            let state = &mut *state;
+            self.points.apply(&mut state.store);
+            let journal = state.journal.as_mut().expect("journal");
+            let recovered = self.failing_since.take().map(|since| since.elapsed());
+            if recovered.is_some() {
+                journal.refusal = None;
+                self.retry_at = None;
+            }
+            if self.policy == FsyncPolicy::Always || !self.dirty {
+                self.settled = seq;
+                // Published under the lock, after the points are stored: a
+                // connection that sees its line settled finds its point.
+                self.shared.publish(Durability {
+                    settled: seq,
+                    rejections: journal.rejections.count(),
+                });
+            }
+            recovered
+        };
+        if let Some(took) = recovered {
+            self.shared.log(
+                Level::Warning,
+                &format!(
+                    "{}: writing works again after {:.1} s; puts are accepted",
+                    self.log.path.display(),
+                    took.as_secs_f64()
                 ),
+            );
+        }
+    }
+
+    /// Puts the file back to its last complete length, refuses puts until
+    /// writing works, and rejects (`always`) or keeps (`everysec`, `no`)
+    /// the lines that failed. Returns the error and the bytes of puts that
+    /// are not in the file.
+    fn failed(&mut self, failure: Failure, closing: bool) -> (io::Error, usize) {
+        let error = match failure {
+            Failure::Write(e) => e,
+            Failure::Sync(e) => {
+                if self.policy != FsyncPolicy::No {
+                    // What was written since the last good fsync may be
+                    // gone whatever the page cache shows: cut it off and,
+                    // under `everysec`, write it again from memory.
+                    (self.log.len, self.log.lines) = self.synced;
+                    self.torn = true;
+                    let mut again = mem::take(&mut self.unsynced);
+                    again.extend_from_slice(&self.held);
+                    self.held = again;
+                }
+                e
+            }
+        };
+        if self.torn {
+            let (len, lines) = (self.log.len, self.log.lines);
+            self.torn = self.disk.truncate(&mut self.log, len, lines).is_err();
+        }
+        let reason = refusal_reason(&error);
+        let mut unwritten = self.held.len();
+        {
+            let mut state = self.shared.lock();
+            let journal = state.journal.as_mut().expect("journal");
+            journal.refusal = Some(Arc::clone(&reason));
+            if self.policy == FsyncPolicy::Always {
+                // Nothing here was acknowledged. Lines logged since the
+                // batch was taken would land after it: rejected with it.
+                unwritten += journal.pending.len();
+                self.held.clear();
+                self.points.clear();
+                journal.pending.clear();
+                journal.deferred.clear();
+                journal.rejections.push(self.settled, reason);
+                self.settled = journal.appended;
+                self.shared.publish(Durability {
+                    settled: self.settled,
+                    rejections: journal.rejections.count(),
+                });
             }
         }
-        if let Some(mut c) = compaction.take() {
-            let before = (log.lines, log.len);
-            match c.step(&shared) {
-                Ok(false) => compaction = Some(c),
-                Ok(true) => match c.finish(&mut log) {
-                    Ok((lines, bytes, took)) => shared.log(
+        if self.failing_since.is_none() {
+            self.failing_since = Some(Instant::now());
+            let kept = match self.policy {
+                FsyncPolicy::Always => "the puts of the failed batch are answered with the error",
+                _ => "acknowledged puts are kept in memory and written again",
+            };
+            self.shared.log(
+                Level::Error,
+                &format!(
+                    "{}: cannot write the log: {error}; {kept}; puts are refused until writing works again{}",
+                    self.log.path.display(),
+                    if self.torn {
+                        " (and the partly written record could not be cut off yet)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+        self.retry_at = (!closing).then(|| Instant::now() + RETRY_INTERVAL);
+        (error, unwritten)
+    }
+
+    /// What closing reports: nothing, or what is not in the file.
+    fn close_outcome(&self, outcome: Option<(io::Error, usize)>) -> Result<(), ServerError> {
+        let Some((source, unwritten)) = outcome else {
+            return Ok(());
+        };
+        let what = match (unwritten, self.torn) {
+            (0, false) => "the final fsync failed, the last puts may not be on disk".to_string(),
+            (0, true) => "a partly written record could not be cut off".to_string(),
+            (n, _) => format!("{n} bytes of puts could not be written"),
+        };
+        Err(ServerError::Unwritten {
+            path: self.log.path.clone(),
+            what,
+            source,
+        })
+    }
+
+    fn shrink_buffers(&mut self) {
+        for buf in [&mut self.held, &mut self.unsynced] {
+            if buf.is_empty() && buf.capacity() > UNSYNCED_LIMIT {
+                buf.shrink_to(HIGH_WATER);
+            }
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        self.shared.log(
+            Level::Warning,
+            &format!("{}: {message}", self.log.path.display()),
+        );
+    }
+
+    /// Runs one step of a compaction; returns it while it is unfinished.
+    fn compaction_step(&mut self, mut c: Compaction) -> Option<Compaction> {
+        let before = (self.log.lines, self.log.len);
+        match c.step(&self.shared) {
+            Ok(false) => return Some(c),
+            Ok(true) => match c.finish(&mut self.log) {
+                Ok((lines, bytes, took)) => {
+                    // The new file was fsynced with everything in it.
+                    self.synced = (self.log.len, self.log.lines);
+                    self.unsynced.clear();
+                    self.dirty = false;
+                    self.shared.log(
                         Level::Info,
                         &format!(
                             "{}: compacted {} lines ({} bytes) to {lines} lines ({bytes} bytes) in {:.3} s",
-                            log.path.display(),
+                            self.log.path.display(),
                             before.0,
                             before.1,
                             took.as_secs_f64()
                         ),
-                    ),
-                    Err(e) => {
-                        shared.log(
-                            Level::Warning,
-                            &format!("{}: compaction failed, keeping the log: {e}", log.path.display()),
-                        );
-                        let _ = fs::remove_file(compaction_path(&log.path));
-                    }
-                },
-                Err(e) => {
-                    shared.log(
-                        Level::Warning,
-                        &format!("{}: compaction failed, keeping the log: {e}", log.path.display()),
                     );
-                    c.abandon();
                 }
+                Err(e) => {
+                    self.warn(&format!("compaction failed, keeping the log: {e}"));
+                    let _ = fs::remove_file(compaction_path(&self.log.path));
+                    self.compaction_after = Some(Instant::now() + COMPACTION_RETRY);
+                }
+            },
+            Err(e) => {
+                self.warn(&format!("compaction failed, keeping the log: {e}"));
+                c.abandon();
+                self.compaction_after = Some(Instant::now() + COMPACTION_RETRY);
             }
         }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The writer against a disk that fails on command, driven the way
+    //! connections drive the journal.
+
+    use std::path::PathBuf;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{Condvar, Mutex, PoisonError};
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::protocol::Selector;
+    use crate::server::config::Limits;
+    use crate::server::journal::disk::faults::{FaultyDisk, Plan};
+    use crate::server::journal::{file, Journal};
+    use crate::server::shared::State;
+    use crate::server::store::Store;
+
+    const BOUND: Duration = Duration::from_secs(10);
+    const FULL: &str = "no space left on device";
+
+    fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + BOUND;
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    struct Rig {
+        shared: Arc<Shared>,
+        plan: Arc<Mutex<Plan>>,
+        policy: FsyncPolicy,
+        path: PathBuf,
+        writer: Option<JoinHandle<Result<(), ServerError>>>,
+        logged: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Rig {
+        fn start(policy: FsyncPolicy, name: &str) -> Rig {
+            Rig::with_compaction(policy, name, u64::MAX, |_| {})
+        }
+
+        /// A rig whose writer compacts from `compact_min_bytes`; `prepare`
+        /// gets the log's path before the writer starts.
+        fn with_compaction(
+            policy: FsyncPolicy,
+            name: &str,
+            compact_min_bytes: u64,
+            prepare: impl FnOnce(&std::path::Path),
+        ) -> Rig {
+            let dir = std::env::temp_dir().join(format!(
+                "metrics-writer-{name}-{}-{policy}",
+                std::process::id()
+            ));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("metrics.log");
+            let mut store = Store::new();
+            let (log, _) = file::open(&path, &mut store).unwrap();
+            prepare(&path);
+            let logged = Arc::new(Mutex::new(Vec::new()));
+            let shared = Arc::new(Shared {
+                state: Mutex::new(State {
+                    store,
+                    journal: Some(Journal::new()),
+                }),
+                journal_wake: Condvar::new(),
+                durable: watch::Sender::new(Durability::default()),
+                limits: Limits::default(),
+                fsync: Some(policy),
+                log: Some({
+                    let logged = Arc::clone(&logged);
+                    Arc::new(move |_, message: &str| {
+                        logged.lock().unwrap().push(message.to_string())
+                    })
+                }),
+                connections: AtomicUsize::new(0),
+            });
+            let plan = Arc::new(Mutex::new(Plan::default()));
+            let writer = LogWriter::new(
+                Arc::clone(&shared),
+                log,
+                policy,
+                FaultyDisk(Arc::clone(&plan)),
+            );
+            let writer = Some(std::thread::spawn(move || writer.run(compact_min_bytes)));
+            Rig {
+                shared,
+                plan,
+                policy,
+                path,
+                writer,
+                logged,
+            }
+        }
+
+        fn plan(&self, change: impl FnOnce(&mut Plan)) {
+            change(&mut self.plan.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+
+        /// What a connection does for a put: where its line ends in the log
+        /// and how many batches had been rejected then, or the refusal.
+        fn put(&self, key: &str, value: f64, timestamp: i64) -> Result<(u64, u64), String> {
+            let mut state = self.shared.lock();
+            if let Some(reason) = state.put_refusal() {
+                return Err(reason.to_string());
+            }
+            let State { store, journal } = &mut *state;
+            let journal = journal.as_mut().unwrap();
+            let wake = journal.append_put(key, &value.to_string(), timestamp);
+            if self.policy == FsyncPolicy::Always {
+                journal.defer(key, timestamp, value);
+            } else {
+                store.put(key, timestamp, value);
+            }
+            let ticket = (journal.appended(), journal.rejections().count());
+            drop(state);
+            if wake {
+                self.shared.wake_journal();
+            }
+            Ok(ticket)
+        }
+
+        /// Waits until the line ending at `at` is settled; returns whether it
+        /// is durable (false: rejected, with the reason).
+        fn settle(&self, (at, seen): (u64, u64)) -> Result<(), String> {
+            let mut durable = self.shared.durability();
+            wait_until("the put to settle", || {
+                durable.borrow_and_update().settled >= at
+            });
+            let state = self.shared.lock();
+            let rejections = state.journal.as_ref().unwrap().rejections();
+            if rejections.count() == seen {
+                return Ok(());
+            }
+            match rejections.after(seen) {
+                Some((durable_to, _)) if durable_to >= at => Ok(()),
+                Some((_, reason)) => Err(reason.to_string()),
+                None => panic!("rejection forgotten"),
+            }
+        }
+
+        fn refusal(&self) -> Option<String> {
+            self.shared.lock().put_refusal().map(str::to_string)
+        }
+
+        fn wait_refused(&self) -> String {
+            let mut reason = None;
+            wait_until("puts to be refused", || {
+                reason = self.refusal();
+                reason.is_some()
+            });
+            reason.unwrap()
+        }
+
+        /// Puts `key` as soon as puts are accepted again.
+        fn put_when_accepted(&self, key: &str, value: f64, timestamp: i64) -> (u64, u64) {
+            let mut at = None;
+            wait_until("puts to be accepted again", || {
+                at = self.put(key, value, timestamp).ok();
+                at.is_some()
+            });
+            at.unwrap()
+        }
+
+        fn stored(&self) -> Vec<(String, i64, f64)> {
+            let state = self.shared.lock();
+            let mut points = Vec::new();
+            let mut cursor = state.store.cursor(Selector::All);
+            state.store.walk(&mut cursor, |key, ts, value| {
+                points.push((key.to_string(), ts, value));
+                true
+            });
+            points
+        }
+
+        fn file(&self) -> String {
+            String::from_utf8(fs::read(&self.path).unwrap()).unwrap()
+        }
+
+        fn close(&mut self) -> Result<(), ServerError> {
+            self.shared.lock().journal.as_mut().unwrap().close();
+            self.shared.wake_journal();
+            self.writer.take().unwrap().join().unwrap()
+        }
+    }
+
+    impl Drop for Rig {
+        fn drop(&mut self) {
+            if self.writer.is_some() {
+                let _ = self.close();
+            }
+            if let Some(dir) = self.path.parent() {
+                let _ = fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    #[test]
+    fn always_rejects_a_batch_it_cannot_write_and_never_stores_its_points() {
+        let mut rig = Rig::start(FsyncPolicy::Always, "always-write");
+        let a = rig.put("a", 1.0, 1).unwrap();
+        assert_eq!(rig.settle(a), Ok(()));
+        assert_eq!(rig.stored(), [("a".into(), 1, 1.0)]);
+
+        // The disk fills in the middle of the next line.
+        rig.plan(|p| p.append_writes_then_fails = Some(5));
+        let b = rig.put("b", 2.0, 2).unwrap();
+        assert_eq!(rig.settle(b), Err(FULL.to_string()));
+        assert_eq!(
+            rig.stored(),
+            [("a".into(), 1, 1.0)],
+            "a rejected point was stored"
+        );
+        assert_eq!(rig.file(), "put a 1 1\n", "half a record left in the file");
+        assert_eq!(rig.put("c", 3.0, 3), Err(FULL.to_string()));
+
+        // Space is freed: puts are taken again and reach file and store.
+        rig.plan(|p| p.append_writes_then_fails = None);
+        let c = rig.put_when_accepted("c", 3.0, 3);
+        assert_eq!(rig.settle(c), Ok(()));
+        assert_eq!(rig.stored(), [("a".into(), 1, 1.0), ("c".into(), 3, 3.0)]);
+        assert_eq!(rig.file(), "put a 1 1\nput c 3 3\n");
+        rig.close().unwrap();
+    }
+
+    #[test]
+    fn always_rejects_a_batch_whose_fsync_fails_and_cuts_it_off() {
+        let mut rig = Rig::start(FsyncPolicy::Always, "always-sync");
+        let a = rig.put("a", 1.0, 1).unwrap();
+        assert_eq!(rig.settle(a), Ok(()));
+        rig.plan(|p| p.sync_fails = true);
+        let b = rig.put("b", 2.0, 2).unwrap();
+        assert_eq!(rig.settle(b), Err("input/output error".to_string()));
+        assert_eq!(rig.file(), "put a 1 1\n");
+        assert_eq!(rig.stored(), [("a".into(), 1, 1.0)]);
+        rig.plan(|p| p.sync_fails = false);
+        let c = rig.put_when_accepted("b", 2.5, 2);
+        assert_eq!(rig.settle(c), Ok(()));
+        assert_eq!(rig.stored(), [("a".into(), 1, 1.0), ("b".into(), 2, 2.5)]);
+        rig.close().unwrap();
+        assert_eq!(rig.file(), "put a 1 1\nput b 2.5 2\n");
+    }
+
+    #[test]
+    fn everysec_keeps_acknowledged_lines_until_they_can_be_written() {
+        let mut rig = Rig::start(FsyncPolicy::EverySec, "everysec-write");
+        rig.plan(|p| p.append_writes_then_fails = Some(3));
+        rig.put("a", 1.0, 1).unwrap(); // acknowledged at once under everysec
+        assert_eq!(rig.wait_refused(), FULL);
+        assert_eq!(rig.put("b", 2.0, 2), Err(FULL.to_string()));
+        assert_eq!(rig.file(), "", "half a record left in the file");
+        assert_eq!(rig.stored(), [("a".into(), 1, 1.0)]);
+        // Retried while failing, never given up.
+        let tries = rig.plan.lock().unwrap().appends;
+        wait_until("a retry", || rig.plan.lock().unwrap().appends > tries);
+
+        rig.plan(|p| p.append_writes_then_fails = None);
+        rig.put_when_accepted("b", 2.0, 2);
+        rig.close().unwrap();
+        assert_eq!(rig.file(), "put a 1 1\nput b 2 2\n");
+    }
+
+    #[test]
+    fn everysec_writes_lines_again_after_a_failed_fsync() {
+        let mut rig = Rig::start(FsyncPolicy::EverySec, "everysec-sync");
+        rig.plan(|p| p.sync_fails = true);
+        rig.put("a", 1.0, 1).unwrap();
+        assert_eq!(rig.wait_refused(), "input/output error");
+        assert_eq!(rig.file(), "", "lines after the last good fsync stay");
+        rig.plan(|p| p.sync_fails = false);
+        rig.put_when_accepted("b", 2.0, 2);
+        rig.close().unwrap();
+        assert_eq!(rig.file(), "put a 1 1\nput b 2 2\n");
+    }
+
+    #[test]
+    fn a_failed_cut_is_retried_before_anything_else_is_written() {
+        let mut rig = Rig::start(FsyncPolicy::No, "cut");
+        rig.plan(|p| {
+            p.append_writes_then_fails = Some(4);
+            p.truncate_fails = true;
+        });
+        rig.put("a", 1.0, 1).unwrap();
+        assert_eq!(rig.wait_refused(), FULL);
+        assert_eq!(rig.file(), "put ", "the failed cut");
+        // Writing works but cutting does not: nothing goes after the half
+        // record.
+        rig.plan(|p| p.append_writes_then_fails = None);
+        let (appends, cuts) = {
+            let plan = rig.plan.lock().unwrap();
+            (plan.appends, plan.truncates)
+        };
+        wait_until("two more tries", || {
+            rig.plan.lock().unwrap().truncates >= cuts + 2
+        });
+        assert_eq!(rig.plan.lock().unwrap().appends, appends);
+        assert_eq!(rig.file(), "put ");
+        assert!(rig.refusal().is_some());
+        rig.plan(|p| p.truncate_fails = false);
+        rig.put_when_accepted("b", 2.0, 2);
+        rig.close().unwrap();
+        assert_eq!(rig.file(), "put a 1 1\nput b 2 2\n");
+    }
+
+    #[test]
+    fn close_reports_what_it_could_not_write() {
+        let mut rig = Rig::start(FsyncPolicy::EverySec, "close");
+        rig.plan(|p| p.append_writes_then_fails = Some(2));
+        rig.put("a", 1.0, 1).unwrap();
+        rig.wait_refused();
+        let error = rig.close().unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("10 bytes of puts could not be written")
+                && text.contains(&rig.path.display().to_string()),
+            "{text}"
+        );
+        assert_eq!(
+            error.io_error().and_then(io::Error::raw_os_error),
+            Some(libc::ENOSPC)
+        );
+        assert_eq!(rig.file(), "", "half a record left in the file");
+    }
+
+    #[test]
+    fn a_compaction_that_cannot_start_is_not_retried_after_every_batch() {
+        let mut rig = Rig::with_compaction(FsyncPolicy::Always, "compaction", 1, |path| {
+            // Where the compacted copy would go is taken.
+            fs::create_dir_all(compaction_path(path)).unwrap();
+        });
+        for ts in 0..20 {
+            let at = rig.put("k", ts as f64, 1).unwrap();
+            assert_eq!(rig.settle(at), Ok(()));
+        }
+        rig.close().unwrap();
+        let attempts = rig
+            .logged
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.contains("cannot start compaction"))
+            .count();
+        assert_eq!(attempts, 1);
     }
 }
