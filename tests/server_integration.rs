@@ -108,6 +108,27 @@ impl Drop for TempDir {
     }
 }
 
+/// The journal's records as plain put lines: the header line dropped and
+/// each record's checksum checked and removed.
+fn records(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        if line == "metrics-journal 2" {
+            continue;
+        }
+        let (body, crc) = line.rsplit_once(' ').unwrap();
+        assert_eq!(
+            u32::from_str_radix(crc, 16).unwrap(),
+            crc32c::crc32c(body.as_bytes()),
+            "{line:?}"
+        );
+        out += body;
+        out.push('\n');
+    }
+    out
+}
+
 fn durable(path: &Path, fsync: FsyncPolicy) -> Config {
     Config {
         data: Some(path.to_owned()),
@@ -489,9 +510,11 @@ fn puts_are_replayed_after_a_restart() {
             assert_eq!(c.ask("put x\n"), "error\nwrong command\n\n");
             server.close().unwrap();
         }
-        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("metrics-journal 2\n"));
         assert_eq!(
-            text,
+            records(&path),
             "put test_key 12.0 1503319740\nput test_key 13.0 1503319739\nput test_key 99 1503319740\n"
         );
         let server = start(durable(&path, fsync));
@@ -523,7 +546,7 @@ fn with_fsync_always_an_acknowledged_put_is_already_in_the_file() {
         let text = std::fs::read_to_string(&path).unwrap();
         for i in 0..8 {
             assert!(
-                text.contains(&format!("put c{i} {round} {round}\n")),
+                text.contains(&format!("put c{i} {round} {round} ")),
                 "round {round}"
             );
         }
@@ -561,7 +584,7 @@ fn with_fsync_always_a_connection_reads_its_own_pipelined_puts() {
 }
 
 #[test]
-fn a_torn_last_line_is_skipped_with_a_warning_and_cut_off() {
+fn a_torn_last_line_of_a_plain_log_is_quarantined_and_cut_off() {
     let dir = TempDir::new("torn");
     let path = dir.file("metrics.log");
     std::fs::write(&path, "put a 1 1\nput b 2.5 2\nput c 3 3").unwrap();
@@ -578,17 +601,20 @@ fn a_torn_last_line_is_skipped_with_a_warning_and_cut_off() {
         assert_eq!(c.ask("put c 4 4\n"), "ok\n\n");
         server.close().unwrap();
     }
-    assert_eq!(
-        std::fs::read_to_string(&path).unwrap(),
-        "put a 1 1\nput b 2.5 2\nput c 4 4\n"
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.starts_with("put a 1 1\nput b 2.5 2\nmetrics-journal 2\nput c 4 4 "),
+        "{text:?}"
     );
+    let quarantine = std::fs::read_to_string(dir.file("metrics.log.quarantine")).unwrap();
+    assert!(quarantine.ends_with("\nput c 3 3\n"), "{quarantine:?}");
     let server = start(durable(&path, FsyncPolicy::Always));
     assert!(server.recovery().unwrap().warnings().is_empty());
     assert_eq!(server.stats(), (3, 3));
 }
 
 #[test]
-fn unreadable_lines_and_zero_filled_tails_never_prevent_a_start() {
+fn unreadable_lines_and_zero_filled_tails_are_quarantined_never_dropped() {
     let dir = TempDir::new("corrupt");
     let path = dir.file("metrics.log");
     let mut content = b"put a 1 1\ngarbage\nput b 2 2\n\xff\xfe\nput a 9 1\n".to_vec();
@@ -597,11 +623,22 @@ fn unreadable_lines_and_zero_filled_tails_never_prevent_a_start() {
     let server = start(durable(&path, FsyncPolicy::EverySec));
     let recovery = server.recovery().unwrap();
     assert_eq!(recovery.replayed, 3);
-    assert_eq!(recovery.corrupt, 2);
-    assert_eq!(recovery.torn, Some((content.len() as u64 - 4096, 4096)));
-    assert_eq!(recovery.warnings().len(), 2);
+    assert_eq!(recovery.quarantined, 3);
+    assert_eq!(recovery.quarantined_bytes, 7 + 2 + 4096);
+    assert_eq!(recovery.torn, None);
+    assert_eq!(recovery.warnings().len(), 1);
     let mut c = Conn::open(server.local_addr());
     assert_eq!(c.ask("get *\n"), "ok\na 9.0 1\nb 2.0 2\n\n");
+    // Nothing was removed from the log: it only grew.
+    let now = std::fs::read(&path).unwrap();
+    assert_eq!(&now[..content.len()], &content[..]);
+    let quarantine = std::fs::read(dir.file("metrics.log.quarantine")).unwrap();
+    for piece in [&b"\ngarbage\n"[..], b"\n\xff\xfe\n", &[0u8; 4096]] {
+        assert!(
+            quarantine.windows(piece.len()).any(|w| w == piece),
+            "{piece:?}"
+        );
+    }
 }
 
 #[test]
@@ -673,7 +710,8 @@ fn compaction_bounds_the_log_and_keeps_every_point() {
         "{} lines",
         text.lines().count()
     );
-    assert!(text.ends_with("put after 1 1\n"));
+    assert!(text.contains("\nput after 1 1 "));
+    assert!(text.starts_with("metrics-journal 2\n"));
     let server = start(config);
     assert!(server.recovery().unwrap().warnings().is_empty());
     assert_eq!(server.stats(), (21, 5));
@@ -685,4 +723,76 @@ fn compaction_bounds_the_log_and_keeps_every_point() {
         points[0].1,
         vec![(1, 499.0), (5, 499.0), (9, 499.0), (13, 499.0), (17, 499.0)]
     );
+}
+
+#[test]
+fn a_long_replay_reports_its_start_progress_and_summary() {
+    let dir = TempDir::new("progress");
+    let path = dir.file("metrics.log");
+    let mut content = String::new();
+    for i in 0..400_000 {
+        content += &format!("put key.{} {}.5 {i}\n", i % 1000, i % 77);
+    }
+    std::fs::write(&path, &content).unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = std::sync::Arc::clone(&lines);
+    let server = start(Config {
+        progress_interval: Duration::ZERO,
+        log: Some(std::sync::Arc::new(move |_level, message: &str| {
+            sink.lock().unwrap().push(message.to_string());
+        })),
+        ..durable(&path, FsyncPolicy::EverySec)
+    });
+    drop(server);
+    let lines = lines.lock().unwrap().clone();
+    let len = content.len();
+    let name = path.display().to_string();
+    assert!(
+        lines[0].starts_with(&format!("{name}: replaying {len} bytes")),
+        "{lines:?}"
+    );
+    let progress: Vec<u64> = lines
+        .iter()
+        .filter(|l| l.contains("replaying: "))
+        .map(|l| {
+            assert!(l.contains(&format!(" of {len} bytes")), "{l}");
+            assert!(l.contains(" points so far"), "{l}");
+            let done = l.split("replaying: ").nth(1).unwrap();
+            done.split(' ').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(progress.len() >= 2, "{lines:?}");
+    assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
+    let summary = lines
+        .iter()
+        .find(|l| l.contains("replayed "))
+        .expect("a summary");
+    for part in [
+        "replayed 400000 records",
+        &format!("({len} bytes, format 1"),
+        "MB/s",
+        "400000 points, 1000 keys",
+    ] {
+        assert!(summary.contains(part), "{summary}");
+    }
+}
+
+#[test]
+fn a_cancelled_replay_leaves_the_journal_as_it_was_and_unlocked() {
+    let dir = TempDir::new("cancel");
+    let path = dir.file("metrics.log");
+    let content = "put a 1 1\nput b 2 2\nput c 3";
+    std::fs::write(&path, content).unwrap();
+    let loading = Server::prepare(durable(&path, FsyncPolicy::Always)).unwrap();
+    loading
+        .canceller()
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let err = loading.finish().unwrap_err();
+    assert!(
+        matches!(err, metrics_client::server::ServerError::Cancelled),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
+    let server = start(durable(&path, FsyncPolicy::Always));
+    assert_eq!(server.stats(), (2, 2));
 }

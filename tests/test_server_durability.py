@@ -25,6 +25,39 @@ from typing import Dict, List, Set, Tuple
 from client import Client, Server
 from tests.support import BOUND, TestCase
 
+HEADER = b"metrics-journal 2\n"
+
+
+def records(path: str) -> bytes:
+    """The journal's records as plain put lines: plain lines of the previous
+    format as they are, the header dropped, each later record's CRC-32C
+    checked against its text and removed."""
+    out = []
+    checksummed = False
+    with open(path, "rb") as f:
+        for line in f.read().splitlines():
+            if line + b"\n" == HEADER:
+                checksummed = True
+                continue
+            if not checksummed:
+                out.append(line + b"\n")
+                continue
+            body, _, crc = line.rpartition(b" ")
+            if int(crc, 16) != crc32c(body):
+                raise AssertionError(f"bad checksum in {line!r}")
+            out.append(body + b"\n")
+    return b"".join(out)
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), bit by bit: an independent reference."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
 SERVER_SCRIPT = r"""
 import sys, threading
 from client import Server
@@ -171,19 +204,22 @@ class Recovery(TestCase):
             self.assertIs(w.category, RuntimeWarning)
         return srv, [str(w.message) for w in caught]
 
-    def test_a_torn_last_line_is_skipped_with_a_warning(self) -> None:
+    def test_a_torn_last_line_is_copied_aside_and_cut_with_a_warning(self) -> None:
         with open(self.path, "wb") as f:
             f.write(b"put a 1.5 1\nput b 2 2\nput torn 3")
         srv, warned = self.start(fsync="always")
         self.assertEqual(len(warned), 1, warned)
-        self.assertIn("torn last line", warned[0])
+        self.assertIn("torn final record", warned[0])
         self.assertIn(self.path, warned[0])
         with Client(*srv.address, timeout=BOUND) as cl:
             self.assertEqual(cl.get("*"), {"a": [(1, 1.5)], "b": [(2, 2.0)]})
             cl.put("c", 4, timestamp=4)
         srv.close()
         with open(self.path, "rb") as f:
-            self.assertEqual(f.read(), b"put a 1.5 1\nput b 2 2\nput c 4 4\n")
+            self.assertTrue(f.read().startswith(b"put a 1.5 1\nput b 2 2\n" + HEADER))
+        self.assertEqual(records(self.path), b"put a 1.5 1\nput b 2 2\nput c 4 4\n")
+        with open(self.path + ".quarantine", "rb") as f:
+            self.assertTrue(f.read().endswith(b"\nput torn 3\n"))
         srv, warned = self.start()
         self.assertEqual(warned, [])
 
@@ -201,11 +237,13 @@ class Recovery(TestCase):
         with Client(*srv.address, timeout=BOUND) as cl:
             self.assertEqual(cl.get("k"), {"k": [(ts, float(ts)) for ts in range(100)]})
 
-    def test_garbage_lines_are_skipped_with_a_warning_never_a_refusal(self) -> None:
+    def test_garbage_lines_are_quarantined_with_a_warning_never_a_refusal(self) -> None:
         with open(self.path, "wb") as f:
             f.write(b"put a 1 1\nnot a put\n\x00\x00\x00\nput b 2 2\n" + b"\x00" * 512)
         srv, warned = self.start()
-        self.assertEqual(len(warned), 2, warned)
+        self.assertEqual(len(warned), 1, warned)
+        self.assertIn("3 unreadable record(s)", warned[0])
+        self.assertIn(self.path + ".quarantine", warned[0])
         with Client(*srv.address, timeout=BOUND) as cl:
             self.assertEqual(cl.get("*"), {"a": [(1, 1.0)], "b": [(2, 2.0)]})
 
@@ -222,7 +260,7 @@ class Recovery(TestCase):
                 expected = [(0, -1.0)] + [(i, i / 4) for i in range(1, 5000)]
                 self.assertEqual(everything(self.path), {"m": expected})
 
-    def test_the_log_holds_the_protocols_own_put_lines(self) -> None:
+    def test_the_log_holds_the_protocols_own_put_lines_with_checksums(self) -> None:
         with Server(data=self.path, fsync="always") as srv:
             with socket.create_connection(srv.address, timeout=BOUND) as sock:
                 buf = bytearray()
@@ -231,7 +269,8 @@ class Recovery(TestCase):
                     sock.sendall(request)
                     read_reply(sock, buf)
         with open(self.path, "rb") as f:
-            self.assertEqual(f.read(), b"put huginn.cpu 10.6 1642667947\nput k 1 2\nput k 3 2\n")
+            self.assertTrue(f.read().startswith(HEADER))
+        self.assertEqual(records(self.path), b"put huginn.cpu 10.6 1642667947\nput k 1 2\nput k 3 2\n")
 
 
 if __name__ == "__main__":

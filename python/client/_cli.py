@@ -344,23 +344,41 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals) if masking else None
     previous_handlers: Dict[int, Any] = {}
     server = None
+    where = _address((args.host, args.port))
+
+    def refused(exc: BaseException) -> CommandError:
+        detail = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
+        return CommandError(detail if where in detail or (args.data and args.data in detail)
+                            else f"cannot serve on {where}: {detail}")
+
     try:
-        with warnings.catch_warnings():
-            # Recovery warnings (a torn last line of the log) are already
-            # written to stderr by the server's own log; don't repeat them.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            try:
-                server = Server(host=args.host, port=args.port, data=args.data, fsync=args.fsync, log=True)
-            except (OSError, ValueError, TypeError, ClientError) as exc:
-                where = _address((args.host, args.port))
-                detail = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
-                raise CommandError(detail if where in detail else f"cannot serve on {where}: {detail}") from None
+        try:
+            # Checks the data file and binds; the replay goes on in a
+            # thread, so the stop signals are handled while it runs.
+            server = Server(host=args.host, port=args.port, data=args.data, fsync=args.fsync, log=True, wait=False)
+        except (OSError, ValueError, TypeError, ClientError) as exc:
+            raise refused(exc) from None
         for signum in stop_signals:
             previous_handlers[signum] = signal.signal(signum, on_signal)
     finally:
         if masking:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
     try:
+        with warnings.catch_warnings():
+            # Recovery warnings (records copied to the quarantine file) are
+            # already written to stderr by the server's own log.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                # Slices short enough to notice a stop signal at once.
+                while not stop.is_set() and not server.wait(0.05):
+                    pass
+            except (OSError, ValueError, TypeError, ClientError) as exc:
+                raise refused(exc) from None
+        if stop.is_set() and not server.ready:
+            _log(f"received {received[0]} while loading {args.data}; stopping, the data file is left as it was")
+            server.close()
+            _log("stopped")
+            return EXIT_OK
         address = _address(server.address)
         storage = f"data in {args.data} (fsync {args.fsync})" if args.data else "data in memory only (lost on exit)"
         _log(f"{storage}; stop with Ctrl-C or SIGTERM")

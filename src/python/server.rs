@@ -3,7 +3,10 @@
 
 use std::ffi::CString;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyOSError, PyRuntimeWarning, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -13,33 +16,46 @@ use crate::server::{self, Config, FsyncPolicy, Level, LogSink, ServerError};
 
 /// An embedded metrics server, serving in background threads.
 ///
-/// ``Server(host="127.0.0.1", port=0, data=None, fsync="everysec", *, log=False)``
+/// ``Server(host="127.0.0.1", port=0, data=None, fsync="everysec", *, log=False, wait=True)``
 /// binds and starts serving before it returns; ``port=0`` picks a free port,
 /// see ``address``. Requests are served by Rust threads that never take the
 /// GIL, so Python code (including a ``Client`` in the same process) runs
 /// alongside.
 ///
-/// ``data`` is a path to an append-only log of ``put`` lines, replayed when
-/// the server starts; without it data lives in memory only. ``fsync`` says
-/// when the log is forced to disk: ``"always"`` (before each ``ok``: an
-/// acknowledged put survives ``kill -9`` and power loss), ``"everysec"``
-/// (about once a second; a crash of the process loses at most the last
-/// 0.1 s) or ``"no"`` (left to the OS). A torn last line left by a crash is
-/// skipped with a ``RuntimeWarning``. The log is compacted in the
-/// background once it holds mostly overwritten points. Two servers cannot
-/// share one log. While the log cannot be written (a full disk), puts are
-/// answered with the reason (``error\nno space left on device\n\n``) and
-/// gets go on; puts are accepted again once writing works.
+/// ``data`` is a path to the server's journal (an append-only file of
+/// checksummed ``put`` records), replayed when the server starts; without it
+/// data lives in memory only. A path that is not a regular file, or a file
+/// that does not look like a journal, is refused with ``OSError`` and left
+/// untouched. ``fsync`` says when the journal is forced to disk:
+/// ``"always"`` (before each ``ok``: an acknowledged put survives ``kill -9``
+/// and power loss), ``"everysec"`` (about once a second; a crash of the
+/// process loses at most the last 0.1 s) or ``"no"`` (left to the OS).
+/// Records that fail their checksum, and garbage a crash left, are not
+/// applied: they are copied to ``<data>.quarantine`` with a
+/// ``RuntimeWarning``. The journal is compacted in the background once it
+/// holds mostly overwritten points. Two servers cannot share one journal.
+/// While the journal cannot be written (a full disk), puts are answered
+/// with the reason (``error\nno space left on device\n\n``) and gets go on;
+/// puts are accepted again once writing works.
 ///
-/// ``log=True`` writes what the server does (start, replay, compaction,
-/// errors) to stderr; otherwise only errors are written there.
+/// Replaying runs with the GIL released and can be interrupted: Ctrl-C (or
+/// any exception a signal handler raises) stops it within a few
+/// milliseconds and leaves the journal as it was. ``wait=False`` returns as
+/// soon as the journal is checked and the address bound, and replays in the
+/// background: ``ready`` says whether it is serving, ``wait(timeout)``
+/// waits for it (and raises the error if the start failed), and ``close()``
+/// stops a replay in progress. Connections made meanwhile wait until it
+/// serves.
+///
+/// ``log=True`` writes what the server does (start, replay progress,
+/// compaction, errors) to stderr; otherwise only errors are written there.
 ///
 /// Limits: a request line may be at most 1 MiB (a longer one is answered
 /// ``error\nline too long\n\n`` and the connection is closed); up to 10,000
 /// connections at once.
 ///
 /// ``close()`` (also on leaving a ``with`` block) stops the server and
-/// writes and fsyncs the log whatever ``fsync`` says; it raises ``OSError``
+/// writes and fsyncs the journal whatever ``fsync`` says; it raises ``OSError``
 /// naming the file and what is missing from it if that fails.
 ///
 /// >>> with Server() as srv:                 # doctest: +SKIP
@@ -47,12 +63,36 @@ use crate::server::{self, Config, FsyncPolicy, Level, LogSink, ServerError};
 /// {}
 #[pyclass(module = "client", name = "Server", frozen)]
 pub struct Server {
-    inner: Mutex<server::Server>,
+    state: Mutex<State>,
+    loaded: Arc<Loaded>,
     host: String,
     port: u16,
     data: Option<PathBuf>,
     fsync: FsyncPolicy,
 }
+
+/// Where a server is in its life.
+enum State {
+    /// Replaying the journal in a thread of its own.
+    Loading {
+        thread: JoinHandle<Result<server::Server, ServerError>>,
+        cancel: Arc<AtomicBool>,
+    },
+    Running(Box<server::Server>),
+    /// The replay or the start after it failed; raised by every `wait`.
+    Failed(ServerError),
+    Closed,
+}
+
+/// Set by the loading thread when it is done, so waiters wake at once.
+#[derive(Default)]
+struct Loaded {
+    done: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// How long a wait sleeps between checks for Python signals.
+const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
 fn port_argument(port: &Bound<'_, PyAny>) -> PyResult<u16> {
     if port.is_instance_of::<PyBool>() {
@@ -73,7 +113,7 @@ fn port_argument(port: &Bound<'_, PyAny>) -> PyResult<u16> {
 
 /// `OSError(errno, message[, filename])`, so Python picks the subclass
 /// (`FileNotFoundError`, `PermissionError`, ...) from the errno.
-fn to_python_error(error: ServerError) -> PyErr {
+fn to_python_error(error: &ServerError) -> PyErr {
     let message = error.to_string();
     let errno = error.io_error().and_then(std::io::Error::raw_os_error);
     let message = match errno {
@@ -82,7 +122,12 @@ fn to_python_error(error: ServerError) -> PyErr {
             .to_string(),
         None => message,
     };
-    match (errno, &error) {
+    match (errno, error) {
+        // A directory keeps the errno opening one for writing gives, so
+        // Python raises IsADirectoryError as it would for open().
+        (None, ServerError::NotRegular { path, kind }) if kind.contains("directory") => {
+            PyOSError::new_err((libc::EISDIR, message, path.clone()))
+        }
         (Some(code), ServerError::Data { path, .. }) => {
             PyOSError::new_err((code, message, path.clone()))
         }
@@ -106,14 +151,115 @@ fn warn(py: Python<'_>, message: &str) -> PyResult<()> {
 }
 
 impl Server {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Once the loading thread is done, takes its result: the server, or the
+    /// error to raise from now on. Warns about what recovery found.
+    fn settle(&self, py: Python<'_>) -> PyResult<()> {
+        if !*self
+            .loaded
+            .done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            return Ok(());
+        }
+        let mut state = self.lock();
+        if !matches!(*state, State::Loading { .. }) {
+            return Ok(());
+        }
+        let State::Loading { thread, .. } = std::mem::replace(&mut *state, State::Closed) else {
+            unreachable!("checked above");
+        };
+        let result = py.detach(|| thread.join());
+        *state = match result {
+            Ok(Ok(server)) => State::Running(Box::new(server)),
+            Ok(Err(error)) => State::Failed(error),
+            Err(_) => State::Failed(ServerError::Threads(std::io::Error::other(
+                "the thread replaying the data file panicked",
+            ))),
+        };
+        let warnings = match &*state {
+            State::Running(server) => server.recovery().map(|r| r.warnings()).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        drop(state);
+        for warning in warnings {
+            warn(py, &warning)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until loading is done or `timeout` passes, in slices, running
+    /// Python's signal handlers between them (their exception is raised).
+    /// Returns whether the server is serving; raises the start's error.
+    fn wait_inner(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<bool> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            self.settle(py)?;
+            match &*self.lock() {
+                State::Running(_) => return Ok(true),
+                State::Failed(error) => return Err(to_python_error(error)),
+                State::Closed => return Ok(false),
+                State::Loading { .. } => {}
+            }
+            let slice = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(false);
+                    }
+                    left.min(SIGNAL_SLICE)
+                }
+                None => SIGNAL_SLICE,
+            };
+            py.detach(|| {
+                let done = self
+                    .loaded
+                    .done
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let _ = self
+                    .loaded
+                    .wake
+                    .wait_timeout_while(done, slice, |done| !*done);
+            });
+            py.check_signals()?;
+        }
+    }
+
     fn close_inner(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| {
-            self.inner
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .close()
+            let mut state = self.lock();
+            match std::mem::replace(&mut *state, State::Closed) {
+                State::Loading { thread, cancel } => {
+                    cancel.store(true, Ordering::Relaxed);
+                    match thread.join() {
+                        Ok(Ok(mut server)) => server.close(),
+                        _ => Ok(()),
+                    }
+                }
+                State::Running(mut server) => server.close(),
+                State::Failed(_) | State::Closed => Ok(()),
+            }
         })
-        .map_err(to_python_error)
+        .map_err(|e| to_python_error(&e))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A replay still running must not go on to serve with no owner.
+        let state = std::mem::replace(
+            self.state.get_mut().unwrap_or_else(PoisonError::into_inner),
+            State::Closed,
+        );
+        if let State::Loading { thread, cancel } = state {
+            cancel.store(true, Ordering::Relaxed);
+            let _ = thread.join();
+        }
     }
 }
 
@@ -121,9 +267,10 @@ impl Server {
 impl Server {
     #[new]
     #[pyo3(
-        signature = (host="127.0.0.1", port=None, data=None, fsync="everysec", *, log=false),
-        text_signature = "(host='127.0.0.1', port=0, data=None, fsync='everysec', *, log=False)"
+        signature = (host="127.0.0.1", port=None, data=None, fsync="everysec", *, log=false, wait=true),
+        text_signature = "(host='127.0.0.1', port=0, data=None, fsync='everysec', *, log=False, wait=True)"
     )]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         host: &str,
@@ -131,6 +278,7 @@ impl Server {
         data: Option<PathBuf>,
         fsync: &str,
         log: bool,
+        wait: bool,
     ) -> PyResult<Self> {
         let port = port.map(port_argument).transpose()?.unwrap_or(0);
         let fsync: FsyncPolicy = fsync.parse().map_err(PyValueError::new_err)?;
@@ -145,22 +293,65 @@ impl Server {
             log: Some(sink(log)),
             ..Config::default()
         };
-        let inner = py
-            .detach(|| server::Server::start(config))
-            .map_err(to_python_error)?;
-        if let Some(recovery) = inner.recovery() {
-            for warning in recovery.warnings() {
-                warn(py, &warning)?;
-            }
-        }
-        let address = inner.local_addr();
-        Ok(Server {
-            inner: Mutex::new(inner),
+        let loading = py
+            .detach(|| server::Server::prepare(config))
+            .map_err(|e| to_python_error(&e))?;
+        let address = loading.local_addr();
+        let cancel = loading.canceller();
+        let loaded = Arc::new(Loaded::default());
+        let signal = Arc::clone(&loaded);
+        let thread = std::thread::Builder::new()
+            .name("metrics-replay".into())
+            .spawn(move || {
+                let result = loading.finish();
+                *signal.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
+                signal.wake.notify_all();
+                result
+            })
+            .map_err(|e| to_python_error(&ServerError::Threads(e)))?;
+        let server = Server {
+            state: Mutex::new(State::Loading { thread, cancel }),
+            loaded,
             host: address.ip().to_string(),
             port: address.port(),
             data,
             fsync,
-        })
+        };
+        if wait {
+            // On KeyboardInterrupt (or a start error) the replay is
+            // cancelled and the journal left as it was.
+            if let Err(e) = server.wait_inner(py, None) {
+                server.close_inner(py)?;
+                return Err(e);
+            }
+        }
+        Ok(server)
+    }
+
+    /// True once the server is serving (its journal replayed); False while
+    /// it loads, and after ``close()`` or a failed start.
+    #[getter]
+    fn ready(&self, py: Python<'_>) -> PyResult<bool> {
+        self.settle(py)?;
+        Ok(matches!(*self.lock(), State::Running(ref s) if !s.is_closed()))
+    }
+
+    /// Waits until the server serves; ``timeout`` in seconds (None: no
+    /// limit). Returns True when serving, False on timeout or if closed;
+    /// raises the error that stopped the start (``OSError``), or what a
+    /// signal handler raised (``KeyboardInterrupt``) meanwhile.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let timeout = match timeout {
+            None => None,
+            Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t.min(1e9))),
+            Some(t) => {
+                return Err(PyValueError::new_err(format!(
+                    "timeout must be a non-negative number or None, got {t}"
+                )))
+            }
+        };
+        self.wait_inner(py, timeout)
     }
 
     /// ``(host, port)`` the server listens on, ready for ``Client(*address)``.
@@ -183,18 +374,18 @@ impl Server {
 
     /// True once ``close()`` has run.
     #[getter]
-    fn closed(&self, py: Python<'_>) -> bool {
-        py.detach(|| {
-            self.inner
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_closed()
-        })
+    fn closed(&self) -> bool {
+        match &*self.lock() {
+            State::Running(server) => server.is_closed(),
+            State::Loading { .. } | State::Failed(_) => false,
+            State::Closed => true,
+        }
     }
 
     /// Stops accepting, closes every connection, then writes and fsyncs the
-    /// log. Blocks until done; calling it again does nothing. Raises OSError
-    /// if the log could not be written.
+    /// journal. A replay still in progress is stopped within milliseconds,
+    /// leaving the journal as it was. Blocks until done; calling it again
+    /// does nothing. Raises OSError if the journal could not be written.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.close_inner(py)
     }
@@ -216,7 +407,7 @@ impl Server {
         Ok(false)
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
+    fn __repr__(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
@@ -226,7 +417,12 @@ impl Server {
             Some(path) => format!("data={:?} fsync={}", path.display().to_string(), self.fsync),
             None => "in memory".to_string(),
         };
-        let state = if self.closed(py) { " closed" } else { "" };
+        let state = match &*self.lock() {
+            State::Loading { .. } => " loading",
+            State::Failed(_) => " failed",
+            State::Running(s) if !s.is_closed() => "",
+            State::Running(_) | State::Closed => " closed",
+        };
         format!("<client.Server {host}:{} {storage}{state}>", self.port)
     }
 }

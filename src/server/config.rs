@@ -2,6 +2,7 @@
 //! the bounds on what clients may make it hold.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::journal::FsyncPolicy;
 use super::log::LogSink;
@@ -43,6 +44,8 @@ pub struct Config {
     pub fsync: FsyncPolicy,
     /// Compaction is considered once the log reaches this size.
     pub compact_min_bytes: u64,
+    /// How often a long replay of the data file logs its progress.
+    pub progress_interval: Duration,
     /// Worker threads, each an event loop of its own; 0 means one per two
     /// available cores, at least one (see the module's notes on threading).
     pub workers: usize,
@@ -58,6 +61,7 @@ impl Default for Config {
             data: None,
             fsync: FsyncPolicy::default(),
             compact_min_bytes: 64 << 20,
+            progress_interval: Duration::from_secs(3),
             workers: 0,
             limits: Limits::default(),
             log: None,
@@ -73,6 +77,7 @@ impl std::fmt::Debug for Config {
             .field("data", &self.data)
             .field("fsync", &self.fsync)
             .field("compact_min_bytes", &self.compact_min_bytes)
+            .field("progress_interval", &self.progress_interval)
             .field("workers", &self.workers)
             .field("limits", &self.limits)
             .field("log", &self.log.is_some())

@@ -13,6 +13,16 @@ pub enum ServerError {
     Data { path: PathBuf, source: io::Error },
     #[error("data file {} is in use by another server", .path.display())]
     DataInUse { path: PathBuf },
+    #[error("data file {} is {kind}, not a regular file; refusing to use it", .path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error(
+        "data file {} does not look like a metrics journal ({detail}); refusing to use it, \
+         it was left untouched",
+        .path.display()
+    )]
+    NotAJournal { path: PathBuf, detail: String },
+    #[error("the server was stopped while it was loading its data file")]
+    Cancelled,
     #[error("cannot start the server's threads: {0}")]
     Threads(io::Error),
     #[error("the durability log failed, some puts may not be on disk: {0}")]
@@ -35,7 +45,10 @@ impl ServerError {
             | ServerError::Data { source, .. }
             | ServerError::Unwritten { source, .. } => Some(source),
             ServerError::Threads(e) | ServerError::Journal(e) => Some(e),
-            ServerError::DataInUse { .. } => None,
+            ServerError::DataInUse { .. }
+            | ServerError::NotRegular { .. }
+            | ServerError::NotAJournal { .. }
+            | ServerError::Cancelled => None,
         }
     }
 }

@@ -39,7 +39,7 @@ mod workers;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
@@ -48,7 +48,7 @@ use tokio::sync::watch;
 
 pub use config::{Config, Limits};
 pub use error::ServerError;
-pub use journal::{Durability, FsyncPolicy, Recovery};
+pub use journal::{Durability, Format, FsyncPolicy, Recovery};
 pub use log::{stderr_sink, Level, LogSink};
 pub use store::{Cursor, Store};
 
@@ -83,16 +83,18 @@ impl Server {
     /// Replays the log (if any), binds and starts serving in background
     /// threads. Returns once the server accepts connections.
     pub fn start(config: Config) -> Result<Server, ServerError> {
-        raise_fd_limit();
-        let mut store = Store::new();
-        let (logfile, recovery) = match &config.data {
-            Some(path) => {
-                let (logfile, recovery) = journal::open(path, &mut store)?;
-                (Some(logfile), Some(recovery))
-            }
-            None => (None, None),
-        };
+        Server::prepare(config)?.finish()
+    }
 
+    /// The first half of [`Server::start`]: opens, checks and locks the data
+    /// file (without replaying it) and binds the address, so every error
+    /// about either comes at once. [`Loading::finish`] does the rest.
+    pub fn prepare(config: Config) -> Result<Loading, ServerError> {
+        raise_fd_limit();
+        let journal = match &config.data {
+            Some(path) => Some(journal::open(path)?),
+            None => None,
+        };
         let workers = match config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             n => n,
@@ -115,6 +117,75 @@ impl Server {
             address: format!("{}:{}", config.host, config.port),
             source,
         })?;
+        Ok(Loading {
+            config,
+            journal,
+            runtimes,
+            listener,
+            address,
+            cancel: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+/// A server between [`Server::prepare`] and [`Loading::finish`]: its data
+/// file is open and locked, its address bound (connections wait in the
+/// listen queue), nothing replayed or served yet.
+pub struct Loading {
+    config: Config,
+    journal: Option<journal::OpenJournal>,
+    runtimes: Vec<Runtime>,
+    listener: tokio::net::TcpListener,
+    address: SocketAddr,
+    cancel: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Loading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loading")
+            .field("address", &self.address)
+            .field("data", &self.config.data)
+            .finish()
+    }
+}
+
+impl Loading {
+    /// The address the server will serve on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// A flag that, once set, makes [`Loading::finish`] stop replaying
+    /// within a few milliseconds and return [`ServerError::Cancelled`].
+    pub fn canceller(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancel)
+    }
+
+    /// The second half of [`Server::start`]: replays the data file and
+    /// starts serving. Returns [`ServerError::Cancelled`], leaving the data
+    /// file as it was, if [`Loading::canceller`] is set meanwhile.
+    pub fn finish(self) -> Result<Server, ServerError> {
+        let Loading {
+            config,
+            journal,
+            runtimes,
+            listener,
+            address,
+            cancel,
+        } = self;
+        let mut store = Store::new();
+        let (logfile, recovery) = match journal {
+            Some(journal) => {
+                let (logfile, recovery) = journal.replay(
+                    &mut store,
+                    &cancel,
+                    config.log.as_ref(),
+                    config.progress_interval,
+                )?;
+                (Some(logfile), Some(recovery))
+            }
+            None => (None, None),
+        };
 
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -134,13 +205,7 @@ impl Server {
             }
             shared.log(
                 Level::Info,
-                &format!(
-                    "{}: replayed {} puts ({} bytes), fsync={}",
-                    recovery.path.display(),
-                    recovery.replayed,
-                    recovery.bytes,
-                    config.fsync
-                ),
+                &format!("{}, fsync={}", recovery.summary(), config.fsync),
             );
         }
         let writer = match logfile {
@@ -180,7 +245,9 @@ impl Server {
             recovery,
         })
     }
+}
 
+impl Server {
     /// The address the server listens on (with the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.address

@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 use memchr::memchr_iter;
 
 use super::file::{compaction_path, lock_exclusive, sync_dir, LogFile};
-use crate::protocol::push_put_line;
+use super::format::{encode_point_record, HEADER};
 use crate::server::shared::Shared;
 use crate::server::store::Cursor;
 
 /// Bytes of snapshot the compactor makes per step (under the store's lock,
 /// about half a millisecond) before writing them and servicing the buffer.
 const COMPACT_STEP: usize = 64 << 10;
+/// Bytes of snapshot written between two fsyncs of the compaction file.
+const SYNC_EVERY: u64 = 8 << 20;
 
 /// A compaction in progress: the snapshot written so far and where the live
 /// log stood when it began.
@@ -28,6 +30,8 @@ pub(super) struct Compaction {
     start_len: u64,
     lines: u64,
     bytes: u64,
+    /// `bytes` at the last fsync.
+    synced: u64,
     buf: Vec<u8>,
     started: Instant,
 }
@@ -40,6 +44,9 @@ impl Compaction {
             .append(true)
             .create_new(true)
             .open(&tmp_path)?;
+        let mut buf = Vec::with_capacity(COMPACT_STEP + 4096);
+        buf.extend_from_slice(HEADER);
+        buf.push(b'\n');
         Ok(Compaction {
             tmp_path,
             tmp,
@@ -47,7 +54,8 @@ impl Compaction {
             start_len: log.len,
             lines: 0,
             bytes: 0,
-            buf: Vec::with_capacity(COMPACT_STEP + 4096),
+            synced: 0,
+            buf,
             started: Instant::now(),
         })
     }
@@ -59,7 +67,8 @@ impl Compaction {
         let done = {
             let state = shared.lock();
             state.store.walk(&mut self.cursor, |key, ts, value| {
-                push_put_line(buf, key, value, ts);
+                // Without `fmt` for most values: the lock is held meanwhile.
+                encode_point_record(buf, key, value, ts);
                 lines += 1;
                 buf.len() < COMPACT_STEP
             })
@@ -68,6 +77,12 @@ impl Compaction {
         self.lines += lines;
         self.bytes += buf.len() as u64;
         buf.clear();
+        // Syncing as it goes keeps the final fsync short, so a stop that
+        // arrives while the compaction finishes is not held up for long.
+        if self.bytes - self.synced >= SYNC_EVERY {
+            self.tmp.sync_data()?;
+            self.synced = self.bytes;
+        }
         Ok(done)
     }
 
@@ -112,12 +127,11 @@ impl Compaction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{push_i64, push_py_float};
+    use crate::server::journal::format::decode_record;
     use crate::server::store::Store;
 
     #[test]
-    pub(super) fn snapshot_lines_are_what_the_client_encodes() {
-        use crate::protocol::{encode_put, MetricValue};
+    fn snapshot_records_decode_to_the_stored_points() {
         let mut store = Store::new();
         let points = [
             ("a", 1, 0.5),
@@ -128,27 +142,23 @@ mod tests {
         for (key, ts, value) in points {
             store.put(key, ts, value);
         }
-        let mut mine = Vec::new();
+        let mut out = Vec::new();
         let mut cursor = Cursor::all();
         assert!(store.walk(&mut cursor, |key, ts, value| {
-            mine.extend_from_slice(b"put ");
-            mine.extend_from_slice(key.as_bytes());
-            mine.push(b' ');
-            push_py_float(&mut mine, value);
-            mine.push(b' ');
-            push_i64(&mut mine, ts);
-            mine.push(b'\n');
+            encode_point_record(&mut out, key, value, ts);
             true
         }));
-        let mut theirs = Vec::new();
-        let mut cursor = Cursor::all();
-        store.walk(&mut cursor, |key, ts, value| {
-            encode_put(&mut theirs, key, MetricValue::Float(value), ts).unwrap();
-            true
-        });
-        assert_eq!(
-            String::from_utf8(mine).unwrap(),
-            String::from_utf8(theirs).unwrap()
-        );
+        let mut decoded = Vec::new();
+        for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let r = decode_record(line).unwrap();
+            decoded.push((r.key.to_string(), r.timestamp, r.value.to_bits()));
+        }
+        let mut want: Vec<_> = points
+            .iter()
+            .map(|&(k, ts, v)| (k.to_string(), ts, f64::to_bits(v)))
+            .collect();
+        decoded.sort();
+        want.sort();
+        assert_eq!(decoded, want);
     }
 }

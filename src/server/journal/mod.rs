@@ -1,5 +1,5 @@
-//! Durability: an append-only log of the protocol's own put lines
-//! (`put <key> <value> <timestamp>\n`), replayed at start.
+//! Durability: an append-only log of put records (`format`: the protocol's
+//! put line plus a checksum, one per text line), replayed at start.
 //!
 //! Connections append a put's line to an in-memory buffer under the store's
 //! lock, so the log's order is the store's order. One writer thread moves
@@ -29,9 +29,13 @@
 //! Closing the server always writes and fsyncs everything, and reports what
 //! it could not write.
 //!
-//! Recovery: a last line without its `\n` is a torn write from a crash; it is
-//! skipped with a warning and cut off so new lines start cleanly. Any other
-//! unreadable line is skipped with a warning. Start never fails on content.
+//! Recovery: a file that is not a regular file, or does not start like a
+//! journal, is refused untouched. In a journal, every record that fails its
+//! check (and any garbage) is not applied and is copied to a quarantine file
+//! next to it, with a warning; a valid record after garbage is still
+//! applied. Only a torn final record (the start of one record, no `\n`) is
+//! cut off, after being copied. Replay can be cancelled; it then leaves the
+//! journal as it was.
 //!
 //! Compaction: when the file is at least `compact_min_bytes` and holds at
 //! least twice as many lines as the store has points, the writer rewrites it
@@ -40,17 +44,19 @@
 //! that fails (no space for the copy) is tried again after a minute, and
 //! none runs while the log cannot be written.
 //!
-//! Files: `policy` (when to fsync), `file` (opening, locking, appending),
-//! `recovery` (replaying the file at start), `writer` (the writer thread),
-//! `disk` (the writer's file operations, where tests inject failures),
-//! `deferred` (points waiting for their fsync), `compaction` (rewriting the
-//! file while serving). This file holds the in-memory side that connections
-//! append to under the store's lock.
+//! Files: `format` (records, header, versions), `policy` (when to fsync),
+//! `file` (checking, opening, locking, appending), `recovery` (replaying the
+//! file at start, quarantine), `writer` (the writer thread), `disk` (the
+//! writer's file operations, where tests inject failures), `deferred`
+//! (points waiting for their fsync), `compaction` (rewriting the file while
+//! serving). This file holds the
+//! in-memory side that connections append to under the store's lock.
 
 mod compaction;
 mod deferred;
 mod disk;
 mod file;
+mod format;
 mod policy;
 mod recovery;
 mod writer;
@@ -60,10 +66,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::protocol::push_put_line;
 use deferred::Deferred;
 
-pub(crate) use file::open;
+pub(crate) use file::{open, OpenJournal};
+pub use format::Format;
 pub use policy::FsyncPolicy;
 pub use recovery::Recovery;
 pub(crate) use writer::run_writer;
@@ -217,7 +223,7 @@ impl Journal {
     /// woken (call `Shared::wake_journal` after releasing the lock).
     pub(crate) fn append_put(&mut self, key: &str, value_text: &str, timestamp: i64) -> bool {
         let before = self.pending.len();
-        push_put_line(&mut self.pending, key, value_text, timestamp);
+        format::encode_record(&mut self.pending, key, value_text, timestamp);
         self.appended += (self.pending.len() - before) as u64;
         let wake = match self.writer {
             Writer::Busy => false,
@@ -240,13 +246,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn appended_lines_are_normalised_put_lines() {
+    fn appended_records_are_normalised_put_lines_with_checksums() {
         let mut journal = Journal::new();
         assert!(!journal.append_put("k", "1.50", -3)); // writer busy: no wake
         journal.writer = Writer::Idle;
         assert!(journal.append_put("ключ", "2", 10));
         assert_eq!(journal.writer, Writer::Busy);
-        assert_eq!(journal.pending, "put k 1.50 -3\nput ключ 2 10\n".as_bytes());
+        let mut want = Vec::new();
+        for text in ["put k 1.50 -3", "put ключ 2 10"] {
+            want.extend_from_slice(text.as_bytes());
+            want.extend_from_slice(
+                format!(" {:08x}\n", crc32c::crc32c(text.as_bytes())).as_bytes(),
+            );
+        }
+        assert_eq!(journal.pending, want);
         assert_eq!(journal.appended(), journal.pending.len() as u64);
     }
 

@@ -1,51 +1,107 @@
 //! Replaying the journal into the store at start, and what was found.
+//!
+//! Nothing is thrown away silently: a line that is not a valid record (a
+//! failed checksum, garbage a power loss left, a damaged plain line) is not
+//! applied and is copied to the quarantine file next to the journal. A valid
+//! record after garbage on the same line (a NUL run without `\n` runs into
+//! the next record) is found again by its `put ` start and applied.
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::path::PathBuf;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use memchr::{memchr, memchr_iter};
+use memchr::{memchr_iter, memmem};
 
-use crate::protocol::{parse_command, Command};
+use super::format::{
+    decode_plain, decode_record, is_torn_record, Format, Record, HEADER, MAX_RECORD, RECORD_START,
+};
+use crate::server::log::{Level, LogSink};
 use crate::server::store::Store;
 
+/// Bytes read at once: large reads keep the kernel's read-ahead busy and
+/// the per-read cost negligible. Must exceed `2 * MAX_RECORD`.
+const READ_BYTES: usize = 8 << 20;
+/// Corrupt lines quoted in the warning.
+const SAMPLES: usize = 3;
+
 /// What replaying the log found; `warnings()` says what a user should hear.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
+    /// The data file as configured (possibly a symlink).
     pub path: PathBuf,
-    /// Put lines applied to the store.
+    /// The format the file was in when opened (`None`: it was new or empty).
+    pub format: Option<Format>,
+    /// Records applied to the store.
     pub replayed: u64,
     /// Size of the log after recovery.
     pub bytes: u64,
-    /// A torn last line (offset, length) that was skipped and cut off.
+    /// Size of the log before recovery.
+    pub original_bytes: u64,
+    /// A torn final record (offset, length) that was copied to the
+    /// quarantine file and cut off.
     pub torn: Option<(u64, u64)>,
-    /// Complete lines that were not valid put lines, skipped.
-    pub corrupt: u64,
-    /// The first few corrupt lines: offset and a printable excerpt.
-    pub corrupt_samples: Vec<(u64, String)>,
+    /// Lines (or runs of garbage) that were not applied, and their bytes;
+    /// all of them are in the quarantine file.
+    pub quarantined: u64,
+    pub quarantined_bytes: u64,
+    /// Where unapplied bytes were copied, when there were any.
+    pub quarantine: Option<PathBuf>,
+    /// The first few unapplied lines: offset and a printable excerpt.
+    pub samples: Vec<(u64, String)>,
     /// An unfinished compaction file from a crash was removed.
     pub removed_compaction: bool,
+    /// Keys and points in the store after the replay.
+    pub keys: usize,
+    pub points: u64,
+    pub elapsed: Duration,
 }
 
 impl Recovery {
+    pub(super) fn new(path: &Path) -> Self {
+        Recovery {
+            path: path.to_owned(),
+            format: None,
+            replayed: 0,
+            bytes: 0,
+            original_bytes: 0,
+            torn: None,
+            quarantined: 0,
+            quarantined_bytes: 0,
+            quarantine: None,
+            samples: Vec::new(),
+            removed_compaction: false,
+            keys: 0,
+            points: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
     pub fn warnings(&self) -> Vec<String> {
         let path = self.path.display();
+        let side = self
+            .quarantine
+            .as_ref()
+            .map_or_else(String::new, |q| q.display().to_string());
         let mut warnings = Vec::new();
         if let Some((offset, len)) = self.torn {
             warnings.push(format!(
-                "{path}: skipped a torn last line of {len} bytes at offset {offset} \
-                 (an unfinished write from a crash); it was never acknowledged"
+                "{path}: cut a torn final record of {len} bytes at offset {offset} \
+                 (an unfinished write from a crash); a copy is in {side}"
             ));
         }
-        if self.corrupt > 0 {
+        let unreadable = self.quarantined - u64::from(self.torn.is_some());
+        if unreadable > 0 {
             let samples: Vec<String> = self
-                .corrupt_samples
+                .samples
                 .iter()
                 .map(|(offset, text)| format!("offset {offset}: {text:?}"))
                 .collect();
             warnings.push(format!(
-                "{path}: skipped {} unreadable line(s) ({})",
-                self.corrupt,
+                "{path}: {unreadable} unreadable record(s) were not applied and were copied \
+                 to {side} ({} bytes in all, with the torn record if any; {})",
+                self.quarantined_bytes,
                 samples.join("; ")
             ));
         }
@@ -55,6 +111,43 @@ impl Recovery {
             ));
         }
         warnings
+    }
+
+    /// The line logged when the replay is done.
+    pub fn summary(&self) -> String {
+        let seconds = self.elapsed.as_secs_f64();
+        let rate = if seconds > 0.0 {
+            self.original_bytes as f64 / seconds / 1e6
+        } else {
+            0.0
+        };
+        let format = match self.format {
+            None => "new file".to_string(),
+            Some(Format::Plain) => {
+                "format 1 (no checksums; new records are written in format 2)".to_string()
+            }
+            Some(Format::Checksummed) => "format 2".to_string(),
+        };
+        let mut text = format!(
+            "{}: replayed {} records ({} bytes, {format}) in {seconds:.2} s ({rate:.0} MB/s): \
+             {} points, {} keys",
+            self.path.display(),
+            self.replayed,
+            self.original_bytes,
+            self.points,
+            self.keys
+        );
+        if self.quarantined > 0 {
+            text += &format!(
+                "; {} record(s), {} bytes not applied, copied to {}",
+                self.quarantined,
+                self.quarantined_bytes,
+                self.quarantine
+                    .as_ref()
+                    .map_or_else(String::new, |q| q.display().to_string())
+            );
+        }
+        text
     }
 }
 
@@ -68,69 +161,375 @@ pub(super) fn excerpt(line: &[u8]) -> String {
     }
 }
 
-/// Applies every complete put line; returns the length up to the last `\n`
-/// and the number of complete lines.
+/// The side file that receives every byte recovery does not apply. Each
+/// piece is a `#` line saying where it came from, the bytes as they were,
+/// and a `\n`.
+pub(super) struct Quarantine {
+    path: PathBuf,
+    source: PathBuf,
+    file: Option<File>,
+}
+
+impl Quarantine {
+    pub(super) fn new(path: PathBuf, source: &Path) -> Self {
+        Quarantine {
+            path,
+            source: source.to_owned(),
+            file: None,
+        }
+    }
+
+    pub(super) fn add(&mut self, offset: u64, bytes: &[u8], reason: &str) -> io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(
+                OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&self.path)?,
+            );
+        }
+        let file = self.file.as_mut().expect("opened above");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut piece = format!(
+            "# {now} {} offset {offset} length {}: {reason}\n",
+            self.source.display(),
+            bytes.len()
+        )
+        .into_bytes();
+        piece.extend_from_slice(bytes);
+        piece.push(b'\n');
+        file.write_all(&piece)
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes what was copied durable; true when anything was.
+    pub(super) fn sync(&mut self) -> io::Result<bool> {
+        match &self.file {
+            Some(file) => {
+                file.sync_all()?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// Why a replay stopped early.
+#[derive(Debug)]
+pub(super) enum Stop {
+    Io(io::Error),
+    Cancelled,
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Io(e)
+    }
+}
+
+/// What follows the last `\n` of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tail {
+    /// Nothing: the file ends with `\n` (or is empty).
+    Clean,
+    /// A valid record without its `\n`: applied; the `\n` must be added.
+    Unterminated,
+    /// The start of one record cut short (offset): copied to the quarantine,
+    /// may be cut off.
+    Torn(u64),
+    /// Something else: copied to the quarantine and kept in the file; a
+    /// `\n` must be added before new records.
+    Garbage,
+}
+
+/// What the replay is given besides the file.
+pub(super) struct Control<'a> {
+    pub cancel: &'a AtomicBool,
+    pub log: Option<&'a LogSink>,
+    pub progress_interval: Duration,
+}
+
+/// One decoded record inside a chunk: where its key is, and its point.
+struct Decoded {
+    key_start: u32,
+    key_len: u32,
+    value: f64,
+    timestamp: i64,
+}
+
+/// Bytes read from the file, and the records decoded from them.
+struct Chunk {
+    buf: Vec<u8>,
+    records: Vec<Decoded>,
+}
+
+/// Chunks in flight between the decoding and the inserting thread: enough
+/// to keep both busy, few enough to bound memory (`READ_BYTES` each).
+const IN_FLIGHT: usize = 2;
+
+/// Records inserted between two looks at the cancel flag (a few ms).
+const CANCEL_SLICE: usize = 4096;
+
+/// Applies the journal to `store`. The file is read from its start; `len`
+/// is its size, for progress.
+///
+/// Two threads share the work: a decoding thread reads the file in large
+/// chunks, splits lines, checks and parses records (and quarantines what
+/// fails), while the calling thread inserts the decoded points into the
+/// store, which is most of the cost.
 pub(super) fn replay(
-    mut file: &File,
+    file: &File,
+    len: u64,
+    format: Format,
     store: &mut Store,
     recovery: &mut Recovery,
-) -> io::Result<(u64, u64)> {
-    const SAMPLES: usize = 3;
-    let mut chunk = vec![0u8; 1 << 20];
-    // An unfinished line carried over from the previous chunk.
-    let mut carry: Vec<u8> = Vec::new();
-    let mut offset = 0u64; // file offset of the start of `carry`
-    let mut lines = 0u64;
-    let mut apply = |line: &[u8], at: u64, recovery: &mut Recovery| match parse_command(line) {
-        Ok(Command::Put {
-            key,
-            value,
-            timestamp,
-            ..
-        }) => {
-            store.put(key, timestamp, value);
-            recovery.replayed += 1;
-        }
-        _ => {
-            recovery.corrupt += 1;
-            if recovery.corrupt_samples.len() < SAMPLES {
-                recovery.corrupt_samples.push((at, excerpt(line)));
-            }
-        }
-    };
-    loop {
-        let n = match file.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+    quarantine: &mut Quarantine,
+    control: &Control<'_>,
+) -> Result<Tail, Stop> {
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Chunk>(IN_FLIGHT);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Chunk>();
+    let points = AtomicU64::new(0);
+    let path = recovery.path.clone();
+    let mut found = Found::default();
+    let decoded = std::thread::scope(|scope| {
+        let (quarantine, found, points, path) = (&mut *quarantine, &mut found, &points, &path);
+        let decoder = std::thread::Builder::new()
+            .name("metrics-decode".into())
+            .spawn_scoped(scope, move || {
+                let mut decoder = Decoder {
+                    format,
+                    quarantine,
+                    found,
+                    records: Vec::new(),
+                    base: 0,
+                };
+                decoder.run(file, len, path, control, points, &full_tx, &empty_rx)
+            });
+        let decoder = match decoder {
+            Ok(decoder) => decoder,
+            Err(e) => return Err(Stop::Io(e)),
         };
-        let data = &chunk[..n];
-        let mut start = 0;
-        if !carry.is_empty() {
-            match memchr(b'\n', data) {
-                Some(end) => {
-                    carry.extend_from_slice(&data[..end]);
-                    apply(&carry, offset, recovery);
-                    lines += 1;
-                    offset += carry.len() as u64 + 1;
-                    carry.clear();
-                    start = end + 1;
+        'chunks: for chunk in full_rx.iter() {
+            // A chunk holds up to about 200,000 records: check for a stop
+            // between slices of it, not only between chunks.
+            for slice in chunk.records.chunks(CANCEL_SLICE) {
+                if control.cancel.load(Ordering::Relaxed) {
+                    break 'chunks;
                 }
-                None => {
-                    carry.extend_from_slice(data);
-                    continue;
+                for record in slice {
+                    let start = record.key_start as usize;
+                    let key = &chunk.buf[start..start + record.key_len as usize];
+                    // SAFETY: the decoder checked that the key is UTF-8 (it
+                    // came from a `&str`), and the bytes were not changed.
+                    let key = unsafe { std::str::from_utf8_unchecked(key) };
+                    store.put(key, record.timestamp, record.value);
+                }
+                recovery.replayed += slice.len() as u64;
+            }
+            points.store(store.points(), Ordering::Relaxed);
+            // The decoder may be gone (cancelled): the chunk is then dropped.
+            let _ = empty_tx.send(chunk);
+        }
+        drop(full_rx);
+        decoder
+            .join()
+            .unwrap_or_else(|_| Err(Stop::Io(io::Error::other("the decoding thread panicked"))))
+    });
+    recovery.quarantined += found.pieces;
+    recovery.quarantined_bytes += found.bytes;
+    if found.pieces > 0 {
+        recovery.quarantine = Some(quarantine.path().to_owned());
+    }
+    recovery.samples.extend(found.samples);
+    if control.cancel.load(Ordering::Relaxed) {
+        return Err(Stop::Cancelled);
+    }
+    decoded
+}
+
+/// What the decoder found that was not applied.
+#[derive(Default)]
+struct Found {
+    pieces: u64,
+    bytes: u64,
+    samples: Vec<(u64, String)>,
+}
+
+/// The decoding side of `replay`: lines in the journal's current format.
+struct Decoder<'a> {
+    format: Format,
+    quarantine: &'a mut Quarantine,
+    found: &'a mut Found,
+    /// Records decoded from the current chunk.
+    records: Vec<Decoded>,
+    /// File offset of the current chunk's first byte.
+    base: u64,
+}
+
+impl Decoder<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        mut file: &File,
+        len: u64,
+        path: &Path,
+        control: &Control<'_>,
+        points: &AtomicU64,
+        full: &std::sync::mpsc::SyncSender<Chunk>,
+        empty: &std::sync::mpsc::Receiver<Chunk>,
+    ) -> Result<Tail, Stop> {
+        let started = Instant::now();
+        let mut reported = started;
+        let mut buf = vec![0u8; READ_BYTES];
+        // buf[..filled] holds bytes not yet handed on; buf[0] is at `base`.
+        let mut filled = 0usize;
+        loop {
+            if control.cancel.load(Ordering::Relaxed) {
+                return Err(Stop::Cancelled);
+            }
+            let n = match file.read(&mut buf[filled..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                break;
+            }
+            let end = filled + n;
+            let mut start = 0;
+            for newline in memchr_iter(b'\n', &buf[filled..end]) {
+                let at = filled + newline;
+                self.line(&buf, start, at)?;
+                start = at + 1;
+            }
+            // An unfinished line: keep the end where a record may still
+            // start, quarantine what lies before it (no record is that long).
+            if end - start > 2 * MAX_RECORD {
+                let cut = end - MAX_RECORD;
+                self.garbage(
+                    &buf[start..cut],
+                    self.base + start as u64,
+                    "unreadable bytes",
+                )?;
+                start = cut;
+            }
+            // Hand the chunk on; its unfinished line starts the next one.
+            let (mut next, records) = match empty.try_recv() {
+                Ok(recycled) => (recycled.buf, recycled.records),
+                Err(_) => (vec![0u8; READ_BYTES], Vec::new()),
+            };
+            next[..end - start].copy_from_slice(&buf[start..end]);
+            let chunk = Chunk {
+                buf: std::mem::replace(&mut buf, next),
+                records: std::mem::replace(&mut self.records, records),
+            };
+            self.records.clear();
+            if full.send(chunk).is_err() {
+                return Err(Stop::Cancelled); // the inserting side stopped
+            }
+            self.base += start as u64;
+            filled = end - start;
+
+            if reported.elapsed() >= control.progress_interval {
+                reported = Instant::now();
+                if let Some(log) = control.log {
+                    let done = self.base + filled as u64;
+                    log(
+                        Level::Info,
+                        &format!(
+                            "{}: replaying: {done} of {len} bytes ({:.0} %), {} points so far",
+                            path.display(),
+                            done as f64 * 100.0 / len.max(1) as f64,
+                            points.load(Ordering::Relaxed)
+                        ),
+                    );
                 }
             }
         }
-        let first = start;
-        for end in memchr_iter(b'\n', &data[first..]).map(|i| i + first) {
-            apply(&data[start..end], offset, recovery);
-            lines += 1;
-            offset += (end - start) as u64 + 1;
-            start = end + 1;
+        let tail_len = filled;
+        let result = if tail_len == 0 {
+            Tail::Clean
+        } else if self.format == Format::Checksummed && self.decode(&buf[..tail_len]).is_some() {
+            self.line(&buf, 0, tail_len)?;
+            Tail::Unterminated
+        } else if is_torn_record(&buf[..tail_len]) {
+            self.garbage(
+                &buf[..tail_len],
+                self.base,
+                "torn final record (an unfinished write)",
+            )?;
+            Tail::Torn(self.base)
+        } else {
+            self.line(&buf, 0, tail_len)?;
+            Tail::Garbage
+        };
+        let records = std::mem::take(&mut self.records);
+        if !records.is_empty() && full.send(Chunk { buf, records }).is_err() {
+            return Err(Stop::Cancelled);
         }
-        carry.extend_from_slice(&data[start..]);
+        Ok(result)
     }
-    Ok((offset, lines))
+
+    fn decode<'l>(&self, line: &'l [u8]) -> Option<Record<'l>> {
+        match self.format {
+            Format::Checksummed => decode_record(line),
+            Format::Plain => decode_plain(line),
+        }
+    }
+
+    fn keep(&mut self, buf: &[u8], record: Record<'_>) {
+        let key_start = record.key.as_ptr() as usize - buf.as_ptr() as usize;
+        self.records.push(Decoded {
+            // Offsets within a chunk of `READ_BYTES`: they fit.
+            key_start: key_start as u32,
+            key_len: record.key.len() as u32,
+            value: record.value,
+            timestamp: record.timestamp,
+        });
+    }
+
+    /// The line `buf[start..end]` (without its `\n`).
+    #[inline]
+    fn line(&mut self, buf: &[u8], start: usize, end: usize) -> io::Result<()> {
+        let line = &buf[start..end];
+        if let Some(record) = self.decode(line) {
+            self.keep(buf, record);
+            return Ok(());
+        }
+        let offset = self.base + start as u64;
+        if line == HEADER {
+            // Version 2 from here on (a version 1 log the server appended to).
+            self.format = Format::Checksummed;
+            return Ok(());
+        }
+        // Garbage may have run into a record: the first `put ` after which
+        // the rest decodes is where a record starts.
+        for at in memmem::find_iter(line, RECORD_START).filter(|&at| at > 0) {
+            if let Some(record) = self.decode(&line[at..]) {
+                self.garbage(&line[..at], offset, "unreadable bytes before a record")?;
+                self.keep(buf, record);
+                return Ok(());
+            }
+        }
+        let reason = match self.format {
+            Format::Checksummed => "not a valid record (checksum or syntax)",
+            Format::Plain => "not a valid put line",
+        };
+        self.garbage(line, offset, reason)
+    }
+
+    fn garbage(&mut self, bytes: &[u8], offset: u64, reason: &str) -> io::Result<()> {
+        self.quarantine.add(offset, bytes, reason)?;
+        self.found.pieces += 1;
+        self.found.bytes += bytes.len() as u64;
+        if self.found.samples.len() < SAMPLES {
+            self.found.samples.push((offset, excerpt(bytes)));
+        }
+        Ok(())
+    }
 }

@@ -501,7 +501,15 @@ mod tests {
             fs::create_dir_all(&dir).unwrap();
             let path = dir.join("metrics.log");
             let mut store = Store::new();
-            let (log, _) = file::open(&path, &mut store).unwrap();
+            let (log, _) = file::open(&path)
+                .unwrap()
+                .replay(
+                    &mut store,
+                    &std::sync::atomic::AtomicBool::new(false),
+                    None,
+                    std::time::Duration::MAX,
+                )
+                .unwrap();
             prepare(&path);
             let logged = Arc::new(Mutex::new(Vec::new()));
             let shared = Arc::new(Shared {
@@ -619,8 +627,30 @@ mod tests {
             points
         }
 
+        /// The journal as plain put lines: the header dropped, each
+        /// complete record's checksum checked and removed; an unfinished
+        /// record is shown as it is.
         fn file(&self) -> String {
-            String::from_utf8(fs::read(&self.path).unwrap()).unwrap()
+            let text = String::from_utf8(fs::read(&self.path).unwrap()).unwrap();
+            let header = format!(
+                "{}\n",
+                String::from_utf8_lossy(super::super::format::HEADER)
+            );
+            let text = text.strip_prefix(&header).expect("a journal header");
+            let mut out = String::new();
+            for piece in text.split_inclusive('\n') {
+                match piece.strip_suffix('\n') {
+                    Some(line) => {
+                        let record = super::super::format::decode_record(line.as_bytes());
+                        assert!(record.is_some(), "{line:?}");
+                        let (body, _checksum) = line.rsplit_once(' ').unwrap();
+                        out += body;
+                        out.push('\n');
+                    }
+                    None => out += piece,
+                }
+            }
+            out
         }
 
         fn close(&mut self) -> Result<(), ServerError> {
@@ -756,9 +786,13 @@ mod tests {
         rig.wait_refused();
         let error = rig.close().unwrap_err();
         let text = error.to_string();
+        let mut record = Vec::new();
+        super::super::format::encode_record(&mut record, "a", "1", 1);
         assert!(
-            text.contains("10 bytes of puts could not be written")
-                && text.contains(&rig.path.display().to_string()),
+            text.contains(&format!(
+                "{} bytes of puts could not be written",
+                record.len()
+            )) && text.contains(&rig.path.display().to_string()),
             "{text}"
         );
         assert_eq!(
