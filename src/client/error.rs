@@ -15,7 +15,7 @@ pub type ForeignError = Box<dyn Error + Send + Sync>;
 /// Variants are named after the Python class they become (see
 /// `src/python/errors.rs`): `Argument` is `ClientValueError` or
 /// `ClientTypeError`; `Connect`, `Socket`, `Closed`, `ClosedByUser` and
-/// `ClosedDuringCall` are `ClientSocketError`; `Timeout` is
+/// `ClosedDuringCall` are `ClientSocketError`; `Timeout` and `Stalled` are
 /// `ClientTimeoutError`; `Protocol` is `ClientProtocolError`; `Rejected` is
 /// `ClientRejectedError`; `Reply` and `TrailingBytes` are `ClientReplyError`.
 #[derive(Debug, Error)]
@@ -39,6 +39,18 @@ pub enum ClientError {
     /// The call did not finish within the client's timeout.
     #[error("{}", timeout_message(*.after))]
     Timeout { after: Option<Duration> },
+
+    /// A pipelined batch stalled: the server answered `answered` of `total`
+    /// requests, then nothing more within the timeout. A server that handles
+    /// one command per read answers once for several pipelined requests.
+    #[error("{}", stalled_message(*.answered, *.total, *.window, *.after))]
+    Stalled {
+        answered: usize,
+        total: usize,
+        /// The most requests the batch had in flight at once.
+        window: usize,
+        after: Option<Duration>,
+    },
 
     /// The server closed the connection.
     #[error("server closed the connection {}", if *.mid_reply { "in the middle of a reply" } else { "without replying" })]
@@ -85,6 +97,20 @@ impl ClientError {
         matches!(self, ClientError::Protocol(_))
     }
 
+    /// Whether sending the same request again may succeed: the connection
+    /// failed or the call timed out. Never for an answer of the server, a
+    /// malformed reply, bad arguments, a closed client or a stalled batch
+    /// (the server would stall on it again).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. }
+                | ClientError::Socket(_)
+                | ClientError::Timeout { .. }
+                | ClientError::Closed { .. }
+        )
+    }
+
     /// What a call that failed this way reports when `close()` was called
     /// meanwhile: a failure of the connection is then the abort's doing.
     /// Answers the server gave, bad arguments and the host's own exceptions
@@ -93,6 +119,7 @@ impl ClientError {
         match self {
             ClientError::Socket(_)
             | ClientError::Timeout { .. }
+            | ClientError::Stalled { .. }
             | ClientError::Closed { .. }
             | ClientError::ClosedByUser => ClientError::ClosedDuringCall,
             other => other,
@@ -105,6 +132,20 @@ fn timeout_message(after: Option<Duration>) -> String {
         Some(after) => format!("timed out after {:.3} s", after.as_secs_f64()),
         None => "timed out".to_string(),
     }
+}
+
+fn stalled_message(answered: usize, total: usize, window: usize, after: Option<Duration>) -> String {
+    let mut text = format!(
+        "{}: the server answered {answered} of the {total} requests of the batch, then nothing more",
+        timeout_message(after)
+    );
+    if window > 1 {
+        text.push_str(&format!(
+            " ({window} were sent without waiting for replies); the server may not support \
+             pipelining: put_many(points, window=1) sends one request at a time"
+        ));
+    }
+    text
 }
 
 fn rejected_message(rejected: &[(usize, String)], total: usize) -> String {

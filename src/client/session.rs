@@ -151,31 +151,51 @@ impl<C: Connector> Session<C> {
     }
 
     /// Sends many requests without waiting for each reply; `ends[i]` is the
-    /// end offset of request `i` in `requests`. Returns one reply per request.
+    /// end offset of request `i` in `requests`. At most `window` requests
+    /// are unanswered at any time (`None`: as many as two chunks hold).
+    /// Returns one reply per request. A server that answers some requests
+    /// and then falls silent until the timeout gives `Stalled`, which says
+    /// how many were answered.
     pub fn pipeline(
         &mut self,
         requests: &[u8],
         ends: &[usize],
         expect: Expect,
+        window: Option<usize>,
     ) -> Result<Vec<Reply>, ClientError> {
         let limit = self.max_reply_bytes;
-        self.with_connection(|transport| {
+        let window = window.unwrap_or(usize::MAX).max(1);
+        let total = ends.len();
+        let mut most_in_flight = 0;
+        let mut replies = Vec::with_capacity(total);
+        let result = self.with_connection(|transport| {
             let mut decoder = ReplyDecoder::with_limit(expect, limit);
-            let mut replies = Vec::with_capacity(ends.len());
-            let total = ends.len();
             let mut sent = 0;
             while sent < total {
                 let start = if sent == 0 { 0 } else { ends[sent - 1] };
-                let end = chunk_end(ends, sent, start);
+                // `replies.len() + window > sent` holds here (see below).
+                let end = chunk_end(ends, sent, start).min(replies.len().saturating_add(window));
                 transport.send_all(&requests[start..ends[end - 1]])?;
-                // Replies to every chunk before this one: at most two chunks
-                // are ever unanswered.
-                read_replies(transport, &mut decoder, &mut replies, sent, total)?;
+                most_in_flight = most_in_flight.max(end - replies.len());
+                // Replies to every chunk before this one (at most two
+                // chunks are ever unanswered), and enough replies to this
+                // one for the next request to fit in the window.
+                let needed = sent.max((end + 1).saturating_sub(window)).min(total);
+                read_replies(transport, &mut decoder, &mut replies, needed, total)?;
                 sent = end;
             }
-            read_replies(transport, &mut decoder, &mut replies, total, total)?;
-            Ok(replies)
-        })
+            read_replies(transport, &mut decoder, &mut replies, total, total)
+        });
+        match result {
+            Ok(()) => Ok(replies),
+            Err(ClientError::Timeout { after }) if total > 1 => Err(ClientError::Stalled {
+                answered: replies.len(),
+                total,
+                window: most_in_flight,
+                after,
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs `call` on a healthy connection, keeping the connection only if
@@ -258,6 +278,9 @@ mod tests {
         outstanding: Arc<AtomicUsize>,
         max_outstanding: Arc<AtomicUsize>,
         healthy: bool,
+        /// The last byte handed out, so a reply's final `\n\n` split
+        /// between two receives is still counted.
+        previous: u8,
         /// Tripped by the request `get close` (another thread's `close()`
         /// arriving while the call waits for its reply).
         closing: Arc<CloseSignal>,
@@ -284,7 +307,16 @@ mod tests {
             // Hand out at most 7 bytes at a time: replies straddle chunks.
             let n = self.pending.len().min(7);
             let chunk: Vec<u8> = self.pending.drain(..n).collect();
-            let completed = chunk.windows(2).filter(|w| w == b"\n\n").count();
+            let mut completed = 0;
+            for &byte in &chunk {
+                if byte == b'\n' && self.previous == b'\n' {
+                    completed += 1;
+                    // A third newline would not end another reply.
+                    self.previous = 0;
+                } else {
+                    self.previous = byte;
+                }
+            }
             self.outstanding.fetch_sub(completed, Ordering::SeqCst);
             if n == 0 {
                 return Err(ClientError::Timeout { after: None });
@@ -335,6 +367,7 @@ mod tests {
                 outstanding: self.outstanding.clone(),
                 max_outstanding: self.max_outstanding.clone(),
                 healthy: true,
+                previous: 0,
                 closing: closing.clone(),
                 closes: self.closes.clone(),
             })
@@ -442,7 +475,7 @@ mod tests {
             requests.extend_from_slice(format!("put {key} {i} {i}\n").as_bytes());
             ends.push(requests.len());
         }
-        let replies = s.pipeline(&requests, &ends, Expect::Ack).unwrap();
+        let replies = s.pipeline(&requests, &ends, Expect::Ack, None).unwrap();
         assert_eq!(replies.len(), ends.len());
         for (i, reply) in replies.iter().enumerate() {
             let want = if i % 997 == 0 {
@@ -482,5 +515,48 @@ mod tests {
         assert_eq!(chunk_end(&ends, 0, 0), 1);
         assert_eq!(chunk_end(&ends, 1, 10), 2);
         assert_eq!(chunk_end(&ends, 2, ends[1]), 3);
+    }
+
+    #[test]
+    fn a_window_bounds_the_requests_in_flight() {
+        for window in [1, 2, 5] {
+            let mut s = session();
+            let mut requests = Vec::new();
+            let mut ends = Vec::new();
+            for i in 0..50 {
+                requests.extend_from_slice(format!("put ok {i} {i}\n").as_bytes());
+                ends.push(requests.len());
+            }
+            let replies = s
+                .pipeline(&requests, &ends, Expect::Ack, Some(window))
+                .unwrap();
+            assert_eq!(replies, vec![Reply::Ack; 50]);
+            let max = s.connector().max_outstanding.load(Ordering::SeqCst);
+            assert_eq!(max, window, "window {window}");
+        }
+    }
+
+    #[test]
+    fn a_batch_the_server_stops_answering_says_how_much_was_answered() {
+        let mut s = session();
+        let requests = b"put ok 1 1\nput ok 2 2\nget silent\nget silent\n";
+        let ends = [11, 22, 33, 44];
+        let err = s
+            .pipeline(requests, &ends, Expect::Ack, None)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClientError::Stalled {
+                    answered: 2,
+                    total: 4,
+                    window: 4,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("may not support pipelining"), "{err}");
+        assert!(!s.is_connected());
     }
 }

@@ -45,7 +45,9 @@ impl From<ClientError> for PyErr {
                 let args = (message, None::<String>, errno, strerror);
                 with_cause(classes::ClientSocketError::new_err(args), source)
             }
-            ClientError::Timeout { .. } => classes::ClientTimeoutError::new_err(message),
+            ClientError::Timeout { .. } | ClientError::Stalled { .. } => {
+                classes::ClientTimeoutError::new_err(message)
+            }
             ClientError::Closed { .. }
             | ClientError::ClosedByUser
             | ClientError::ClosedDuringCall => classes::ClientSocketError::new_err(message),
