@@ -17,10 +17,13 @@ from ._errors import (
     ClientTypeError,
     ClientValueError,
 )
-from ._native import DEFAULT_MAX_REPLY_BYTES, Client, Connection, Server, __version__
+from ._async import AsyncClient
+from ._native import DEFAULT_MAX_REPLY_BYTES, Client, Connection, Retry, Server, __version__
 
 __all__ = [
     "Client",
+    "AsyncClient",
+    "Retry",
     "Connection",
     "Server",
     "ClientError",

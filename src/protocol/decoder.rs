@@ -79,6 +79,16 @@ impl ReplyDecoder {
         }
     }
 
+    /// Sets what the next reply answers. A caller pipelining different
+    /// requests calls it before feeding the bytes of each reply; it is only
+    /// honoured between replies (`is_idle`), so a reply already begun is
+    /// finished as it began.
+    pub fn set_expect(&mut self, expect: Expect) {
+        if self.is_idle() {
+            self.expect = expect;
+        }
+    }
+
     /// True when no byte of a reply has been seen since the last complete one.
     pub fn is_idle(&self) -> bool {
         self.state == State::Status && self.received == 0 && self.partial.is_empty()

@@ -4,7 +4,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyMemoryView, PyString};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
+};
 
 use crate::protocol::{ArgumentError, MetricValue};
 
@@ -129,6 +131,88 @@ pub fn timeout(obj: Option<&Bound<'_, PyAny>>) -> Result<Option<Duration>, Argum
     Duration::try_from_secs_f64(seconds)
         .map(Some)
         .map_err(|_| ArgumentError::value("timeout", "is too large"))
+}
+
+/// The servers to use: `host` and `port`, or (with `port` omitted) a list
+/// or tuple of `(host, port)` pairs tried in turn.
+pub fn addresses(
+    host: &Bound<'_, PyAny>,
+    port: Option<&Bound<'_, PyAny>>,
+) -> Result<Vec<(String, u16)>, ArgumentError> {
+    let port = port.filter(|p| !p.is_none());
+    if host.is_instance_of::<PyString>() {
+        let Some(port) = port else {
+            return Err(ArgumentError::type_(
+                "port",
+                "is required with a host name (or give a list of (host, port) pairs)",
+            ));
+        };
+        return Ok(vec![(key(host, "host")?, self::port(port)?)]);
+    }
+    let wrong = || {
+        ArgumentError::type_(
+            "host",
+            format!(
+                "must be str or a list of (host, port) pairs, got {}",
+                type_name(host)
+            ),
+        )
+    };
+    let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = host.cast::<PyList>() {
+        list.iter().collect()
+    } else if let Ok(tuple) = host.cast::<PyTuple>() {
+        tuple.iter().collect()
+    } else {
+        return Err(wrong());
+    };
+    if port.is_some() {
+        return Err(ArgumentError::type_(
+            "port",
+            "must be omitted when host is a list of (host, port) pairs",
+        ));
+    }
+    if items.is_empty() {
+        return Err(ArgumentError::value("host", "must list at least one (host, port) pair"));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let pair = item
+                .cast::<PyTuple>()
+                .ok()
+                .filter(|t| t.len() == 2)
+                .ok_or_else(|| {
+                    ArgumentError::type_(
+                        "host",
+                        format!("item {index} must be a (host, port) pair, got {}", type_name(item)),
+                    )
+                })?;
+            let name = pair.get_item(0).map_err(|_| wrong())?;
+            let number = pair.get_item(1).map_err(|_| wrong())?;
+            Ok((key(&name, "host")?, self::port(&number)?))
+        })
+        .collect()
+}
+
+/// `max_connections` and `window`: a positive int.
+pub fn count(obj: &Bound<'_, PyAny>, argument: &'static str) -> Result<usize, ArgumentError> {
+    positive_int(obj, argument, "a positive int")
+}
+
+/// A positive number of seconds, zero allowed (`Retry`'s waits).
+pub fn seconds(obj: &Bound<'_, PyAny>, argument: &'static str) -> Result<Duration, ArgumentError> {
+    let seconds = match value(obj, argument)? {
+        MetricValue::Int(i) => i as f64,
+        MetricValue::Float(f) => f,
+    };
+    if seconds < 0.0 {
+        return Err(ArgumentError::value(
+            argument,
+            format!("must not be negative, got {seconds}"),
+        ));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| ArgumentError::value(argument, "is too large"))
 }
 
 /// `port`: an int from 1 to 65535.

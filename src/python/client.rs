@@ -9,6 +9,8 @@ use pyo3::types::{PyDict, PyTuple};
 use super::arguments;
 use super::connector::{deliver_signals, format_address, PyConnector};
 use super::results::metrics_to_dict;
+use super::retry;
+use crate::client::retry::RetryPolicy;
 use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
 use crate::client::session::Session;
@@ -20,23 +22,32 @@ use crate::protocol::{
 /// A blocking client for the metrics server.
 ///
 /// ``Client(host, port, timeout=None)`` connects at once (through
-/// ``socket.create_connection``) and keeps one connection for all calls.
-/// ``timeout`` (seconds) bounds the connection attempt and each call as a
-/// whole; ``None`` waits as long as it takes, but Ctrl-C still interrupts.
+/// ``socket.create_connection``). ``timeout`` (seconds) bounds the
+/// connection attempt and each call as a whole, waiting for a free
+/// connection included; ``None`` waits as long as it takes, but Ctrl-C
+/// still interrupts. ``Client([(host, port), ...])`` is given several
+/// servers: it connects to the one that worked last, else the next.
 ///
 /// After any failure in the middle of a call (timeout, reset, malformed reply,
 /// interruption) the connection is discarded and the next call reconnects; a
-/// failed request is never resent automatically. One client may be shared by
-/// threads: calls are serialized, and ``close()`` from any thread aborts a
+/// failed request is resent only as ``retry=client.Retry(...)`` says (never
+/// by default). One client may be shared by threads: calls that overlap run
+/// on up to ``max_connections`` connections (16 by default; more are opened
+/// only when calls overlap), and ``close()`` from any thread aborts every
 /// call under way (it raises ClientSocketError) without waiting for it.
 #[pyclass(module = "client", name = "Client", frozen)]
 pub struct Client {
     session: SharedSession<PyConnector>,
-    host: String,
-    port: u16,
+    addresses: Vec<(String, u16)>,
     timeout: Option<Duration>,
     max_reply_bytes: usize,
+    max_connections: usize,
+    retry: RetryPolicy,
 }
+
+/// Connections a shared client opens at most, unless told otherwise: one
+/// per thread for a typical pool of worker threads.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 
 impl Client {
     /// Runs `call` on the session with the GIL released. The session is
@@ -46,9 +57,23 @@ impl Client {
     fn run<R: Send>(
         &self,
         py: Python<'_>,
+        call: impl FnMut(&mut Session<PyConnector>) -> Result<R, ClientError> + Send,
+    ) -> PyResult<R> {
+        py.detach(|| {
+            self.session
+                .call_retrying(&self.retry, &mut deliver_signals, call)
+        })
+        .map_err(PyErr::from)
+    }
+
+    /// `run` on the first connection, never retried: raw bytes written with
+    /// `connection.sendall` are answered there, for `_read`.
+    fn run_raw<R: Send>(
+        &self,
+        py: Python<'_>,
         call: impl FnOnce(&mut Session<PyConnector>) -> Result<R, ClientError> + Send,
     ) -> PyResult<R> {
-        py.detach(|| self.session.call(&mut deliver_signals, call))
+        py.detach(|| self.session.call_first(&mut deliver_signals, call))
             .map_err(PyErr::from)
     }
 
@@ -63,32 +88,40 @@ impl Client {
 #[pymethods]
 impl Client {
     #[new]
-    #[pyo3(signature = (host, port, timeout=None, *, max_reply_bytes=None))]
+    #[pyo3(signature = (
+        host, port=None, timeout=None, *, max_reply_bytes=None, max_connections=None, retry=None
+    ))]
     fn new(
         py: Python<'_>,
         host: &Bound<'_, PyAny>,
-        port: &Bound<'_, PyAny>,
+        port: Option<&Bound<'_, PyAny>>,
         timeout: Option<&Bound<'_, PyAny>>,
         max_reply_bytes: Option<&Bound<'_, PyAny>>,
+        max_connections: Option<&Bound<'_, PyAny>>,
+        retry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let host = arguments::key(host, "host").map_err(ClientError::from)?;
-        let port = arguments::port(port).map_err(ClientError::from)?;
+        let addresses = arguments::addresses(host, port).map_err(ClientError::from)?;
         let timeout = arguments::timeout(timeout).map_err(ClientError::from)?;
         let max_reply_bytes = arguments::max_reply_bytes(max_reply_bytes, DEFAULT_MAX_REPLY_BYTES)
             .map_err(ClientError::from)?;
-        let connector = PyConnector {
-            host: host.clone(),
-            port,
-            timeout,
+        let max_connections = match max_connections.filter(|m| !m.is_none()) {
+            None => DEFAULT_MAX_CONNECTIONS,
+            Some(m) => arguments::count(m, "max_connections").map_err(ClientError::from)?,
         };
-        let mut session = Session::new(connector, CloseSignal::new(), timeout, max_reply_bytes);
-        py.detach(|| session.connect())?;
+        let retry = retry::policy(retry)?;
+        let connector = PyConnector::new(addresses.clone(), timeout);
+        let closing = CloseSignal::new();
+        let mut sessions: Vec<_> = (0..max_connections)
+            .map(|_| Session::new(connector.clone(), closing.clone(), timeout, max_reply_bytes))
+            .collect();
+        py.detach(|| sessions[0].connect())?;
         Ok(Client {
-            session: SharedSession::new(session),
-            host,
-            port,
+            session: SharedSession::new(sessions),
+            addresses,
             timeout,
             max_reply_bytes,
+            max_connections,
+            retry,
         })
     }
 
@@ -107,6 +140,7 @@ impl Client {
         let timestamp = arguments::timestamp(timestamp, "timestamp").map_err(ClientError::from)?;
         let mut request = Vec::with_capacity(key.len() + 48);
         encode_put(&mut request, &key, value, timestamp).map_err(ClientError::from)?;
+        // Encoded once: every attempt sends the same timestamp.
         self.run(py, |session| session.request(&request, Expect::Ack))
             .map(drop)
     }
@@ -128,52 +162,31 @@ impl Client {
     /// (timestamp ``None`` means now). Every point is validated before
     /// anything is sent. If the server refuses some points the others are
     /// still stored and ClientRejectedError lists the refused ones.
-    #[pyo3(signature = (points))]
-    fn put_many(&self, py: Python<'_>, points: &Bound<'_, PyAny>) -> PyResult<()> {
-        let mut requests = Vec::new();
-        let mut ends = Vec::new();
-        let items = points.try_iter().map_err(|e| {
-            if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
-                ClientError::from(ArgumentError::type_(
-                    "points",
-                    format!(
-                        "must be an iterable of (key, value[, timestamp]) tuples, got {}",
-                        arguments::type_name(points)
-                    ),
-                ))
-                .into()
-            } else {
-                e
-            }
-        })?;
-        for (index, item) in items.enumerate() {
-            let item = item?;
-            encode_put_item(&mut requests, index, &item).map_err(ClientError::from)?;
-            ends.push(requests.len());
-        }
+    ///
+    /// At most ``window`` requests are unanswered at any time (``None``:
+    /// as many as fit in two 64 KiB chunks). ``window=1`` works with any
+    /// server; a server that answers fewer replies than requests and then
+    /// falls silent gives ClientTimeoutError (with a timeout) saying how
+    /// many of the batch were answered.
+    #[pyo3(signature = (points, *, window=None))]
+    fn put_many(
+        &self,
+        py: Python<'_>,
+        points: &Bound<'_, PyAny>,
+        window: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let window = match window.filter(|w| !w.is_none()) {
+            None => None,
+            Some(w) => Some(arguments::count(w, "window").map_err(ClientError::from)?),
+        };
+        let (requests, ends) = encode_points(py, points)?;
         if ends.is_empty() {
             return Ok(());
         }
         let replies = self.run(py, |session| {
-            session.pipeline(&requests, &ends, Expect::Ack)
+            session.pipeline(&requests, &ends, Expect::Ack, window)
         })?;
-        let rejected: Vec<(usize, String)> = replies
-            .into_iter()
-            .enumerate()
-            .filter_map(|(index, reply)| match reply {
-                Reply::Error(message) => Some((index, message)),
-                _ => None,
-            })
-            .collect();
-        if rejected.is_empty() {
-            Ok(())
-        } else {
-            Err(ClientError::Rejected {
-                rejected,
-                total: ends.len(),
-            }
-            .into())
-        }
+        rejected(replies).map_err(PyErr::from)
     }
 
     /// Closes the connection. A call under way in another thread is aborted
@@ -204,20 +217,38 @@ impl Client {
         let timeout = self
             .timeout
             .map_or("None".to_string(), |t| t.as_secs_f64().to_string());
-        let address = format_address(&self.host, self.port);
+        let address = self.addresses_text();
         format!("<client.Client {address} timeout={timeout} {state}>")
     }
 
-    /// The server's host name or address, as given.
+    /// The (first) server's host name or address, as given.
     #[getter]
     fn host(&self) -> &str {
-        &self.host
+        &self.addresses[0].0
     }
 
-    /// The server's port.
+    /// The (first) server's port.
     #[getter]
     fn port(&self) -> u16 {
-        self.port
+        self.addresses[0].1
+    }
+
+    /// Every server address given, as ``[(host, port), ...]``.
+    #[getter]
+    fn addresses(&self) -> Vec<(String, u16)> {
+        self.addresses.clone()
+    }
+
+    /// Connections open at most at once (calls that overlap beyond this wait).
+    #[getter]
+    fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// How many connections are open now (busy ones included); never waits.
+    #[getter]
+    fn connection_count(&self) -> usize {
+        self.session.connection_count()
     }
 
     /// Seconds each call may take, or None.
@@ -245,8 +276,67 @@ impl Client {
     /// and returns it as ``get`` would; an ``error`` reply raises
     /// ClientProtocolError.
     fn _read<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let reply = self.run(py, |session| session.read_raw(Expect::Points))?;
+        let reply = self.run_raw(py, |session| session.read_raw(Expect::Points))?;
         Self::points(py, reply)
+    }
+}
+
+impl Client {
+    fn addresses_text(&self) -> String {
+        self.addresses
+            .iter()
+            .map(|(host, port)| format_address(host, *port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// `put_many`'s points, each validated and encoded: the requests and the
+/// end offset of each. Nothing is sent if any point is invalid.
+pub fn encode_points(
+    py: Python<'_>,
+    points: &Bound<'_, PyAny>,
+) -> PyResult<(Vec<u8>, Vec<usize>)> {
+    let mut requests = Vec::new();
+    let mut ends = Vec::new();
+    let items = points.try_iter().map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
+            ClientError::from(ArgumentError::type_(
+                "points",
+                format!(
+                    "must be an iterable of (key, value[, timestamp]) tuples, got {}",
+                    arguments::type_name(points)
+                ),
+            ))
+            .into()
+        } else {
+            e
+        }
+    })?;
+    for (index, item) in items.enumerate() {
+        let item = item?;
+        encode_put_item(&mut requests, index, &item).map_err(ClientError::from)?;
+        ends.push(requests.len());
+    }
+    Ok((requests, ends))
+}
+
+/// The outcome of a batch from its replies: `Rejected` lists the points
+/// the server answered `error` to.
+pub fn rejected(replies: Vec<Reply>) -> Result<(), ClientError> {
+    let total = replies.len();
+    let rejected: Vec<(usize, String)> = replies
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, reply)| match reply {
+            Reply::Error(message) => Some((index, message)),
+            _ => None,
+        })
+        .collect();
+    if rejected.is_empty() {
+        Ok(())
+    } else {
+        Err(ClientError::Rejected { rejected, total })
     }
 }
 
@@ -298,13 +388,15 @@ impl Connection {
     /// connecting first if needed.
     fn sendall(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let data = arguments::bytes_like(data, "data").map_err(ClientError::from)?;
-        self.client.get().run(py, |session| session.send_raw(&data))
+        self.client
+            .get()
+            .run_raw(py, |session| session.send_raw(&data))
     }
 
     fn __repr__(&self) -> String {
         format!(
             "<client.Connection of {}>",
-            format_address(&self.client.get().host, self.client.get().port)
+            self.client.get().addresses_text()
         )
     }
 }

@@ -4,6 +4,7 @@
 //! the GIL); anything else is driven through its own methods.
 
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,24 +71,59 @@ impl Transport for AnyTransport {
     }
 }
 
+/// Opens connections to one of the client's server addresses: the one that
+/// worked last, else the next ones in turn, so a client given several
+/// servers moves on when one is down. Clones (one per pooled session) share
+/// which address worked last.
+#[derive(Clone)]
 pub struct PyConnector {
-    pub host: String,
-    pub port: u16,
+    pub addresses: Arc<[(String, u16)]>,
     pub timeout: Option<Duration>,
+    preferred: Arc<AtomicUsize>,
 }
 
 impl PyConnector {
-    pub fn address(&self) -> String {
-        format_address(&self.host, self.port)
+    pub fn new(addresses: Vec<(String, u16)>, timeout: Option<Duration>) -> Self {
+        PyConnector {
+            addresses: addresses.into(),
+            timeout,
+            preferred: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Tries every address once, starting with the one that worked last;
+    /// when all fail, the error is the last address's.
+    fn open_any(
+        &self,
+        py: Python<'_>,
+        closing: &Arc<CloseSignal>,
+    ) -> Result<AnyTransport, ClientError> {
+        let first = self.preferred.load(Ordering::Relaxed);
+        let count = self.addresses.len();
+        let mut last_error = None;
+        for index in (0..count).map(|i| (first + i) % count) {
+            let (host, port) = &self.addresses[index];
+            match self.open(py, host, *port, closing) {
+                Ok(transport) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok(transport);
+                }
+                Err(error @ ClientError::Connect { .. }) => last_error = Some(error),
+                Err(other) => return Err(other),
+            }
+        }
+        Err(last_error.expect("a client has at least one address"))
     }
 
     fn open(
         &self,
         py: Python<'_>,
+        host: &str,
+        port: u16,
         closing: &Arc<CloseSignal>,
     ) -> Result<AnyTransport, ClientError> {
         let connect_error = |error: PyErr| ClientError::Connect {
-            address: self.address(),
+            address: format_address(host, port),
             timed_out: is_timeout(py, &error),
             source: Box::new(error),
         };
@@ -97,7 +133,7 @@ impl PyConnector {
             .map_err(foreign)?;
         let timeout = self.timeout.map(|t| t.as_secs_f64());
         let socket = create_connection
-            .call1(((self.host.as_str(), self.port), timeout))
+            .call1(((host, port), timeout))
             .map_err(|e| {
                 if e.is_instance_of::<PyOSError>(py) {
                     connect_error(e)
@@ -123,7 +159,7 @@ impl Connector for PyConnector {
     type Transport = AnyTransport;
 
     fn connect(&mut self, closing: &Arc<CloseSignal>) -> Result<AnyTransport, ClientError> {
-        Python::attach(|py| self.open(py, closing))
+        Python::attach(|py| self.open_any(py, closing))
     }
 }
 

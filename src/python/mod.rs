@@ -3,9 +3,11 @@
 
 mod arguments;
 mod client;
+mod codec;
 mod connector;
 mod errors;
 mod results;
+mod retry;
 mod server;
 mod socket_like;
 
@@ -16,6 +18,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     connector::capture_socket_class(m.py())?;
     m.add_class::<client::Client>()?;
     m.add_class::<client::Connection>()?;
+    m.add_class::<retry::Retry>()?;
+    m.add_class::<codec::Codec>()?;
+    m.add_function(wrap_pyfunction!(codec::error, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::options, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::window, m)?)?;
     m.add_class::<server::Server>()?;
     m.add(
         "DEFAULT_MAX_REPLY_BYTES",

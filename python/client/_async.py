@@ -1,0 +1,458 @@
+"""``AsyncClient``: the client for asyncio programs.
+
+asyncio does the I/O (a ``Protocol`` on the running loop, uvloop's too);
+the protocol itself is the Rust codec ``_native.Codec``, the one ``Client``
+uses: the same validation, request bytes, reply decoding and result
+building. Python only moves bytes and wakes tasks.
+
+Calls from many tasks share one connection: each request is written as soon
+as it is made (pipelined) and its waiter queued; replies come back in order
+and each wakes its own waiter. A waiter whose task was cancelled stays in
+the queue, so its reply is still read (and thrown away) and can never be
+taken for the reply to a later request.
+
+Error-to-connection rules are ``Client``'s: an ``error`` answer leaves the
+connection usable; a timeout, a reset, a malformed reply or bytes nobody
+asked for discard it (every call waiting on it fails), and the next call
+opens a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import copy
+import os
+import weakref
+from types import TracebackType
+from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
+
+from . import _native
+from ._errors import ClientProtocolError, ClientReplyError, ClientSocketError
+
+__all__ = ["AsyncClient"]
+
+Result = Dict[str, List[Tuple[int, float]]]
+
+#: Requests written at once by ``put_many`` when no window is given: large
+#: enough to amortise each write, small enough to keep memory flat.
+_CHUNK = 4096
+
+
+class _Batch:
+    """The waiter of a ``put_many``: one entry per request in the queue."""
+
+    __slots__ = ("future", "replies", "total", "window", "progress")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, total: int, window: int) -> None:
+        self.future: "asyncio.Future[None]" = loop.create_future()
+        self.replies: List[Any] = []
+        self.total = total
+        #: The most requests unanswered at once.
+        self.window = min(total, window)
+        #: Resolved at the next reply, for a sender waiting for room.
+        self.progress: Optional["asyncio.Future[None]"] = None
+
+    def deliver(self, reply: Any) -> None:
+        self.replies.append(reply)
+        progress = self.progress
+        if progress is not None and not progress.done():
+            progress.set_result(None)
+        if len(self.replies) == self.total and not self.future.done():
+            self.future.set_result(None)
+
+    def fail(self, error: BaseException) -> None:
+        for waiting in (self.progress, self.future):
+            if waiting is not None and not waiting.done():
+                waiting.set_exception(error)
+
+
+_Waiter = Union["asyncio.Future[Any]", _Batch]
+
+
+class _Connection(asyncio.Protocol):
+    """One connection: writes requests, hands each reply to its waiter."""
+
+    def __init__(self, max_reply_bytes: int) -> None:
+        self.codec = _native.Codec(max_reply_bytes)
+        self.waiters: Deque[_Waiter] = collections.deque()
+        self.transport: Optional[asyncio.Transport] = None
+        #: Set once the connection may no longer be used.
+        self.lost = False
+        self.pid = os.getpid()
+        self._writable: Optional["asyncio.Future[None]"] = None
+
+    # -- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            replies = self.codec.feed(data)
+        except ClientReplyError as error:
+            self.discard(error, "a malformed reply")
+            return
+        waiters = self.waiters
+        for reply in replies:
+            waiter = waiters.popleft()
+            if waiter.__class__ is _Batch:
+                waiter.deliver(reply)  # type: ignore[union-attr]
+            elif waiter.done():  # type: ignore[union-attr]
+                pass  # cancelled: the reply is read and thrown away
+            elif reply.__class__ is ClientProtocolError:
+                waiter.set_exception(reply)  # type: ignore[union-attr]
+            else:
+                waiter.set_result(reply)  # type: ignore[union-attr]
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if self.lost:
+            return
+        self.lost = True
+        if exc is not None:
+            error = _native.error("socket", cause=exc)
+        else:
+            error = _native.error("closed", mid_reply=not self.codec.idle)
+        self._fail_all(error, "")
+        self._wake_writer(error)
+
+    def pause_writing(self) -> None:
+        if self._writable is None or self._writable.done():
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        self._wake_writer(None)
+
+    # -- used by AsyncClient
+
+    def send(self, request: bytes, points: bool, waiter: _Waiter) -> None:
+        """Writes one request; its reply goes to ``waiter``. Never awaits,
+        so a request is either written and queued, or neither."""
+        assert self.transport is not None
+        self.transport.write(request)
+        self.codec.expect(points)
+        self.waiters.append(waiter)
+
+    def send_many(self, requests: Sequence[bytes], batch: _Batch) -> None:
+        assert self.transport is not None
+        self.transport.write(b"".join(requests))
+        self.codec.expect(False, len(requests))
+        self.waiters.extend([batch] * len(requests))
+
+    async def writable(self) -> None:
+        """Waits while asyncio's write buffer is above its high mark."""
+        if self._writable is not None and not self._writable.done():
+            await self._writable
+
+    def discard(self, error: BaseException, reason: str = "") -> None:
+        """Gives up the connection. Every waiter gets ``error``; with a
+        ``reason``, only the first does, and the others learn that the
+        connection was dropped because of ``reason``."""
+        if self.lost:
+            return
+        self.lost = True
+        self._fail_all(error, reason)
+        self._wake_writer(error)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _fail_all(self, error: BaseException, reason: str) -> None:
+        first = True
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if waiter.__class__ is _Batch:
+                # One failure per batch: skip its other entries.
+                while self.waiters and self.waiters[0] is waiter:
+                    self.waiters.popleft()
+                if waiter.future.done():  # type: ignore[union-attr]
+                    continue
+            elif waiter.done():  # type: ignore[union-attr]
+                continue
+            if first:
+                failure = error
+            elif not reason:
+                # Each task raises its own instance (tracebacks attach to it).
+                failure = copy.copy(error)
+            else:
+                failure = _native.error("socket", cause=ConnectionAbortedError(
+                    f"the connection was dropped after {reason} of an earlier call on it"))
+            first = False
+            if waiter.__class__ is _Batch:
+                waiter.fail(failure)  # type: ignore[union-attr]
+            else:
+                waiter.set_exception(failure)  # type: ignore[union-attr]
+
+    def _wake_writer(self, error: Optional[BaseException]) -> None:
+        writable = self._writable
+        if writable is not None and not writable.done():
+            if error is None:
+                writable.set_result(None)
+            else:
+                writable.set_exception(error)
+
+
+#: Clients alive in this process: a forked child must not use the parent's
+#: connections (it drops its reference to them, never closing them).
+_clients: "weakref.WeakSet[AsyncClient]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for each in list(_clients):
+        each._connection = None
+        each._connect_lock = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class AsyncClient:
+    """A client for asyncio: ``await put/get/put_many``, ``async with``.
+
+    ``AsyncClient(host, port, timeout=None, *, max_reply_bytes=None,
+    retry=None)`` takes the same arguments as :class:`Client` (also a list
+    of ``(host, port)`` pairs) and raises the same errors. It connects on
+    first use (or ``await client.connect()``, or ``async with``). Calls
+    from many tasks share one connection, pipelined: each task gets its own
+    reply. ``timeout`` bounds each call, connecting included; a timeout
+    discards the connection (the calls waiting on it fail too). A cancelled
+    call's reply is read and thrown away. ``close()`` aborts every call
+    under way.
+    """
+
+    def __init__(self, host: Union[str, Sequence[Tuple[str, int]]], port: Optional[int] = None,
+                 timeout: Optional[float] = None, *, max_reply_bytes: Optional[int] = None,
+                 retry: Optional[_native.Retry] = None) -> None:
+        addresses, seconds, limit = _native.options(host, port, timeout, max_reply_bytes, retry)
+        self._addresses: List[Tuple[str, int]] = addresses
+        self._preferred = 0
+        self._timeout: Optional[float] = seconds
+        self._max_reply_bytes: int = limit
+        self._retry = retry
+        self._connection: Optional[_Connection] = None
+        self._connect_lock: Optional[asyncio.Lock] = None
+        self._closed = False
+        _clients.add(self)
+
+    # -- the calls
+
+    async def put(self, key: str, value: Any, timestamp: Optional[int] = None) -> None:
+        """Stores ``value`` for ``key`` at ``timestamp`` (default: now)."""
+        # Encoded once: every attempt sends the same timestamp.
+        await self._call(_native.Codec.put(key, value, timestamp), False)
+
+    async def get(self, key: str) -> Result:
+        """Returns ``{key: [(timestamp, value), ...]}`` as ``Client.get``."""
+        result: Result = await self._call(_native.Codec.get(key), True)
+        return result
+
+    async def put_many(self, points: Iterable[Any], *, window: Optional[int] = None) -> None:
+        """Stores many points, pipelined, as ``Client.put_many``: at most
+        ``window`` requests unanswered at once (``None``: no limit but
+        asyncio's write buffer). ``window=1`` works with any server."""
+        limit = _native.window(window)
+        requests = _native.Codec.put_many(points)
+        if not requests:
+            return
+        failures = 0
+        while True:
+            try:
+                await self._batch(requests, limit)
+                return
+            except ClientSocketError as error:
+                failures = await self._before_retry(error, failures)
+
+    async def connect(self) -> None:
+        """Opens the connection now, if there is none."""
+        await self._usable_connection(self._deadline())
+
+    def close(self) -> None:
+        """Closes the connection: calls under way raise ClientSocketError at
+        once, later calls raise it too. Never waits."""
+        self._closed = True
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.discard(_native.error("closed_during_call"))
+
+    async def __aenter__(self) -> "AsyncClient":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, exc_type: Optional[Type[BaseException]],
+                        exc: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
+        self.close()
+        return False
+
+    def __repr__(self) -> str:
+        address = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self._addresses)
+        if self._closed:
+            state = "closed"
+        elif self._connection is not None and not self._connection.lost:
+            state = "connected"
+        else:
+            state = "disconnected"
+        return f"<client.AsyncClient {address} timeout={self._timeout} {state}>"
+
+    @property
+    def host(self) -> str:
+        """The (first) server's host name or address, as given."""
+        return self._addresses[0][0]
+
+    @property
+    def port(self) -> int:
+        """The (first) server's port."""
+        return self._addresses[0][1]
+
+    @property
+    def addresses(self) -> List[Tuple[str, int]]:
+        """Every server address given."""
+        return list(self._addresses)
+
+    @property
+    def timeout(self) -> Optional[float]:
+        """Seconds each call may take, or None."""
+        return self._timeout
+
+    @property
+    def max_reply_bytes(self) -> int:
+        """The largest reply accepted, in bytes."""
+        return self._max_reply_bytes
+
+    # -- inside
+
+    def _deadline(self) -> Optional[float]:
+        if self._timeout is None:
+            return None
+        return asyncio.get_running_loop().time() + self._timeout
+
+    async def _call(self, request: bytes, points: bool) -> Any:
+        failures = 0
+        while True:
+            try:
+                return await self._attempt(request, points)
+            except ClientSocketError as error:
+                failures = await self._before_retry(error, failures)
+
+    async def _before_retry(self, error: ClientSocketError, failures: int) -> int:
+        """Waits before the next attempt, or re-raises ``error``."""
+        failures += 1
+        retry = self._retry
+        if retry is None or failures >= retry.attempts or self._closed:
+            raise error
+        await asyncio.sleep(retry.delay(failures))
+        if self._closed:
+            raise _native.error("closed_during_call") from error
+        return failures
+
+    async def _attempt(self, request: bytes, points: bool) -> Any:
+        connection = self._connection
+        deadline = None
+        if self._timeout is not None:
+            deadline = asyncio.get_running_loop().time() + self._timeout
+        if connection is None or connection.lost:
+            connection = await self._usable_connection(deadline)
+        future = asyncio.get_running_loop().create_future()
+        connection.send(request, points, future)
+        if deadline is None:
+            return await future
+        timer = asyncio.get_running_loop().call_at(
+            deadline, self._timed_out, connection, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    def _timed_out(self, connection: _Connection, waiter: _Waiter) -> None:
+        if waiter.__class__ is _Batch:
+            batch: _Batch = waiter  # type: ignore[assignment]
+            if batch.future.done():
+                return
+            error = _native.error("stalled", answered=len(batch.replies), total=batch.total,
+                                  window=batch.window, after=self._timeout)
+            batch.fail(error)
+        else:
+            if waiter.done():  # type: ignore[union-attr]
+                return
+            error = _native.error("timeout", after=self._timeout)
+            waiter.set_exception(error)  # type: ignore[union-attr]
+        # Like Client: after a timeout the connection is discarded, so a late
+        # reply can never be read as another call's. The call that timed out
+        # has its error; the others learn why their connection went away.
+        connection.discard(_native.error("socket", cause=ConnectionAbortedError(
+            "the connection was dropped after a timeout of an earlier call on it")))
+
+    async def _batch(self, requests: List[bytes], window: Optional[int]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = self._deadline()
+        connection = self._connection
+        if connection is None or connection.lost:
+            connection = await self._usable_connection(deadline)
+        total = len(requests)
+        batch = _Batch(loop, total, total if window is None else window)
+        step = _CHUNK if window is None else window
+        timer = None
+        if deadline is not None:
+            timer = loop.call_at(deadline, self._timed_out, connection, batch)
+        try:
+            sent = 0
+            while sent < total:
+                room = step if window is None else window - (sent - len(batch.replies))
+                if room <= 0:
+                    batch.progress = loop.create_future()
+                    await batch.progress
+                    continue
+                end = min(total, sent + room, sent + _CHUNK)
+                connection.send_many(requests[sent:end], batch)
+                sent = end
+                await connection.writable()
+            await batch.future
+        finally:
+            if timer is not None:
+                timer.cancel()
+        rejected = _native.error("rejected", replies=batch.replies)
+        if rejected is not None:
+            raise rejected
+
+    async def _usable_connection(self, deadline: Optional[float]) -> _Connection:
+        if self._closed:
+            raise _native.error("closed_by_user")
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            connection = self._connection
+            if connection is not None and not connection.lost:
+                return connection
+            connection = await self._open(deadline)
+            if self._closed:
+                connection.discard(_native.error("closed_during_call"))
+                raise _native.error("closed_during_call")
+            self._connection = connection
+            return connection
+
+    async def _open(self, deadline: Optional[float]) -> _Connection:
+        """Connects to the address that worked last, else the next ones."""
+        loop = asyncio.get_running_loop()
+        count = len(self._addresses)
+        error: Optional[BaseException] = None
+        for step in range(count):
+            index = (self._preferred + step) % count
+            host, port = self._addresses[index]
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            limit = None if deadline is None else max(0.0, deadline - loop.time())
+            try:
+                _, connection = await asyncio.wait_for(
+                    loop.create_connection(
+                        lambda: _Connection(self._max_reply_bytes), host, port),
+                    limit)
+            except asyncio.TimeoutError:
+                error = _native.error("connect", address=address,
+                                      cause=TimeoutError("timed out"), timed_out=True)
+            except OSError as exc:
+                error = _native.error("connect", address=address, cause=exc,
+                                      timed_out=isinstance(exc, TimeoutError))
+            else:
+                self._preferred = index
+                return connection
+        assert error is not None
+        raise error

@@ -1,0 +1,248 @@
+//! `client._native.Codec`: the protocol for `AsyncClient`, whose I/O is
+//! asyncio's. Requests are validated and encoded exactly as `Client` does,
+//! received bytes go through the same `ReplyDecoder`, and `get` results are
+//! built by the same result builder; Python only moves the bytes.
+//!
+//! The codec knows which replies it is waiting for, in order (`expect`),
+//! so pipelined requests of different kinds decode correctly, and bytes
+//! nobody asked for are an error rather than a reply for a later call.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use super::arguments;
+use super::client::{encode_points, rejected};
+use super::results::metrics_to_dict;
+use crate::client::error::ClientError;
+use crate::protocol::{
+    encode_get, encode_put, Expect, Reply, ReplyDecoder, DEFAULT_MAX_REPLY_BYTES,
+};
+
+#[pyclass(module = "client._native", name = "Codec")]
+pub struct Codec {
+    decoder: ReplyDecoder,
+    /// What each reply still to come answers, oldest first.
+    pending: VecDeque<Expect>,
+}
+
+#[pymethods]
+impl Codec {
+    #[new]
+    #[pyo3(signature = (max_reply_bytes=None))]
+    fn new(max_reply_bytes: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let limit = arguments::max_reply_bytes(max_reply_bytes, DEFAULT_MAX_REPLY_BYTES)
+            .map_err(ClientError::from)?;
+        Ok(Codec {
+            decoder: ReplyDecoder::with_limit(Expect::Ack, limit),
+            pending: VecDeque::new(),
+        })
+    }
+
+    /// The request of ``Client.put(key, value, timestamp)``; raises as it does.
+    #[staticmethod]
+    #[pyo3(signature = (key, value, timestamp=None))]
+    fn put<'py>(
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        timestamp: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let key = arguments::key(key, "key").map_err(ClientError::from)?;
+        let value = arguments::value(value, "value").map_err(ClientError::from)?;
+        let timestamp = arguments::timestamp(timestamp, "timestamp").map_err(ClientError::from)?;
+        let mut request = Vec::with_capacity(key.len() + 48);
+        encode_put(&mut request, &key, value, timestamp).map_err(ClientError::from)?;
+        Ok(PyBytes::new(py, &request))
+    }
+
+    /// The request of ``Client.get(key)``.
+    #[staticmethod]
+    fn get<'py>(py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        let key = arguments::key(key, "key").map_err(ClientError::from)?;
+        let mut request = Vec::with_capacity(key.len() + 5);
+        encode_get(&mut request, &key).map_err(ClientError::from)?;
+        Ok(PyBytes::new(py, &request))
+    }
+
+    /// The requests of ``Client.put_many(points)``, one ``bytes`` each.
+    #[staticmethod]
+    fn put_many<'py>(
+        py: Python<'py>,
+        points: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let (requests, ends) = encode_points(py, points)?;
+        let mut start = 0;
+        let items = ends.iter().map(|&end| {
+            let request = PyBytes::new(py, &requests[start..end]);
+            start = end;
+            request
+        });
+        PyList::new(py, items)
+    }
+
+    /// Notes that ``count`` more requests were sent, answered by an
+    /// acknowledgement (``points=False``) or by points (``points=True``).
+    #[pyo3(signature = (points, count=1))]
+    fn expect(&mut self, points: bool, count: usize) {
+        let expect = if points { Expect::Points } else { Expect::Ack };
+        self.pending.extend(std::iter::repeat_n(expect, count));
+    }
+
+    /// Decodes ``data`` and returns the replies it completes, in order:
+    /// ``None`` for an acknowledgement, a dict for points, a
+    /// ClientProtocolError instance (not raised) for an ``error`` reply.
+    /// Raises ClientReplyError for bytes that are not a reply or that
+    /// nobody asked for; the stream's framing is then lost.
+    fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        let replies = PyList::empty(py);
+        let mut rest = data;
+        while !rest.is_empty() {
+            let Some(&expect) = self.pending.front() else {
+                return Err(ClientError::TrailingBytes { extra: rest.len() }.into());
+            };
+            self.decoder.set_expect(expect);
+            match self.decoder.feed(rest).map_err(ClientError::from)? {
+                None => break,
+                Some(done) => {
+                    self.pending.pop_front();
+                    rest = &rest[done.used..];
+                    replies.append(reply_object(py, done.reply)?)?;
+                }
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Replies still expected.
+    #[getter]
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// True when no byte of an unfinished reply has been received.
+    #[getter]
+    fn idle(&self) -> bool {
+        self.decoder.is_idle()
+    }
+}
+
+fn reply_object(py: Python<'_>, reply: Reply) -> PyResult<Bound<'_, PyAny>> {
+    match reply {
+        Reply::Ack => Ok(py.None().into_bound(py)),
+        Reply::Points(metrics) => Ok(metrics_to_dict(py, metrics)?.into_any()),
+        Reply::Error(message) => Ok(PyErr::from(ClientError::Protocol(message))
+            .into_value(py)
+            .into_bound(py)
+            .into_any()),
+    }
+}
+
+/// The exception `Client` raises for the same failure, for `AsyncClient`
+/// to raise: every error goes through the one mapping (`errors.rs`).
+/// ``kind`` names the failure: ``"connect"`` (``address``, ``cause`` the
+/// OSError, ``timed_out``), ``"socket"`` (``cause``), ``"timeout"``
+/// (``after`` seconds), ``"closed"`` (``mid_reply``), ``"closed_by_user"``,
+/// ``"closed_during_call"``, ``"stalled"`` (``answered``, ``total``,
+/// ``window``, ``after``), ``"rejected"`` (``replies``: the batch's replies
+/// as ``feed`` gives them).
+#[pyfunction]
+#[pyo3(signature = (
+    kind, *, address=None, cause=None, timed_out=false, after=None, mid_reply=false,
+    answered=0, total=0, window=0, replies=None
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn error(
+    py: Python<'_>,
+    kind: &str,
+    address: Option<String>,
+    cause: Option<Bound<'_, PyAny>>,
+    timed_out: bool,
+    after: Option<f64>,
+    mid_reply: bool,
+    answered: usize,
+    total: usize,
+    window: usize,
+    replies: Option<Bound<'_, PyList>>,
+) -> PyResult<Py<PyAny>> {
+    let cause = || -> Box<dyn std::error::Error + Send + Sync> {
+        let cause = cause.clone().unwrap_or_else(|| py.None().into_bound(py));
+        Box::new(PyErr::from_value(cause))
+    };
+    let after = after.and_then(|s| Duration::try_from_secs_f64(s).ok());
+    let error = match kind {
+        "connect" => ClientError::Connect {
+            address: address.unwrap_or_default(),
+            timed_out,
+            source: cause(),
+        },
+        "socket" => ClientError::Socket(cause()),
+        "timeout" => ClientError::Timeout { after },
+        "closed" => ClientError::Closed { mid_reply },
+        "closed_by_user" => ClientError::ClosedByUser,
+        "closed_during_call" => ClientError::ClosedDuringCall,
+        "stalled" => ClientError::Stalled {
+            answered,
+            total,
+            window,
+            after,
+        },
+        "rejected" => {
+            let replies = replies
+                .map(|list| {
+                    list.iter()
+                        .map(|reply| match reply.getattr("message") {
+                            Ok(message) => message.extract().map(Reply::Error),
+                            Err(_) => Ok(Reply::Ack),
+                        })
+                        .collect::<PyResult<Vec<_>>>()
+                })
+                .transpose()?
+                .unwrap_or_default();
+            match rejected(replies) {
+                Err(error) => error,
+                Ok(()) => return Ok(py.None()),
+            }
+        }
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown error kind {other:?}"
+            )))
+        }
+    };
+    Ok(PyErr::from(error).into_value(py).into_any())
+}
+
+/// `AsyncClient`'s constructor arguments, checked as `Client` checks them:
+/// returns ``(addresses, timeout seconds or None, max_reply_bytes)``; a
+/// ``retry`` that is not a Retry or None is refused.
+#[pyfunction]
+#[pyo3(signature = (host, port=None, timeout=None, max_reply_bytes=None, retry=None))]
+#[allow(clippy::type_complexity)]
+pub fn options(
+    host: &Bound<'_, PyAny>,
+    port: Option<&Bound<'_, PyAny>>,
+    timeout: Option<&Bound<'_, PyAny>>,
+    max_reply_bytes: Option<&Bound<'_, PyAny>>,
+    retry: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(Vec<(String, u16)>, Option<f64>, usize)> {
+    let addresses = arguments::addresses(host, port).map_err(ClientError::from)?;
+    let timeout = arguments::timeout(timeout).map_err(ClientError::from)?;
+    let max_reply_bytes = arguments::max_reply_bytes(max_reply_bytes, DEFAULT_MAX_REPLY_BYTES)
+        .map_err(ClientError::from)?;
+    super::retry::policy(retry)?;
+    Ok((addresses, timeout.map(|t| t.as_secs_f64()), max_reply_bytes))
+}
+
+/// `put_many`'s ``window``: a positive int, or None.
+#[pyfunction]
+pub fn window(window: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
+    match window.filter(|w| !w.is_none()) {
+        None => Ok(None),
+        Some(w) => Ok(Some(
+            arguments::count(w, "window").map_err(ClientError::from)?,
+        )),
+    }
+}
