@@ -8,7 +8,9 @@ TestCase watchdog kills a hung process).
 
 Each test runs against the embedded ``client.Server`` and against the
 in-memory scripted server from tests.support, which also checks that requests
-were strictly serialized on one connection.
+were strictly serialized on each connection: the client's pool opens up to
+``max_connections`` of them for overlapping calls, and exactly one with
+``max_connections=1``.
 """
 
 import os
@@ -40,14 +42,17 @@ class SharedClientTest(TestCase):
             with self.subTest(server=kind):
                 self.many_threads_one_client(kind)
 
+    def test_many_threads_one_client_one_connection(self):
+        self.many_threads_one_client("scripted", max_connections=1)
+
     def test_threads_with_failures_do_not_poison_the_client(self):
         for kind in self.SERVERS:
             with self.subTest(server=kind):
                 self.threads_with_failures_do_not_poison_the_client(kind)
 
-    def many_threads_one_client(self, kind):
+    def many_threads_one_client(self, kind, max_connections=None):
         address, scripted = self.start_server(kind)
-        c = self.client(address)
+        c = self.client(address, max_connections=max_connections)
         start = threading.Barrier(THREADS, timeout=BOUND)
         failures = []
         expected = {}
@@ -87,10 +92,14 @@ class SharedClientTest(TestCase):
         if scripted is not None:
             scripted.assert_no_script_errors()
             self.assertEqual(scripted.store.bad_lines, [], "interleaved or corrupt frames")
-            self.assertEqual(scripted.connection_count, 1)
-            # Requests were serialized: the server never had two unanswered
-            # requests from this client at once.
-            self.assertEqual(scripted.peer(0).max_batch, 1)
+            if max_connections == 1:
+                self.assertEqual(scripted.connection_count, 1)
+            else:
+                self.assertLessEqual(scripted.connection_count, c.max_connections)
+            # Requests were serialized on each connection: the server never
+            # had two unanswered requests on one connection at once.
+            for index in range(scripted.connection_count):
+                self.assertEqual(scripted.peer(index).max_batch, 1, f"connection {index}")
         if os.environ.get("CLIENT_TEST_REPORT"):
             import sys
             elapsed = time.monotonic() - began
@@ -138,7 +147,9 @@ class SharedClientTest(TestCase):
         self.assertFalse(any(t.is_alive() for t in threads), "deadlock")
         self.assertEqual(failures, [])
         if scripted is not None:
-            self.assertEqual(scripted.connection_count, 1)
+            self.assertLessEqual(scripted.connection_count, c.max_connections)
+            for index in range(scripted.connection_count):
+                self.assertEqual(scripted.peer(index).max_batch, 1, f"connection {index}")
 
 
 if __name__ == "__main__":
