@@ -118,22 +118,28 @@ class CloseAbortsABlockedCallTest(CloseTestCase):
         self.check_silent_server(10 * BOUND)
 
     def test_calls_queued_behind_the_blocked_call_end_too(self) -> None:
+        # Two connections, each with a call blocked on the silent server;
+        # more calls wait for a free connection. close() aborts them all.
         server = self.server(None)
-        c = self.client(server, timeout=None)
-        blocked = Call(lambda: c.get("first"))
-        blocked.start()
+        c = self.client(server, timeout=None, max_connections=2)
+        blocked = [Call(lambda: c.get("first"))]
+        blocked[0].start()
         server.peer(0).wait_received(b"get first\n")
+        blocked.append(Call(lambda: c.get("second")))
+        blocked[1].start()
+        server.peer(1).wait_received(b"get second\n")
         queued = [Call(lambda i=i: c.put(f"queued{i}", 1.0, timestamp=1)) for i in range(4)]
         for call in queued:
             call.start()
         wait_until(lambda: "busy" in repr(c), message="the client to be busy")
         closed_at, took = self.close_from_another_thread(c)
         self.assertLess(took, PROMPT)
-        self.assertAbortedByClose(blocked, closed_at, "the blocked call")
+        for call in blocked:
+            self.assertAbortedByClose(call, closed_at, "a blocked call")
         for call in queued:
             self.assertAbortedByClose(call, closed_at, "a queued call")
         # The queued requests were never sent.
-        self.assertEqual(server.received(), [b"get first\n"])
+        self.assertEqual(server.received(), [b"get first\n", b"get second\n"])
 
     def test_close_during_a_get_streaming_a_large_reply(self) -> None:
         line = b"k" * 4000 + b" 1.5 1\n"

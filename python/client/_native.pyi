@@ -1,7 +1,19 @@
 """Type stubs for the Rust extension module ``client._native``."""
 
 from types import TracebackType
-from typing import Iterable, Optional, SupportsFloat, SupportsIndex, Tuple, Type, Union
+from typing import (
+    Any,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    SupportsFloat,
+    SupportsIndex,
+    Tuple,
+    Type,
+    Union,
+    overload,
+)
 
 from typing_extensions import Self
 
@@ -12,9 +24,29 @@ Number = Union[int, float, SupportsFloat, SupportsIndex]
 Timestamp = Union[int, SupportsIndex]
 Point = Union[Tuple[str, Number], Tuple[str, Number, Optional[Timestamp]]]
 
+Address = Tuple[str, int]
+
+class Retry:
+    """When to send a failed call again; see ``help(client.Retry)``."""
+
+    def __init__(
+        self,
+        attempts: Optional[int] = None,
+        backoff: Optional[float] = None,
+        cap: Optional[float] = None,
+    ) -> None: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def backoff(self) -> float: ...
+    @property
+    def cap(self) -> float: ...
+    def delay(self, failures: int) -> float: ...
+
 class Client:
     """A blocking client for the metrics server; see ``help(client.Client)``."""
 
+    @overload
     def __init__(
         self,
         host: str,
@@ -22,10 +54,23 @@ class Client:
         timeout: Optional[float] = None,
         *,
         max_reply_bytes: Optional[int] = None,
+        max_connections: Optional[int] = None,
+        retry: Optional[Retry] = None,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        host: Sequence[Address],
+        port: None = None,
+        timeout: Optional[float] = None,
+        *,
+        max_reply_bytes: Optional[int] = None,
+        max_connections: Optional[int] = None,
+        retry: Optional[Retry] = None,
     ) -> None: ...
     def put(self, key: str, value: Number, timestamp: Optional[Timestamp] = None) -> None: ...
     def get(self, key: str) -> dict[str, list[tuple[int, float]]]: ...
-    def put_many(self, points: Iterable[Point]) -> None: ...
+    def put_many(self, points: Iterable[Point], *, window: Optional[int] = None) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -43,6 +88,12 @@ class Client:
     @property
     def max_reply_bytes(self) -> int: ...
     @property
+    def addresses(self) -> List[Address]: ...
+    @property
+    def max_connections(self) -> int: ...
+    @property
+    def connection_count(self) -> int: ...
+    @property
     def connection(self) -> Connection: ...
     def _read(self) -> dict[str, list[tuple[int, float]]]: ...
 
@@ -50,6 +101,47 @@ class Connection:
     """Raw access to a client's connection (``client.connection``)."""
 
     def sendall(self, data: Union[bytes, bytearray, memoryview]) -> None: ...
+
+# -- the codec under AsyncClient -------------------------------------------
+
+class Codec:
+    """The protocol for ``AsyncClient``: encodes requests, decodes replies."""
+
+    def __init__(self, max_reply_bytes: Optional[int] = None) -> None: ...
+    @staticmethod
+    def put(key: str, value: Number, timestamp: Optional[Timestamp] = None) -> bytes: ...
+    @staticmethod
+    def get(key: str) -> bytes: ...
+    @staticmethod
+    def put_many(points: Iterable[Point]) -> List[bytes]: ...
+    def expect(self, points: bool, count: int = 1) -> None: ...
+    def feed(self, data: bytes) -> List[Any]: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def idle(self) -> bool: ...
+
+def error(
+    kind: str,
+    *,
+    address: Optional[str] = None,
+    cause: Optional[BaseException] = None,
+    timed_out: bool = False,
+    after: Optional[float] = None,
+    mid_reply: bool = False,
+    answered: int = 0,
+    total: int = 0,
+    window: int = 0,
+    replies: Optional[List[Any]] = None,
+) -> Any: ...
+def options(
+    host: Union[str, Sequence[Address]],
+    port: Optional[int] = None,
+    timeout: Optional[float] = None,
+    max_reply_bytes: Optional[int] = None,
+    retry: Optional[Retry] = None,
+) -> Tuple[List[Address], Optional[float], int]: ...
+def window(window: Optional[int]) -> Optional[int]: ...
 
 # -- the embedded server ---------------------------------------------------
 

@@ -1,0 +1,357 @@
+"""Concurrency benchmarks: AsyncClient, the pooled Client, put_many.
+
+``python benches/concurrency.py [--rounds N] [--quick]`` runs the embedded
+server in a subprocess (``serve_embedded.py``) and prints a markdown table:
+each comparison is made within one run, contenders taking turns round by
+round (the order rotates); figures are medians of the rounds and each ratio
+is the median of the per-round ratios. Progress goes to stderr.
+
+| Comparison | Contenders |
+|---|---|
+| one connection | ``await AsyncClient.put`` one at a time, against a raw asyncio streams ping-pong (``writer.write`` + ``reader.readuntil``) |
+| 100 tasks | 100 tasks putting through one ``AsyncClient``, against 100 tasks each with its own streams connection (the course's shape), and against ``PipelinedClient`` below: pure Python, one connection, pipelined |
+| ``get("*")`` | 1,000,000 points: ``AsyncClient.get`` against ``Client.get`` |
+| 16 threads | one ``Client`` shared by 16 threads, against a ``Client`` per thread |
+| ``put_many`` | 100,000 points: ``Client.put_many`` against the raw pipelined floor (a writer thread ``sendall``s the request bytes, the caller reads every reply) |
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import client
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIRST_TS = 1642667947
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+class ServerProcess:
+    """The embedded server in its own process, so its CPU time is not the
+    client's GIL's; stops when its stdin closes."""
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "serve_embedded.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        host, port = self.process.stdout.readline().split()
+        self.address = (host, int(port))
+
+    def stop(self):
+        self.process.stdin.close()
+        self.process.wait(30)
+
+
+# ------------------------------------------------------------ pure Python
+
+
+class PipelinedClient(asyncio.Protocol):
+    """A careful pure-Python asyncio client: one connection, requests
+    written at once, a queue of futures resolved in order as replies end."""
+
+    def __init__(self):
+        self.waiters = collections.deque()
+        self.buffer = b""
+
+    @classmethod
+    async def connect(cls, host, port):
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(cls, host, port)
+        return protocol
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        buffer = self.buffer + data
+        start = 0
+        while True:
+            end = buffer.find(b"\n\n", start)
+            if end < 0:
+                break
+            reply = buffer[start:end + 2]
+            start = end + 2
+            future = self.waiters.popleft()
+            if not future.done():
+                if reply.startswith(b"ok\n"):
+                    future.set_result(None)
+                else:
+                    future.set_exception(RuntimeError(reply.decode()))
+        self.buffer = buffer[start:]
+
+    async def put(self, key, value, timestamp):
+        future = asyncio.get_running_loop().create_future()
+        self.transport.write(f"put {key} {value} {timestamp}\n".encode())
+        self.waiters.append(future)
+        await future
+
+    def close(self):
+        self.transport.close()
+
+
+# ------------------------------------------------------------ benchmarks
+
+
+async def async_single(address, n):
+    """Seconds for n sequential puts: AsyncClient, then raw streams."""
+    host, port = address
+    times = {}
+    async with client.AsyncClient(host, port) as c:
+        started = time.perf_counter()
+        for i in range(n):
+            await c.put("bench.single", i + 0.5, FIRST_TS + i)
+        times["AsyncClient.put"] = time.perf_counter() - started
+    reader, writer = await asyncio.open_connection(host, port)
+    started = time.perf_counter()
+    for i in range(n):
+        writer.write(f"put bench.single {i + 0.5} {FIRST_TS + i}\n".encode())
+        await reader.readuntil(b"\n\n")
+    times["raw streams"] = time.perf_counter() - started
+    writer.close()
+    return times
+
+
+async def async_tasks(address, tasks, each):
+    """Seconds for `tasks` tasks doing `each` puts: through one
+    AsyncClient, each on its own streams connection, and through one
+    pure-Python pipelined connection."""
+    host, port = address
+    times = {}
+
+    async with client.AsyncClient(host, port) as c:
+        async def shared(t):
+            for i in range(each):
+                await c.put(f"bench.task.{t}", i + 0.5, FIRST_TS + i)
+        started = time.perf_counter()
+        await asyncio.gather(*(shared(t) for t in range(tasks)))
+        times["AsyncClient"] = time.perf_counter() - started
+
+    connections = [await asyncio.open_connection(host, port) for _ in range(tasks)]
+
+    async def own(t):
+        reader, writer = connections[t]
+        for i in range(each):
+            writer.write(f"put bench.task.{t} {i + 0.5} {FIRST_TS + i}\n".encode())
+            await reader.readuntil(b"\n\n")
+    started = time.perf_counter()
+    await asyncio.gather(*(own(t) for t in range(tasks)))
+    times["connection per task"] = time.perf_counter() - started
+    for _, writer in connections:
+        writer.close()
+
+    pipelined = await PipelinedClient.connect(host, port)
+
+    async def through(t):
+        for i in range(each):
+            await pipelined.put(f"bench.task.{t}", i + 0.5, FIRST_TS + i)
+    started = time.perf_counter()
+    await asyncio.gather(*(through(t) for t in range(tasks)))
+    times["pure-Python pipelined"] = time.perf_counter() - started
+    pipelined.close()
+    return times
+
+
+def big_get(address):
+    host, port = address
+    times = {}
+    blocking = client.Client(host, port)
+    started = time.perf_counter()
+    expected = blocking.get("*")
+    times["Client.get"] = time.perf_counter() - started
+    blocking.close()
+
+    async def fetch():
+        async with client.AsyncClient(host, port) as c:
+            started = time.perf_counter()
+            result = await c.get("*")
+            return time.perf_counter() - started, result
+
+    times["AsyncClient.get"], result = asyncio.run(fetch())
+    if result != expected:
+        raise AssertionError("AsyncClient.get and Client.get disagree")
+    return times
+
+
+def threads(address, count, each):
+    host, port = address
+
+    def run(clients):
+        start = threading.Barrier(count + 1)
+
+        def worker(n):
+            c = clients[n % len(clients)]
+            start.wait()
+            for i in range(each):
+                c.put(f"bench.thread.{n}", i + 0.5, FIRST_TS + i)
+
+        workers = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
+        for w in workers:
+            w.start()
+        start.wait()
+        started = time.perf_counter()
+        for w in workers:
+            w.join()
+        return time.perf_counter() - started
+
+    times = {}
+    shared = client.Client(host, port)
+    times["one shared Client"] = run([shared])
+    shared_connections = shared.connection_count
+    shared.close()
+    own = [client.Client(host, port) for _ in range(count)]
+    times["a Client per thread"] = run(own)
+    for c in own:
+        c.close()
+    return times, shared_connections
+
+
+def raw_pipeline(address, payload, replies):
+    sock = socket.create_connection(address)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    expected = 4 * replies
+    buffer = bytearray(expected)
+    view = memoryview(buffer)
+    started = time.perf_counter()
+    writer = threading.Thread(target=sock.sendall, args=(payload,))
+    writer.start()
+    got = 0
+    while got < expected:
+        n = sock.recv_into(view[got:])
+        if not n:
+            raise ConnectionError("server closed the connection")
+        got += n
+    writer.join()
+    elapsed = time.perf_counter() - started
+    sock.close()
+    return elapsed
+
+
+def put_many(address, n):
+    points = [(f"bench.many.{i % 100}", float(i % 1000) + 0.25, FIRST_TS + i // 100)
+              for i in range(n)]
+    payload = b"".join(f"put {k} {v} {t}\n".encode() for k, v, t in points)
+    host, port = address
+    times = {}
+    c = client.Client(host, port)
+    started = time.perf_counter()
+    c.put_many(points)
+    times["Client.put_many"] = time.perf_counter() - started
+    c.close()
+
+    async def batch():
+        async with client.AsyncClient(host, port) as ac:
+            started = time.perf_counter()
+            await ac.put_many(points)
+            return time.perf_counter() - started
+
+    times["AsyncClient.put_many"] = asyncio.run(batch())
+    times["raw pipelined floor"] = raw_pipeline(address, payload, n)
+    return times
+
+
+# ------------------------------------------------------------ the table
+
+
+def median_ratio(rounds, a, b):
+    return statistics.median(r[a] / r[b] for r in rounds)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer operations per round")
+    args = parser.parse_args()
+    scale = 0.2 if args.quick else 1.0
+    single_n = int(5000 * scale)
+    tasks, each = 100, int(200 * scale)
+    big = int(1_000_000 * (0.1 if args.quick else 1))
+    many = int(100_000 * scale)
+
+    server = ServerProcess()
+    big_server = ServerProcess()
+    try:
+        log(f"loading {big} points for get('*') ...")
+        loader = client.Client(*big_server.address)
+        loader.put_many((f"big.{i % 100}", float(i % 997) + 0.5, FIRST_TS + i // 100)
+                        for i in range(big))
+        loader.close()
+        results = collections.defaultdict(list)
+        connections = []
+        for r in range(args.rounds):
+            log(f"round {r + 1}/{args.rounds}")
+            results["single"].append(asyncio.run(async_single(server.address, single_n)))
+            results["tasks"].append(asyncio.run(async_tasks(server.address, tasks, each)))
+            results["get"].append(big_get(big_server.address))
+            times, used = threads(server.address, 16, int(1000 * scale))
+            results["threads"].append(times)
+            connections.append(used)
+            results["many"].append(put_many(server.address, many))
+            for name, rounds in results.items():
+                log(f"  {name}: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in rounds[-1].items()))
+    finally:
+        server.stop()
+        big_server.stop()
+
+    def fig(section, name):
+        return statistics.median(r[name] for r in results[section])
+
+    def check(ok):
+        return "met" if ok else "NOT met"
+
+    rows = []
+    s = results["single"]
+    ratio = median_ratio(s, "AsyncClient.put", "raw streams")
+    rows.append((f"{single_n} sequential puts, one connection",
+                 f"AsyncClient {fig('single', 'AsyncClient.put') / single_n * 1e6:.1f} µs/put; "
+                 f"raw streams {fig('single', 'raw streams') / single_n * 1e6:.1f} µs/put",
+                 f"{ratio:.2f}x raw", f"≤ 1.10x: {check(ratio <= 1.10)}"))
+    t = results["tasks"]
+    total = tasks * each
+    per_task = median_ratio(t, "connection per task", "AsyncClient")
+    pipelined = median_ratio(t, "pure-Python pipelined", "AsyncClient")
+    rows.append((f"{tasks} tasks x {each} puts",
+                 f"AsyncClient {total / fig('tasks', 'AsyncClient'):,.0f} puts/s; "
+                 f"connection per task {total / fig('tasks', 'connection per task'):,.0f}; "
+                 f"pure-Python pipelined {total / fig('tasks', 'pure-Python pipelined'):,.0f}",
+                 f"{per_task:.2f}x per-task, {pipelined:.2f}x pure Python",
+                 f"≥ 4x: {check(per_task >= 4)}; ≥ 1.5x: {check(pipelined >= 1.5)}"))
+    ratio = median_ratio(results["get"], "AsyncClient.get", "Client.get")
+    rows.append((f"get('*') of {big:,} points",
+                 f"AsyncClient {fig('get', 'AsyncClient.get'):.3f} s; Client {fig('get', 'Client.get'):.3f} s",
+                 f"{ratio:.2f}x Client", f"≤ 1.25x: {check(ratio <= 1.25)}"))
+    ratio = median_ratio(results["threads"], "a Client per thread", "one shared Client")
+    done = 16 * int(1000 * scale)
+    rows.append(("16 threads putting",
+                 f"shared {done / fig('threads', 'one shared Client'):,.0f} puts/s "
+                 f"(on {max(connections)} connections); per thread "
+                 f"{done / fig('threads', 'a Client per thread'):,.0f} puts/s",
+                 f"{ratio:.2f}x", f"≥ 0.8x: {check(ratio >= 0.8)}"))
+    ratio = median_ratio(results["many"], "Client.put_many", "raw pipelined floor")
+    async_ratio = median_ratio(results["many"], "AsyncClient.put_many", "raw pipelined floor")
+    rows.append((f"put_many of {many:,} points",
+                 f"Client {fig('many', 'Client.put_many'):.3f} s; AsyncClient "
+                 f"{fig('many', 'AsyncClient.put_many'):.3f} s; floor {fig('many', 'raw pipelined floor'):.3f} s",
+                 f"{ratio:.2f}x floor (async {async_ratio:.2f}x)", f"≤ 1.5x: {check(ratio <= 1.5)}"))
+
+    print(f"{args.rounds} rounds, medians; Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs\n")
+    print("| benchmark | figures | ratio | target |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
