@@ -61,6 +61,29 @@ class AsyncClientApiTest(AsyncTestCase):
     def direct_get(self, srv):
         return self.client(srv.address).get("*")
 
+    def test_refused_points_are_reported_as_client_does(self):
+        answer = respond(lambda line: b"error\nno\n\n" if b"bad" in line else b"ok\n\n")
+        srv = self.server(answer)
+        points = [("good", 1, 1), ("bad", 2, 2), ("good", 3, 3), ("bad", 4, 4)] * 3000
+
+        async def session():
+            async with AsyncClient(*srv.address, timeout=BOUND) as c:
+                for window in (None, 7):
+                    with self.assertRaises(client.ClientRejectedError) as caught:
+                        await c.put_many(points, window=window)
+                    error = caught.exception
+                    self.assertEqual(error.total, len(points))
+                    self.assertEqual(error.rejected,
+                                     [(i, "no") for i in range(1, len(points), 2)])
+                    await c.put("good", 5, 5)
+                return str(error)
+
+        message = self.run_async(session)
+        with self.assertRaises(client.ClientRejectedError) as caught:
+            self.client(srv.address).put_many(points)
+        self.assertEqual(message, str(caught.exception))
+        self.assertEqual(srv.connection_count, 2)
+
     def test_validation_errors_are_the_clients(self):
         srv = self.embedded()
         blocking = self.client(srv.address)

@@ -40,26 +40,33 @@ _CHUNK = 4096
 
 
 class _Batch:
-    """The waiter of a ``put_many``: one entry per request in the queue."""
+    """A ``put_many`` under way: counts its replies, keeps its refusals."""
 
-    __slots__ = ("future", "replies", "total", "window", "progress")
+    __slots__ = ("future", "answered", "rejected", "total", "window", "progress")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, total: int, window: int) -> None:
         self.future: "asyncio.Future[None]" = loop.create_future()
-        self.replies: List[Any] = []
+        self.answered = 0
+        #: ``(index, message)`` of every point the server refused.
+        self.rejected: List[Tuple[int, str]] = []
         self.total = total
         #: The most requests unanswered at once.
         self.window = min(total, window)
         #: Resolved at the next reply, for a sender waiting for room.
         self.progress: Optional["asyncio.Future[None]"] = None
 
-    def deliver(self, reply: Any) -> None:
-        self.replies.append(reply)
+    def acknowledged(self, count: int) -> None:
+        self.answered += count
         progress = self.progress
         if progress is not None and not progress.done():
             progress.set_result(None)
-        if len(self.replies) == self.total and not self.future.done():
+        if self.answered == self.total and not self.future.done():
             self.future.set_result(None)
+
+    def refused(self, error: Any) -> None:
+        if error.__class__ is ClientProtocolError:
+            self.rejected.append((self.answered, error.message))
+        self.acknowledged(1)
 
     def fail(self, error: BaseException) -> None:
         for waiting in (self.progress, self.future):
@@ -67,7 +74,17 @@ class _Batch:
                 waiting.set_exception(error)
 
 
-_Waiter = Union["asyncio.Future[Any]", _Batch]
+class _Part:
+    """Requests of a batch written together: one queue entry for all."""
+
+    __slots__ = ("batch", "remaining")
+
+    def __init__(self, batch: _Batch, count: int) -> None:
+        self.batch = batch
+        self.remaining = count
+
+
+_Waiter = Union["asyncio.Future[Any]", _Part]
 
 
 class _Connection(asyncio.Protocol):
@@ -101,15 +118,38 @@ class _Connection(asyncio.Protocol):
             return
         waiters = self.waiters
         for reply in replies:
-            waiter = waiters.popleft()
-            if waiter.__class__ is _Batch:
-                waiter.deliver(reply)
-            elif waiter.done():  # type: ignore[union-attr]
+            if reply.__class__ is int:
+                # `reply` acknowledgements in a row.
+                count: int = reply
+                while count:
+                    waiter = waiters[0]
+                    if isinstance(waiter, _Part):
+                        taken = min(count, waiter.remaining)
+                        waiter.remaining -= taken
+                        count -= taken
+                        if not waiter.remaining:
+                            waiters.popleft()
+                        waiter.batch.acknowledged(taken)
+                    else:
+                        waiters.popleft()
+                        count -= 1
+                        if not waiter.done():  # else cancelled: thrown away
+                            waiter.set_result(None)
+                continue
+            waiter = waiters[0]
+            if isinstance(waiter, _Part):
+                waiter.remaining -= 1
+                if not waiter.remaining:
+                    waiters.popleft()
+                waiter.batch.refused(reply)
+                continue
+            waiters.popleft()
+            if waiter.done():
                 pass  # cancelled: the reply is read and thrown away
             elif reply.__class__ is ClientProtocolError:
-                waiter.set_exception(reply)  # type: ignore[union-attr]
+                waiter.set_exception(reply)
             else:
-                waiter.set_result(reply)  # type: ignore[union-attr]
+                waiter.set_result(reply)
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         if self.lost:
@@ -146,11 +186,12 @@ class _Connection(asyncio.Protocol):
         self.codec.expect(points)
         self.waiters.append(waiter)
 
-    def send_many(self, requests: Sequence[bytes], batch: _Batch) -> None:
+    def send_many(self, requests: memoryview, count: int, batch: _Batch) -> None:
+        """Writes ``count`` requests of ``batch`` (their bytes)."""
         self.flush()
-        self.transport.write(b"".join(requests))  # type: ignore[union-attr]
-        self.codec.expect(False, len(requests))
-        self.waiters.extend([batch] * len(requests))
+        self.transport.write(requests)  # type: ignore[union-attr]
+        self.codec.expect(False, count)
+        self.waiters.append(_Part(batch, count))
 
     def flush(self) -> None:
         """Writes the requests waiting in ``unsent``."""
@@ -179,15 +220,15 @@ class _Connection(asyncio.Protocol):
 
     def _fail_all(self, error: BaseException, reason: str) -> None:
         first = True
+        failed_batches = set()
         while self.waiters:
             waiter = self.waiters.popleft()
-            if waiter.__class__ is _Batch:
-                # One failure per batch: skip its other entries.
-                while self.waiters and self.waiters[0] is waiter:
-                    self.waiters.popleft()
-                if waiter.future.done():
+            if isinstance(waiter, _Part):
+                batch = waiter.batch
+                if batch.future.done() or id(batch) in failed_batches:
                     continue
-            elif waiter.done():  # type: ignore[union-attr]
+                failed_batches.add(id(batch))
+            elif waiter.done():
                 continue
             if first:
                 failure = error
@@ -198,10 +239,10 @@ class _Connection(asyncio.Protocol):
                 failure = _native.error("socket", cause=ConnectionAbortedError(
                     f"the connection was dropped after {reason} of an earlier call on it"))
             first = False
-            if waiter.__class__ is _Batch:
-                waiter.fail(failure)
+            if isinstance(waiter, _Part):
+                waiter.batch.fail(failure)
             else:
-                waiter.set_exception(failure)  # type: ignore[union-attr]
+                waiter.set_exception(failure)
 
     def _wake_writer(self, error: Optional[BaseException]) -> None:
         writable = self._writable
@@ -289,13 +330,13 @@ class AsyncClient:
         ``window`` requests unanswered at once (``None``: no limit but
         asyncio's write buffer). ``window=1`` works with any server."""
         limit = _native.window(window)
-        requests = _native.Codec.put_many(points)
-        if not requests:
+        requests, ends = _native.Codec.put_many(points)
+        if not ends:
             return
         failures = 0
         while True:
             try:
-                await self._batch(requests, limit)
+                await self._batch(requests, ends, limit)
                 return
             except ClientSocketError as error:
                 failures = await self._before_retry(error, failures)
@@ -400,56 +441,55 @@ class AsyncClient:
         finally:
             timer.cancel()
 
-    def _timed_out(self, connection: _Connection, waiter: _Waiter) -> None:
-        if waiter.__class__ is _Batch:
-            batch: _Batch = waiter
-            if batch.future.done():
+    def _timed_out(self, connection: _Connection, waiter: Union["asyncio.Future[Any]", _Batch]) -> None:
+        if isinstance(waiter, _Batch):
+            if waiter.future.done():
                 return
-            error = _native.error("stalled", answered=len(batch.replies), total=batch.total,
-                                  window=batch.window, after=self._timeout)
-            batch.fail(error)
+            error = _native.error("stalled", answered=waiter.answered, total=waiter.total,
+                                  window=waiter.window, after=self._timeout)
+            waiter.fail(error)
         else:
-            if waiter.done():  # type: ignore[union-attr]
+            if waiter.done():
                 return
             error = _native.error("timeout", after=self._timeout)
-            waiter.set_exception(error)  # type: ignore[union-attr]
+            waiter.set_exception(error)
         # Like Client: after a timeout the connection is discarded, so a late
         # reply can never be read as another call's. The call that timed out
         # has its error; the others learn why their connection went away.
         connection.discard(_native.error("socket", cause=ConnectionAbortedError(
             "the connection was dropped after a timeout of an earlier call on it")))
 
-    async def _batch(self, requests: List[bytes], window: Optional[int]) -> None:
+    async def _batch(self, requests: bytes, ends: List[int], window: Optional[int]) -> None:
         loop = asyncio.get_running_loop()
         deadline = self._deadline()
         connection = self._connection
         if connection is None or connection.lost:
             connection = await self._usable_connection(deadline)
-        total = len(requests)
+        total = len(ends)
         batch = _Batch(loop, total, total if window is None else window)
-        step = _CHUNK if window is None else window
+        view = memoryview(requests)
         timer = None
         if deadline is not None:
             timer = loop.call_at(deadline, self._timed_out, connection, batch)
         try:
             sent = 0
             while sent < total:
-                room = step if window is None else window - (sent - len(batch.replies))
+                room = _CHUNK if window is None else window - (sent - batch.answered)
                 if room <= 0:
                     batch.progress = loop.create_future()
                     await batch.progress
                     continue
                 end = min(total, sent + room, sent + _CHUNK)
-                connection.send_many(requests[sent:end], batch)
+                start = ends[sent - 1] if sent else 0
+                connection.send_many(view[start:ends[end - 1]], end - sent, batch)
                 sent = end
                 await connection.writable()
             await batch.future
         finally:
             if timer is not None:
                 timer.cancel()
-        rejected = _native.error("rejected", replies=batch.replies)
-        if rejected is not None:
-            raise rejected
+        if batch.rejected:
+            raise _native.error("rejected", rejected=batch.rejected, total=total)
 
     async def _usable_connection(self, deadline: Optional[float]) -> _Connection:
         if self._closed:

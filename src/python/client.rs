@@ -323,7 +323,7 @@ pub fn encode_points(
 
 /// The outcome of a batch from its replies: `Rejected` lists the points
 /// the server answered `error` to.
-pub fn rejected(replies: Vec<Reply>) -> Result<(), ClientError> {
+fn rejected(replies: Vec<Reply>) -> Result<(), ClientError> {
     let total = replies.len();
     let rejected: Vec<(usize, String)> = replies
         .into_iter()

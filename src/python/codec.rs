@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use super::arguments;
-use super::client::{encode_points, rejected};
+use super::client::encode_points;
 use super::results::metrics_to_dict;
 use crate::client::error::ClientError;
 use crate::protocol::{
@@ -67,20 +67,15 @@ impl Codec {
         Ok(PyBytes::new(py, &request))
     }
 
-    /// The requests of ``Client.put_many(points)``, one ``bytes`` each.
+    /// The requests of ``Client.put_many(points)``: all their bytes, and
+    /// the end offset of each request in them.
     #[staticmethod]
     fn put_many<'py>(
         py: Python<'py>,
         points: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyList>> {
+    ) -> PyResult<(Bound<'py, PyBytes>, Vec<usize>)> {
         let (requests, ends) = encode_points(py, points)?;
-        let mut start = 0;
-        let items = ends.iter().map(|&end| {
-            let request = PyBytes::new(py, &requests[start..end]);
-            start = end;
-            request
-        });
-        PyList::new(py, items)
+        Ok((PyBytes::new(py, &requests), ends))
     }
 
     /// Notes that ``count`` more requests were sent, answered by an
@@ -92,12 +87,14 @@ impl Codec {
     }
 
     /// Decodes ``data`` and returns the replies it completes, in order:
-    /// ``None`` for an acknowledgement, a dict for points, a
-    /// ClientProtocolError instance (not raised) for an ``error`` reply.
-    /// Raises ClientReplyError for bytes that are not a reply or that
-    /// nobody asked for; the stream's framing is then lost.
+    /// an int ``n`` for ``n`` acknowledgements in a row (a pipelined batch
+    /// is mostly that), a dict for points, a ClientProtocolError instance
+    /// (not raised) for an ``error`` reply. Raises ClientReplyError for
+    /// bytes that are not a reply or that nobody asked for; the stream's
+    /// framing is then lost.
     fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
         let replies = PyList::empty(py);
+        let mut acks = 0usize;
         let mut rest = data;
         while !rest.is_empty() {
             let Some(&expect) = self.pending.front() else {
@@ -109,9 +106,21 @@ impl Codec {
                 Some(done) => {
                     self.pending.pop_front();
                     rest = &rest[done.used..];
-                    replies.append(reply_object(py, done.reply)?)?;
+                    match done.reply {
+                        Reply::Ack => acks += 1,
+                        other => {
+                            if acks > 0 {
+                                replies.append(acks)?;
+                                acks = 0;
+                            }
+                            replies.append(reply_object(py, other)?)?;
+                        }
+                    }
                 }
             }
+        }
+        if acks > 0 {
+            replies.append(acks)?;
         }
         Ok(replies)
     }
@@ -131,7 +140,7 @@ impl Codec {
 
 fn reply_object(py: Python<'_>, reply: Reply) -> PyResult<Bound<'_, PyAny>> {
     match reply {
-        Reply::Ack => Ok(py.None().into_bound(py)),
+        Reply::Ack => Ok(1usize.into_pyobject(py)?.into_any()),
         Reply::Points(metrics) => Ok(metrics_to_dict(py, metrics)?.into_any()),
         Reply::Error(message) => Ok(PyErr::from(ClientError::Protocol(message))
             .into_value(py)
@@ -146,12 +155,12 @@ fn reply_object(py: Python<'_>, reply: Reply) -> PyResult<Bound<'_, PyAny>> {
 /// OSError, ``timed_out``), ``"socket"`` (``cause``), ``"timeout"``
 /// (``after`` seconds), ``"closed"`` (``mid_reply``), ``"closed_by_user"``,
 /// ``"closed_during_call"``, ``"stalled"`` (``answered``, ``total``,
-/// ``window``, ``after``), ``"rejected"`` (``replies``: the batch's replies
-/// as ``feed`` gives them).
+/// ``window``, ``after``), ``"rejected"`` (``rejected``: ``(index,
+/// message)`` pairs, ``total``).
 #[pyfunction]
 #[pyo3(signature = (
     kind, *, address=None, cause=None, timed_out=false, after=None, mid_reply=false,
-    answered=0, total=0, window=0, replies=None
+    answered=0, total=0, window=0, rejected=None
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn error(
@@ -165,7 +174,7 @@ pub fn error(
     answered: usize,
     total: usize,
     window: usize,
-    replies: Option<Bound<'_, PyList>>,
+    rejected: Option<Vec<(usize, String)>>,
 ) -> PyResult<Py<PyAny>> {
     let cause = || -> Box<dyn std::error::Error + Send + Sync> {
         let cause = cause.clone().unwrap_or_else(|| py.None().into_bound(py));
@@ -189,23 +198,10 @@ pub fn error(
             window,
             after,
         },
-        "rejected" => {
-            let replies = replies
-                .map(|list| {
-                    list.iter()
-                        .map(|reply| match reply.getattr("message") {
-                            Ok(message) => message.extract().map(Reply::Error),
-                            Err(_) => Ok(Reply::Ack),
-                        })
-                        .collect::<PyResult<Vec<_>>>()
-                })
-                .transpose()?
-                .unwrap_or_default();
-            match rejected(replies) {
-                Err(error) => error,
-                Ok(()) => return Ok(py.None()),
-            }
-        }
+        "rejected" => ClientError::Rejected {
+            rejected: rejected.unwrap_or_default(),
+            total,
+        },
         other => {
             return Err(pyo3::exceptions::PyValueError::new_err(format!(
                 "unknown error kind {other:?}"
