@@ -134,7 +134,12 @@ fn timeout_message(after: Option<Duration>) -> String {
     }
 }
 
-fn stalled_message(answered: usize, total: usize, window: usize, after: Option<Duration>) -> String {
+fn stalled_message(
+    answered: usize,
+    total: usize,
+    window: usize,
+    after: Option<Duration>,
+) -> String {
     let mut text = format!(
         "{}: the server answered {answered} of the {total} requests of the batch, then nothing more",
         timeout_message(after)

@@ -76,7 +76,10 @@ mod tests {
             cap: Duration::from_millis(500),
         };
         let full = |attempt| policy.delay(attempt, 1.0).as_millis();
-        assert_eq!([full(1), full(2), full(3), full(4), full(40)], [100, 200, 400, 500, 500]);
+        assert_eq!(
+            [full(1), full(2), full(3), full(4), full(40)],
+            [100, 200, 400, 500, 500]
+        );
         assert_eq!(policy.delay(3, 0.0), Duration::ZERO);
         for _ in 0..1000 {
             let r = jitter();

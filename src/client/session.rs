@@ -541,9 +541,7 @@ mod tests {
         let mut s = session();
         let requests = b"put ok 1 1\nput ok 2 2\nget silent\nget silent\n";
         let ends = [11, 22, 33, 44];
-        let err = s
-            .pipeline(requests, &ends, Expect::Ack, None)
-            .unwrap_err();
+        let err = s.pipeline(requests, &ends, Expect::Ack, None).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -556,7 +554,10 @@ mod tests {
             ),
             "{err:?}"
         );
-        assert!(err.to_string().contains("may not support pipelining"), "{err}");
+        assert!(
+            err.to_string().contains("may not support pipelining"),
+            "{err}"
+        );
         assert!(!s.is_connected());
     }
 }

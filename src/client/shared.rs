@@ -393,7 +393,9 @@ mod tests {
         ));
     }
 
-    fn pool(size: usize) -> (
+    fn pool(
+        size: usize,
+    ) -> (
         Arc<SharedSession<SilentConnector>>,
         mpsc::Receiver<()>,
         Arc<AtomicUsize>,
@@ -443,7 +445,10 @@ mod tests {
             );
         }
         assert_eq!(closes.load(Ordering::SeqCst), 3);
-        assert!(arrived.try_recv().is_err(), "a waiting call sent its request");
+        assert!(
+            arrived.try_recv().is_err(),
+            "a waiting call sent its request"
+        );
         assert_eq!(shared.connection_count(), 0);
     }
 
@@ -530,7 +535,10 @@ mod tests {
             .unwrap_err();
         closer.join().unwrap();
         assert!(
-            matches!(err, ClientError::ClosedDuringCall | ClientError::ClosedByUser),
+            matches!(
+                err,
+                ClientError::ClosedDuringCall | ClientError::ClosedByUser
+            ),
             "{err:?}"
         );
         assert!(started.elapsed() < Duration::from_secs(10));

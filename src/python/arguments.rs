@@ -46,6 +46,11 @@ pub fn value(obj: &Bound<'_, PyAny>, argument: &'static str) -> Result<MetricVal
         return finite(argument, float.value());
     }
     if let Some(int) = as_int(obj) {
+        // The common case first: i128 conversion goes through a slower path
+        // under the limited API.
+        if let Ok(small) = int.extract::<i64>() {
+            return Ok(MetricValue::Int(i128::from(small)));
+        }
         return int.extract::<i128>().map(MetricValue::Int).map_err(|_| {
             ArgumentError::value(argument, "is too large an integer (beyond 128 bits)")
         });
@@ -172,7 +177,10 @@ pub fn addresses(
         ));
     }
     if items.is_empty() {
-        return Err(ArgumentError::value("host", "must list at least one (host, port) pair"));
+        return Err(ArgumentError::value(
+            "host",
+            "must list at least one (host, port) pair",
+        ));
     }
     items
         .iter()
@@ -185,7 +193,10 @@ pub fn addresses(
                 .ok_or_else(|| {
                     ArgumentError::type_(
                         "host",
-                        format!("item {index} must be a (host, port) pair, got {}", type_name(item)),
+                        format!(
+                            "item {index} must be a (host, port) pair, got {}",
+                            type_name(item)
+                        ),
                     )
                 })?;
             let name = pair.get_item(0).map_err(|_| wrong())?;

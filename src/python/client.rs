@@ -10,9 +10,9 @@ use super::arguments;
 use super::connector::{deliver_signals, format_address, PyConnector};
 use super::results::metrics_to_dict;
 use super::retry;
-use crate::client::retry::RetryPolicy;
 use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
+use crate::client::retry::RetryPolicy;
 use crate::client::session::Session;
 use crate::client::shared::SharedSession;
 use crate::protocol::{
@@ -293,12 +293,12 @@ impl Client {
 
 /// `put_many`'s points, each validated and encoded: the requests and the
 /// end offset of each. Nothing is sent if any point is invalid.
-pub fn encode_points(
-    py: Python<'_>,
-    points: &Bound<'_, PyAny>,
-) -> PyResult<(Vec<u8>, Vec<usize>)> {
-    let mut requests = Vec::new();
-    let mut ends = Vec::new();
+pub fn encode_points(py: Python<'_>, points: &Bound<'_, PyAny>) -> PyResult<(Vec<u8>, Vec<usize>)> {
+    // Sized up front when the iterable knows its length (about 40 bytes a
+    // request): growing a large buffer copies it again and again.
+    let hint = points.len().unwrap_or(0);
+    let mut requests = Vec::with_capacity(hint.saturating_mul(40));
+    let mut ends = Vec::with_capacity(hint);
     let items = points.try_iter().map_err(|e| {
         if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
             ClientError::from(ArgumentError::type_(

@@ -92,7 +92,10 @@ pub fn policy(obj: Option<&Bound<'_, PyAny>>) -> PyResult<RetryPolicy> {
             Ok(retry) => Ok(retry.get().policy),
             Err(_) => Err(ClientError::from(crate::protocol::ArgumentError::type_(
                 "retry",
-                format!("must be a client.Retry or None, got {}", arguments::type_name(obj)),
+                format!(
+                    "must be a client.Retry or None, got {}",
+                    arguments::type_name(obj)
+                ),
             ))
             .into()),
         },
