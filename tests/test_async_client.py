@@ -214,8 +214,8 @@ class AsyncCancellationTest(AsyncTestCase):
     def test_a_call_cancelled_at_every_byte_of_its_reply(self):
         late = reply_bytes({"a": [(1, 1)]})
 
-        async def session():
-            async with AsyncClient(*self.proxy.address, timeout=BOUND) as c:
+        async def session(timeout):
+            async with AsyncClient(*self.proxy.address, timeout=timeout) as c:
                 for after in range(len(late)):
                     self.proxy.hold(after=after)
                     call = asyncio.ensure_future(c.get("a"))
@@ -229,8 +229,11 @@ class AsyncCancellationTest(AsyncTestCase):
                     self.assertEqual(await c.get("b"), {"b": [(2, 2.0)]}, f"after {after}")
                     self.assertEqual(await c.get("a"), {"a": [(1, 1.0)]}, f"after {after}")
 
-        self.run_async(session)
-        self.assertEqual(self.proxy.connection_count, 1)
+        # Without a timeout calls take a shorter path: both are covered.
+        for count, timeout in enumerate([BOUND, None], start=1):
+            with self.subTest(timeout=timeout):
+                self.run_async(session, timeout)
+                self.assertEqual(self.proxy.connection_count, count)
 
     def test_a_call_cancelled_at_every_step_of_the_event_loop(self):
         async def session():
