@@ -356,6 +356,31 @@ class RetryTest(AsyncTestCase):
         self.assertEqual(len(received), 2)
         self.assertEqual(received[0], received[1])
 
+    def test_a_stalled_batch_is_not_retried(self):
+        def first_line_only(peer):
+            peer.read_line()
+            peer.send(b"ok\n\n")
+
+        points = [("k", 1, 1), ("k", 2, 2), ("k", 3, 3)]
+        retry = client.Retry(attempts=3, backoff=0)
+        blocking_server = self.server(first_line_only)
+        c = self.client(blocking_server.address, timeout=0.3, retry=retry)
+        with self.assertRaises(client.ClientTimeoutError):
+            c.put_many(points)
+        self.assertEqual(blocking_server.connection_count, 1)
+
+        async_server = self.server(first_line_only)
+
+        async def session():
+            ac = AsyncClient(*async_server.address, timeout=0.3, retry=retry)
+            with self.assertRaises(client.ClientTimeoutError) as caught:
+                await ac.put_many(points)
+            self.assertIn("answered 1 of the 3", str(caught.exception))
+            ac.close()
+
+        self.run_async(session)
+        self.assertEqual(async_server.connection_count, 1)
+
     def test_several_addresses_move_to_the_next_when_one_is_down(self):
         srv = self.embedded()
         refused = self.enterContext(refused_address())

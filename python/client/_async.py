@@ -42,7 +42,7 @@ _CHUNK = 4096
 class _Batch:
     """A ``put_many`` under way: counts its replies, keeps its refusals."""
 
-    __slots__ = ("future", "answered", "rejected", "total", "window", "progress")
+    __slots__ = ("future", "answered", "rejected", "total", "window", "progress", "stalled")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, total: int, window: int) -> None:
         self.future: "asyncio.Future[None]" = loop.create_future()
@@ -54,6 +54,8 @@ class _Batch:
         self.window = min(total, window)
         #: Resolved at the next reply, for a sender waiting for room.
         self.progress: Optional["asyncio.Future[None]"] = None
+        #: Set when the server answered part of it and fell silent.
+        self.stalled = False
 
     def acknowledged(self, count: int) -> None:
         self.answered += count
@@ -72,6 +74,14 @@ class _Batch:
         for waiting in (self.progress, self.future):
             if waiting is not None and not waiting.done():
                 waiting.set_exception(error)
+
+
+class _Stalled(Exception):
+    """Carries a stalled batch's error past the retry loop."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
 
 
 class _Part:
@@ -338,6 +348,9 @@ class AsyncClient:
             try:
                 await self._batch(requests, ends, limit)
                 return
+            except _Stalled as stalled:
+                # Never retried (as Client): the server would stall again.
+                raise stalled.error from None
             except ClientSocketError as error:
                 failures = await self._before_retry(error, failures)
 
@@ -447,6 +460,7 @@ class AsyncClient:
                 return
             error = _native.error("stalled", answered=waiter.answered, total=waiter.total,
                                   window=waiter.window, after=self._timeout)
+            waiter.stalled = True
             waiter.fail(error)
         else:
             if waiter.done():
@@ -485,6 +499,10 @@ class AsyncClient:
                 sent = end
                 await connection.writable()
             await batch.future
+        except ClientSocketError as error:
+            if batch.stalled:
+                raise _Stalled(error) from None
+            raise
         finally:
             if timer is not None:
                 timer.cancel()
