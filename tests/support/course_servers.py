@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Dict, List, Optional, Tuple, Type
+from typing import Dict, List, Optional, Set, Tuple, Type
 
 from tests.support import BOUND
 
@@ -101,7 +101,17 @@ class CourseServer:
     def __init__(self) -> None:
         # Each server has its own storage, as each learner's process does.
         storage: Dict[str, Dict[int, float]] = {}
-        self._protocol = type(self.PROTOCOL.__name__, (self.PROTOCOL,), {"storage": storage})
+        self._transports: Set[asyncio.BaseTransport] = set()
+        transports = self._transports
+        base = self.PROTOCOL
+
+        def connection_made(protocol: asyncio.Protocol, transport: asyncio.BaseTransport) -> None:
+            # Not the learners' code: lets stop() close what is still open.
+            transports.add(transport)
+            base.connection_made(protocol, transport)
+
+        self._protocol = type(base.__name__, (base,), {
+            "storage": storage, "connection_made": connection_made})
         self._loop = asyncio.new_event_loop()
         self._server: Optional[asyncio.AbstractServer] = None
         self._started = threading.Event()
@@ -124,6 +134,10 @@ class CourseServer:
         # Not wait_closed(): from Python 3.12 it waits for every client to
         # hang up, and a test's client may outlive the server.
         self._server.close()
+        for transport in self._transports:
+            transport.abort()
+        # One pass of the loop runs the aborted connections' callbacks.
+        self._loop.run_until_complete(asyncio.sleep(0))
         self._loop.close()
 
     def stop(self) -> None:
