@@ -4,8 +4,9 @@
 //! Discarding is what keeps a late reply from being read as the answer to
 //! the next request (the redis-py CVE-2023-28858/28859 class of bug): after
 //! a timeout, a reset, a malformed reply or an interruption the old stream
-//! is dropped and the next call opens a new one. A request is never resent
-//! automatically, since the server may already have acted on it.
+//! is dropped and the next call opens a new one. A session never resends a
+//! request (the server may already have acted on it); retries, when the
+//! caller asks for them, are made above it (`shared`, `retry`).
 //!
 //! Closing goes through the close signal, which another thread may trip at
 //! any time (see `closing`): a call under way then ends with
