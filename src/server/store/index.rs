@@ -1,0 +1,74 @@
+//! From key to slot: hash tables holding only slot numbers (the key is
+//! compared through the arena, so it is stored once), split into many
+//! shards by hash. A table doubles when full and rehashes everything in it;
+//! with 1024 shards each rehash touches a thousandth of the keys, so the
+//! store grows to tens of millions of keys without a long pause (the same
+//! aim as redis' incremental rehashing).
+
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
+
+/// Shards; a power of two.
+const SHARDS: usize = 1024;
+
+#[derive(Debug)]
+pub(super) struct Index {
+    /// Keyed per store (SipHash), so clients cannot pick colliding keys.
+    hasher: RandomState,
+    shards: Box<[HashTable<u32>]>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| HashTable::new()).collect(),
+        }
+    }
+}
+
+impl Index {
+    pub(super) fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard(hash: u64) -> usize {
+        // Bits the tables do not use for themselves (they take the low bits
+        // for the bucket and the top seven for the control byte).
+        (hash >> 40) as usize & (SHARDS - 1)
+    }
+
+    /// The slot of the key with this `hash` for which `is_key` holds.
+    pub(super) fn find(&self, hash: u64, is_key: impl Fn(usize) -> bool) -> Option<usize> {
+        self.shards[Self::shard(hash)]
+            .find(hash, |&slot| is_key(slot as usize))
+            .map(|&slot| slot as usize)
+    }
+
+    /// Adds `slot` under `hash`; `key_of(slot)` gives the key of any slot
+    /// already present (to rehash it). Returns the bytes newly allocated.
+    pub(super) fn insert<'k>(
+        &mut self,
+        hash: u64,
+        slot: u32,
+        key_of: impl Fn(usize) -> &'k str,
+    ) -> usize {
+        let Index { hasher, shards } = self;
+        let table = &mut shards[Self::shard(hash)];
+        let before = table.allocation_size();
+        table.insert_unique(hash, slot, |&slot| hasher.hash_one(key_of(slot as usize)));
+        table.allocation_size() - before
+    }
+
+    /// The bytes the index takes however many keys it holds.
+    pub(super) fn fixed_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.shards)
+    }
+
+    /// Bytes of the shards' tables, counted from scratch.
+    #[cfg(test)]
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.shards.iter().map(HashTable::allocation_size).sum()
+    }
+}

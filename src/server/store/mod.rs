@@ -1,0 +1,385 @@
+//! The in-memory time series: for each key, its points ordered by timestamp,
+//! one value per timestamp (a later put replaces the value).
+//!
+//! Keys are kept in order of first appearance and never removed, so a key's
+//! slot number is stable. That lets a reader walk the data in bounded chunks
+//! with a [`Cursor`] and release the lock between chunks: a `get *` of any
+//! size is streamed without copying the data and without stalling writers.
+//!
+//! Nothing here grows by copying everything at once, so no single put pauses
+//! the server as the store grows: keys are packed in an arena of fixed
+//! blocks (`arena`), looked up through many small hash tables (`index`),
+//! their series kept in a segmented vector (`slots`), and a series' points
+//! in chunks of at most 128 (`series`). The store counts the bytes it has
+//! allocated (`memory`), for the server's memory limit.
+
+mod arena;
+mod index;
+mod memory;
+mod series;
+mod slots;
+
+use crate::protocol::Selector;
+
+use arena::{Arena, KeyRef};
+use index::Index;
+use series::Points;
+use slots::Slots;
+
+#[derive(Debug, Default)]
+pub struct Store {
+    keys: Arena,
+    index: Index,
+    series: Slots<Series>,
+    points: u64,
+    /// Bytes allocated for keys and points, kept up to date by every put.
+    bytes: usize,
+}
+
+#[derive(Debug)]
+struct Series {
+    key: KeyRef,
+    points: Points,
+}
+
+/// Where a chunked walk over the store stands. Points added behind the
+/// cursor during the walk are not seen, points ahead of it are: every point
+/// is visited at most once, in key order then timestamp order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// The slot being walked; `None` once the walk is over.
+    slot: Option<usize>,
+    /// Only the one key at `slot` (a `get key`), or every key from it on.
+    single: bool,
+    /// The last timestamp visited in the current slot.
+    after: Option<i64>,
+}
+
+impl Cursor {
+    /// A walk over every key.
+    pub fn all() -> Self {
+        Cursor {
+            slot: Some(0),
+            single: false,
+            after: None,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.slot.is_none()
+    }
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn find(&self, hash: u64, key: &str) -> Option<usize> {
+        self.index.find(hash, |slot| {
+            self.series
+                .get(slot)
+                .is_some_and(|series| self.keys.get(series.key) == key)
+        })
+    }
+
+    /// Stores `value` at `timestamp`; returns whether the point is new
+    /// (false when it replaced an earlier value).
+    pub fn put(&mut self, key: &str, timestamp: i64, value: f64) -> bool {
+        let hash = self.index.hash(key);
+        if let Some(slot) = self.find(hash, key) {
+            let Some(series) = self.series.get_mut(slot) else {
+                return false; // the index only holds slots that exist
+            };
+            let new = series.points.insert(timestamp, value, &mut self.bytes);
+            self.points += u64::from(new);
+            return new;
+        }
+        let (at, key_bytes) = self.keys.push(key);
+        let (points, point_bytes) = Points::new(timestamp, value);
+        let (slot, slot_bytes) = self.series.push(Series { key: at, points });
+        let Store {
+            keys,
+            index,
+            series,
+            ..
+        } = self;
+        // Slots are below 2^32: each key costs tens of bytes, and 2^32 of
+        // them would be hundreds of gigabytes.
+        let slot32 = u32::try_from(slot).unwrap_or(u32::MAX);
+        let index_bytes = index.insert(hash, slot32, |slot| {
+            series.get(slot).map_or("", |s| keys.get(s.key))
+        });
+        self.bytes += key_bytes + point_bytes + slot_bytes + index_bytes;
+        self.points += 1;
+        true
+    }
+
+    /// Whether `key` has a point at `timestamp`.
+    pub fn contains(&self, key: &str, timestamp: i64) -> bool {
+        self.find(self.index.hash(key), key)
+            .and_then(|slot| self.series.get(slot))
+            .is_some_and(|series| series.points.contains(timestamp))
+    }
+
+    /// Number of stored points (distinct key and timestamp pairs).
+    pub fn points(&self) -> u64 {
+        self.points
+    }
+
+    /// Number of distinct keys.
+    pub fn keys(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Bytes the store has allocated for its keys and points (as the
+    /// allocator counts them, headers and rounding included), plus its
+    /// fixed overhead.
+    pub fn memory(&self) -> usize {
+        self.bytes + self.index.fixed_bytes() + std::mem::size_of::<Self>()
+    }
+
+    /// A cursor at the start of what `selector` asks for.
+    pub fn cursor(&self, selector: Selector<'_>) -> Cursor {
+        match selector {
+            Selector::All => Cursor::all(),
+            Selector::Key(key) => Cursor {
+                slot: self.find(self.index.hash(key), key),
+                single: true,
+                after: None,
+            },
+        }
+    }
+
+    /// Calls `visit(key, timestamp, value)` for points from `cursor` on until
+    /// `visit` returns false (after that point) or the walk ends, advancing
+    /// the cursor. Returns true when the walk is over.
+    pub fn walk(&self, cursor: &mut Cursor, mut visit: impl FnMut(&str, i64, f64) -> bool) -> bool {
+        while let Some(slot) = cursor.slot {
+            let Some(series) = self.series.get(slot) else {
+                cursor.slot = None;
+                break;
+            };
+            let key = self.keys.get(series.key);
+            let chunks = series.points.chunks();
+            let (first_chunk, mut at) = series.points.first_after(cursor.after);
+            for chunk in chunks.iter().skip(first_chunk) {
+                for &(ts, value) in &chunk[at..] {
+                    cursor.after = Some(ts);
+                    if !visit(key, ts, value) {
+                        return false;
+                    }
+                }
+                at = 0;
+            }
+            cursor.after = None;
+            cursor.slot = if cursor.single { None } else { Some(slot + 1) };
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    impl Store {
+        /// Recounts every allocation and checks the running count and the
+        /// series' invariants.
+        fn check(&self) {
+            let mut points = 0;
+            let mut series_bytes = 0;
+            for slot in 0..self.series.len() {
+                let series = self.series.get(slot).unwrap();
+                series.points.check();
+                series_bytes += series.points.heap_bytes();
+                points += series.points.chunks().iter().map(Vec::len).sum::<usize>();
+                let key = self.keys.get(series.key);
+                assert_eq!(self.find(self.index.hash(key), key), Some(slot));
+            }
+            assert_eq!(points as u64, self.points);
+            let counted = self.keys.heap_bytes()
+                + self.index.heap_bytes()
+                + self.series.heap_bytes()
+                + series_bytes;
+            assert_eq!(counted, self.bytes);
+        }
+    }
+
+    /// A put: key number, timestamp, value.
+    fn puts() -> impl Strategy<Value = Vec<(u8, i64, f64)>> {
+        let timestamp = prop_oneof![
+            -300i64..300,
+            any::<i64>(),
+            Just(i64::MIN),
+            Just(i64::MAX),
+        ];
+        prop::collection::vec((0u8..6, timestamp, -1e3f64..1e3), 0..2000)
+    }
+
+    fn key_name(k: u8) -> String {
+        // Some keys long enough for a block of their own.
+        match k {
+            5 => "L".repeat(5000),
+            4 => String::new(),
+            _ => format!("key{k}"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// The store holds what a map of sorted maps holds, walks it in the
+        /// same order in chunks of any size, and counts its memory exactly.
+        #[test]
+        fn behaves_like_a_map_of_sorted_maps(puts in puts(), chunk in 1usize..300) {
+            let mut store = Store::new();
+            let mut model: Vec<(String, BTreeMap<i64, f64>)> = Vec::new();
+            for &(k, ts, value) in &puts {
+                let key = key_name(k);
+                let series = match model.iter().position(|(name, _)| *name == key) {
+                    Some(i) => &mut model[i].1,
+                    None => {
+                        model.push((key.clone(), BTreeMap::new()));
+                        &mut model.last_mut().unwrap().1
+                    }
+                };
+                let want_new = series.insert(ts, value).is_none();
+                prop_assert_eq!(store.contains(&key, ts), !want_new);
+                prop_assert_eq!(store.put(&key, ts, value), want_new);
+                prop_assert!(store.contains(&key, ts));
+            }
+            store.check();
+            prop_assert_eq!(store.keys(), model.len());
+            let want: Vec<(String, i64, f64)> = model
+                .iter()
+                .flat_map(|(key, points)| points.iter().map(|(&t, &v)| (key.clone(), t, v)))
+                .collect();
+            prop_assert_eq!(collect(&store, Cursor::all(), chunk), want);
+            for (key, points) in &model {
+                let got = collect(&store, store.cursor(Selector::Key(key)), chunk);
+                let want: Vec<_> = points.iter().map(|(&t, &v)| (key.clone(), t, v)).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+
+    #[test]
+    fn long_series_cost_at_most_32_bytes_per_point() {
+        for (name, order) in [("in order", false), ("shuffled", true)] {
+            let mut store = Store::new();
+            store.put("k", 0, 0.0);
+            let before = store.memory();
+            let n: i64 = 200_000;
+            let mut x: i64 = 1;
+            for i in 1..=n {
+                let ts = if order {
+                    // A permutation of 1..=n (n + 1 is prime... close enough:
+                    // a multiplicative walk modulo a prime above n).
+                    x = x * 48271 % 200_003;
+                    x
+                } else {
+                    i
+                };
+                store.put("k", ts, 1.0);
+            }
+            store.check();
+            let per_point = (store.memory() - before) as f64 / (store.points() - 1) as f64;
+            assert!(per_point <= 32.0, "{name}: {per_point} bytes per point");
+        }
+    }
+
+    #[test]
+    fn memory_grows_with_keys_and_points() {
+        let mut store = Store::new();
+        let empty = store.memory();
+        assert!(empty > 0);
+        for i in 0..10_000 {
+            store.put(&format!("key{i}"), 1, 1.0);
+        }
+        store.check();
+        let per_key = (store.memory() - empty) / 10_000;
+        assert!((40..=160).contains(&per_key), "{per_key} bytes per key");
+    }
+
+    fn collect(store: &Store, mut cursor: Cursor, chunk: usize) -> Vec<(String, i64, f64)> {
+        let mut out = Vec::new();
+        loop {
+            let mut n = 0;
+            let done = store.walk(&mut cursor, |k, t, v| {
+                out.push((k.to_owned(), t, v));
+                n += 1;
+                n < chunk
+            });
+            if done {
+                assert!(cursor.is_done());
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn points_are_ordered_and_overwritten() {
+        let mut store = Store::new();
+        assert!(store.put("test_key", 1503319740, 12.0));
+        assert!(store.put("test_key", 1503319739, 13.0));
+        assert!(store.put("other", 5, 1.0));
+        assert!(!store.put("test_key", 1503319740, 14.0));
+        assert_eq!((store.points(), store.keys()), (3, 2));
+        let key = store.cursor(Selector::Key("test_key"));
+        assert_eq!(
+            collect(&store, key, usize::MAX),
+            vec![
+                ("test_key".into(), 1503319739, 13.0),
+                ("test_key".into(), 1503319740, 14.0)
+            ]
+        );
+        let all = store.cursor(Selector::All);
+        assert_eq!(collect(&store, all, usize::MAX).len(), 3);
+        let missing = store.cursor(Selector::Key("missing"));
+        assert!(missing.is_done());
+        assert_eq!(collect(&store, missing, 1), vec![]);
+    }
+
+    #[test]
+    fn chunked_walks_see_every_point_once() {
+        let mut store = Store::new();
+        for k in 0..7 {
+            for t in (0..13).rev() {
+                store.put(&format!("k{k}"), t * 3 - 10, (k * 100 + t) as f64);
+            }
+        }
+        let whole = collect(&store, Cursor::all(), usize::MAX);
+        assert_eq!(whole.len(), 7 * 13);
+        for chunk in 1..20 {
+            assert_eq!(collect(&store, Cursor::all(), chunk), whole);
+        }
+    }
+
+    #[test]
+    fn writes_between_chunks_ahead_of_the_cursor_are_seen() {
+        let mut store = Store::new();
+        store.put("a", 1, 1.0);
+        store.put("a", 3, 3.0);
+        let mut cursor = Cursor::all();
+        let mut seen = Vec::new();
+        assert!(!store.walk(&mut cursor, |k, t, _| {
+            seen.push((k.to_owned(), t));
+            false
+        }));
+        store.put("a", 0, 0.0); // behind the cursor: not seen
+        store.put("a", 2, 2.0); // ahead: seen
+        store.put("b", 9, 9.0); // a new key: seen
+        assert!(store.walk(&mut cursor, |k, t, _| {
+            seen.push((k.to_owned(), t));
+            true
+        }));
+        let want: Vec<(String, i64)> = [("a", 1), ("a", 2), ("a", 3), ("b", 9)]
+            .iter()
+            .map(|&(k, t)| (k.to_owned(), t))
+            .collect();
+        assert_eq!(seen, want);
+    }
+}
