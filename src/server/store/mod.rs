@@ -161,10 +161,10 @@ impl Store {
                 break;
             };
             let key = self.keys.get(series.key);
-            let chunks = series.points.chunks();
-            let (first_chunk, mut at) = series.points.first_after(cursor.after);
-            for chunk in chunks.iter().skip(first_chunk) {
-                for &(ts, value) in &chunk[at..] {
+            let points = &series.points;
+            let (first_chunk, mut at) = points.first_after(cursor.after);
+            for c in first_chunk..points.chunk_count() {
+                for &(ts, value) in &points.chunk(c)[at..] {
                     cursor.after = Some(ts);
                     if !visit(key, ts, value) {
                         return false;
@@ -195,7 +195,9 @@ mod tests {
                 let series = self.series.get(slot).unwrap();
                 series.points.check();
                 series_bytes += series.points.heap_bytes();
-                points += series.points.chunks().iter().map(Vec::len).sum::<usize>();
+                points += (0..series.points.chunk_count())
+                    .map(|c| series.points.chunk(c).len())
+                    .sum::<usize>();
                 let key = self.keys.get(series.key);
                 assert_eq!(self.find(self.index.hash(key), key), Some(slot));
             }

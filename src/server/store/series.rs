@@ -5,9 +5,7 @@
 //! series of up to `CHUNK` points is a single vector, without the list of
 //! chunks. Every chunk is non-empty.
 
-use std::slice;
-
-use super::memory::{heap_of, adjust};
+use super::memory::{adjust, heap_of};
 
 /// A timestamp and its value.
 pub(super) type Point = (i64, f64);
@@ -18,10 +16,18 @@ pub(super) const CHUNK: usize = 128;
 
 type Chunk = Vec<Point>;
 
+/// A chunk in a list, with its first timestamp beside it so that finding a
+/// chunk searches one contiguous array instead of visiting every chunk.
+#[derive(Debug)]
+pub(super) struct Run {
+    first: i64,
+    points: Chunk,
+}
+
 #[derive(Debug)]
 pub(super) enum Points {
     Single(Chunk),
-    Chunked(Vec<Chunk>),
+    Chunked(Vec<Run>),
 }
 
 /// Where a point sits: chunk number and index in the chunk.
@@ -31,14 +37,13 @@ fn chunk_bytes(chunk: &Chunk) -> usize {
     heap_of::<Point>(chunk.capacity())
 }
 
-/// Makes room for one more point in `chunk`, doubling its capacity (never
-/// past `CHUNK`) rather than letting `Vec` pick a minimum of four.
+/// Makes room for one more point in `chunk` (shorter than `CHUNK`),
+/// doubling its capacity up to `CHUNK` rather than letting `Vec` pick a
+/// minimum of four.
 fn reserve_one(chunk: &mut Chunk, bytes: &mut usize) {
     if chunk.len() == chunk.capacity() {
         let before = chunk_bytes(chunk);
-        // Only called on chunks shorter than CHUNK, so room remains.
-        let grow = chunk.capacity().max(1).min(CHUNK - chunk.capacity());
-        chunk.reserve_exact(grow);
+        chunk.reserve_exact(chunk.capacity().max(1).min(CHUNK - chunk.capacity()));
         adjust(bytes, before, chunk_bytes(chunk));
     }
 }
@@ -52,42 +57,62 @@ impl Points {
         (Points::Single(chunk), bytes)
     }
 
-    pub(super) fn chunks(&self) -> &[Chunk] {
+    pub(super) fn chunk_count(&self) -> usize {
         match self {
-            Points::Single(chunk) => slice::from_ref(chunk),
-            Points::Chunked(chunks) => chunks,
+            Points::Single(_) => 1,
+            Points::Chunked(runs) => runs.len(),
+        }
+    }
+
+    /// Chunk `c`, which must exist.
+    pub(super) fn chunk(&self, c: usize) -> &[Point] {
+        match self {
+            Points::Single(chunk) => chunk,
+            Points::Chunked(runs) => &runs[c].points,
+        }
+    }
+
+    fn chunk_mut(&mut self, c: usize) -> &mut Chunk {
+        match self {
+            Points::Single(chunk) => chunk,
+            Points::Chunked(runs) => &mut runs[c].points,
         }
     }
 
     /// The chunk where `timestamp` is or would go: the last one starting
     /// at or before it (the first when it precedes them all).
     fn chunk_for(&self, timestamp: i64) -> usize {
-        let chunks = self.chunks();
-        let last = chunks.len() - 1;
-        if chunks[last][0].0 <= timestamp {
-            return last; // the common case: at or past the last chunk's start
+        match self {
+            Points::Single(_) => 0,
+            Points::Chunked(runs) => {
+                let last = runs.len() - 1;
+                if runs[last].first <= timestamp {
+                    return last; // the common case: timestamps grow
+                }
+                runs.partition_point(|run| run.first <= timestamp)
+                    .saturating_sub(1)
+            }
         }
-        chunks
-            .partition_point(|chunk| chunk[0].0 <= timestamp)
-            .saturating_sub(1)
     }
 
     pub(super) fn contains(&self, timestamp: i64) -> bool {
-        let chunk = &self.chunks()[self.chunk_for(timestamp)];
+        let chunk = self.chunk(self.chunk_for(timestamp));
         chunk.binary_search_by_key(&timestamp, |p| p.0).is_ok()
     }
 
     /// The first point with a timestamp after `after` (from the start when
-    /// `None`); may be one past the end.
+    /// `None`); may be past the end.
     pub(super) fn first_after(&self, after: Option<i64>) -> Position {
         let Some(after) = after else {
             return (0, 0);
         };
-        let chunks = self.chunks();
-        let c = chunks.partition_point(|chunk| chunk[chunk.len() - 1].0 <= after);
-        match chunks.get(c) {
-            Some(chunk) => (c, chunk.partition_point(|p| p.0 <= after)),
-            None => (c, 0),
+        let c = self.chunk_for(after);
+        let chunk = self.chunk(c);
+        let at = chunk.partition_point(|p| p.0 <= after);
+        if at == chunk.len() {
+            (c + 1, 0)
+        } else {
+            (c, at)
         }
     }
 
@@ -95,69 +120,73 @@ impl Points {
     /// allocated bytes) up to date. Returns whether the point is new.
     pub(super) fn insert(&mut self, timestamp: i64, value: f64, bytes: &mut usize) -> bool {
         let c = self.chunk_for(timestamp);
-        let chunk = &self.chunks()[c];
+        let chunk = self.chunk_mut(c);
         let at = match chunk.binary_search_by_key(&timestamp, |p| p.0) {
             Ok(at) => {
-                self.chunk_mut(c)[at].1 = value;
+                chunk[at].1 = value;
                 return false;
             }
             Err(at) => at,
         };
         if chunk.len() < CHUNK {
-            let chunk = self.chunk_mut(c);
             reserve_one(chunk, bytes);
             chunk.insert(at, (timestamp, value));
+            if let (0, Points::Chunked(runs)) = (at, self) {
+                runs[c].first = timestamp;
+            }
             return true;
         }
         // The chunk is full.
-        let chunks = self.make_chunked(bytes);
+        let runs = self.make_chunked(bytes);
         if at == CHUNK {
             // After the whole chunk: at the front of the next one if it has
-            // room, else in a new chunk (timestamps in order fill chunks to
-            // the brim this way).
-            if let Some(next) = chunks.get_mut(c + 1).filter(|next| next.len() < CHUNK) {
-                reserve_one(next, bytes);
-                next.insert(0, (timestamp, value));
-            } else {
-                // At the end, timestamps in order will fill it: full size at
-                // once. Between chunks it may stay small: grow as needed.
-                let last = c + 1 == chunks.len();
-                let mut fresh = Vec::with_capacity(if last { CHUNK } else { 1 });
-                fresh.push((timestamp, value));
-                *bytes += chunk_bytes(&fresh);
-                insert_chunk(chunks, c + 1, fresh, bytes);
+            // room, else in a new chunk (so timestamps in order fill chunks
+            // to the brim).
+            match runs.get_mut(c + 1).filter(|next| next.points.len() < CHUNK) {
+                Some(next) => {
+                    reserve_one(&mut next.points, bytes);
+                    next.points.insert(0, (timestamp, value));
+                    next.first = timestamp;
+                }
+                None => {
+                    // At the end, timestamps in order will fill it: full
+                    // size at once. Between chunks it may stay small.
+                    let last = c + 1 == runs.len();
+                    let mut fresh = Vec::with_capacity(if last { CHUNK } else { 1 });
+                    fresh.push((timestamp, value));
+                    *bytes += chunk_bytes(&fresh);
+                    insert_run(runs, c + 1, fresh, bytes);
+                }
             }
         } else {
             // Inside the chunk: split it in halves.
             let mut tail = Vec::with_capacity(CHUNK);
-            tail.extend_from_slice(&chunks[c][CHUNK / 2..]);
-            chunks[c].truncate(CHUNK / 2);
+            tail.extend_from_slice(&runs[c].points[CHUNK / 2..]);
+            runs[c].points.truncate(CHUNK / 2);
             *bytes += chunk_bytes(&tail);
             if at <= CHUNK / 2 {
-                chunks[c].insert(at, (timestamp, value));
+                runs[c].points.insert(at, (timestamp, value));
+                runs[c].first = runs[c].points[0].0;
             } else {
                 tail.insert(at - CHUNK / 2, (timestamp, value));
             }
-            insert_chunk(chunks, c + 1, tail, bytes);
+            insert_run(runs, c + 1, tail, bytes);
         }
         true
     }
 
-    fn chunk_mut(&mut self, c: usize) -> &mut Chunk {
-        match self {
-            Points::Single(chunk) => chunk,
-            Points::Chunked(chunks) => &mut chunks[c],
-        }
-    }
-
-    fn make_chunked(&mut self, bytes: &mut usize) -> &mut Vec<Chunk> {
+    fn make_chunked(&mut self, bytes: &mut usize) -> &mut Vec<Run> {
         if let Points::Single(chunk) = self {
-            let chunks = vec![std::mem::take(chunk)];
-            *bytes += heap_of::<Chunk>(chunks.capacity());
-            *self = Points::Chunked(chunks);
+            let points = std::mem::take(chunk);
+            let runs = vec![Run {
+                first: points[0].0,
+                points,
+            }];
+            *bytes += heap_of::<Run>(runs.capacity());
+            *self = Points::Chunked(runs);
         }
         match self {
-            Points::Chunked(chunks) => chunks,
+            Points::Chunked(runs) => runs,
             Points::Single(_) => unreachable!("made chunked just above"),
         }
     }
@@ -166,20 +195,26 @@ impl Points {
     /// count; this checks it).
     #[cfg(test)]
     pub(super) fn heap_bytes(&self) -> usize {
-        let chunks: usize = self.chunks().iter().map(chunk_bytes).sum();
         match self {
-            Points::Single(_) => chunks,
-            Points::Chunked(list) => chunks + heap_of::<Chunk>(list.capacity()),
+            Points::Single(chunk) => chunk_bytes(chunk),
+            Points::Chunked(runs) => {
+                let chunks: usize = runs.iter().map(|run| chunk_bytes(&run.points)).sum();
+                chunks + heap_of::<Run>(runs.capacity())
+            }
         }
     }
 
-    /// Whether every chunk is non-empty, sorted, and no longer than `CHUNK`,
-    /// and the chunks are in order.
+    /// Checks that chunks are non-empty, sorted, no longer than `CHUNK`, in
+    /// order, and that each run knows its first timestamp.
     #[cfg(test)]
     pub(super) fn check(&self) {
         let mut last = None;
-        for chunk in self.chunks() {
+        for c in 0..self.chunk_count() {
+            let chunk = self.chunk(c);
             assert!(!chunk.is_empty() && chunk.len() <= CHUNK);
+            if let Points::Chunked(runs) = self {
+                assert_eq!(runs[c].first, chunk[0].0);
+            }
             for &(ts, _) in chunk {
                 assert!(last < Some(ts), "points out of order");
                 last = Some(ts);
@@ -188,8 +223,14 @@ impl Points {
     }
 }
 
-fn insert_chunk(chunks: &mut Vec<Chunk>, at: usize, chunk: Chunk, bytes: &mut usize) {
-    let before = heap_of::<Chunk>(chunks.capacity());
-    chunks.insert(at, chunk);
-    adjust(bytes, before, heap_of::<Chunk>(chunks.capacity()));
+fn insert_run(runs: &mut Vec<Run>, at: usize, points: Chunk, bytes: &mut usize) {
+    let before = heap_of::<Run>(runs.capacity());
+    runs.insert(
+        at,
+        Run {
+            first: points[0].0,
+            points,
+        },
+    );
+    adjust(bytes, before, heap_of::<Run>(runs.capacity()));
 }
