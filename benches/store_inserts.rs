@@ -75,7 +75,11 @@ fn shape(which: usize, keys: &[String], mut put: impl FnMut(&str, i64, f64)) {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
             for _ in 0..PUTS {
                 let r = rng.next();
-                put(&keys[(r % 1000) as usize], (r >> 20) as i64 % 1_000_000, 1.0);
+                put(
+                    &keys[(r % 1000) as usize],
+                    (r >> 20) as i64 % 1_000_000,
+                    1.0,
+                );
             }
         }
     }
@@ -99,7 +103,10 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(3);
     let keys: Vec<String> = (0..PUTS / 4).map(|i| format!("host{i}.cpu")).collect();
-    println!("{:<42} {:>12} {:>12} {:>7}", "shape (4M puts)", "store M/s", "before M/s", "ratio");
+    println!(
+        "{:<42} {:>12} {:>12} {:>7}",
+        "shape (4M puts)", "store M/s", "before M/s", "ratio"
+    );
     for (which, name) in SHAPES.iter().enumerate() {
         let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {

@@ -116,6 +116,30 @@ def _positive_int(what: str) -> Callable[[str], int]:
     return parse
 
 
+_SIZE_UNITS = {"": 0, "B": 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}
+
+
+def _size(what: str) -> Callable[[str], int]:
+    """Bytes as ``1048576``, ``512KiB``, ``64MiB``, ``2GiB`` (the units the
+    server accepts; decimal ``GB`` is refused as ambiguous)."""
+
+    def parse(text: str) -> int:
+        stripped = text.strip()
+        digits = len(stripped) - len(stripped.lstrip("0123456789"))
+        number, unit = stripped[:digits], stripped[digits:].strip()
+        if not number or unit not in _SIZE_UNITS:
+            raise argparse.ArgumentTypeError(
+                f"invalid {what} {text!r}: use a whole number of bytes, optionally followed by KiB, MiB, GiB or TiB"
+            )
+        size = int(number) << _SIZE_UNITS[unit]
+        if size < 1:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: must be more than 0")
+        return size
+
+    parse.__name__ = what
+    return parse
+
+
 def _number(text: str) -> float:
     """A metric value: an int when written as one (sent as ``301``), else a
     float (sent as Python's ``str(float)``)."""
@@ -230,6 +254,31 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("always", "everysec", "no"),
         default="everysec",
         help="when the log is synced to disk (default: %(default)s)",
+    )
+    limits = serve.add_argument_group("limits")
+    limits.add_argument(
+        "--max-memory",
+        type=_size("size"),
+        metavar="SIZE",
+        help="memory for stored keys and points, e.g. 2GiB; past it puts are refused (default: no limit)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive_int("count"),
+        metavar="N",
+        help="connections served at once; more are told 'too many connections' (default: 10000)",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=_positive_float(0, "timeout"),
+        metavar="SECONDS",
+        help="close connections that make no progress for this long (default: never)",
+    )
+    limits.add_argument(
+        "--max-request-buffers",
+        type=_size("size"),
+        metavar="SIZE",
+        help="memory all connections together may hold for unfinished long lines (default: 256MiB)",
     )
     serve.set_defaults(run=_cmd_serve)
 
@@ -355,7 +404,14 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         try:
             # Checks the data file and binds; the replay goes on in a
             # thread, so the stop signals are handled while it runs.
-            server = Server(host=args.host, port=args.port, data=args.data, fsync=args.fsync, log=True, wait=False)
+            limits = {
+                name: getattr(args, name)
+                for name in ("max_memory", "max_connections", "idle_timeout", "max_request_buffers")
+                if getattr(args, name) is not None
+            }
+            server = Server(
+                host=args.host, port=args.port, data=args.data, fsync=args.fsync, log=True, wait=False, **limits
+            )
         except (OSError, ValueError, TypeError, ClientError) as exc:
             raise refused(exc) from None
         for signum in stop_signals:

@@ -161,6 +161,10 @@ class Server:
         *,
         log: bool = False,
         wait: bool = True,
+        max_memory: Optional[Union[int, str]] = None,
+        max_connections: int = 10000,
+        idle_timeout: Optional[float] = None,
+        max_request_buffers: Union[int, str] = "256MiB",
     ) -> None: ...
     @property
     def address(self) -> Tuple[str, int]: ...

@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyOSError, PyRuntimeWarning, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBool;
+use pyo3::types::{PyBool, PyString};
 
-use crate::server::{self, Config, FsyncPolicy, Level, LogSink, ServerError};
+use crate::server::{self, Config, FsyncPolicy, Level, Limits, LogSink, ServerError};
 
 /// An embedded metrics server, serving in background threads.
 ///
-/// ``Server(host="127.0.0.1", port=0, data=None, fsync="everysec", *, log=False, wait=True)``
+/// ``Server(host="127.0.0.1", port=0, data=None, fsync="everysec", *, log=False, wait=True,
+/// max_memory=None, max_connections=10000, idle_timeout=None,
+/// max_request_buffers="256MiB")``
 /// binds and starts serving before it returns; ``port=0`` picks a free port,
 /// see ``address``. Requests are served by Rust threads that never take the
 /// GIL, so Python code (including a ``Client`` in the same process) runs
@@ -51,8 +53,16 @@ use crate::server::{self, Config, FsyncPolicy, Level, LogSink, ServerError};
 /// compaction, errors) to stderr; otherwise only errors are written there.
 ///
 /// Limits: a request line may be at most 1 MiB (a longer one is answered
-/// ``error\nline too long\n\n`` and the connection is closed); up to 10,000
-/// connections at once.
+/// ``error\nline too long\n\n`` and the connection is closed).
+/// ``max_memory`` (bytes, or a string such as ``"2GiB"``; None: no limit)
+/// bounds the stored keys and points: past it a put that would add a point
+/// is answered ``error\nout of memory\n\n``. ``max_connections``: a
+/// connection beyond it is answered ``error\ntoo many connections\n\n`` and
+/// closed. ``idle_timeout`` (seconds; None: never) closes a connection that
+/// makes no progress for that long. ``max_request_buffers`` bounds the memory
+/// all connections together hold for unfinished long lines; past it those
+/// holding the largest are answered ``error\nrequest buffers full\n\n`` and
+/// closed.
 ///
 /// ``close()`` (also on leaving a ``with`` block) stops the server and
 /// writes and fsyncs the journal whatever ``fsync`` says; it raises ``OSError``
@@ -93,6 +103,78 @@ struct Loaded {
 
 /// How long a wait sleeps between checks for Python signals.
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_string(), |n| n.to_string())
+}
+
+/// A size in bytes: a positive int, or a string such as ``"2GiB"``.
+fn size_argument(name: &str, value: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if let Ok(text) = value.cast::<PyString>() {
+        return server::parse_size(&text.to_cow()?)
+            .map_err(|e| PyValueError::new_err(format!("{name}: {e}")));
+    }
+    if value.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be an int or a str such as '2GiB', not bool"
+        )));
+    }
+    let number: i128 = value.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{name} must be an int or a str such as '2GiB', not {}",
+            type_name(value)
+        ))
+    })?;
+    match usize::try_from(number) {
+        Ok(bytes) if bytes > 0 => Ok(bytes),
+        _ if number > 0 => Err(PyValueError::new_err(format!(
+            "{name} is too large: {number}"
+        ))),
+        _ => Err(PyValueError::new_err(format!(
+            "{name} must be more than 0, got {number}"
+        ))),
+    }
+}
+
+fn count_argument(name: &str, value: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if value.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be an int, not bool"
+        )));
+    }
+    let number: i128 = value.extract().map_err(|_| {
+        PyTypeError::new_err(format!("{name} must be an int, not {}", type_name(value)))
+    })?;
+    usize::try_from(number)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| PyValueError::new_err(format!("{name} must be at least 1, got {number}")))
+}
+
+/// Seconds as an int or float, more than 0.
+fn seconds_argument(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    if value.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be a number of seconds, not bool"
+        )));
+    }
+    let seconds: f64 = value.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{name} must be a number of seconds, not {}",
+            type_name(value)
+        ))
+    })?;
+    if !(seconds > 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "{name} must be more than 0 seconds, got {seconds}"
+        )));
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| PyValueError::new_err(format!("{name} is too large: {seconds}")))
+}
 
 fn port_argument(port: &Bound<'_, PyAny>) -> PyResult<u16> {
     if port.is_instance_of::<PyBool>() {
@@ -267,8 +349,9 @@ impl Drop for Server {
 impl Server {
     #[new]
     #[pyo3(
-        signature = (host="127.0.0.1", port=None, data=None, fsync="everysec", *, log=false, wait=true),
-        text_signature = "(host='127.0.0.1', port=0, data=None, fsync='everysec', *, log=False, wait=True)"
+        signature = (host="127.0.0.1", port=None, data=None, fsync="everysec", *, log=false, wait=true,
+                     max_memory=None, max_connections=None, idle_timeout=None, max_request_buffers=None),
+        text_signature = "(host='127.0.0.1', port=0, data=None, fsync='everysec', *, log=False, wait=True, max_memory=None, max_connections=10000, idle_timeout=None, max_request_buffers='256MiB')"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -279,17 +362,40 @@ impl Server {
         fsync: &str,
         log: bool,
         wait: bool,
+        max_memory: Option<&Bound<'_, PyAny>>,
+        max_connections: Option<&Bound<'_, PyAny>>,
+        idle_timeout: Option<&Bound<'_, PyAny>>,
+        max_request_buffers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let port = port.map(port_argument).transpose()?.unwrap_or(0);
         let fsync: FsyncPolicy = fsync.parse().map_err(PyValueError::new_err)?;
         if host.is_empty() {
             return Err(PyValueError::new_err("host must not be empty"));
         }
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_memory: max_memory
+                .map(|v| size_argument("max_memory", v))
+                .transpose()?,
+            max_connections: max_connections
+                .map(|v| count_argument("max_connections", v))
+                .transpose()?
+                .unwrap_or(defaults.max_connections),
+            idle_timeout: idle_timeout
+                .map(|v| seconds_argument("idle_timeout", v))
+                .transpose()?,
+            max_request_buffers: max_request_buffers
+                .map(|v| size_argument("max_request_buffers", v))
+                .transpose()?
+                .unwrap_or(defaults.max_request_buffers),
+            ..defaults
+        };
         let config = Config {
             host: host.to_owned(),
             port,
             data: data.clone(),
             fsync,
+            limits,
             log: Some(sink(log)),
             ..Config::default()
         };

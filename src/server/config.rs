@@ -7,13 +7,26 @@ use std::time::Duration;
 use super::journal::FsyncPolicy;
 use super::log::LogSink;
 
-/// Bounds on what one connection may make the server hold.
+/// Bounds on what clients may make the server hold.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Longest request line in bytes, without its `\n`.
     pub max_line_bytes: usize,
-    /// Connections served at once; more are closed on accept.
+    /// Connections served at once; a connection beyond it is answered
+    /// `error\ntoo many connections\n\n` and closed.
     pub max_connections: usize,
+    /// Bytes the store may hold (keys and points, as allocated); past it a
+    /// put that would add a point is refused with `error\nout of memory\n\n`.
+    /// `None`: no limit.
+    pub max_memory: Option<usize>,
+    /// Bytes of read buffer all connections together may hold beyond their
+    /// initial `read_buffer_bytes` (that is, for unfinished long lines).
+    /// Past it the connections holding the largest unfinished lines are
+    /// answered `error\nrequest buffers full\n\n` and closed.
+    pub max_request_buffers: usize,
+    /// A connection with no progress in either direction for this long is
+    /// closed. `None`: never.
+    pub idle_timeout: Option<Duration>,
     /// Initial read buffer of a connection.
     pub read_buffer_bytes: usize,
     /// Replies are written once this many bytes are pending; also the size
@@ -26,6 +39,9 @@ impl Default for Limits {
         Limits {
             max_line_bytes: crate::protocol::DEFAULT_MAX_LINE_BYTES,
             max_connections: 10_000,
+            max_memory: None,
+            max_request_buffers: 256 << 20,
+            idle_timeout: None,
             read_buffer_bytes: 16 << 10,
             write_chunk_bytes: 64 << 10,
         }
@@ -82,5 +98,76 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("log", &self.log.is_some())
             .finish()
+    }
+}
+
+/// Why a size such as `2GiB` could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SizeError {
+    #[error("{0:?} is not a size: use a whole number of bytes, optionally followed by KiB, MiB, GiB or TiB")]
+    Malformed(String),
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+    #[error("{0:?}: the size must be more than 0")]
+    Zero(String),
+}
+
+/// Reads a size in bytes: `1048576`, `512KiB`, `64 MiB`, `2GiB` (units are
+/// powers of 1024; decimal units such as `GB` are refused as ambiguous).
+pub fn parse_size(text: &str) -> Result<usize, SizeError> {
+    let trimmed = text.trim();
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let shift = match unit.trim_start() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        "TiB" => 40,
+        _ => return Err(SizeError::Malformed(text.to_owned())),
+    };
+    if number.is_empty() {
+        return Err(SizeError::Malformed(text.to_owned()));
+    }
+    let number: usize = number
+        .parse()
+        .map_err(|_| SizeError::TooLarge(text.to_owned()))?;
+    let bytes = number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| SizeError::TooLarge(text.to_owned()))?;
+    if bytes == 0 {
+        return Err(SizeError::Zero(text.to_owned()));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_with_binary_units() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size(" 64 MiB "), Ok(64 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        for bad in ["", "GiB", "2GB", "2 gib", "1.5GiB", "-1", "2GiBs", "0x10"] {
+            assert!(
+                matches!(parse_size(bad), Err(SizeError::Malformed(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(parse_size("0KiB"), Err(SizeError::Zero(_))));
+        assert!(matches!(
+            parse_size("99999999999999999999"),
+            Err(SizeError::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_size("99999999999TiB"),
+            Err(SizeError::TooLarge(_))
+        ));
+        assert!(parse_size("0").is_err());
     }
 }

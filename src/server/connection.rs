@@ -1,19 +1,23 @@
 //! One client connection: read what is available, answer every complete
 //! line in order, write the answers, repeat.
 
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::ops::Range;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::watch;
 
+use super::budget::Account;
 use super::listener::ConnectionSlot;
 use super::shared::{Shared, State};
 use super::store::{Cursor, Store};
-use super::{Durability, LINE_TOO_LONG};
+use super::{Durability, BUFFERS_FULL, LINE_TOO_LONG};
 use crate::protocol::{
     encode_error, encode_ok, encode_points_end, encode_points_start, encode_wrong_command,
     parse_command, push_point, Command, LineSplitter, Selector,
@@ -49,14 +53,82 @@ pub(super) async fn serve(std_stream: std::net::TcpStream, slot: ConnectionSlot)
     let Ok(sock) = (unsafe { AsyncFd::register(std_stream) }) else {
         return;
     };
-    let mut connection = Connection::new(&shared);
-    // Errors here are the peer's doing (reset, broken pipe) or shutdown.
-    let _ = connection.run(&sock).await;
+    let account = shared.budget.open();
+    let shed = Arc::clone(&account.shed);
+    let mut connection = Connection::new(&shared, account);
+    // Errors here are the peer's doing (reset, broken pipe, idle timeout)
+    // or shutdown.
+    let _ = match unless(connection.run(&sock), shed.wait()).await {
+        Some(result) => result,
+        // Told to shed (other connections need the buffer budget): the
+        // run was dropped at an await, where the state is consistent.
+        None => connection.shed(&sock).await,
+    };
     drop(slot);
+}
+
+/// Refuses a connection the server will not serve: sends `error\n<message>`
+/// and closes, lingering briefly so the client reads the error.
+pub(super) async fn refuse(std_stream: std::net::TcpStream, message: &str) {
+    // SAFETY: as in `serve`.
+    let Ok(sock) = (unsafe { AsyncFd::register(std_stream) }) else {
+        return;
+    };
+    let mut reply = Vec::new();
+    encode_error(&mut reply, message);
+    if write_all(&sock, &reply, Some(LINGER)).await.is_ok() {
+        linger(&sock, &mut [0; 4096]).await;
+    }
+}
+
+/// Runs `work` unless `stop` completes first (then `work` is dropped and
+/// the result is `None`).
+async fn unless<T>(work: impl Future<Output = T>, stop: impl Future<Output = ()>) -> Option<T> {
+    let mut work = pin!(work);
+    let mut stop = pin!(stop);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(value) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(value));
+        }
+        stop.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// `io`, failing with `TimedOut` when it makes no progress for `idle`.
+async fn within<T>(
+    idle: Option<Duration>,
+    io: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    match idle {
+        None => io.await,
+        Some(limit) => tokio::time::timeout(limit, io)
+            .await
+            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "idle"))),
+    }
+}
+
+/// After the last reply: stops sending, then drains input for a moment (at
+/// most `LINGER`, `LINGER_BYTES`), so the client reads the reply instead of
+/// a reset.
+async fn linger(sock: &Socket, buf: &mut [u8]) {
+    let _ = sock.get_ref().shutdown(std::net::Shutdown::Write);
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match read(sock, buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
 }
 
 struct Connection<'s> {
     shared: &'s Shared,
+    /// This connection's share of the request buffer budget.
+    account: Account<'s>,
     /// Unconsumed input is `rbuf[..end]`; the rest is space to read into.
     rbuf: Vec<u8>,
     end: usize,
@@ -145,12 +217,13 @@ fn read_now(sock: &Socket, buf: &mut [u8]) -> io::Result<usize> {
     sock.try_io(Interest::READABLE, |mut s| s.read(buf))
 }
 
-async fn write_all(sock: &Socket, mut buf: &[u8]) -> io::Result<()> {
+/// Writes all of `buf`, failing when the peer takes nothing for `idle`.
+async fn write_all(sock: &Socket, mut buf: &[u8], idle: Option<Duration>) -> io::Result<()> {
     while !buf.is_empty() {
         match sock.try_io(Interest::WRITABLE, |mut s| s.write(buf)) {
             Ok(n) => buf = &buf[n..],
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let mut guard = sock.writable().await?;
+                let mut guard = within(idle, sock.writable()).await?;
                 match guard.try_io(|s| s.get_ref().write(buf)) {
                     Ok(Ok(n)) => buf = &buf[n..],
                     Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -166,10 +239,11 @@ async fn write_all(sock: &Socket, mut buf: &[u8]) -> io::Result<()> {
 }
 
 impl<'s> Connection<'s> {
-    fn new(shared: &'s Shared) -> Self {
+    fn new(shared: &'s Shared, account: Account<'s>) -> Self {
         let limits = &shared.limits;
         Connection {
             shared,
+            account,
             rbuf: vec![0; limits.read_buffer_bytes.clamp(1, limits.max_line_bytes + 1)],
             end: 0,
             wbuf: Vec::new(),
@@ -183,6 +257,7 @@ impl<'s> Connection<'s> {
 
     async fn run(&mut self, sock: &Socket) -> io::Result<()> {
         let chunk = self.shared.limits.write_chunk_bytes;
+        let idle = self.shared.limits.idle_timeout;
         let mut last_read_filled = false;
         loop {
             let mut pos = 0;
@@ -206,12 +281,14 @@ impl<'s> Connection<'s> {
             self.rbuf.copy_within(pos..self.end, 0);
             self.end -= pos;
             if too_long {
-                return self.refuse_line(sock).await;
+                return self.refuse(sock, LINE_TOO_LONG).await;
             }
             if more_lines {
                 continue;
             }
-            self.fit_read_buffer();
+            if !self.fit_read_buffer() {
+                return self.refuse(sock, BUFFERS_FULL).await;
+            }
 
             // Replies wait while more pipelined input is likely queued (the
             // last read filled the buffer), so a batch costs one write.
@@ -220,7 +297,7 @@ impl<'s> Connection<'s> {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         self.flush(sock).await?;
-                        read(sock, &mut self.rbuf[self.end..]).await?
+                        within(idle, read(sock, &mut self.rbuf[self.end..])).await?
                     }
                     Err(e) => return Err(e),
                 }
@@ -228,7 +305,7 @@ impl<'s> Connection<'s> {
                 if !self.wbuf.is_empty() {
                     self.flush(sock).await?;
                 }
-                read(sock, &mut self.rbuf[self.end..]).await?
+                within(idle, read(sock, &mut self.rbuf[self.end..])).await?
             };
             if n == 0 {
                 // The peer finished sending; an unterminated line is dropped.
@@ -244,25 +321,29 @@ impl<'s> Connection<'s> {
 
     /// Grows the read buffer when an unfinished line fills it (never past
     /// the line limit), shrinks it back once a long line is consumed.
-    fn fit_read_buffer(&mut self) {
-        let base = self
-            .rbuf
-            .len()
-            .min(self.shared.limits.read_buffer_bytes.max(1));
+    /// Returns false when growing would pass the request buffer budget and
+    /// this connection holds the most (it must shed).
+    fn fit_read_buffer(&mut self) -> bool {
+        let initial = self.shared.limits.read_buffer_bytes;
+        let base = self.rbuf.len().min(initial.max(1));
         let len = self.rbuf.len();
         if self.end == len {
             // The splitter refuses a partial line longer than the limit, so
             // a full buffer is at most max_line bytes and can grow.
             let grown = (len * 2).min(self.shared.limits.max_line_bytes + 1);
             debug_assert!(grown > len);
-            self.rbuf.resize(grown.max(len + 1), 0);
-        } else if len > 4 * self.shared.limits.read_buffer_bytes
-            && self.end <= self.shared.limits.read_buffer_bytes
-        {
-            self.rbuf
-                .truncate(base.max(self.shared.limits.read_buffer_bytes));
+            let grown = grown.max(len + 1);
+            // Accounted before allocating, so the budget is never passed.
+            if !self.account.hold(grown.saturating_sub(initial)) {
+                return false;
+            }
+            self.rbuf.resize(grown, 0);
+        } else if len > 4 * initial && self.end <= initial {
+            self.rbuf.truncate(base.max(initial));
             self.rbuf.shrink_to_fit();
+            self.account.hold(self.rbuf.len().saturating_sub(initial));
         }
+        true
     }
 
     /// Answers the parsed requests in order. Puts and small gets are done
@@ -290,10 +371,11 @@ impl<'s> Connection<'s> {
                             value_text,
                             timestamp,
                         } => {
-                            if let Some(reason) = state.put_refusal() {
+                            let key = text(&self.rbuf, key);
+                            let limit = self.shared.limits.max_memory;
+                            if let Some(reason) = state.refusal_of_put(key, *timestamp, limit) {
                                 encode_error(&mut self.wbuf, reason);
                             } else {
-                                let key = text(&self.rbuf, key);
                                 let State { store, journal } = &mut *state;
                                 match journal.as_mut() {
                                     None => {
@@ -441,7 +523,7 @@ impl<'s> Connection<'s> {
     /// puts they answer.
     async fn flush(&mut self, sock: &Socket) -> io::Result<()> {
         self.settle().await?;
-        write_all(sock, &self.wbuf).await?;
+        write_all(sock, &self.wbuf, self.shared.limits.idle_timeout).await?;
         self.wbuf.clear();
         let chunk = self.shared.limits.write_chunk_bytes;
         if self.wbuf.capacity() > 4 * chunk {
@@ -450,23 +532,24 @@ impl<'s> Connection<'s> {
         Ok(())
     }
 
-    /// Answers an over-long line with an error and closes the connection,
-    /// draining input for a moment so the client sees the error, not a reset.
-    async fn refuse_line(&mut self, sock: &Socket) -> io::Result<()> {
-        encode_error(&mut self.wbuf, LINE_TOO_LONG);
+    /// Closes the connection on the budget's request: its run was dropped,
+    /// perhaps in the middle of writing replies, so what is pending is
+    /// dropped too and only the error is sent.
+    async fn shed(&mut self, sock: &Socket) -> io::Result<()> {
+        self.wbuf.clear();
+        self.refuse(sock, BUFFERS_FULL).await
+    }
+
+    /// Answers `error\n<message>` (after any pending replies) and closes
+    /// the connection, draining input for a moment so the client sees the
+    /// error, not a reset.
+    async fn refuse(&mut self, sock: &Socket, message: &str) -> io::Result<()> {
+        encode_error(&mut self.wbuf, message);
         self.flush(sock).await?;
-        let _ = sock.get_ref().shutdown(std::net::Shutdown::Write);
-        let rbuf = &mut self.rbuf;
-        let _ = tokio::time::timeout(LINGER, async {
-            let mut drained = 0;
-            while drained < LINGER_BYTES {
-                match read(sock, rbuf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => drained += n,
-                }
-            }
-        })
-        .await;
+        // The unfinished line's buffer is not needed to drain.
+        self.rbuf = vec![0; 4096];
+        self.account.hold(0);
+        linger(sock, &mut self.rbuf).await;
         Ok(())
     }
 }

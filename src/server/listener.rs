@@ -14,6 +14,11 @@ use super::error::ServerError;
 use super::log::Level;
 use super::shared::Shared;
 use super::workers::Handoff;
+use super::TOO_MANY_CONNECTIONS;
+
+/// Refused connections lingering at once to deliver their error; beyond
+/// this, a refused connection gets its error without lingering.
+const MAX_REFUSING: usize = 256;
 
 pub(super) fn bind(host: &str, port: u16) -> Result<TcpListener, ServerError> {
     let address = if host.contains(':') {
@@ -58,6 +63,35 @@ pub(super) fn raise_fd_limit() {
     }
 }
 
+/// Decrements the count of lingering refusals when one ends.
+struct Refusing(Arc<Shared>);
+
+impl Drop for Refusing {
+    fn drop(&mut self) {
+        self.0.refusing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Answers a connection beyond the limit `error\ntoo many connections`, so
+/// its client learns why, and closes it.
+fn refuse(stream: tokio::net::TcpStream, shared: &Arc<Shared>) {
+    let Ok(stream) = stream.into_std() else {
+        return;
+    };
+    let lingering = Refusing(Arc::clone(shared));
+    if shared.refusing.fetch_add(1, Ordering::Relaxed) < MAX_REFUSING {
+        drop(tokio::spawn(async move {
+            connection::refuse(stream, TOO_MANY_CONNECTIONS).await;
+            drop(lingering);
+        }));
+    } else {
+        // The send buffer of a new connection is empty: this fits at once.
+        let mut reply = Vec::new();
+        crate::protocol::encode_error(&mut reply, TOO_MANY_CONNECTIONS);
+        let _ = std::io::Write::write(&mut &stream, &reply);
+    }
+}
+
 /// Decrements the connection count when a connection task ends.
 pub(super) struct ConnectionSlot(pub(super) Arc<Shared>);
 
@@ -87,7 +121,8 @@ pub(super) async fn accept_loop(
                             shared.limits.max_connections
                         ),
                     );
-                    drop((stream, slot));
+                    drop(slot);
+                    refuse(stream, &shared);
                     continue;
                 }
                 let _ = stream.set_nodelay(true);

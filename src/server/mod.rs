@@ -27,6 +27,7 @@
 //! store, each written before the next is made, so `get *` never copies the
 //! data set. Connections beyond `max_connections` are closed on accept.
 
+mod budget;
 mod config;
 mod connection;
 mod error;
@@ -46,7 +47,7 @@ use std::thread::JoinHandle;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
-pub use config::{Config, Limits};
+pub use config::{parse_size, Config, Limits, SizeError};
 pub use error::ServerError;
 pub use journal::{Durability, Format, FsyncPolicy, Recovery};
 pub use log::{stderr_sink, Level, LogSink};
@@ -59,6 +60,13 @@ use workers::Workers;
 
 /// The message of the error reply to an over-long request line.
 pub const LINE_TOO_LONG: &str = "line too long";
+/// The message of the error reply to a put past the memory limit.
+pub const OUT_OF_MEMORY: &str = "out of memory";
+/// The message sent to a connection refused for the connection limit.
+pub const TOO_MANY_CONNECTIONS: &str = "too many connections";
+/// The message sent to a connection shed because unfinished lines across
+/// connections hold more than the request buffer budget.
+pub const BUFFERS_FULL: &str = "request buffers full";
 
 /// A running server. Dropping it closes it; call [`Server::close`] to see
 /// whether the final flush of the log succeeded.
@@ -198,6 +206,8 @@ impl Loading {
             fsync: logfile.as_ref().map(|_| config.fsync),
             log: config.log.clone(),
             connections: AtomicUsize::new(0),
+            refusing: AtomicUsize::new(0),
+            budget: budget::Budget::new(config.limits.max_request_buffers),
         });
         if let Some(recovery) = &recovery {
             for warning in recovery.warnings() {

@@ -82,7 +82,11 @@ impl Arena {
     /// Bytes allocated, counted from scratch.
     #[cfg(test)]
     pub(super) fn heap_bytes(&self) -> usize {
-        let blocks: usize = self.blocks.iter().map(|b| heap_of::<u8>(b.capacity())).sum();
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|b| heap_of::<u8>(b.capacity()))
+            .sum();
         blocks + heap_of::<Vec<u8>>(self.blocks.capacity())
     }
 }

@@ -212,12 +212,7 @@ mod tests {
 
     /// A put: key number, timestamp, value.
     fn puts() -> impl Strategy<Value = Vec<(u8, i64, f64)>> {
-        let timestamp = prop_oneof![
-            -300i64..300,
-            any::<i64>(),
-            Just(i64::MIN),
-            Just(i64::MAX),
-        ];
+        let timestamp = prop_oneof![-300i64..300, any::<i64>(), Just(i64::MIN), Just(i64::MAX),];
         prop::collection::vec((0u8..6, timestamp, -1e3f64..1e3), 0..2000)
     }
 

@@ -32,7 +32,9 @@ impl<T> Slots<T> {
     }
 
     pub(super) fn get_mut(&mut self, slot: usize) -> Option<&mut T> {
-        self.segments.get_mut(slot / SEGMENT)?.get_mut(slot % SEGMENT)
+        self.segments
+            .get_mut(slot / SEGMENT)?
+            .get_mut(slot % SEGMENT)
     }
 
     /// Appends `value`, returning its slot and the bytes newly allocated.
@@ -67,7 +69,11 @@ impl<T> Slots<T> {
     /// Bytes allocated, counted from scratch.
     #[cfg(test)]
     pub(super) fn heap_bytes(&self) -> usize {
-        let segments: usize = self.segments.iter().map(|s| heap_of::<T>(s.capacity())).sum();
+        let segments: usize = self
+            .segments
+            .iter()
+            .map(|s| heap_of::<T>(s.capacity()))
+            .sum();
         segments + heap_of::<Vec<T>>(self.segments.capacity())
     }
 }
