@@ -110,7 +110,7 @@ fn main() {
     for (which, name) in SHAPES.iter().enumerate() {
         let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
-            let mut time_store = || {
+            let time_store = || {
                 let mut store = Store::new();
                 let start = Instant::now();
                 shape(which, &keys, |k, t, v| {
@@ -120,7 +120,7 @@ fn main() {
                 black_box(&store);
                 rate
             };
-            let mut time_reference = || {
+            let time_reference = || {
                 let mut reference = Reference::default();
                 let start = Instant::now();
                 shape(which, &keys, |k, t, v| {

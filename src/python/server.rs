@@ -167,7 +167,7 @@ fn seconds_argument(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> 
             type_name(value)
         ))
     })?;
-    if !(seconds > 0.0) {
+    if seconds.is_nan() || seconds <= 0.0 {
         return Err(PyValueError::new_err(format!(
             "{name} must be more than 0 seconds, got {seconds}"
         )));

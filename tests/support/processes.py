@@ -123,13 +123,15 @@ threading.Event().wait()
 
 class ServerProcess(ChildProcess):
     """A server in a child process: ``kind="python"`` runs ``client.Server``
-    through ``python -c``; ``kind="cli"`` runs ``python -m client serve``."""
+    through ``python -c``; ``kind="cli"`` runs ``python -m client serve``
+    (with ``options``, more of its flags)."""
 
-    def __init__(self, data: str = "", fsync: str = "everysec", kind: str = "python") -> None:
+    def __init__(self, data: str = "", fsync: str = "everysec", kind: str = "python",
+                 options: Sequence[str] = ()) -> None:
         if kind == "python":
             argv: List[str] = ["-c", PYTHON_SERVER, data, fsync]
         elif kind == "cli":
-            argv = ["-m", "client", "serve", "--host", "127.0.0.1", "--port", "0", "--fsync", fsync]
+            argv = ["-m", "client", "serve", "--host", "127.0.0.1", "--port", "0", "--fsync", fsync, *options]
             if data:
                 argv += ["--data", data]
         else:

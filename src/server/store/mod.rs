@@ -288,6 +288,30 @@ mod tests {
         }
     }
 
+    /// Growing never reallocates anything in proportion to the number of
+    /// keys (which would copy it all under the lock, stalling every client),
+    /// and a long series only its list of chunks (one entry per 128 points,
+    /// 2.5 MB at 10 million points): the largest allocation one put makes
+    /// stays small.
+    #[test]
+    fn no_put_allocates_in_proportion_to_the_store() {
+        let mut store = Store::new();
+        let mut largest = 0;
+        for i in 0..300_000 {
+            let before = store.memory();
+            store.put(&format!("host{i}.cpu"), 1, 1.0);
+            largest = largest.max(store.memory() - before);
+        }
+        for ts in 0..300_000 {
+            let before = store.memory();
+            store.put("series", ts, 1.0);
+            largest = largest.max(store.memory() - before);
+        }
+        store.check();
+        // A segment of slots (4096 x 48 bytes) is the largest step.
+        assert!(largest <= 256 << 10, "one put allocated {largest} bytes");
+    }
+
     #[test]
     fn memory_grows_with_keys_and_points() {
         let mut store = Store::new();

@@ -51,8 +51,8 @@ fn reserve_one(chunk: &mut Chunk, bytes: &mut usize) {
 impl Points {
     /// A series holding one point, and the bytes it allocated.
     pub(super) fn new(timestamp: i64, value: f64) -> (Self, usize) {
-        let mut chunk = Vec::with_capacity(1);
-        chunk.push((timestamp, value));
+        // vec![] allocates exactly one point's room.
+        let chunk = vec![(timestamp, value)];
         let bytes = chunk_bytes(&chunk);
         (Points::Single(chunk), bytes)
     }

@@ -1,0 +1,106 @@
+"""Does growing the store stall other clients?
+
+``python benches/growth_stalls.py [--keys N] [--points N] [--batch N]``
+
+Starts ``python -m client serve`` in its own process. A writer process grows
+the store with ``put_many`` (first ``--keys`` new keys, one point each; then
+one key to ``--points`` points in time order) while this process, as
+another client, times single puts one after another. Prints, per phase, the
+worst and the 99th percentile latency of the single puts, and the slowest
+``put_many`` call of the writer. The goal: no single put waits more than
+50 ms. Figures depend on the machine's load; the worst case is what
+matters here, so run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from typing import List
+
+import client
+
+WRITER = r"""
+import sys, time, client
+host, port, phase, total, batch = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+c = client.Client(host, port, timeout=600)
+slowest = 0.0
+for start in range(0, total, batch):
+    n = min(batch, total - start)
+    if phase == "keys":
+        points = [(f"grow.{i}", 1.0, 1) for i in range(start, start + n)]
+    else:
+        points = [("series", 0.5, i) for i in range(start, start + n)]
+    t = time.perf_counter()
+    c.put_many(points)
+    slowest = max(slowest, time.perf_counter() - t)
+print(f"{slowest:.4f}", flush=True)
+"""
+
+
+def percentile(sorted_values: List[float], p: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p))]
+
+
+def phase(address, name: str, total: int, batch: int) -> None:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, address[0], str(address[1]), name, str(total), str(batch)],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    latencies: List[float] = []
+    timer = client.Client(*address, timeout=60)
+    started = time.perf_counter()
+    i = 0
+    while writer.poll() is None:
+        t = time.perf_counter()
+        timer.put("probe", 1.0, timestamp=i)
+        latencies.append(time.perf_counter() - t)
+        i += 1
+        # About 2,000 probes a second: enough to catch any 50 ms stall while
+        # leaving the writer most of the CPU.
+        time.sleep(0.0005)
+    elapsed = time.perf_counter() - started
+    slowest_batch = float(writer.stdout.read().decode().strip() or "nan")
+    writer.wait()
+    timer.close()
+    latencies.sort()
+    print(
+        f"| {name:<6} | {total:>12,} | {elapsed:>7.1f} s | {len(latencies):>8,} | "
+        f"{percentile(latencies, 0.99) * 1e3:>7.2f} ms | {latencies[-1] * 1e3:>8.2f} ms | "
+        f"{slowest_batch * 1e3:>8.1f} ms |",
+        flush=True,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=10_000_000)
+    parser.add_argument("--points", type=int, default=10_000_000)
+    parser.add_argument("--batch", type=int, default=10_000, help="points per put_many call")
+    args = parser.parse_args()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "client", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        line = server.stdout.readline().decode()
+        host, _, port = line.strip().rpartition(" ")[2].rpartition(":")
+        address = (host, int(port))
+        print("| phase  |       grows to | time      |   probes |   p99 put |  worst put | slowest put_many |")
+        print("|--------|---------------:|-----------|---------:|----------:|-----------:|-----------------:|")
+        phase(address, "keys", args.keys, args.batch)
+        phase(address, "points", args.points, args.batch)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
