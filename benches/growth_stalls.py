@@ -2,14 +2,16 @@
 
 ``python benches/growth_stalls.py [--keys N] [--points N] [--batch N]``
 
-Starts ``python -m client serve`` in its own process. A writer process grows
-the store with ``put_many`` (first ``--keys`` new keys, one point each; then
-one key to ``--points`` points in time order) while this process, as
-another client, times single puts one after another. Prints, per phase, the
-worst and the 99th percentile latency of the single puts, and the slowest
-``put_many`` call of the writer. The goal: no single put waits more than
-50 ms. Figures depend on the machine's load; the worst case is what
-matters here, so run it on a quiet machine.
+Starts two ``python -m client serve`` processes. A writer process grows the
+store of the first with ``put_many`` (first ``--keys`` new keys, one point
+each; then one key to ``--points`` points in time order) while this
+process, as another client, times single puts one after another, taking
+turns between the growing server and the other, idle one (the control: what
+the machine's own scheduling noise costs a put). Prints, per phase, the
+worst and the 99th percentile latency of the single puts on each, and the
+slowest ``put_many`` call of the writer. The goal: no single put waits more
+than 50 ms. On a loaded machine both servers' worst cases rise together;
+what matters is the growing server's against the control's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import List
+from typing import List, Tuple
 
 import client
 
@@ -45,7 +47,7 @@ def percentile(sorted_values: List[float], p: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p))]
 
 
-def phase(address, name: str, total: int, batch: int) -> None:
+def phase(address, control, name: str, total: int, batch: int) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, address[0], str(address[1]), name, str(total), str(batch)],
@@ -53,13 +55,18 @@ def phase(address, name: str, total: int, batch: int) -> None:
         env=env,
     )
     latencies: List[float] = []
+    controls: List[float] = []
     timer = client.Client(*address, timeout=60)
+    idle = client.Client(*control, timeout=60)
     started = time.perf_counter()
     i = 0
     while writer.poll() is None:
         t = time.perf_counter()
         timer.put("probe", 1.0, timestamp=i)
         latencies.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        idle.put("probe", 1.0, timestamp=i)
+        controls.append(time.perf_counter() - t)
         i += 1
         # About 2,000 probes a second: enough to catch any 50 ms stall while
         # leaving the writer most of the CPU.
@@ -68,10 +75,13 @@ def phase(address, name: str, total: int, batch: int) -> None:
     slowest_batch = float(writer.stdout.read().decode().strip() or "nan")
     writer.wait()
     timer.close()
+    idle.close()
     latencies.sort()
+    controls.sort()
     print(
         f"| {name:<6} | {total:>12,} | {elapsed:>7.1f} s | {len(latencies):>8,} | "
         f"{percentile(latencies, 0.99) * 1e3:>7.2f} ms | {latencies[-1] * 1e3:>8.2f} ms | "
+        f"{percentile(controls, 0.99) * 1e3:>7.2f} ms | {controls[-1] * 1e3:>8.2f} ms | "
         f"{slowest_batch * 1e3:>8.1f} ms |",
         flush=True,
     )
@@ -83,23 +93,31 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=10_000_000)
     parser.add_argument("--batch", type=int, default=10_000, help="points per put_many call")
     args = parser.parse_args()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "client", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "client", "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
     try:
-        line = server.stdout.readline().decode()
-        host, _, port = line.strip().rpartition(" ")[2].rpartition(":")
-        address = (host, int(port))
-        print("| phase  |       grows to | time      |   probes |   p99 put |  worst put | slowest put_many |")
-        print("|--------|---------------:|-----------|---------:|----------:|-----------:|-----------------:|")
-        phase(address, "keys", args.keys, args.batch)
-        phase(address, "points", args.points, args.batch)
+        growing, control = (address_of(server) for server in servers)
+        print("| phase  |       grows to | time      |   probes |   p99 put |  worst put | control p99 | control worst | slowest put_many |")
+        print("|--------|---------------:|-----------|---------:|----------:|-----------:|------------:|--------------:|-----------------:|")
+        phase(growing, control, "keys", args.keys, args.batch)
+        phase(growing, control, "points", args.points, args.batch)
     finally:
-        server.terminate()
-        server.wait(30)
+        for server in servers:
+            server.terminate()
+            server.wait(30)
     return 0
+
+
+def address_of(server: subprocess.Popen) -> Tuple[str, int]:
+    line = server.stdout.readline().decode()
+    host, _, port = line.strip().rpartition(" ")[2].rpartition(":")
+    return host, int(port)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,11 @@ use crate::protocol::{
 
 /// Requests parsed before the store's lock is taken to apply them.
 const MAX_OPS: usize = 512;
+/// Requests a connection answers before letting the other connections of
+/// its worker run: a client pipelining a large `put_many` must not keep
+/// another client's single put waiting for its whole batch (tokio's own
+/// budget allows 128 reads, tens of thousands of requests).
+const FAIR_OPS: usize = 1024;
 /// After refusing an over-long line, input is drained (so the client reads
 /// the error instead of a reset) for at most this long or this many bytes.
 const LINGER: Duration = Duration::from_secs(1);
@@ -259,6 +264,7 @@ impl<'s> Connection<'s> {
         let chunk = self.shared.limits.write_chunk_bytes;
         let idle = self.shared.limits.idle_timeout;
         let mut last_read_filled = false;
+        let mut since_yield = 0;
         loop {
             let mut pos = 0;
             let mut too_long = false;
@@ -278,6 +284,11 @@ impl<'s> Connection<'s> {
             }
             let more_lines = self.ops.len() == MAX_OPS;
             self.execute(sock).await?;
+            since_yield += self.ops.len();
+            if since_yield >= FAIR_OPS {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
             self.rbuf.copy_within(pos..self.end, 0);
             self.end -= pos;
             if too_long {

@@ -15,7 +15,8 @@
 //!
 //! Files: `config` (what a server is asked to be), `listener` and `workers`
 //! (accepting and event loops), `connection` (one client: framing, replies,
-//! back-pressure), `store` (the in-memory series), `journal` (the data file:
+//! back-pressure), `budget` (request buffers across connections), `store`
+//! (the in-memory series), `journal` (the data file:
 //! format, recovery, writer, compaction), `shared` (what they share under one
 //! lock), `log` (diagnostics), `error`.
 //!
@@ -25,7 +26,11 @@
 //! while a long line arrives) and at most about 64 KiB of pending replies:
 //! replies to a `get` are produced in 64 KiB chunks from a cursor into the
 //! store, each written before the next is made, so `get *` never copies the
-//! data set. Connections beyond `max_connections` are closed on accept.
+//! data set. A connection beyond `max_connections` is answered
+//! `error\ntoo many connections\n\n` and closed; `idle_timeout` closes
+//! connections that make no progress. Read buffers grown for long lines
+//! share one budget (`budget`); the store counts its memory for
+//! `max_memory`, past which puts that need memory are refused.
 
 mod budget;
 mod config;
