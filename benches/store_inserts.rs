@@ -5,6 +5,10 @@
 //! is rebuilt here as the reference. The two take turns, round by round;
 //! each figure is a median over the rounds.
 //!
+//! Then the pauses of growth: the slowest batch of 512 puts (what a
+//! connection applies under one lock) while the store grows to 10 million
+//! keys, and while one key grows to 10 million points, for both designs.
+//!
 //! `cargo bench --bench store_inserts [-- ROUNDS]`
 
 use std::collections::{BTreeMap, HashMap};
@@ -97,17 +101,102 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
+/// CPU time of this thread in seconds: unlike the wall clock, it does not
+/// count the time other processes of a busy machine run instead.
+fn cpu_time() -> f64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
+}
+
+/// The slowest batch of 512 puts in `total` puts, in milliseconds of CPU
+/// time.
+fn slowest_batch(total: usize, mut put: impl FnMut(usize)) -> f64 {
+    let mut slowest = 0f64;
+    for start in (0..total).step_by(512) {
+        let t = cpu_time();
+        for i in start..(start + 512).min(total) {
+            put(i);
+        }
+        slowest = slowest.max(cpu_time() - t);
+    }
+    slowest * 1e3
+}
+
+/// One pause measurement, run in a process of its own so that one
+/// measurement's freeing of millions of blocks (which glibc consolidates
+/// on a later allocation) does not land in the next one's figure.
+fn pause(what: &str) -> f64 {
+    const GROW: usize = 10_000_000;
+    match what {
+        "keys-store" => {
+            let mut store = Store::new();
+            slowest_batch(GROW, |i| {
+                store.put(&format!("grow.{i}"), 1, 1.0);
+            })
+        }
+        "keys-before" => {
+            let mut reference = Reference::default();
+            slowest_batch(GROW, |i| {
+                reference.put(&format!("grow.{i}"), 1, 1.0);
+            })
+        }
+        "points-store" => {
+            let mut store = Store::new();
+            slowest_batch(GROW, |i| {
+                store.put("series", i as i64, 1.0);
+            })
+        }
+        _ => {
+            let mut reference = Reference::default();
+            slowest_batch(GROW, |i| {
+                reference.put("series", i as i64, 1.0);
+            })
+        }
+    }
+}
+
+fn growth_pauses() {
+    println!("\nslowest batch of 512 puts while growing (CPU ms)  store   before");
+    let run = |what: &str| -> f64 {
+        let me = std::env::current_exe().expect("the bench's own path");
+        let out = std::process::Command::new(me)
+            .args(["pause", what])
+            .output()
+            .expect("the bench runs itself");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(f64::NAN)
+    };
+    for (name, shape) in [
+        ("to 10M keys, one point each", "keys"),
+        ("one key to 10M points", "points"),
+    ] {
+        let ours = run(&format!("{shape}-store"));
+        let theirs = run(&format!("{shape}-before"));
+        println!("{name:<48} {ours:>7.1} {theirs:>8.1}");
+    }
+}
+
 fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(3);
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("pause") {
+        println!("{}", pause(args.get(2).map_or("", String::as_str)));
+        return;
+    }
+    let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
     let keys: Vec<String> = (0..PUTS / 4).map(|i| format!("host{i}.cpu")).collect();
     println!(
         "{:<42} {:>12} {:>12} {:>7}",
         "shape (4M puts)", "store M/s", "before M/s", "ratio"
     );
-    for (which, name) in SHAPES.iter().enumerate() {
+    // `-- 0` skips the rates and only measures the pauses.
+    for (which, name) in SHAPES.iter().enumerate().filter(|_| rounds > 0) {
         let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
             let time_store = || {
@@ -149,4 +238,5 @@ fn main() {
             median(ratios)
         );
     }
+    growth_pauses();
 }

@@ -1,9 +1,15 @@
 //! From key to slot: hash tables holding only slot numbers (the key is
 //! compared through the arena, so it is stored once), split into many
 //! shards by hash. A table doubles when full and rehashes everything in it;
-//! with 1024 shards each rehash touches a thousandth of the keys, so the
-//! store grows to tens of millions of keys without a long pause (the same
-//! aim as redis' incremental rehashing).
+//! with 1024 shards each rehash touches about a thousandth of the keys, so
+//! the store grows to tens of millions of keys without a long pause (the
+//! same aim as redis' incremental rehashing).
+//!
+//! Shards of equal size would all fill up, and rehash, at about the same
+//! moment: hundreds of rehashes within a few thousand puts. So shards get
+//! unequal shares of the keys, growing geometrically from shard to shard
+//! by a factor of two overall: each reaches its next doubling at a
+//! different store size, spreading the rehashes evenly over the growth.
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -34,9 +40,13 @@ impl Index {
     }
 
     fn shard(hash: u64) -> usize {
-        // Bits the tables do not use for themselves (they take the low bits
-        // for the bucket and the top seven for the control byte).
-        (hash >> 40) as usize & (SHARDS - 1)
+        // 24 bits the tables do not use for themselves (they take the low
+        // bits for the bucket and the top seven for the control byte), as a
+        // fraction u in [0, 1). Shard i takes u from 2^(i/S) - 1 up to
+        // 2^((i+1)/S) - 1: a share growing as 2^(i/S).
+        let u = ((hash >> 33) & 0xFF_FFFF) as f64 / f64::from(1 << 24);
+        let shard = ((1.0 + u).log2() * SHARDS as f64) as usize;
+        shard.min(SHARDS - 1)
     }
 
     /// The slot of the key with this `hash` for which `is_key` holds.
