@@ -528,6 +528,8 @@ mod tests {
                     })
                 }),
                 connections: AtomicUsize::new(0),
+                refusing: AtomicUsize::new(0),
+                budget: crate::server::budget::Budget::new(usize::MAX),
             });
             let plan = Arc::new(Mutex::new(Plan::default()));
             let writer = LogWriter::new(
