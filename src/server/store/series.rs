@@ -37,13 +37,18 @@ fn chunk_bytes(chunk: &Chunk) -> usize {
     heap_of::<Point>(chunk.capacity())
 }
 
-/// Makes room for one more point in `chunk` (shorter than `CHUNK`),
-/// doubling its capacity up to `CHUNK` rather than letting `Vec` pick a
-/// minimum of four.
+/// Makes room for one more point in `chunk` (shorter than `CHUNK`): from
+/// one point (a new key's) to four, then doubling up to `CHUNK`. One point
+/// keeps single-point keys small; skipping two saves a reallocation for
+/// keys that grow.
 fn reserve_one(chunk: &mut Chunk, bytes: &mut usize) {
     if chunk.len() == chunk.capacity() {
         let before = chunk_bytes(chunk);
-        chunk.reserve_exact(chunk.capacity().max(1).min(CHUNK - chunk.capacity()));
+        let grow = match chunk.capacity() {
+            0 | 1 => 4 - chunk.capacity(),
+            capacity => capacity.min(CHUNK - capacity),
+        };
+        chunk.reserve_exact(grow);
         adjust(bytes, before, chunk_bytes(chunk));
     }
 }
