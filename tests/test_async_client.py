@@ -236,9 +236,21 @@ class AsyncCancellationTest(AsyncTestCase):
                 self.assertEqual(self.proxy.connection_count, count)
 
     def test_a_call_cancelled_at_every_step_of_the_event_loop(self):
+        # Every step from 0 to 59, then ever longer waits until a round sees
+        # the call finish before the cancel (on a busy machine the reply can
+        # take more than 60 loop steps), at most 20,000 steps.
+        def schedule():
+            yield from range(60)
+            steps = 60
+            while steps <= 20_000:
+                yield steps
+                steps = steps * 3 // 2
+
         async def session():
             steps_seen = 0
-            for steps in range(60):
+            for steps in schedule():
+                if steps >= 60 and steps_seen:
+                    break
                 # A new client each round: the early steps cancel the
                 # connection attempt itself.
                 c = AsyncClient(*self.proxy.address, timeout=BOUND)
