@@ -1,26 +1,24 @@
 //! One client connection: read what is available, answer every complete
-//! line in order, write the answers, repeat.
+//! line in order, write the answers, repeat. Socket I/O is in `socket`, the
+//! parsed requests in `request`; this file holds the loop, the buffers and
+//! back-pressure, and the application of requests to the store under its lock.
 
-use std::future::Future;
-use std::io::{self, Read, Write};
-use std::ops::Range;
-use std::pin::pin;
+use std::io;
 use std::sync::Arc;
-use std::task::Poll;
-use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 use tokio::sync::watch;
 
 use super::budget::Account;
 use super::listener::ConnectionSlot;
+use super::request::{fill, parse_op, text, Op};
 use super::shared::{Shared, State};
-use super::store::{Cursor, Store};
+use super::socket::{linger, read, read_now, unless, within, write_all, Socket, LINGER};
+use super::store::Cursor;
 use super::{Durability, BUFFERS_FULL, LINE_TOO_LONG};
 use crate::protocol::{
     encode_error, encode_ok, encode_points_end, encode_points_start, encode_wrong_command,
-    parse_command, push_point, Command, LineSplitter, Selector,
+    LineSplitter, Selector,
 };
 
 /// Requests parsed before the store's lock is taken to apply them.
@@ -30,25 +28,6 @@ const MAX_OPS: usize = 512;
 /// another client's single put waiting for its whole batch (tokio's own
 /// budget allows 128 reads, tens of thousands of requests).
 const FAIR_OPS: usize = 1024;
-/// After refusing an over-long line, input is drained (so the client reads
-/// the error instead of a reset) for at most this long or this many bytes.
-const LINGER: Duration = Duration::from_secs(1);
-const LINGER_BYTES: usize = 16 << 20;
-
-/// A parsed request whose text fields point into the read buffer.
-#[derive(Debug)]
-enum Op {
-    Put {
-        key: Range<usize>,
-        value: f64,
-        value_text: Range<usize>,
-        timestamp: i64,
-    },
-    /// `None` is `get *`.
-    Get(Option<Range<usize>>),
-    Wrong,
-}
-
 /// Serves one connection on the current worker (`stream` is non-blocking
 /// and registered with no epoll set).
 pub(super) async fn serve(std_stream: std::net::TcpStream, slot: ConnectionSlot) {
@@ -86,50 +65,6 @@ pub(super) async fn refuse(std_stream: std::net::TcpStream, message: &str) {
     }
 }
 
-/// Runs `work` unless `stop` completes first (then `work` is dropped and
-/// the result is `None`).
-async fn unless<T>(work: impl Future<Output = T>, stop: impl Future<Output = ()>) -> Option<T> {
-    let mut work = pin!(work);
-    let mut stop = pin!(stop);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(value) = work.as_mut().poll(cx) {
-            return Poll::Ready(Some(value));
-        }
-        stop.as_mut().poll(cx).map(|()| None)
-    })
-    .await
-}
-
-/// `io`, failing with `TimedOut` when it makes no progress for `idle`.
-async fn within<T>(
-    idle: Option<Duration>,
-    io: impl Future<Output = io::Result<T>>,
-) -> io::Result<T> {
-    match idle {
-        None => io.await,
-        Some(limit) => tokio::time::timeout(limit, io)
-            .await
-            .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "idle"))),
-    }
-}
-
-/// After the last reply: stops sending, then drains input for a moment (at
-/// most `LINGER`, `LINGER_BYTES`), so the client reads the reply instead of
-/// a reset.
-async fn linger(sock: &Socket, buf: &mut [u8]) {
-    let _ = sock.get_ref().shutdown(std::net::Shutdown::Write);
-    let _ = tokio::time::timeout(LINGER, async {
-        let mut drained = 0;
-        while drained < LINGER_BYTES {
-            match read(sock, buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n,
-            }
-        }
-    })
-    .await;
-}
-
 struct Connection<'s> {
     shared: &'s Shared,
     /// This connection's share of the request buffer budget.
@@ -151,97 +86,6 @@ struct Connection<'s> {
 
 /// What `encode_ok` writes, replaced in place when a put is rejected.
 const OK_REPLY: &[u8] = b"ok\n\n";
-
-fn text<'b>(buf: &'b [u8], range: &Range<usize>) -> &'b str {
-    // The range was cut from a string parse_command validated.
-    std::str::from_utf8(&buf[range.clone()]).unwrap_or_default()
-}
-
-fn parse_op(buf: &[u8], start: usize, len: usize) -> Op {
-    let range = |s: &str| {
-        let at = s.as_ptr() as usize - buf.as_ptr() as usize;
-        at..at + s.len()
-    };
-    match parse_command(&buf[start..start + len]) {
-        Ok(Command::Put {
-            key,
-            value,
-            value_text,
-            timestamp,
-        }) => Op::Put {
-            key: range(key),
-            value,
-            value_text: range(value_text),
-            timestamp,
-        },
-        Ok(Command::Get(Selector::All)) => Op::Get(None),
-        Ok(Command::Get(Selector::Key(key))) => Op::Get(Some(range(key))),
-        Err(_) => Op::Wrong,
-    }
-}
-
-/// Encodes points from `cursor` until `out` holds `chunk` bytes; true when
-/// the walk is over.
-fn fill(store: &Store, cursor: &mut Cursor, out: &mut Vec<u8>, chunk: usize) -> bool {
-    store.walk(cursor, |key, timestamp, value| {
-        push_point(out, key, value, timestamp);
-        out.len() < chunk
-    })
-}
-
-/// The connection's socket. `AsyncFd` rather than tokio's `TcpStream` so
-/// that a short read can clear readiness: the next wait then goes straight
-/// to epoll instead of first failing a `recv` with EAGAIN, saving one system
-/// call per request for request-reply clients.
-type Socket = AsyncFd<std::net::TcpStream>;
-
-/// Reads what is available, waiting for at least one byte or EOF.
-async fn read(sock: &Socket, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        let mut guard = sock.readable().await?;
-        match guard.try_io(|s| s.get_ref().read(buf)) {
-            Ok(Ok(n)) => {
-                // Fewer bytes than asked for: the receive queue was drained
-                // at that instant, and data arriving later raises a new
-                // edge (with a new tick, so this clear cannot swallow it).
-                // Closed states are never cleared.
-                if n > 0 && n < buf.len() {
-                    guard.clear_ready();
-                }
-                return Ok(n);
-            }
-            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_would_block) => {}
-        }
-    }
-}
-
-/// Reads what is available without waiting (`WouldBlock` if nothing is).
-fn read_now(sock: &Socket, buf: &mut [u8]) -> io::Result<usize> {
-    sock.try_io(Interest::READABLE, |mut s| s.read(buf))
-}
-
-/// Writes all of `buf`, failing when the peer takes nothing for `idle`.
-async fn write_all(sock: &Socket, mut buf: &[u8], idle: Option<Duration>) -> io::Result<()> {
-    while !buf.is_empty() {
-        match sock.try_io(Interest::WRITABLE, |mut s| s.write(buf)) {
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let mut guard = within(idle, sock.writable()).await?;
-                match guard.try_io(|s| s.get_ref().write(buf)) {
-                    Ok(Ok(n)) => buf = &buf[n..],
-                    Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Ok(Err(e)) => return Err(e),
-                    Err(_would_block) => {}
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
 
 impl<'s> Connection<'s> {
     fn new(shared: &'s Shared, account: Account<'s>) -> Self {

@@ -39,7 +39,9 @@ mod error;
 mod journal;
 mod listener;
 mod log;
+mod request;
 mod shared;
+mod socket;
 mod store;
 mod workers;
 
