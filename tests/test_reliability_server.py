@@ -22,7 +22,6 @@ replies and finds each complete and well-framed.
 
 import os
 import resource
-import socket
 import sys
 import time
 import unittest
@@ -30,6 +29,7 @@ import unittest
 import client
 
 from tests.support import BOUND, TestCase, _proc_address, wait_until
+from tests.support.raw import connect, read_reply
 
 CONNECTIONS = 1000
 SLOW, IDLE, TRICKLE = 100, 100, 100
@@ -37,33 +37,6 @@ ACTIVE = CONNECTIONS - SLOW - IDLE - TRICKLE
 ROUNDS = 25
 BULK = 20_000           # points in the data set that `get *` returns (~0.46 MB)
 ACTIVE_BOUND = float(os.environ.get("CLIENT_TEST_SLOW_BOUND", "30"))
-
-
-def connect(address, rcvbuf=None):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.settimeout(BOUND)
-    sock.connect(address)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def read_reply(sock, buf):
-    """One reply (up to its empty line) from ``sock``; ``buf`` keeps what
-    was received beyond it. Scans each byte once, however small the reads."""
-    scanned = 0
-    while True:
-        end = buf.find(b"\n\n", max(0, scanned - 1))
-        if end >= 0:
-            reply = bytes(buf[:end + 2])
-            del buf[:end + 2]
-            return reply
-        scanned = len(buf)
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError(f"closed; have {bytes(buf)[:100]!r}")
-        buf += chunk
 
 
 def bulk_of(reply):

@@ -18,11 +18,12 @@ import tempfile
 import threading
 import time
 import unittest
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import client
 from client import Client, Server
 from tests.support import BOUND, TestCase, ipv6_loopback_available
+from tests.support.raw import RawConnection
 
 #: Longest request line the server accepts, without its ``\n``.
 MAX_LINE = 1 << 20
@@ -31,55 +32,14 @@ WRONG = b"error\nwrong command\n\n"
 OK = b"ok\n\n"
 
 
-class Conn:
-    """A raw protocol connection that splits what it receives into replies
-    (a reply ends at the first empty line)."""
-
-    def __init__(self, address: Tuple[str, int], timeout: float = BOUND) -> None:
-        self.sock = socket.create_connection(address, timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = bytearray()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def reply(self) -> bytes:
-        while True:
-            end = self.buf.find(b"\n\n")
-            if end >= 0:
-                data = bytes(self.buf[:end + 2])
-                del self.buf[:end + 2]
-                return data
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError(f"server closed the connection; have {bytes(self.buf)[:200]!r}")
-            self.buf += chunk
-
-    def ask(self, request: bytes) -> bytes:
-        self.send(request)
-        return self.reply()
-
-    def read_to_close(self) -> bytes:
-        data = bytes(self.buf)
-        self.buf.clear()
-        while True:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                return data
-            data += chunk
-
-
 class ServerTestCase(TestCase):
     def setUp(self) -> None:
         super().setUp()
         self.srv = Server()
         self.addCleanup(self.srv.close)
 
-    def conn(self, server: Optional[Server] = None) -> Conn:
-        c = Conn((server or self.srv).address)
+    def conn(self, server: Optional[Server] = None) -> RawConnection:
+        c = RawConnection((server or self.srv).address)
         self.addCleanup(c.close)
         return c
 
@@ -104,7 +64,7 @@ class AssignmentRules(ServerTestCase):
         texts += [str(rng.randint(-10 ** 12, 10 ** 12)) for _ in range(20)]
         for ts, text in enumerate(texts):
             self.assertEqual(c.ask(f"put v {text} {ts}\n".encode()), OK, text)
-            self.assertEqual(c.ask(f"get v\n".encode()).split(b"\n")[-3],
+            self.assertEqual(c.ask(b"get v\n").split(b"\n")[-3],
                              f"v {float(text)} {ts}".encode(), text)
 
     def test_put_and_get_of_the_assignment_example(self) -> None:
@@ -204,7 +164,7 @@ class SplitAndPipelined(TestCase):
     def test_split_and_pipelined_input_gives_the_same_replies(self) -> None:
         stream = session()
         with Server() as srv:
-            c = Conn(srv.address)
+            c = RawConnection(srv.address)
             reference = b"".join(c.ask(line) for line in stream.splitlines(keepends=True))
             c.close()
         self.assertEqual(reference.count(b"\n\n"), stream.count(b"\n"))
@@ -217,7 +177,7 @@ class SplitAndPipelined(TestCase):
 
     def test_a_command_split_across_segments_is_answered_once_complete(self) -> None:
         with Server() as srv:
-            c = Conn(srv.address)
+            c = RawConnection(srv.address)
             c.send(b"pu")
             c.send(b"t k 1")
             c.send(b".5 2")
@@ -228,7 +188,7 @@ class SplitAndPipelined(TestCase):
 
     def test_many_requests_in_one_segment_are_answered_in_order(self) -> None:
         with Server() as srv:
-            c = Conn(srv.address)
+            c = RawConnection(srv.address)
             n = 20000
             batch = b"".join(f"put p{i % 10} {i} {i}\nget p{i % 10}\n".encode() if i % 1000 == 0
                              else f"put p{i % 10} {i} {i}\n".encode() for i in range(n))
@@ -347,7 +307,7 @@ class PythonApi(TestCase):
         self.assertIsNone(srv.data)
         self.assertEqual(srv.fsync, "everysec")
         self.assertIn(f"127.0.0.1:{port}", repr(srv))
-        c = Conn(srv.address)
+        c = RawConnection(srv.address)
         c.ask(b"put k 1 1\n")
         c.close()
         srv.close()
@@ -360,7 +320,7 @@ class PythonApi(TestCase):
 
     def test_close_drops_open_connections(self) -> None:
         srv = Server()
-        c = Conn(srv.address)
+        c = RawConnection(srv.address)
         self.assertEqual(c.ask(b"put k 1 1\n"), OK)
         srv.close()
         try:
@@ -376,7 +336,7 @@ class PythonApi(TestCase):
             port = probe.getsockname()[1]
         with Server("127.0.0.1", port) as srv:
             self.assertEqual(srv.address, ("127.0.0.1", port))
-            c = Conn(srv.address)
+            c = RawConnection(srv.address)
             self.addCleanup(c.close)
             self.assertEqual(c.ask(b"get *\n"), OK)
 
@@ -430,7 +390,7 @@ class PythonApi(TestCase):
         with Server("::1") as srv:
             self.assertEqual(srv.address[0], "::1")
             self.assertIn("[::1]:", repr(srv))
-            c = Conn(srv.address)
+            c = RawConnection(srv.address)
             self.addCleanup(c.close)
             self.assertEqual(c.ask(b"put k 1 1\n"), OK)
 

@@ -11,11 +11,7 @@ are checked in-process. Run against the installed package::
 from __future__ import annotations
 
 import os
-import select
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import unittest
@@ -24,6 +20,8 @@ from typing import Dict, List, Set, Tuple
 
 from client import Client, Server
 from tests.support import BOUND, TestCase
+from tests.support.processes import ServerProcess
+from tests.support.raw import read_reply
 
 HEADER = b"metrics-journal 2\n"
 
@@ -57,54 +55,6 @@ def crc32c(data: bytes) -> int:
         for _ in range(8):
             crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
     return crc ^ 0xFFFFFFFF
-
-SERVER_SCRIPT = r"""
-import sys, threading
-from client import Server
-srv = Server(port=0, data=sys.argv[1], fsync=sys.argv[2])
-host, port = srv.address
-print(host, port, flush=True)
-threading.Event().wait()
-"""
-
-
-class ServerProcess:
-    """A server in a child process, killed with SIGKILL (never closed)."""
-
-    def __init__(self, path: str, fsync: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER_SCRIPT, path, fsync],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        ready, _, _ = select.select([self.proc.stdout], [], [], BOUND)
-        if not ready:
-            self.kill()
-            raise AssertionError(f"server did not start: {self.proc.stderr.read()!r}")
-        line = self.proc.stdout.readline().split()
-        if len(line) != 2:
-            self.kill()
-            raise AssertionError(f"server did not start: {self.proc.stderr.read()!r}")
-        self.address = (line[0].decode(), int(line[1]))
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(BOUND)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-
-
-def read_reply(sock: socket.socket, buf: bytearray) -> bytes:
-    while True:
-        end = buf.find(b"\n\n")
-        if end >= 0:
-            reply = bytes(buf[:end + 2])
-            del buf[:end + 2]
-            return reply
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-
 
 def everything(path: str) -> Dict[str, List[Tuple[int, float]]]:
     """The data a fresh server on ``path`` holds."""

@@ -10,23 +10,12 @@ from typing import List
 
 import client
 from tests.support import BOUND, TestCase, wait_until
-from tests.support.processes import ChildProcess, ServerProcess, child_env
+from tests.support.processes import ChildProcess, ServerProcess
+from tests.support.raw import read_reply_or_eof
 
 OUT_OF_MEMORY = b"error\nout of memory\n\n"
 TOO_MANY = b"error\ntoo many connections\n\n"
 BUFFERS_FULL = b"error\nrequest buffers full\n\n"
-
-
-def read_reply(sock: socket.socket) -> bytes:
-    """Everything up to the end of one reply (a blank line) or EOF."""
-    sock.settimeout(BOUND)
-    data = b""
-    while not data.endswith(b"\n\n"):
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def peak_rss(pid: int) -> int:
@@ -159,7 +148,7 @@ class RequestBuffers(TestCase):
                 sock.sendall(b"\n")
             except OSError:
                 pass
-            outcomes.append(read_reply(sock))
+            outcomes.append(read_reply_or_eof(sock))
         shed = outcomes.count(BUFFERS_FULL)
         served = outcomes.count(b"error\nwrong command\n\n")
         self.assertEqual(shed + served, len(socks), set(outcomes))
@@ -179,14 +168,14 @@ class Connections(TestCase):
             # Each held connection is being served (a reply proves it).
             for sock in held:
                 sock.sendall(b"get nothing\n")
-                self.assertEqual(read_reply(sock), b"ok\n\n")
+                self.assertEqual(read_reply_or_eof(sock), b"ok\n\n")
             extra = self.client(srv.address)
             with self.assertRaises(client.ClientProtocolError) as caught:
                 extra.put("k", 1.0, timestamp=1)
             self.assertEqual(caught.exception.message, "too many connections")
             raw = socket.create_connection(srv.address, timeout=BOUND)
             self.addCleanup(raw.close)
-            self.assertEqual(read_reply(raw), TOO_MANY)
+            self.assertEqual(read_reply_or_eof(raw), TOO_MANY)
             self.assertEqual(raw.recv(1), b"")  # then closed
             held.pop().close()
             ok = self.client(srv.address)
@@ -210,7 +199,7 @@ class Connections(TestCase):
             half_line.sendall(b"put k 1")  # a line never finished
             # All closed by the server (EOF), the half line included.
             for sock in idle:
-                self.assertEqual(read_reply(sock), b"")
+                self.assertEqual(read_reply_or_eof(sock), b"")
             c = self.client(srv.address)
             wait_until(lambda: self._try_put(c), message="room after the idle timeout")
             # A socket opened after the client's last call times out after
@@ -218,7 +207,7 @@ class Connections(TestCase):
             # and the client's next call reconnects transparently.
             later = socket.create_connection(srv.address, timeout=BOUND)
             self.addCleanup(later.close)
-            self.assertEqual(read_reply(later), b"")
+            self.assertEqual(read_reply_or_eof(later), b"")
             self.assertEqual(c.get("k"), {"k": [(1, 1.0)]})
 
     def test_busy_connections_are_not_idle(self) -> None:
