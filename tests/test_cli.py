@@ -36,6 +36,7 @@ import client
 from client import Client, ClientRejectedError, ClientSocketError, ClientTimeoutError
 from client import _agent, _cli, _table
 from client.__main__ import main as console_main
+from tests.support import ScriptedServer, TestCase, respond
 
 HAVE_PSUTIL = importlib.util.find_spec("psutil") is not None
 
@@ -118,49 +119,7 @@ class LineReader:
         return "".join(out)
 
 
-class ScriptedServer:
-    """A loopback TCP server driven by the test, for replies the real server
-    never gives: an ``error`` reply, or silence."""
-
-    def __init__(self, reply: Optional[bytes]) -> None:
-        self.reply = reply
-        self.listener = socket.create_server((LOOPBACK, 0))
-        self.port = self.listener.getsockname()[1]
-        self.received = threading.Event()
-        self.connections: List[socket.socket] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        try:
-            conn, _ = self.listener.accept()
-        except OSError:
-            return
-        self.connections.append(conn)
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            data += chunk
-        self.received.set()
-        if self.reply is not None:
-            conn.sendall(self.reply)
-
-    def close(self) -> None:
-        self.listener.close()
-        for conn in self.connections:
-            conn.close()
-        self.thread.join(DEADLINE)
-
-    def __enter__(self) -> "ScriptedServer":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-
-class CliAssertions(unittest.TestCase):
+class CliAssertions(TestCase):
     def assertOneErrorLine(self, result, code: int, *fragments: str) -> str:
         """Exit status ``code``, nothing on stdout, exactly one ``error:`` line on stderr."""
         self.assertEqual(result.returncode, code, result)
@@ -305,17 +264,17 @@ class FailureTests(CliAssertions):
                 )
 
     def test_server_error_reply(self) -> None:
-        with ScriptedServer(b"error\nwrong command\n\n") as server:
+        with ScriptedServer(respond(b"error\nwrong command\n\n")) as server:
             result = run_cli("get", "k", "--port", str(server.port))
         self.assertOneErrorLine(result, 1, "wrong command")
 
     def test_put_server_error_reply(self) -> None:
-        with ScriptedServer(b"error\nwrong command\n\n") as server:
+        with ScriptedServer(respond(b"error\nwrong command\n\n")) as server:
             result = run_cli("put", "k", "1", "--port", str(server.port))
         self.assertOneErrorLine(result, 1, "wrong command")
 
     def test_garbage_reply(self) -> None:
-        with ScriptedServer(b"hello\n\n") as server:
+        with ScriptedServer(respond(b"hello\n\n")) as server:
             result = run_cli("get", "k", "--port", str(server.port))
         self.assertOneErrorLine(result, 1)
 
@@ -329,7 +288,7 @@ class FailureTests(CliAssertions):
             proc = start_cli("get", "k", "--port", str(server.port), "--timeout", "60")
             try:
                 # The request arrived: the client is now waiting for the reply.
-                self.assertTrue(server.received.wait(DEADLINE))
+                server.peer(0).wait_received(b"get k\n", timeout=DEADLINE)
                 proc.send_signal(signal.SIGINT)
                 out, err = proc.communicate(timeout=DEADLINE)
             finally:
@@ -339,7 +298,7 @@ class FailureTests(CliAssertions):
         self.assertEqual((proc.returncode, out, err), (130, "", ""))
 
 
-class EntryPointTests(unittest.TestCase):
+class EntryPointTests(TestCase):
     def test_console_script_declared(self) -> None:
         scripts = [
             ep
@@ -372,7 +331,7 @@ class EntryPointTests(unittest.TestCase):
 # -- demo and serve ----------------------------------------------------------------
 
 
-class DemoTests(unittest.TestCase):
+class DemoTests(TestCase):
     def test_demo(self) -> None:
         before = int(time.time())
         result = run_cli("demo")
@@ -676,7 +635,7 @@ def expected_points(first_ts: int, ticks: int, interval: int = 10) -> Dict[Tuple
     return points
 
 
-class AgentLogicTests(unittest.TestCase):
+class AgentLogicTests(TestCase):
     def test_steady_run(self) -> None:
         server, clock = FakeServer(), FakeClock()
         agent, out = make_agent(server, clock, count=3)
@@ -905,7 +864,7 @@ class AgentLogicTests(unittest.TestCase):
 # -- the table ---------------------------------------------------------------------
 
 
-class TableTests(unittest.TestCase):
+class TableTests(TestCase):
     def test_sparkline(self) -> None:
         self.assertEqual(_table.sparkline([]), "")
         self.assertEqual(_table.sparkline([1, 2, 3, 4, 5, 6, 7, 8]), "▁▂▃▄▅▆▇█")
