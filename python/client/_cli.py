@@ -27,6 +27,7 @@ import warnings
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, TextIO
 
 from ._errors import ClientError, ClientSocketError, ClientTimeoutError, ClientTypeError, ClientValueError
+from ._native import __version__
 from ._printable import printable
 
 __all__ = ["main", "build_parser"]
@@ -174,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
