@@ -363,7 +363,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         for signum in stop_signals:
             previous_handlers[signum] = signal.signal(signum, on_signal)
     finally:
-        if masking:
+        if previous_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
     try:
         with warnings.catch_warnings():
@@ -392,8 +392,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         try:
             server.close()  # stops accepting, then writes and fsyncs the log
         finally:
-            for signum, handler in previous_handlers.items():
-                signal.signal(signum, handler)
+            for number, handler in previous_handlers.items():
+                signal.signal(number, handler)
     _log("stopped" + (", data flushed" if args.data else ""))
     return EXIT_OK
 
