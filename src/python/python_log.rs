@@ -139,8 +139,8 @@ fn run(shared: &Shared) {
 }
 
 /// Hands messages to the logger. When Python cannot be entered (the
-/// interpreter is shutting down) or `logging` fails, they go to stderr, as
-/// a server without a Python logger would write them.
+/// interpreter is shutting down) or `logging` fails, warnings and errors go
+/// to stderr, as Python's last-resort handler would print them.
 fn forward(mut messages: VecDeque<(Level, String)>, dropped: u64) {
     if dropped > 0 {
         messages.push_back((
@@ -159,7 +159,9 @@ fn forward(mut messages: VecDeque<(Level, String)>, dropped: u64) {
     });
     let stderr = server::stderr_sink();
     for (level, message) in messages {
-        stderr(level, &message);
+        if level >= Level::Warning {
+            stderr(level, &message);
+        }
     }
 }
 
