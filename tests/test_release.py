@@ -92,7 +92,7 @@ class ServerLoggingTest(TestCase):
         self.assertEqual(len(caught), 1)
         warned = [m for level, m in self.messages() if level == "WARNING"]
         self.assertEqual(warned, [str(caught[0].message)])
-        self.assertIn("torn last line", warned[0])
+        self.assertIn("torn", warned[0])
 
     def test_dropped_without_close(self) -> None:
         # Collected with the GIL held: the server closes while its log
@@ -132,7 +132,7 @@ class ServerLoggingTest(TestCase):
                                     env=child_env(), timeout=BOUND, stdin=subprocess.DEVNULL)
         self.assertEqual(result.returncode, 0, result)
         self.assertEqual(result.stderr.count("\n"), 1, result.stderr)
-        self.assertIn("torn last line", result.stderr)
+        self.assertIn("torn", result.stderr)
 
 
 if __name__ == "__main__":
