@@ -7,6 +7,15 @@
 //! - `python` (behind the `python` feature): the pyo3 binding exposed as
 //!   `client._native`, which only converts types and errors.
 
+// Linux and macOS only: the transports and the server rely on POSIX sockets,
+// advisory file locks and descriptor limits (through rustix). Stop here
+// rather than fail later on something less clear.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+compile_error!(
+    "metrics-client supports Linux and macOS only; this target is neither \
+     (install a published wheel on a supported platform, or see the README)"
+);
+
 pub mod client;
 pub mod protocol;
 pub mod server;

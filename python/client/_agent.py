@@ -57,7 +57,7 @@ class PsutilSource:
             import psutil  # noqa: PLC0415 - optional dependency
         except ImportError as exc:
             raise AgentError(f"the agent needs psutil ({exc}); {INSTALL_HINT}") from None
-        self._psutil = psutil
+        self._psutil: Any = psutil
         self._disk_path = disk_path or os.path.abspath(os.sep)
         self._first = True
 

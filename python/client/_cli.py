@@ -27,6 +27,7 @@ import warnings
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, TextIO
 
 from ._errors import ClientError, ClientSocketError, ClientTimeoutError, ClientTypeError, ClientValueError
+from ._native import __version__
 from ._printable import printable
 
 __all__ = ["main", "build_parser"]
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -417,7 +419,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         for signum in stop_signals:
             previous_handlers[signum] = signal.signal(signum, on_signal)
     finally:
-        if masking:
+        if previous_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
     try:
         with warnings.catch_warnings():
@@ -446,8 +448,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         try:
             server.close()  # stops accepting, then writes and fsyncs the log
         finally:
-            for signum, handler in previous_handlers.items():
-                signal.signal(signum, handler)
+            for number, handler in previous_handlers.items():
+                signal.signal(number, handler)
     _log("stopped" + (", data flushed" if args.data else ""))
     return EXIT_OK
 

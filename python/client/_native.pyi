@@ -1,40 +1,41 @@
-"""Type stubs for the Rust extension module ``client._native``."""
+"""Type stubs for the Rust extension module ``client._native``.
 
+Every class here is a pyo3 class: created by ``__new__`` (there is no
+``__init__`` to override) and not subclassable (``@final``).
+"""
+
+import os
+import pathlib
+from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import (
-    Any,
-    Iterable,
-    List,
-    Optional,
-    Sequence,
-    SupportsFloat,
-    SupportsIndex,
-    Tuple,
-    Type,
-    Union,
-    overload,
-)
+from typing import Any, Literal, Self, SupportsFloat, SupportsIndex, final, overload
 
-from typing_extensions import Self
+__all__ = [
+    "Client",
+    "Codec",
+    "Connection",
+    "DEFAULT_MAX_REPLY_BYTES",
+    "Retry",
+    "Server",
+    "__version__",
+    "error",
+    "options",
+    "window",
+]
 
 __version__: str
 DEFAULT_MAX_REPLY_BYTES: int
 
-Number = Union[int, float, SupportsFloat, SupportsIndex]
-Timestamp = Union[int, SupportsIndex]
-Point = Union[Tuple[str, Number], Tuple[str, Number, Optional[Timestamp]]]
-
-Address = Tuple[str, int]
-
+@final
 class Retry:
     """When to send a failed call again; see ``help(client.Retry)``."""
 
-    def __init__(
-        self,
-        attempts: Optional[int] = None,
-        backoff: Optional[float] = None,
-        cap: Optional[float] = None,
-    ) -> None: ...
+    def __new__(
+        cls,
+        attempts: int | None = None,
+        backoff: float | None = None,
+        cap: float | None = None,
+    ) -> Self: ...
     @property
     def attempts(self) -> int: ...
     @property
@@ -43,52 +44,71 @@ class Retry:
     def cap(self) -> float: ...
     def delay(self, failures: int) -> float: ...
 
+@final
 class Client:
     """A blocking client for the metrics server; see ``help(client.Client)``."""
 
     @overload
-    def __init__(
-        self,
+    def __new__(
+        cls,
         host: str,
         port: int,
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
         *,
-        max_reply_bytes: Optional[int] = None,
-        max_connections: Optional[int] = None,
-        retry: Optional[Retry] = None,
-    ) -> None: ...
+        max_reply_bytes: int | None = None,
+        max_connections: int | None = None,
+        retry: Retry | None = None,
+    ) -> Self: ...
     @overload
-    def __init__(
-        self,
-        host: Sequence[Address],
+    def __new__(
+        cls,
+        host: Sequence[tuple[str, int]],
         port: None = None,
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
         *,
-        max_reply_bytes: Optional[int] = None,
-        max_connections: Optional[int] = None,
-        retry: Optional[Retry] = None,
+        max_reply_bytes: int | None = None,
+        max_connections: int | None = None,
+        retry: Retry | None = None,
+    ) -> Self: ...
+    # A value is an int or float, or anything int() or float() takes without
+    # loss (numpy scalars, Decimal, Fraction); bool is refused at run time.
+    def put(
+        self,
+        key: str,
+        value: SupportsFloat | SupportsIndex,
+        timestamp: SupportsIndex | None = None,
     ) -> None: ...
-    def put(self, key: str, value: Number, timestamp: Optional[Timestamp] = None) -> None: ...
     def get(self, key: str) -> dict[str, list[tuple[int, float]]]: ...
-    def put_many(self, points: Iterable[Point], *, window: Optional[int] = None) -> None: ...
+    def put_many(
+        self,
+        points: Iterable[
+            tuple[str, SupportsFloat | SupportsIndex]
+            | tuple[str, SupportsFloat | SupportsIndex, SupportsIndex | None]
+        ],
+        *,
+        window: int | None = None,
+    ) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
+    # Always False: an exception raised in the ``with`` block propagates, so
+    # type checkers know code after the block is reached only without one.
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> bool: ...
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> Literal[False]: ...
     @property
     def host(self) -> str: ...
     @property
     def port(self) -> int: ...
     @property
-    def timeout(self) -> Optional[float]: ...
+    def timeout(self) -> float | None: ...
     @property
     def max_reply_bytes(self) -> int: ...
     @property
-    def addresses(self) -> List[Address]: ...
+    def addresses(self) -> list[tuple[str, int]]: ...
     @property
     def max_connections(self) -> int: ...
     @property
@@ -97,25 +117,36 @@ class Client:
     def connection(self) -> Connection: ...
     def _read(self) -> dict[str, list[tuple[int, float]]]: ...
 
+@final
 class Connection:
     """Raw access to a client's connection (``client.connection``)."""
 
-    def sendall(self, data: Union[bytes, bytearray, memoryview]) -> None: ...
+    def sendall(self, data: bytes | bytearray | memoryview) -> None: ...
 
 # -- the codec under AsyncClient -------------------------------------------
 
+@final
 class Codec:
     """The protocol for ``AsyncClient``: encodes requests, decodes replies."""
 
-    def __init__(self, max_reply_bytes: Optional[int] = None) -> None: ...
+    def __new__(cls, max_reply_bytes: int | None = None) -> Self: ...
     @staticmethod
-    def put(key: str, value: Number, timestamp: Optional[Timestamp] = None) -> bytes: ...
+    def put(
+        key: str,
+        value: SupportsFloat | SupportsIndex,
+        timestamp: SupportsIndex | None = None,
+    ) -> bytes: ...
     @staticmethod
     def get(key: str) -> bytes: ...
     @staticmethod
-    def put_many(points: Iterable[Point]) -> Tuple[bytes, List[int]]: ...
+    def put_many(
+        points: Iterable[
+            tuple[str, SupportsFloat | SupportsIndex]
+            | tuple[str, SupportsFloat | SupportsIndex, SupportsIndex | None]
+        ],
+    ) -> tuple[bytes, list[int]]: ...
     def expect(self, points: bool, count: int = 1) -> None: ...
-    def feed(self, data: bytes) -> List[Any]: ...
+    def feed(self, data: bytes) -> list[Any]: ...
     @property
     def pending(self) -> int: ...
     @property
@@ -124,64 +155,63 @@ class Codec:
 def error(
     kind: str,
     *,
-    address: Optional[str] = None,
-    cause: Optional[BaseException] = None,
+    address: str | None = None,
+    cause: BaseException | None = None,
     timed_out: bool = False,
-    after: Optional[float] = None,
+    after: float | None = None,
     mid_reply: bool = False,
     answered: int = 0,
     total: int = 0,
     window: int = 0,
-    rejected: Optional[List[Tuple[int, str]]] = None,
+    rejected: list[tuple[int, str]] | None = None,
 ) -> Any: ...
 def options(
-    host: Union[str, Sequence[Address]],
-    port: Optional[int] = None,
-    timeout: Optional[float] = None,
-    max_reply_bytes: Optional[int] = None,
-    retry: Optional[Retry] = None,
-) -> Tuple[List[Address], Optional[float], int]: ...
-def window(window: Optional[int]) -> Optional[int]: ...
+    host: str | Sequence[tuple[str, int]],
+    port: int | None = None,
+    timeout: float | None = None,
+    max_reply_bytes: int | None = None,
+    retry: Retry | None = None,
+) -> tuple[list[tuple[str, int]], float | None, int]: ...
+def window(window: int | None) -> int | None: ...
 
 # -- the embedded server ---------------------------------------------------
 
-import os
-import pathlib
-from typing import Literal
-
+@final
 class Server:
     """An embedded metrics server serving in background threads; see ``help(client.Server)``."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         host: str = "127.0.0.1",
         port: int = 0,
-        data: Optional[Union[str, "os.PathLike[str]"]] = None,
+        data: str | os.PathLike[str] | None = None,
         fsync: Literal["always", "everysec", "no"] = "everysec",
         *,
         log: bool = False,
         wait: bool = True,
-        max_memory: Optional[Union[int, str]] = None,
+        max_memory: int | str | None = None,
         max_connections: int = 10000,
-        idle_timeout: Optional[float] = None,
-        max_request_buffers: Union[int, str] = "256MiB",
-    ) -> None: ...
+        idle_timeout: float | None = None,
+        max_request_buffers: int | str = "256MiB",
+    ) -> Self: ...
     @property
-    def address(self) -> Tuple[str, int]: ...
+    def address(self) -> tuple[str, int]: ...
     @property
     def ready(self) -> bool: ...
-    def wait(self, timeout: Optional[float] = None) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
     @property
-    def data(self) -> Optional[pathlib.Path]: ...
+    def data(self) -> pathlib.Path | None: ...
     @property
     def fsync(self) -> Literal["always", "everysec", "no"]: ...
     @property
     def closed(self) -> bool: ...
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
+    # Always False, as for Client.
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> bool: ...
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> Literal[False]: ...

@@ -6,6 +6,7 @@ mod client;
 mod codec;
 mod connector;
 mod errors;
+mod python_log;
 mod results;
 mod retry;
 mod server;
@@ -13,7 +14,10 @@ mod socket_like;
 
 use pyo3::prelude::*;
 
-#[pymodule]
+// Declared as needing the GIL: nothing here has been tested on a
+// free-threaded interpreter, and results.rs builds objects through raw C API
+// calls. A free-threaded CPython imports the module with the GIL re-enabled.
+#[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     connector::capture_socket_class(m.py())?;
     m.add_class::<client::Client>()?;

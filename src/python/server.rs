@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyOSError, PyRuntimeWarning, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyString};
+use pyo3::types::{PyBool, PyString, PyTuple};
 
-use crate::server::{self, Config, FsyncPolicy, Level, Limits, LogSink, ServerError};
+use super::python_log::PythonLog;
+use crate::server::{self, Config, FsyncPolicy, Limits, ServerError};
 
 /// An embedded metrics server, serving in background threads.
 ///
@@ -49,8 +50,10 @@ use crate::server::{self, Config, FsyncPolicy, Level, Limits, LogSink, ServerErr
 /// stops a replay in progress. Connections made meanwhile wait until it
 /// serves.
 ///
-/// ``log=True`` writes what the server does (start, replay progress,
-/// compaction, errors) to stderr; otherwise only errors are written there.
+/// What the server does (start, replay progress, compaction, errors) is
+/// logged through Python's ``logging``, logger ``client.server`` (INFO,
+/// WARNING, ERROR); ``log=True`` writes it straight to stderr instead, as
+/// ``python -m client serve`` does.
 ///
 /// Limits: a request line may be at most 1 MiB (a longer one is answered
 /// ``error\nline too long\n\n`` and the connection is closed).
@@ -79,6 +82,9 @@ pub struct Server {
     port: u16,
     data: Option<PathBuf>,
     fsync: FsyncPolicy,
+    /// Declared after `state`: dropped after the server, so that what the
+    /// server logs while closing still reaches Python.
+    python_log: Option<PythonLog>,
 }
 
 /// Where a server is in its life.
@@ -218,15 +224,6 @@ fn to_python_error(error: &ServerError) -> PyErr {
     }
 }
 
-fn sink(verbose: bool) -> LogSink {
-    let stderr = server::stderr_sink();
-    std::sync::Arc::new(move |level, message| {
-        if verbose || level >= Level::Error {
-            stderr(level, message);
-        }
-    })
-}
-
 fn warn(py: Python<'_>, message: &str) -> PyResult<()> {
     let text = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
     PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &text, 1)
@@ -235,6 +232,15 @@ fn warn(py: Python<'_>, message: &str) -> PyResult<()> {
 impl Server {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands what the server logged so far to `logging` before returning to
+    /// Python. Never called with the state locked: the log thread needs the
+    /// GIL, which a Python thread waiting for that lock would be holding.
+    fn flush_log(&self, py: Python<'_>) {
+        if let Some(python_log) = &self.python_log {
+            python_log.flush(py);
+        }
     }
 
     /// Once the loading thread is done, takes its result: the server, or the
@@ -281,11 +287,15 @@ impl Server {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             self.settle(py)?;
-            match &*self.lock() {
-                State::Running(_) => return Ok(true),
-                State::Failed(error) => return Err(to_python_error(error)),
-                State::Closed => return Ok(false),
-                State::Loading { .. } => {}
+            let outcome = match &*self.lock() {
+                State::Running(_) => Some(Ok(true)),
+                State::Failed(error) => Some(Err(to_python_error(error))),
+                State::Closed => Some(Ok(false)),
+                State::Loading { .. } => None,
+            };
+            if let Some(outcome) = outcome {
+                self.flush_log(py);
+                return outcome;
             }
             let slice = match deadline {
                 Some(deadline) => {
@@ -313,7 +323,7 @@ impl Server {
     }
 
     fn close_inner(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| {
+        let result = py.detach(|| {
             let mut state = self.lock();
             match std::mem::replace(&mut *state, State::Closed) {
                 State::Loading { thread, cancel } => {
@@ -326,8 +336,9 @@ impl Server {
                 State::Running(mut server) => server.close(),
                 State::Failed(_) | State::Closed => Ok(()),
             }
-        })
-        .map_err(|e| to_python_error(&e))
+        });
+        self.flush_log(py);
+        result.map_err(|e| to_python_error(&e))
     }
 }
 
@@ -390,18 +401,27 @@ impl Server {
                 .unwrap_or(defaults.max_request_buffers),
             ..defaults
         };
+        let (python_log, sink) = if log {
+            (None, server::stderr_sink())
+        } else {
+            let (python_log, sink) =
+                PythonLog::start().map_err(|e| to_python_error(&ServerError::Threads(e)))?;
+            (Some(python_log), sink)
+        };
         let config = Config {
             host: host.to_owned(),
             port,
             data: data.clone(),
             fsync,
             limits,
-            log: Some(sink(log)),
+            log: Some(sink),
             ..Config::default()
         };
-        let loading = py
-            .detach(|| server::Server::prepare(config))
-            .map_err(|e| to_python_error(&e))?;
+        let loading = py.detach(|| server::Server::prepare(config));
+        if let Some(python_log) = &python_log {
+            python_log.flush(py);
+        }
+        let loading = loading.map_err(|e| to_python_error(&e))?;
         let address = loading.local_addr();
         let cancel = loading.canceller();
         let loaded = Arc::new(Loaded::default());
@@ -422,6 +442,7 @@ impl Server {
             port: address.port(),
             data,
             fsync,
+            python_log,
         };
         if wait {
             // On KeyboardInterrupt (or a start error) the replay is
@@ -501,14 +522,8 @@ impl Server {
     }
 
     /// Closes the server; exceptions from the ``with`` block propagate.
-    #[pyo3(signature = (_exc_type=None, _exc=None, _tb=None))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
+    #[pyo3(signature = (*_exc_info))]
+    fn __exit__(&self, py: Python<'_>, _exc_info: &Bound<'_, PyTuple>) -> PyResult<bool> {
         self.close_inner(py)?;
         Ok(false)
     }

@@ -50,18 +50,30 @@ pub(super) fn bind(host: &str, port: u16) -> Result<TcpListener, ServerError> {
 }
 
 /// Lifts the soft limit on open files to the hard limit (as Go's runtime
-/// does), so the default 1024 does not cap concurrent connections.
+/// does), so the default 1024 (256 on macOS) does not cap concurrent
+/// connections.
 pub(super) fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
-    unsafe {
-        let mut limit = std::mem::zeroed::<libc::rlimit>();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max.min(1 << 20);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let hard = limit.maximum.unwrap_or(u64::MAX).min(1 << 20);
+    // macOS refuses a soft limit above OPEN_MAX when the hard limit is
+    // "unlimited" (as Rust's own runtime and Go's know): try that next.
+    for wanted in [hard, hard.min(OPEN_MAX)] {
+        if limit.current.is_some_and(|current| current >= wanted) {
+            return;
+        }
+        let raised = Rlimit {
+            current: Some(wanted),
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return;
         }
     }
 }
+
+/// macOS's per-process descriptor ceiling for `setrlimit` (`OPEN_MAX`).
+const OPEN_MAX: u64 = 10_240;
 
 /// Decrements the count of lingering refusals when one ends.
 struct Refusing(Arc<Shared>);
@@ -144,9 +156,10 @@ pub(super) async fn accept_loop(
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning;
                 // other errors concern one aborted connection only.
+                use rustix::io::Errno;
                 let resource = matches!(
-                    e.raw_os_error(),
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    e.raw_os_error().map(Errno::from_raw_os_error),
+                    Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)
                 );
                 if resource {
                     shared.log(Level::Error, &format!("accept failed: {e}"));

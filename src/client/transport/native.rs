@@ -150,22 +150,19 @@ impl Transport for NativeSocket {
 
     #[cfg(unix)]
     fn is_reusable(&mut self) -> bool {
-        use std::os::fd::AsRawFd;
+        use rustix::net::{recv, RecvFlags};
         let mut probe = [0u8; 1];
-        // SAFETY: the fd is owned by `self.stream` and open; `probe` is a
-        // valid writable buffer of the length given. MSG_DONTWAIT keeps the
-        // call from blocking whatever the socket's mode.
-        let n = unsafe {
-            libc::recv(
-                self.stream.as_raw_fd(),
-                probe.as_mut_ptr().cast(),
-                probe.len(),
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        // -1 with EAGAIN: nothing to read, the normal idle state. 0: the
-        // peer closed. >0: bytes nobody asked for. Other errors: broken.
-        n < 0 && is_wait_over(&io::Error::last_os_error())
+        // MSG_DONTWAIT keeps the call from blocking whatever the socket's mode.
+        match recv(
+            &self.stream,
+            &mut probe,
+            RecvFlags::PEEK | RecvFlags::DONTWAIT,
+        ) {
+            // Nothing to read (EAGAIN): the normal idle state.
+            Err(e) => is_wait_over(&e.into()),
+            // 0: the peer closed; more: bytes nobody asked for.
+            Ok(_) => false,
+        }
     }
 }
 
