@@ -60,7 +60,7 @@ class Parser:
                 else:
                     raise ValueError(method)
             except ValueError:
-                raise ParseError("wrong command")
+                raise ParseError("wrong command") from None
         return commands
 
     def encode(self, responses):

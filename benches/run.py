@@ -129,7 +129,7 @@ class ServerProcess:
                 except OSError:
                     if time.monotonic() > deadline or self.proc.poll() is not None:
                         self.stop()
-                        raise RuntimeError(f"{name} did not start")
+                        raise RuntimeError(f"{name} did not start") from None
                     time.sleep(0.05)
 
     @property
@@ -489,7 +489,7 @@ def bench_servers(quick, rounds):
                 servers[name] = (server, protocol, speed)
         # Warm-up, not measured: a fresh Python server's first run is up to
         # three times slower per request than its later ones.
-        for name, (server, protocol, _) in servers.items():
+        for server, protocol, _ in servers.values():
             loadgen(server.address, protocol, 1, 20_000, 5)
             loadgen(server.address, protocol, 16, 100_000, 5)
         results = {name: {p: {"loadgen": [], "redis_benchmark": []} for p in plan}

@@ -17,7 +17,6 @@ import unittest
 
 import client
 from client import AsyncClient, ClientProtocolError, ClientReplyError, ClientSocketError
-
 from tests.support import BOUND, TestCase, refused_address, respond
 from tests.support.proxy import DelayingProxy
 

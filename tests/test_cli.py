@@ -32,10 +32,10 @@ import unittest
 import unittest.mock
 from typing import Dict, List, Optional, Tuple
 
-import client
-from client import Client, ClientRejectedError, ClientSocketError, ClientTimeoutError
-from client import _agent, _cli, _table
 from client.__main__ import main as console_main
+
+import client
+from client import Client, ClientRejectedError, ClientSocketError, ClientTimeoutError, _agent, _cli, _table
 from tests.support import ScriptedServer, TestCase, respond
 
 HAVE_PSUTIL = importlib.util.find_spec("psutil") is not None
@@ -483,7 +483,7 @@ class AgentCommandTests(CliAssertions):
         (line,) = result.stdout.splitlines()
         self.assertIn(f"127.0.0.1:{port} unavailable", line)
         self.assertIn("5 points buffered", line)
-        errors = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
         self.assertEqual(errors, [f"error: 5 points could not be sent to 127.0.0.1:{port}"])
         self.assertNotIn("Traceback", result.stderr)
 

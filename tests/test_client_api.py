@@ -19,7 +19,6 @@ from client import (
     ClientTypeError,
     ClientValueError,
 )
-
 from tests.support import BOUND, TestCase, ok_to_everything, respond, wait_client_socket, wait_until
 
 
@@ -184,7 +183,7 @@ class PutManyTest(TestCase):
         after = int(time.time())
         data = srv.peer(0).wait_data(lambda d: d.count(b"\n") == 2)
         lines = data.splitlines()
-        self.assertEqual([l.rsplit(b" ", 1)[0] for l in lines], [b"put a 1", b"put b 2"])
+        self.assertEqual([line.rsplit(b" ", 1)[0] for line in lines], [b"put a 1", b"put b 2"])
         for line in lines:
             self.assertTrue(before <= int(line.rsplit(b" ", 1)[1]) <= after)
         self.assertIsNone(c.put_many([]))

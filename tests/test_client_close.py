@@ -24,7 +24,6 @@ from unittest import mock
 
 import client
 from client import Client, ClientSocketError, ClientTimeoutError
-
 from tests.support import BOUND, MetricsStore, TestCase, wait_until
 
 #: What a test accepts as "prompt"; the goal is 0.1 s, the figures printed.

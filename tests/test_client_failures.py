@@ -20,7 +20,6 @@ from client import (
     ClientSocketError,
     ClientTimeoutError,
 )
-
 from tests.support import (
     BOUND,
     TCP_CLOSE_WAIT,

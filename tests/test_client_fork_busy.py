@@ -10,7 +10,6 @@ import threading
 import unittest
 
 from client import ClientTimeoutError
-
 from tests.support import BOUND, TestCase, respond
 
 TIMEOUT = 2.0

@@ -19,7 +19,6 @@ import time
 import unittest
 
 import client
-
 from tests.support import BOUND, TestCase
 
 THREADS = 16

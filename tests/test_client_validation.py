@@ -9,7 +9,6 @@ import unittest
 
 import client
 from client import ClientError, ClientTypeError, ClientValueError
-
 from tests.support import TestCase, ok_to_everything
 
 NAN = float("nan")

@@ -11,7 +11,6 @@ from fractions import Fraction
 from unittest import mock
 
 from client import ClientError, ClientProtocolError, ClientSocketError
-
 from tests.support import (
     BOUND,
     TestCase,

@@ -22,7 +22,6 @@ from collections import deque
 from unittest import mock
 
 from client import Client, ClientError, ClientProtocolError
-
 from tests.support import TestCase
 
 EXCHANGES = {

@@ -17,7 +17,6 @@ import time
 import unittest
 
 import client
-
 from tests.support import BOUND, TestCase
 from tests.support.course_servers import COURSE_SERVERS
 

@@ -28,7 +28,6 @@ import warnings
 
 import client
 from client import Client, ClientError
-
 from tests.support import BOUND, TestCase
 from tests.support.processes import ServerProcess
 

@@ -48,7 +48,6 @@ from client import (
     ClientSocketError,
     ClientTimeoutError,
 )
-
 from tests.support import WATCHDOG, TestCase
 
 CASES = int(os.environ.get("CLIENT_TEST_FUZZ_CASES", "20000"))

@@ -27,7 +27,6 @@ import unittest
 
 import client
 from client import ClientTimeoutError
-
 from tests.support import BOUND, TestCase, respond
 from tests.support.processes import ChildProcess
 from tests.support.proxy import DelayingProxy

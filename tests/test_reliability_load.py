@@ -22,7 +22,6 @@ import time
 import unittest
 
 import client
-
 from tests.support import WATCHDOG, TestCase
 
 THREADS = 16

@@ -27,7 +27,6 @@ import time
 import unittest
 
 import client
-
 from tests.support import BOUND, TestCase, _proc_address, wait_until
 from tests.support.raw import connect, read_reply
 
@@ -150,7 +149,7 @@ class ThousandConnectionsWithSlowClientsTest(TestCase):
             buf = bytearray()
             self.assertEqual(read_reply(s, buf), b"ok\n\n")
             self.assertEqual(read_reply(s, buf), f"ok\ntrickle.{n} {float(n)!r} {n}\n\n".encode())
-        for n, s in enumerate(idle):
+        for s in idle:
             s.sendall(b" 1\n")
             self.assertEqual(read_reply(s, bytearray()), b"ok\n\n")
 
@@ -170,7 +169,7 @@ class ThousandConnectionsWithSlowClientsTest(TestCase):
         drain_time = time.monotonic() - drained
 
         # Every connection is still served.
-        for n, s in enumerate(socks[::50]):
+        for s in socks[::50]:
             s.sendall(b"get active.0\n")
             self.assertTrue(read_reply(s, bytearray()).startswith(b"ok\nactive.0 0.5 0\n"))
         if os.environ.get("CLIENT_TEST_REPORT"):

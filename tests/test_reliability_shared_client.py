@@ -21,7 +21,6 @@ import time
 import unittest
 
 from client import ClientTimeoutError
-
 from tests.support import BOUND, TestCase, wait_until
 from tests.support.processes import ChildProcess
 

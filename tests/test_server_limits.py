@@ -31,7 +31,7 @@ class MemoryLimit(TestCase):
         """Puts new keys until the server refuses one; returns how many
         were stored."""
         stored = 0
-        for batch in range(limit // 1000):  # far more than ever fit
+        for _batch in range(limit // 1000):  # far more than ever fit
             points = [(f"key{stored + i}", 1.0, 7) for i in range(1000)]
             try:
                 c.put_many(points)
@@ -71,7 +71,7 @@ class MemoryLimit(TestCase):
             c = self.client(srv.address)
             stored = 0
             with self.assertRaises(client.ClientRejectedError):
-                for batch in range(1000):
+                for _batch in range(1000):
                     c.put_many([("series", 0.5, stored + i) for i in range(1000)])
                     stored += 1000
             points = c.get("series")["series"]

@@ -11,9 +11,9 @@ import subprocess
 import sys
 import unicodedata
 
-from client import _table
 from client._printable import printable
 
+from client import _table
 from tests.support import BOUND, TestCase
 
 #: Keys a hostile server might send, and how the table must show them.

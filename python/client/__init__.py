@@ -7,6 +7,7 @@
 {'huginn.cpu': [(1642667947, 0.5)]}
 """
 
+from ._async import AsyncClient
 from ._errors import (
     ClientError,
     ClientProtocolError,
@@ -17,7 +18,6 @@ from ._errors import (
     ClientTypeError,
     ClientValueError,
 )
-from ._async import AsyncClient
 from ._native import DEFAULT_MAX_REPLY_BYTES, Client, Connection, Retry, Server, __version__
 
 __all__ = [

@@ -27,7 +27,7 @@ import warnings
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, TextIO
 
 from ._errors import ClientError, ClientSocketError, ClientTimeoutError, ClientTypeError, ClientValueError
-from ._native import __version__
+from ._native import Server, __version__
 from ._printable import printable
 
 __all__ = ["main", "build_parser"]
@@ -360,14 +360,6 @@ def to_json(metrics: Dict[str, List[Any]]) -> str:
     return json.dumps({key: [[ts, value] for ts, value in metrics[key]] for key in sorted(metrics)})
 
 
-def _server_class() -> Any:
-    try:
-        from . import Server  # type: ignore[attr-defined]
-    except ImportError:
-        raise CommandError("this build of the package has no embedded server (client.Server)") from None
-    return Server
-
-
 def _address(address: Sequence[Any]) -> str:
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
@@ -379,7 +371,6 @@ def _log(message: str, source: str = "metrics-server", level: str = "INFO") -> N
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
-    Server = _server_class()
     stop = threading.Event()
     received: List[str] = []
 
@@ -458,7 +449,6 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from ._native import Client
     from ._table import render_table
 
-    Server = _server_class()
     with Server() as server:
         host, port = server.address[0], server.address[1]
         print(f"# embedded server on {_address(server.address)} (in memory)", file=out)
@@ -556,7 +546,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as exc:  # --help, --version
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
-        return args.run(args, out)
+        status: int = args.run(args, out)
+        return status
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except UsageError as exc:

@@ -84,7 +84,7 @@ def sparkline(values: Sequence[float], width: int = DEFAULT_SPARK_WIDTH, ascii: 
     return "".join(levels[min(top, int((v - low) / span * top + 0.5))] for v in values)
 
 
-def _downsample(values: Sequence[float], width: int) -> list:
+def _downsample(values: Sequence[float], width: int) -> list[float]:
     """Mean of ``width`` consecutive, nearly equal buckets."""
     count = len(values)
     out = []

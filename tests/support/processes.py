@@ -92,7 +92,7 @@ class ChildProcess:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"child {self.pid} did not finish within {timeout} s")
+            raise AssertionError(f"child {self.pid} did not finish within {timeout} s") from None
         out = self._buf + out
         self._buf = b""
         self._dir.cleanup()
