@@ -405,6 +405,32 @@ class ServeTests(CliAssertions):
             self.assertEqual(json.loads(result.stdout), {"kept": [[10, 1.5], [11, 2.5]]})
             self.stop(proc, reader, signal.SIGINT)
 
+    def test_serve_stops_when_the_signal_lands_inside_a_lock(self) -> None:
+        # A signal handler runs in the main thread between two bytecodes,
+        # possibly while that thread holds a lock inside threading (say in
+        # Event.wait, whose Condition lock it takes and drops every second).
+        # Here every threading.Event's wait holds that lock almost all the
+        # time, so the stop signal lands inside it: a handler that takes the
+        # same lock (Event.set) deadlocks instead of stopping the server.
+        code = textwrap.dedent("""
+            import sys, threading, time
+            class LockHoldingEvent(threading.Event):
+                def wait(self, timeout=None):
+                    with self._cond:
+                        time.sleep(0.5)
+                    return self.is_set()
+            threading.Event = LockHoldingEvent
+            from client import _cli
+            sys.exit(_cli.main(["serve", "--port", "0", "--fsync", "no"]))
+        """)
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, encoding="utf-8", env=child_env())
+        self.addCleanup(self._reap, proc)
+        reader = LineReader(proc.stdout)
+        self.assertTrue(reader.next().startswith("listening on "))
+        err = self.stop(proc, reader, signal.SIGTERM)
+        self.assertIn("SIGTERM", err)
+
     def test_serve_sigint_in_memory(self) -> None:
         proc, reader, host, port = self.start("--fsync", "no")
         self.assertEqual(run_cli("put", "m", "1", "--port", str(port)).returncode, 0)

@@ -19,9 +19,9 @@ import errno
 import json
 import math
 import os
+import select
 import signal
 import sys
-import threading
 import time
 import warnings
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, TextIO
@@ -371,12 +371,25 @@ def _log(message: str, source: str = "metrics-server", level: str = "INFO") -> N
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
-    stop = threading.Event()
+    # The handler runs in the main thread between two bytecodes, possibly
+    # while that thread holds a lock inside threading.Event.wait: setting an
+    # Event from it can deadlock. It only records the signal and writes a
+    # byte to a pipe the main thread waits on, neither of which takes a lock.
     received: List[str] = []
+    wake_read, wake_write = -1, -1
 
     def on_signal(signum: int, _frame: Any) -> None:
         received.append(signal.Signals(signum).name)
-        stop.set()
+        try:
+            os.write(wake_write, b"!")
+        except BlockingIOError:  # the pipe is full: a wake-up is pending anyway
+            pass
+
+    def stop_received(timeout: float) -> bool:
+        """Waits up to ``timeout`` seconds for a stop signal."""
+        if not received:
+            select.select([wake_read], [], [], timeout)
+        return bool(received)
 
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     # The server's threads inherit the signal mask of the thread that starts
@@ -407,6 +420,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             )
         except (OSError, ValueError, TypeError, ClientError) as exc:
             raise refused(exc) from None
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
         for signum in stop_signals:
             previous_handlers[signum] = signal.signal(signum, on_signal)
     finally:
@@ -419,11 +434,11 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             warnings.simplefilter("ignore", RuntimeWarning)
             try:
                 # Slices short enough to notice a stop signal at once.
-                while not stop.is_set() and not server.wait(0.05):
+                while not received and not server.wait(0.05):
                     pass
             except (OSError, ValueError, TypeError, ClientError) as exc:
                 raise refused(exc) from None
-        if stop.is_set() and not server.ready:
+        if received and not server.ready:
             _log(f"received {received[0]} while loading {args.data}; stopping, the data file is left as it was")
             server.close()
             _log("stopped")
@@ -432,7 +447,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         storage = f"data in {args.data} (fsync {args.fsync})" if args.data else "data in memory only (lost on exit)"
         _log(f"{storage}; stop with Ctrl-C or SIGTERM")
         print(f"listening on {address}", file=out, flush=True)
-        while not stop.wait(1.0):  # the timeout is only a safety net
+        while not stop_received(1.0):  # the timeout is only a safety net
             pass
         _log(f"received {received[0]}, shutting down")
     finally:
@@ -441,6 +456,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         finally:
             for number, handler in previous_handlers.items():
                 signal.signal(number, handler)
+            os.close(wake_read)
+            os.close(wake_write)
     _log("stopped" + (", data flushed" if args.data else ""))
     return EXIT_OK
 
