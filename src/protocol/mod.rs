@@ -22,6 +22,8 @@ mod number;
 mod point;
 mod reply;
 mod request;
+#[cfg(test)]
+mod strategies;
 mod value;
 
 pub use argument::{validate_key, ArgumentError, ArgumentErrorKind, KeyUse};

@@ -53,7 +53,8 @@ pub fn encode_points_end(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{push_point, validate_key, Expect, KeyUse, ReplyDecoder};
+    use crate::protocol::strategies::{finite, key_strategy};
+    use crate::protocol::{push_point, Expect, ReplyDecoder};
     use proptest::prelude::*;
 
     #[test]
@@ -77,17 +78,6 @@ mod tests {
             out,
             b"ok\ntest_key 13.0 1503319739\ntest_key 12.0 1503319740\n\n"
         );
-    }
-
-    fn key_strategy() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[a-zA-Z0-9._:-]{1,12}",
-            "\\PC{1,6}".prop_filter("valid key", |k| validate_key(k, KeyUse::Put).is_ok()),
-        ]
-    }
-
-    fn finite() -> impl Strategy<Value = f64> {
-        proptest::num::f64::ANY.prop_filter("finite", |x| x.is_finite())
     }
 
     proptest! {

@@ -177,6 +177,7 @@ fn parse_timestamp(text: &str) -> Result<i64, ArgumentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::strategies::{finite, key_strategy};
     use crate::protocol::ArgumentErrorKind;
     use proptest::prelude::*;
 
@@ -387,17 +388,6 @@ mod tests {
         assert!(encode_get(&mut out, "a\nb").is_err());
         assert!(encode_get(&mut out, "").is_err());
         assert_eq!(out, b"keep");
-    }
-
-    fn key_strategy() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[a-zA-Z0-9._:-]{1,12}",
-            "\\PC{1,6}".prop_filter("valid key", |k| validate_key(k, KeyUse::Put).is_ok()),
-        ]
-    }
-
-    fn finite() -> impl Strategy<Value = f64> {
-        proptest::num::f64::ANY.prop_filter("finite", |x| x.is_finite())
     }
 
     proptest! {
