@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import collections
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,10 @@ import time
 import client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The same floor as benches/run.py measures: one definition serves both.
+sys.path.insert(0, HERE)
+from run import raw_pipeline  # noqa: E402
+
 FIRST_TS = 1642667947
 
 
@@ -215,27 +218,6 @@ def threads(address, count, each):
     for c in own:
         c.close()
     return times, shared_connections
-
-
-def raw_pipeline(address, payload, replies):
-    sock = socket.create_connection(address)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    expected = 4 * replies
-    buffer = bytearray(expected)
-    view = memoryview(buffer)
-    started = time.perf_counter()
-    writer = threading.Thread(target=sock.sendall, args=(payload,))
-    writer.start()
-    got = 0
-    while got < expected:
-        n = sock.recv_into(view[got:])
-        if not n:
-            raise ConnectionError("server closed the connection")
-        got += n
-    writer.join()
-    elapsed = time.perf_counter() - started
-    sock.close()
-    return elapsed
 
 
 def put_many(address, n):

@@ -18,7 +18,7 @@ import unittest
 import client
 from client import AsyncClient, ClientProtocolError, ClientReplyError, ClientSocketError
 from tests.support import BOUND, TestCase, refused_address, respond
-from tests.support.proxy import DelayingProxy
+from tests.support.proxy import ProxyTestCase
 
 
 def reply_bytes(points):
@@ -201,14 +201,10 @@ class AsyncClientApiTest(AsyncTestCase):
         srv.peer(0).wait_client_closed()
 
 
-class AsyncCancellationTest(AsyncTestCase):
+class AsyncCancellationTest(AsyncTestCase, ProxyTestCase):
     def setUp(self):
         super().setUp()
-        self.srv = client.Server()
-        self.addCleanup(self.srv.close)
-        self.proxy = DelayingProxy(self.srv.address)
-        self.addCleanup(self.proxy.stop)
-        self.client(self.srv.address).put_many([("a", 1, 1), ("b", 2, 2)])
+        self.direct().put_many([("a", 1, 1), ("b", 2, 2)])
 
     def test_a_call_cancelled_at_every_byte_of_its_reply(self):
         late = reply_bytes({"a": [(1, 1)]})

@@ -25,11 +25,10 @@ import textwrap
 import time
 import unittest
 
-import client
 from client import ClientTimeoutError
 from tests.support import BOUND, TestCase, respond
 from tests.support.processes import ChildProcess
-from tests.support.proxy import DelayingProxy
+from tests.support.proxy import DelayingProxy, ProxyTestCase
 
 #: The trickling server's pace: one byte per PACE seconds.
 PACE = 1.0
@@ -94,19 +93,6 @@ class TrickleTest(TestCase):
         c.put("k", 2, 2)
         self.assertEqual(srv.connection_count, 1)
         self.assertEqual(srv.peer(0).received(), b"put k 1 1\nput k 2 2\n")
-
-
-class ProxyTestCase(TestCase):
-    def setUp(self):
-        super().setUp()
-        self.srv = client.Server()
-        self.addCleanup(self.srv.close)
-        self.proxy = DelayingProxy(self.srv.address)
-        self.addCleanup(self.proxy.stop)
-
-    def direct(self):
-        """A client straight to the server (no proxy), to set up or check data."""
-        return self.client(self.srv.address)
 
 
 def reply_bytes(points):

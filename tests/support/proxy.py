@@ -20,9 +20,11 @@ import socket
 import threading
 from typing import List, Optional, Tuple
 
-from . import BOUND
+import client
 
-__all__ = ["DelayingProxy", "ProxiedConnection"]
+from . import BOUND, TestCase
+
+__all__ = ["DelayingProxy", "ProxiedConnection", "ProxyTestCase"]
 
 
 class ProxiedConnection:
@@ -275,3 +277,18 @@ class DelayingProxy:
             conn.close()
         self._wake_r.close()
         self._wake_w.close()
+
+
+class ProxyTestCase(TestCase):
+    """An embedded server behind a DelayingProxy: ``self.srv``, ``self.proxy``."""
+
+    def setUp(self):
+        super().setUp()
+        self.srv = client.Server()
+        self.addCleanup(self.srv.close)
+        self.proxy = DelayingProxy(self.srv.address)
+        self.addCleanup(self.proxy.stop)
+
+    def direct(self):
+        """A client straight to the server (no proxy), to set up or check data."""
+        return self.client(self.srv.address)
