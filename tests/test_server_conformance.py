@@ -10,6 +10,7 @@ installed package::
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import resource
@@ -21,7 +22,7 @@ import unittest
 from typing import List, Optional
 
 import client
-from client import Client, Server
+from client import Client, ClientTypeError, ClientValueError, Server
 from tests.support import BOUND, TestCase, ipv6_loopback_available
 from tests.support.raw import RawConnection
 
@@ -347,8 +348,14 @@ class PythonApi(TestCase):
         self.assertTrue(srv.closed)
 
     def test_bad_arguments_are_clear_python_errors(self) -> None:
-        with self.assertRaisesRegex(ValueError, "fsync must be 'always', 'everysec' or 'no'"):
+        with self.assertRaisesRegex(ClientValueError, "invalid fsync: must be 'always', 'everysec' or 'no'"):
             Server(fsync="sometimes")
+        with self.assertRaisesRegex(ClientTypeError, "invalid max_memory: .* not bool"):
+            Server(max_memory=True)
+        with self.assertRaisesRegex(ClientValueError, "invalid idle_timeout"):
+            Server(idle_timeout=-1)
+        with self.assertRaisesRegex(ClientValueError, "invalid timeout"):
+            Server().wait(-1)
         with self.assertRaises(ValueError):
             Server(port=70000)
         with self.assertRaises(ValueError):
@@ -367,21 +374,28 @@ class PythonApi(TestCase):
             with self.assertRaises(OSError) as caught:
                 Server(port=srv.address[1])
             self.assertIn(str(srv.address[1]), str(caught.exception))
-            self.assertIsNotNone(caught.exception.errno)
+            # What failed is in attributes, for callers that must not parse the message.
+            self.assertEqual(caught.exception.errno, errno.EADDRINUSE)
+            self.assertEqual(caught.exception.address, f"127.0.0.1:{srv.address[1]}")
+            self.assertIsNone(caught.exception.data)
         with self.assertRaises(OSError):
             Server(host="no-such-host.invalid")
 
     def test_bad_data_paths_are_oserrors(self) -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            with self.assertRaises(FileNotFoundError):
-                Server(data=os.path.join(tmp, "missing", "log"))
+            missing = os.path.join(tmp, "missing", "log")
+            with self.assertRaises(FileNotFoundError) as caught:
+                Server(data=missing)
+            self.assertEqual(str(caught.exception.data), missing)
+            self.assertIsNone(caught.exception.address)
             with self.assertRaises(IsADirectoryError):
                 Server(data=tmp)
             path = os.path.join(tmp, "metrics.log")
             with Server(data=path) as first:
                 self.assertEqual(str(first.data), path)
-                with self.assertRaisesRegex(OSError, "in use by another server"):
+                with self.assertRaisesRegex(OSError, "in use by another server") as in_use:
                     Server(data=path)
+                self.assertEqual(str(in_use.exception.data), path)
             with Server(data=path):  # freed by close()
                 pass
 

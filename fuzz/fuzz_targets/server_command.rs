@@ -4,7 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use metrics_client::protocol::{parse_command, validate_key, Command, KeyUse, LineSplitter, Selector};
+use metrics_client::protocol::{
+    parse_command, validate_key, Command, KeyUse, LineSplitter, Put, Selector,
+};
 
 const MAX_LINE: usize = 256;
 
@@ -33,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
 
 fn check(line: &[u8]) {
     match parse_command(line) {
-        Ok(Command::Put { key, value, timestamp: _, value_text }) => {
+        Ok(Command::Put(Put { key, value, timestamp: _, value_text })) => {
             assert!(validate_key(key, KeyUse::Put).is_ok(), "accepted put key {key:?}");
             assert!(value.is_finite(), "accepted non-finite value {value_text:?}");
             assert_eq!(value_text.parse::<f64>().ok(), Some(value));

@@ -403,8 +403,10 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     def refused(exc: BaseException) -> CommandError:
         detail = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or type(exc).__name__
-        return CommandError(detail if where in detail or (args.data and args.data in detail)
-                            else f"cannot serve on {where}: {detail}")
+        # The server's errors say which address or data file failed (and
+        # then name it in their message); others get the address here.
+        names_itself = getattr(exc, "address", None) is not None or getattr(exc, "data", None) is not None
+        return CommandError(detail if names_itself else f"cannot serve on {where}: {detail}")
 
     try:
         try:

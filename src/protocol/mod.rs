@@ -37,5 +37,7 @@ pub use reply::{
     encode_error, encode_ok, encode_points_end, encode_points_start, encode_wrong_command, Reply,
     WRONG_COMMAND,
 };
-pub use request::{encode_get, encode_put, parse_command, Command, CommandError, Expect, Selector};
+pub use request::{
+    encode_get, encode_put, parse_command, Command, CommandError, Expect, Put, Selector,
+};
 pub use value::MetricValue;

@@ -25,26 +25,54 @@ pub enum Expect {
 
 /// Which keys a `get` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Selector<'a> {
+pub enum Selector<T> {
     /// `get *`: every key.
     All,
     /// `get <key>`: one key.
-    Key(&'a str),
+    Key(T),
 }
 
-/// A well-formed request, borrowing from the line it was parsed from.
+/// The fields of a `put <key> <value> <timestamp>`. `value_text` is the
+/// value exactly as received; it parses back to `value`, so a journal can
+/// store it verbatim.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Command<'a> {
-    /// `put <key> <value> <timestamp>`. `value_text` is the value exactly as
-    /// received; it parses back to `value`, so a log can store it verbatim.
-    Put {
-        key: &'a str,
-        value: f64,
-        value_text: &'a str,
-        timestamp: i64,
-    },
+pub struct Put<T> {
+    pub key: T,
+    pub value: f64,
+    pub value_text: T,
+    pub timestamp: i64,
+}
+
+/// A well-formed request: the one parsed request type of the crate.
+///
+/// It is generic over how its text is held so that every user holds the
+/// same type: [`parse_command`] returns `Command<&str>` borrowing the line,
+/// a server connection keeps a batch as `Command<Range<usize>>` (ranges into
+/// its read buffer, so the batch is parsed before the store's lock is taken
+/// and the buffer stays movable), and a storage backend that must keep a
+/// request past the buffer's life can hold `Command<String>`. [`Command::map`]
+/// converts between them; the fields and their meaning are declared once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Command<T> {
+    Put(Put<T>),
     /// `get <key>` or `get *`.
-    Get(Selector<'a>),
+    Get(Selector<T>),
+}
+
+impl<T> Command<T> {
+    /// The same request with its text held another way.
+    pub fn map<U>(&self, mut text: impl FnMut(&T) -> U) -> Command<U> {
+        match self {
+            Command::Put(put) => Command::Put(Put {
+                key: text(&put.key),
+                value: put.value,
+                value_text: text(&put.value_text),
+                timestamp: put.timestamp,
+            }),
+            Command::Get(Selector::All) => Command::Get(Selector::All),
+            Command::Get(Selector::Key(key)) => Command::Get(Selector::Key(text(key))),
+        }
+    }
 }
 
 /// Why a request line is not a command. On the wire every variant is
@@ -93,7 +121,7 @@ pub fn encode_get(out: &mut Vec<u8>, key: &str) -> Result<(), ArgumentError> {
 
 /// Parses one request line. `line` excludes the `\n`; surrounding and
 /// repeated ASCII whitespace (including a `\r` from CRLF) is ignored.
-pub fn parse_command(line: &[u8]) -> Result<Command<'_>, CommandError> {
+pub fn parse_command(line: &[u8]) -> Result<Command<&str>, CommandError> {
     let line = std::str::from_utf8(line).map_err(|_| CommandError::NotUtf8)?;
     let mut tokens = line
         .split(|c: char| c.is_ascii_whitespace())
@@ -115,12 +143,12 @@ pub fn parse_command(line: &[u8]) -> Result<Command<'_>, CommandError> {
             validate_key(key, KeyUse::Put)?;
             let value = parse_value(value_text)?;
             let timestamp = parse_timestamp(timestamp)?;
-            Ok(Command::Put {
+            Ok(Command::Put(Put {
                 key,
                 value,
                 value_text,
                 timestamp,
-            })
+            }))
         }
         "get" => {
             let (Some(key), None) = (tokens.next(), tokens.next()) else {
@@ -183,17 +211,17 @@ mod tests {
 
     fn put(line: &str) -> (String, f64, i64) {
         match parse_command(line.as_bytes()) {
-            Ok(Command::Put {
+            Ok(Command::Put(Put {
                 key,
                 value,
                 timestamp,
                 ..
-            }) => (key.to_owned(), value, timestamp),
+            })) => (key.to_owned(), value, timestamp),
             other => panic!("{line:?} parsed as {other:?}"),
         }
     }
 
-    fn get(line: &str) -> Selector<'_> {
+    fn get(line: &str) -> Selector<&str> {
         match parse_command(line.as_bytes()) {
             Ok(Command::Get(selector)) => selector,
             other => panic!("{line:?} parsed as {other:?}"),
@@ -218,7 +246,7 @@ mod tests {
 
     #[test]
     fn value_text_is_kept_verbatim() {
-        let Ok(Command::Put { value_text, .. }) = parse_command(b"put k 1.50e0 3") else {
+        let Ok(Command::Put(Put { value_text, .. })) = parse_command(b"put k 1.50e0 3") else {
             panic!()
         };
         assert_eq!(value_text, "1.50e0");
@@ -403,7 +431,7 @@ mod tests {
                 encode_put(&mut line, &key, value, timestamp).unwrap();
                 prop_assert_eq!(line.pop(), Some(b'\n'));
                 match parse_command(&line) {
-                    Ok(Command::Put { key: k, value: v, timestamp: t, .. }) => {
+                    Ok(Command::Put(Put { key: k, value: v, timestamp: t, .. })) => {
                         prop_assert_eq!(k, key.as_str());
                         prop_assert_eq!(v.to_bits(), value.as_f64().to_bits());
                         prop_assert_eq!(t, timestamp);
@@ -414,7 +442,7 @@ mod tests {
             let mut line = Vec::new();
             encode_get(&mut line, &key).unwrap();
             line.pop();
-            prop_assert_eq!(parse_command(&line), Ok(Command::Get(Selector::Key(&key))));
+            prop_assert_eq!(parse_command(&line), Ok(Command::Get(Selector::Key(key.as_str()))));
         }
 
         #[test]

@@ -9,6 +9,7 @@ use pyo3::types::{
 };
 
 use crate::protocol::{ArgumentError, MetricValue};
+use crate::server::{parse_size, FsyncPolicy};
 
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
@@ -118,24 +119,28 @@ fn now() -> i64 {
     }
 }
 
-/// `timeout`: `None` (wait forever) or a positive number of seconds.
-pub fn timeout(obj: Option<&Bound<'_, PyAny>>) -> Result<Option<Duration>, ArgumentError> {
+/// `timeout` (and the server's `idle_timeout`): `None` (wait forever) or a
+/// positive number of seconds.
+pub fn timeout(
+    obj: Option<&Bound<'_, PyAny>>,
+    argument: &'static str,
+) -> Result<Option<Duration>, ArgumentError> {
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Ok(None);
     };
-    let seconds = match value(obj, "timeout")? {
+    let seconds = match value(obj, argument)? {
         MetricValue::Int(i) => i as f64,
         MetricValue::Float(f) => f,
     };
     if seconds <= 0.0 {
         return Err(ArgumentError::value(
-            "timeout",
+            argument,
             format!("must be None or a positive number of seconds, got {seconds}"),
         ));
     }
     Duration::try_from_secs_f64(seconds)
         .map(Some)
-        .map_err(|_| ArgumentError::value("timeout", "is too large"))
+        .map_err(|_| ArgumentError::value(argument, "is too large"))
 }
 
 /// The servers to use: `host` and `port`, or (with `port` omitted) a list
@@ -229,6 +234,68 @@ pub fn seconds(obj: &Bound<'_, PyAny>, argument: &'static str) -> Result<Duratio
 /// `port`: an int from 1 to 65535.
 pub fn port(obj: &Bound<'_, PyAny>) -> Result<u16, ArgumentError> {
     positive_int(obj, "port", "from 1 to 65535")
+}
+
+/// The server's `port`: an int from 0 (any free port) to 65535.
+pub fn listen_port(obj: &Bound<'_, PyAny>) -> Result<u16, ArgumentError> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(ArgumentError::type_("port", "must be an int, got bool"));
+    }
+    let int = as_int(obj).ok_or_else(|| {
+        ArgumentError::type_("port", format!("must be an int, got {}", type_name(obj)))
+    })?;
+    int.extract()
+        .map_err(|_| ArgumentError::value("port", format!("must be from 0 to 65535, got {int}")))
+}
+
+/// The server's `host`: a non-empty str (a name or an IP address).
+pub fn host(obj: &Bound<'_, PyAny>) -> Result<String, ArgumentError> {
+    let host = key(obj, "host")?;
+    if host.is_empty() {
+        return Err(ArgumentError::value("host", "must not be empty"));
+    }
+    Ok(host)
+}
+
+/// `fsync`: `"always"`, `"everysec"` or `"no"`.
+pub fn fsync(obj: &Bound<'_, PyAny>) -> Result<FsyncPolicy, ArgumentError> {
+    let text = key(obj, "fsync")?;
+    text.parse().map_err(|_| {
+        ArgumentError::value(
+            "fsync",
+            format!("must be 'always', 'everysec' or 'no', got {text:?}"),
+        )
+    })
+}
+
+/// A size in bytes (`max_memory`, `max_request_buffers`): a positive int,
+/// or a str such as `"2GiB"`.
+pub fn size(obj: &Bound<'_, PyAny>, argument: &'static str) -> Result<usize, ArgumentError> {
+    if let Ok(text) = obj.cast::<PyString>() {
+        let text = key(text.as_any(), argument)?;
+        return parse_size(&text).map_err(|e| ArgumentError::value(argument, e.to_string()));
+    }
+    let int = as_int(obj).filter(|_| !obj.is_instance_of::<PyBool>());
+    let Some(int) = int else {
+        return Err(ArgumentError::type_(
+            argument,
+            format!(
+                "must be an int or a str such as '2GiB', not {}",
+                type_name(obj)
+            ),
+        ));
+    };
+    match int.extract::<usize>() {
+        Ok(bytes) if bytes > 0 => Ok(bytes),
+        _ if int.gt(0).unwrap_or(false) => Err(ArgumentError::value(
+            argument,
+            format!("is too large: {int}"),
+        )),
+        _ => Err(ArgumentError::value(
+            argument,
+            format!("must be more than 0 bytes, got {int}"),
+        )),
+    }
 }
 
 /// `max_reply_bytes`: a positive int; `None` means the default.

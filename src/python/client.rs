@@ -101,7 +101,7 @@ impl Client {
         retry: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let addresses = arguments::addresses(host, port).map_err(ClientError::from)?;
-        let timeout = arguments::timeout(timeout).map_err(ClientError::from)?;
+        let timeout = arguments::timeout(timeout, "timeout").map_err(ClientError::from)?;
         let max_reply_bytes = arguments::max_reply_bytes(max_reply_bytes, DEFAULT_MAX_REPLY_BYTES)
             .map_err(ClientError::from)?;
         let max_connections = match max_connections.filter(|m| !m.is_none()) {

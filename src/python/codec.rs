@@ -225,7 +225,7 @@ pub fn options(
     retry: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<(Vec<(String, u16)>, Option<f64>, usize)> {
     let addresses = arguments::addresses(host, port).map_err(ClientError::from)?;
-    let timeout = arguments::timeout(timeout).map_err(ClientError::from)?;
+    let timeout = arguments::timeout(timeout, "timeout").map_err(ClientError::from)?;
     let max_reply_bytes = arguments::max_reply_bytes(max_reply_bytes, DEFAULT_MAX_REPLY_BYTES)
         .map_err(ClientError::from)?;
     super::retry::policy(retry)?;

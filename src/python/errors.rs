@@ -2,10 +2,12 @@
 //! themselves are defined in Python (`client/_errors.py`) because they need
 //! multiple inheritance from built-in exceptions.
 
+use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 
 use crate::client::error::{ClientError, ForeignError};
-use crate::protocol::ArgumentErrorKind;
+use crate::protocol::{ArgumentError, ArgumentErrorKind};
+use crate::server::ServerError;
 
 mod classes {
     pyo3::import_exception!(client._errors, ClientError);
@@ -18,14 +20,23 @@ mod classes {
     pyo3::import_exception!(client._errors, ClientTypeError);
 }
 
+/// A rejected argument, of the client's or the server's:
+/// `ClientTypeError` or `ClientValueError` (a `TypeError` or `ValueError`).
+impl From<ArgumentError> for PyErr {
+    fn from(error: ArgumentError) -> PyErr {
+        let message = error.to_string();
+        match error.kind {
+            ArgumentErrorKind::Type => classes::ClientTypeError::new_err(message),
+            ArgumentErrorKind::Value => classes::ClientValueError::new_err(message),
+        }
+    }
+}
+
 impl From<ClientError> for PyErr {
     fn from(error: ClientError) -> PyErr {
         let message = error.to_string();
         match error {
-            ClientError::Argument(argument) => match argument.kind {
-                ArgumentErrorKind::Type => classes::ClientTypeError::new_err(message),
-                ArgumentErrorKind::Value => classes::ClientValueError::new_err(message),
-            },
+            ClientError::Argument(argument) => argument.into(),
             ClientError::Connect {
                 address,
                 timed_out,
@@ -99,4 +110,51 @@ fn with_cause(error: PyErr, source: ForeignError) -> PyErr {
         Python::attach(|py| error.set_cause(py, Some(*original)));
     }
     error
+}
+
+/// Why a server could not start or close: an `OSError` built as
+/// `OSError(errno, message[, filename])`, so Python picks the subclass
+/// (`FileNotFoundError`, `PermissionError`, ...) from the errno. Callers
+/// read what failed from attributes, never from the message: `address` is
+/// the `host:port` that could not be bound, `data` the data file's path.
+impl From<ServerError> for PyErr {
+    fn from(error: ServerError) -> PyErr {
+        PyErr::from(&error)
+    }
+}
+
+impl From<&ServerError> for PyErr {
+    fn from(error: &ServerError) -> PyErr {
+        let message = error.to_string();
+        let errno = error.io_error().and_then(std::io::Error::raw_os_error);
+        let message = match errno {
+            Some(code) => message
+                .trim_end_matches(&format!(" (os error {code})"))
+                .to_string(),
+            None => message,
+        };
+        let exception = match (errno, error) {
+            // A directory keeps the errno opening one for writing gives, so
+            // Python raises IsADirectoryError as it would for open().
+            (None, ServerError::NotRegular { path, kind }) if kind.contains("directory") => {
+                PyOSError::new_err((libc::EISDIR, message, path.clone()))
+            }
+            (Some(code), ServerError::Data { path, .. }) => {
+                PyOSError::new_err((code, message, path.clone()))
+            }
+            (Some(code), _) => PyOSError::new_err((code, message)),
+            (None, _) => PyOSError::new_err(message),
+        };
+        Python::attach(|py| {
+            let value = exception.value(py);
+            let address = match error {
+                ServerError::Bind { address, .. } => Some(address.as_str()),
+                _ => None,
+            };
+            // Setting an attribute on a fresh OSError cannot fail.
+            let _ = value.setattr("address", address);
+            let _ = value.setattr("data", error.path());
+        });
+        exception
+    }
 }

@@ -8,10 +8,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::{PyOSError, PyRuntimeWarning, PyTypeError, PyValueError};
+use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyString, PyTuple};
+use pyo3::types::PyTuple;
 
+use super::arguments;
 use super::python_log::PythonLog;
 use crate::server::{self, Config, FsyncPolicy, Limits, ServerError};
 
@@ -110,118 +111,12 @@ struct Loaded {
 /// How long a wait sleeps between checks for Python signals.
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
-fn type_name(value: &Bound<'_, PyAny>) -> String {
-    value
-        .get_type()
-        .name()
-        .map_or_else(|_| "?".to_string(), |n| n.to_string())
+fn host_argument(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(arguments::host(obj)?)
 }
 
-/// A size in bytes: a positive int, or a string such as ``"2GiB"``.
-fn size_argument(name: &str, value: &Bound<'_, PyAny>) -> PyResult<usize> {
-    if let Ok(text) = value.cast::<PyString>() {
-        return server::parse_size(&text.to_cow()?)
-            .map_err(|e| PyValueError::new_err(format!("{name}: {e}")));
-    }
-    if value.is_instance_of::<PyBool>() {
-        return Err(PyTypeError::new_err(format!(
-            "{name} must be an int or a str such as '2GiB', not bool"
-        )));
-    }
-    let number: i128 = value.extract().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{name} must be an int or a str such as '2GiB', not {}",
-            type_name(value)
-        ))
-    })?;
-    match usize::try_from(number) {
-        Ok(bytes) if bytes > 0 => Ok(bytes),
-        _ if number > 0 => Err(PyValueError::new_err(format!(
-            "{name} is too large: {number}"
-        ))),
-        _ => Err(PyValueError::new_err(format!(
-            "{name} must be more than 0, got {number}"
-        ))),
-    }
-}
-
-fn count_argument(name: &str, value: &Bound<'_, PyAny>) -> PyResult<usize> {
-    if value.is_instance_of::<PyBool>() {
-        return Err(PyTypeError::new_err(format!(
-            "{name} must be an int, not bool"
-        )));
-    }
-    let number: i128 = value.extract().map_err(|_| {
-        PyTypeError::new_err(format!("{name} must be an int, not {}", type_name(value)))
-    })?;
-    usize::try_from(number)
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| PyValueError::new_err(format!("{name} must be at least 1, got {number}")))
-}
-
-/// Seconds as an int or float, more than 0.
-fn seconds_argument(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> {
-    if value.is_instance_of::<PyBool>() {
-        return Err(PyTypeError::new_err(format!(
-            "{name} must be a number of seconds, not bool"
-        )));
-    }
-    let seconds: f64 = value.extract().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{name} must be a number of seconds, not {}",
-            type_name(value)
-        ))
-    })?;
-    if seconds.is_nan() || seconds <= 0.0 {
-        return Err(PyValueError::new_err(format!(
-            "{name} must be more than 0 seconds, got {seconds}"
-        )));
-    }
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| PyValueError::new_err(format!("{name} is too large: {seconds}")))
-}
-
-fn port_argument(port: &Bound<'_, PyAny>) -> PyResult<u16> {
-    if port.is_instance_of::<PyBool>() {
-        return Err(PyTypeError::new_err("port must be an int, not bool"));
-    }
-    let number: i64 = port.extract().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "port must be an int, not {}",
-            port.get_type()
-                .name()
-                .map_or_else(|_| "?".to_string(), |n| n.to_string())
-        ))
-    })?;
-    u16::try_from(number).map_err(|_| {
-        PyValueError::new_err(format!("port must be between 0 and 65535, got {number}"))
-    })
-}
-
-/// `OSError(errno, message[, filename])`, so Python picks the subclass
-/// (`FileNotFoundError`, `PermissionError`, ...) from the errno.
-fn to_python_error(error: &ServerError) -> PyErr {
-    let message = error.to_string();
-    let errno = error.io_error().and_then(std::io::Error::raw_os_error);
-    let message = match errno {
-        Some(code) => message
-            .trim_end_matches(&format!(" (os error {code})"))
-            .to_string(),
-        None => message,
-    };
-    match (errno, error) {
-        // A directory keeps the errno opening one for writing gives, so
-        // Python raises IsADirectoryError as it would for open().
-        (None, ServerError::NotRegular { path, kind }) if kind.contains("directory") => {
-            PyOSError::new_err((libc::EISDIR, message, path.clone()))
-        }
-        (Some(code), ServerError::Data { path, .. }) => {
-            PyOSError::new_err((code, message, path.clone()))
-        }
-        (Some(code), _) => PyOSError::new_err((code, message)),
-        (None, _) => PyOSError::new_err(message),
-    }
+fn fsync_argument(obj: &Bound<'_, PyAny>) -> PyResult<FsyncPolicy> {
+    Ok(arguments::fsync(obj)?)
 }
 
 fn warn(py: Python<'_>, message: &str) -> PyResult<()> {
@@ -289,7 +184,7 @@ impl Server {
             self.settle(py)?;
             let outcome = match &*self.lock() {
                 State::Running(_) => Some(Ok(true)),
-                State::Failed(error) => Some(Err(to_python_error(error))),
+                State::Failed(error) => Some(Err(PyErr::from(error))),
                 State::Closed => Some(Ok(false)),
                 State::Loading { .. } => None,
             };
@@ -338,7 +233,7 @@ impl Server {
             }
         });
         self.flush_log(py);
-        result.map_err(|e| to_python_error(&e))
+        result.map_err(PyErr::from)
     }
 }
 
@@ -360,17 +255,17 @@ impl Drop for Server {
 impl Server {
     #[new]
     #[pyo3(
-        signature = (host="127.0.0.1", port=None, data=None, fsync="everysec", *, log=false, wait=true,
+        signature = (host=String::from("127.0.0.1"), port=None, data=None, fsync=FsyncPolicy::default(), *, log=false, wait=true,
                      max_memory=None, max_connections=None, idle_timeout=None, max_request_buffers=None),
         text_signature = "(host='127.0.0.1', port=0, data=None, fsync='everysec', *, log=False, wait=True, max_memory=None, max_connections=10000, idle_timeout=None, max_request_buffers='256MiB')"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        host: &str,
+        #[pyo3(from_py_with = host_argument)] host: String,
         port: Option<&Bound<'_, PyAny>>,
         data: Option<PathBuf>,
-        fsync: &str,
+        #[pyo3(from_py_with = fsync_argument)] fsync: FsyncPolicy,
         log: bool,
         wait: bool,
         max_memory: Option<&Bound<'_, PyAny>>,
@@ -378,25 +273,23 @@ impl Server {
         idle_timeout: Option<&Bound<'_, PyAny>>,
         max_request_buffers: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let port = port.map(port_argument).transpose()?.unwrap_or(0);
-        let fsync: FsyncPolicy = fsync.parse().map_err(PyValueError::new_err)?;
-        if host.is_empty() {
-            return Err(PyValueError::new_err("host must not be empty"));
-        }
+        let port = port.map(arguments::listen_port).transpose()?.unwrap_or(0);
+
         let defaults = Limits::default();
         let limits = Limits {
             max_memory: max_memory
-                .map(|v| size_argument("max_memory", v))
+                .filter(|v| !v.is_none())
+                .map(|v| arguments::size(v, "max_memory"))
                 .transpose()?,
             max_connections: max_connections
-                .map(|v| count_argument("max_connections", v))
+                .filter(|v| !v.is_none())
+                .map(|v| arguments::count(v, "max_connections"))
                 .transpose()?
                 .unwrap_or(defaults.max_connections),
-            idle_timeout: idle_timeout
-                .map(|v| seconds_argument("idle_timeout", v))
-                .transpose()?,
+            idle_timeout: arguments::timeout(idle_timeout, "idle_timeout")?,
             max_request_buffers: max_request_buffers
-                .map(|v| size_argument("max_request_buffers", v))
+                .filter(|v| !v.is_none())
+                .map(|v| arguments::size(v, "max_request_buffers"))
                 .transpose()?
                 .unwrap_or(defaults.max_request_buffers),
             ..defaults
@@ -404,12 +297,11 @@ impl Server {
         let (python_log, sink) = if log {
             (None, server::stderr_sink())
         } else {
-            let (python_log, sink) =
-                PythonLog::start().map_err(|e| to_python_error(&ServerError::Threads(e)))?;
+            let (python_log, sink) = PythonLog::start().map_err(ServerError::Threads)?;
             (Some(python_log), sink)
         };
         let config = Config {
-            host: host.to_owned(),
+            host,
             port,
             data: data.clone(),
             fsync,
@@ -421,7 +313,7 @@ impl Server {
         if let Some(python_log) = &python_log {
             python_log.flush(py);
         }
-        let loading = loading.map_err(|e| to_python_error(&e))?;
+        let loading = loading?;
         let address = loading.local_addr();
         let cancel = loading.canceller();
         let loaded = Arc::new(Loaded::default());
@@ -434,7 +326,7 @@ impl Server {
                 signal.wake.notify_all();
                 result
             })
-            .map_err(|e| to_python_error(&ServerError::Threads(e)))?;
+            .map_err(ServerError::Threads)?;
         let server = Server {
             state: Mutex::new(State::Loading { thread, cancel }),
             loaded,
@@ -468,16 +360,11 @@ impl Server {
     /// raises the error that stopped the start (``OSError``), or what a
     /// signal handler raised (``KeyboardInterrupt``) meanwhile.
     #[pyo3(signature = (timeout=None))]
-    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        let timeout = match timeout {
-            None => None,
-            Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t.min(1e9))),
-            Some(t) => {
-                return Err(PyValueError::new_err(format!(
-                    "timeout must be a non-negative number or None, got {t}"
-                )))
-            }
-        };
+    fn wait(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        let timeout = timeout
+            .filter(|t| !t.is_none())
+            .map(|t| arguments::seconds(t, "timeout"))
+            .transpose()?;
         self.wait_inner(py, timeout)
     }
 

@@ -1,7 +1,8 @@
 //! One client connection: read what is available, answer every complete
-//! line in order, write the answers, repeat. Socket I/O is in `socket`, the
-//! parsed requests in `request`; this file holds the loop, the buffers and
-//! back-pressure, and the application of requests to the store under its lock.
+//! line in order, write the answers, repeat. Socket I/O is in `socket`, what
+//! each command does in `command`; this file holds the loop, the buffers,
+//! back-pressure, batching requests under one lock and the acknowledgements
+//! that wait for the journal.
 
 use std::io;
 use std::sync::Arc;
@@ -10,16 +11,12 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
 use super::budget::Account;
+use super::command::{self, get, put, Parsed};
 use super::listener::ConnectionSlot;
-use super::request::{fill, parse_op, text, Op};
-use super::shared::{Shared, State};
+use super::shared::Shared;
 use super::socket::{linger, read, read_now, unless, within, write_all, Socket, LINGER};
-use super::store::Cursor;
 use super::{Durability, BUFFERS_FULL, LINE_TOO_LONG};
-use crate::protocol::{
-    encode_error, encode_ok, encode_points_end, encode_points_start, encode_wrong_command,
-    LineSplitter, Selector,
-};
+use crate::protocol::{encode_error, encode_ok, encode_wrong_command, Command, LineSplitter};
 
 /// Requests parsed before the store's lock is taken to apply them.
 const MAX_OPS: usize = 512;
@@ -74,7 +71,7 @@ struct Connection<'s> {
     end: usize,
     wbuf: Vec<u8>,
     splitter: LineSplitter,
-    ops: Vec<Op>,
+    ops: Vec<Parsed>,
     /// Under `fsync=always`, the puts answered `ok` in `wbuf` whose lines
     /// are not known to be durable yet: where the reply starts in `wbuf` and
     /// the log position the line ends at. Settled before `wbuf` is written.
@@ -116,7 +113,7 @@ impl<'s> Connection<'s> {
             while self.ops.len() < MAX_OPS {
                 match self.splitter.next_line(&self.rbuf[pos..self.end]) {
                     Ok(Some(len)) => {
-                        self.ops.push(parse_op(&self.rbuf, pos, len));
+                        self.ops.push(command::parse(&self.rbuf, pos, len));
                         pos += len + 1;
                     }
                     Ok(None) => break,
@@ -213,80 +210,55 @@ impl<'s> Connection<'s> {
         let chunk = self.shared.limits.write_chunk_bytes;
         let mut i = 0;
         while i < self.ops.len() {
-            let mut streaming: Option<Cursor> = None;
+            let mut streaming = None;
             let mut wake = false;
             let mut settle_first = false;
             {
                 let mut state = self.shared.lock();
                 while i < self.ops.len() {
-                    match &self.ops[i] {
-                        Op::Put {
-                            key,
-                            value,
-                            value_text,
-                            timestamp,
-                        } => {
-                            let key = text(&self.rbuf, key);
-                            let limit = self.shared.limits.max_memory;
-                            if let Some(reason) = state.refusal_of_put(key, *timestamp, limit) {
-                                encode_error(&mut self.wbuf, reason);
-                            } else {
-                                let State { store, journal } = &mut *state;
-                                match journal.as_mut() {
-                                    None => {
-                                        store.put(key, *timestamp, *value);
-                                    }
-                                    Some(journal) if self.durable.is_some() => {
-                                        let rejections = journal.rejections().count();
-                                        if self.unsettled.is_empty() {
-                                            self.unsettled_rejections = rejections;
-                                        } else if rejections != self.unsettled_rejections {
-                                            // A batch was rejected since the
-                                            // unsettled puts were logged: learn
-                                            // their fate before logging more.
-                                            settle_first = true;
-                                            break;
-                                        }
-                                        wake |= journal.append_put(
-                                            key,
-                                            text(&self.rbuf, value_text),
-                                            *timestamp,
-                                        );
-                                        journal.defer(key, *timestamp, *value);
-                                        self.unsettled.push((self.wbuf.len(), journal.appended()));
-                                    }
-                                    Some(journal) => {
-                                        wake |= journal.append_put(
-                                            key,
-                                            text(&self.rbuf, value_text),
-                                            *timestamp,
-                                        );
-                                        store.put(key, *timestamp, *value);
-                                    }
+                    match self.ops[i]
+                        .as_ref()
+                        .map(|c| command::resolve(&self.rbuf, c))
+                    {
+                        Some(Command::Put(request)) => {
+                            let defer = self.durable.is_some();
+                            if defer {
+                                let journal = state.journal.as_ref().expect("a journal");
+                                let rejections = journal.rejections().count();
+                                if self.unsettled.is_empty() {
+                                    self.unsettled_rejections = rejections;
+                                } else if rejections != self.unsettled_rejections {
+                                    // A batch was rejected since the unsettled
+                                    // puts were journaled: learn their fate
+                                    // before journaling more.
+                                    settle_first = true;
+                                    break;
                                 }
-                                encode_ok(&mut self.wbuf);
+                            }
+                            let limit = self.shared.limits.max_memory;
+                            match put::apply(&mut state, &request, limit, defer, &mut wake) {
+                                put::Outcome::Refused(reason) => {
+                                    encode_error(&mut self.wbuf, reason);
+                                }
+                                put::Outcome::Stored => encode_ok(&mut self.wbuf),
+                                put::Outcome::Deferred { settled_at } => {
+                                    self.unsettled.push((self.wbuf.len(), settled_at));
+                                    encode_ok(&mut self.wbuf);
+                                }
                             }
                         }
-                        Op::Get(key) => {
+                        Some(Command::Get(selector)) => {
                             if !self.unsettled.is_empty() {
                                 settle_first = true;
                                 break;
                             }
-                            let store = &state.store;
-                            let mut cursor = match key {
-                                None => store.cursor(Selector::All),
-                                Some(key) => store.cursor(Selector::Key(text(&self.rbuf, key))),
-                            };
-                            encode_points_start(&mut self.wbuf);
-                            if fill(store, &mut cursor, &mut self.wbuf, chunk) {
-                                encode_points_end(&mut self.wbuf);
-                            } else {
-                                streaming = Some(cursor);
+                            streaming = get::start(&state.store, selector, &mut self.wbuf, chunk);
+                            if streaming.is_some() {
                                 i += 1;
                                 break;
                             }
                         }
-                        Op::Wrong => encode_wrong_command(&mut self.wbuf),
+                        None => encode_wrong_command(&mut self.wbuf),
                     }
                     i += 1;
                     if self.wbuf.len() >= chunk {
@@ -304,14 +276,14 @@ impl<'s> Connection<'s> {
             if let Some(mut cursor) = streaming {
                 loop {
                     self.flush(sock).await?;
-                    let done = fill(
+                    let done = get::fill(
                         &self.shared.lock().store,
                         &mut cursor,
                         &mut self.wbuf,
                         chunk,
                     );
                     if done {
-                        encode_points_end(&mut self.wbuf);
+                        get::finish(&mut self.wbuf);
                         break;
                     }
                 }

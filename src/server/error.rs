@@ -38,6 +38,21 @@ pub enum ServerError {
 }
 
 impl ServerError {
+    /// The data file the error is about, when it is about one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            ServerError::Data { path, .. }
+            | ServerError::DataInUse { path }
+            | ServerError::NotRegular { path, .. }
+            | ServerError::NotAJournal { path, .. }
+            | ServerError::Unwritten { path, .. } => Some(path),
+            ServerError::Bind { .. }
+            | ServerError::Cancelled
+            | ServerError::Threads(_)
+            | ServerError::Journal(_) => None,
+        }
+    }
+
     /// The underlying OS error, when there is one.
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {

@@ -33,13 +33,13 @@
 //! `max_memory`, past which puts that need memory are refused.
 
 mod budget;
+mod command;
 mod config;
 mod connection;
 mod error;
 mod journal;
 mod listener;
 mod log;
-mod request;
 mod shared;
 mod socket;
 mod store;

@@ -13,7 +13,6 @@ use super::config::Limits;
 use super::journal::{Durability, FsyncPolicy, Journal};
 use super::log::{Level, LogSink};
 use super::store::Store;
-use super::OUT_OF_MEMORY;
 
 /// Everything connections share. The store and the log buffer sit under one
 /// lock so that the log records puts in exactly the order they were applied.
@@ -34,33 +33,6 @@ pub(crate) struct Shared {
 pub(crate) struct State {
     pub(crate) store: Store,
     pub(crate) journal: Option<Journal>,
-}
-
-impl State {
-    /// Why a put must be refused now whatever it is (the text of its error
-    /// reply: the log cannot take it), or `None`.
-    pub(crate) fn put_refusal(&self) -> Option<&str> {
-        self.journal.as_ref().and_then(Journal::refusal)
-    }
-
-    /// Why a put of `key` at `timestamp` must be refused now, or `None`
-    /// when it can be taken. The one place every refusal of a put is
-    /// decided. Past `max_memory`, only a put that replaces a value (and so
-    /// needs no memory) is taken.
-    pub(crate) fn refusal_of_put(
-        &self,
-        key: &str,
-        timestamp: i64,
-        max_memory: Option<usize>,
-    ) -> Option<&str> {
-        let full = max_memory.is_some_and(|limit| {
-            self.store.memory() >= limit && !self.store.contains(key, timestamp)
-        });
-        if full {
-            return Some(OUT_OF_MEMORY);
-        }
-        self.put_refusal()
-    }
 }
 
 impl Shared {

@@ -4,6 +4,7 @@
 //! They are applied in the order they were logged, so the store's order
 //! stays the log's order.
 
+use crate::server::command::put::store_point;
 use crate::server::store::Store;
 
 /// Points in log order; keys share one string so a put costs no allocation.
@@ -28,7 +29,7 @@ impl Deferred {
     pub(crate) fn apply(&mut self, store: &mut Store) {
         let mut start = 0;
         for &(end, timestamp, value) in &self.points {
-            store.put(&self.keys[start..end], timestamp, value);
+            store_point(store, &self.keys[start..end], timestamp, value);
             start = end;
         }
         self.clear();

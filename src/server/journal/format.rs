@@ -23,7 +23,8 @@
 //! exactly the `f64` that `str::parse` gives.
 
 use crate::protocol::{
-    parse_command, parse_float, parse_int, push_put_line, validate_key, Command, KeyUse, PointValue,
+    parse_command, parse_float, parse_int, push_put_line, validate_key, Command, KeyUse,
+    PointValue, Put,
 };
 
 /// The header line (without its `\n`) that starts a version 2 journal.
@@ -119,12 +120,12 @@ pub(crate) fn decode_plain(line: &[u8]) -> Option<Record<'_>> {
     // Anything the protocol's parser accepts (extra spaces, a `\r`) was
     // accepted by earlier servers, which logged requests as received.
     match parse_command(line) {
-        Ok(Command::Put {
+        Ok(Command::Put(Put {
             key,
             value,
             timestamp,
             ..
-        }) => Some(Record {
+        })) => Some(Record {
             key,
             value,
             timestamp,

@@ -17,6 +17,7 @@ use memchr::{memchr_iter, memmem};
 use super::format::{
     decode_plain, decode_record, is_torn_record, Format, Record, HEADER, MAX_RECORD, RECORD_START,
 };
+use crate::server::command::put::store_point;
 use crate::server::log::{Level, LogSink};
 use crate::server::store::Store;
 
@@ -327,7 +328,7 @@ pub(super) fn replay(
                     // SAFETY: the decoder checked that the key is UTF-8 (it
                     // came from a `&str`), and the bytes were not changed.
                     let key = unsafe { std::str::from_utf8_unchecked(key) };
-                    store.put(key, record.timestamp, record.value);
+                    store_point(store, key, record.timestamp, record.value);
                 }
                 recovery.replayed += slice.len() as u64;
             }

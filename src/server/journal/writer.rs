@@ -453,7 +453,8 @@ mod tests {
     use tokio::sync::watch;
 
     use super::*;
-    use crate::protocol::Selector;
+    use crate::protocol::{Put, Selector};
+    use crate::server::command::put;
     use crate::server::config::Limits;
     use crate::server::journal::disk::faults::{FaultyDisk, Plan};
     use crate::server::journal::{file, Journal};
@@ -556,18 +557,21 @@ mod tests {
         /// What a connection does for a put: where its line ends in the log
         /// and how many batches had been rejected then, or the refusal.
         fn put(&self, key: &str, value: f64, timestamp: i64) -> Result<(u64, u64), String> {
+            let value_text = value.to_string();
+            let request = Put {
+                key,
+                value,
+                value_text: &value_text,
+                timestamp,
+            };
+            let mut wake = false;
             let mut state = self.shared.lock();
-            if let Some(reason) = state.put_refusal() {
-                return Err(reason.to_string());
+            let defer = self.policy == FsyncPolicy::Always;
+            match put::apply(&mut state, &request, None, defer, &mut wake) {
+                put::Outcome::Refused(reason) => return Err(reason.to_string()),
+                put::Outcome::Stored | put::Outcome::Deferred { .. } => {}
             }
-            let State { store, journal } = &mut *state;
-            let journal = journal.as_mut().unwrap();
-            let wake = journal.append_put(key, &value.to_string(), timestamp);
-            if self.policy == FsyncPolicy::Always {
-                journal.defer(key, timestamp, value);
-            } else {
-                store.put(key, timestamp, value);
-            }
+            let journal = state.journal.as_ref().unwrap();
             let ticket = (journal.appended(), journal.rejections().count());
             drop(state);
             if wake {
@@ -596,7 +600,7 @@ mod tests {
         }
 
         fn refusal(&self) -> Option<String> {
-            self.shared.lock().put_refusal().map(str::to_string)
+            put::refusal(&self.shared.lock(), "k", 0, None).map(str::to_string)
         }
 
         fn wait_refused(&self) -> String {

@@ -140,7 +140,7 @@ impl Store {
     }
 
     /// A cursor at the start of what `selector` asks for.
-    pub fn cursor(&self, selector: Selector<'_>) -> Cursor {
+    pub fn cursor(&self, selector: Selector<&str>) -> Cursor {
         match selector {
             Selector::All => Cursor::all(),
             Selector::Key(key) => Cursor {

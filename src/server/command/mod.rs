@@ -1,0 +1,41 @@
+//! What each command does to the server's data, one file per command (as
+//! mini-redis's `cmd/<name>.rs`): `put` (refuse, journal, store) and `get`
+//! (walk the store, encode the points). The connection loop parses a batch
+//! of lines into the protocol's [`Command`] and calls these with the
+//! store's lock held; journal replay stores its points through
+//! [`put::store_point`], the same last step a served put takes.
+//!
+//! The storage is the in-memory [`Store`](super::store::Store) with its
+//! journal, behind `State`. These functions are the boundary a second
+//! storage backend would sit behind: it would be chosen at start and handed
+//! the same parsed `Command`s (as `Command<&str>` from the batch, or
+//! `Command<String>` via [`Command::map`] when it must keep them past the
+//! read buffer, as an asynchronous network-bound backend would).
+
+pub(super) mod get;
+pub(super) mod put;
+
+use std::ops::Range;
+
+use crate::protocol::{parse_command, Command};
+
+/// A request as a connection keeps it between parsing and applying: its
+/// text as ranges into the read buffer. `None` is a line that is not a
+/// command (answered `wrong command`).
+pub(super) type Parsed = Option<Command<Range<usize>>>;
+
+/// Parses the line `buf[start..start + len]`.
+pub(super) fn parse(buf: &[u8], start: usize, len: usize) -> Parsed {
+    let base = buf.as_ptr() as usize;
+    let command = parse_command(&buf[start..start + len]).ok()?;
+    Some(command.map(|text: &&str| {
+        let at = text.as_ptr() as usize - base;
+        at..at + text.len()
+    }))
+}
+
+/// The request of [`parse`] with its text borrowed from `buf` again.
+pub(super) fn resolve<'b>(buf: &'b [u8], parsed: &Command<Range<usize>>) -> Command<&'b str> {
+    // The ranges were cut from text parse_command validated as UTF-8.
+    parsed.map(|range| std::str::from_utf8(&buf[range.clone()]).unwrap_or_default())
+}

@@ -1,0 +1,153 @@
+//! `put <key> <value> <timestamp>`: what storing one point means. The
+//! protocol's parser has validated the fields; here a put is refused when
+//! the journal cannot take it (the file cannot be written) or when memory is
+//! full and the point would need more; otherwise its record is appended to
+//! the journal (when there is one) and the point stored, or, under
+//! `fsync=always`, held back until its record is fsynced.
+
+use crate::protocol::Put;
+use crate::server::shared::State;
+use crate::server::store::Store;
+use crate::server::OUT_OF_MEMORY;
+
+/// What became of a put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::server) enum Outcome<'s> {
+    /// Stored (and journaled, if there is a journal): answer `ok`.
+    Stored,
+    /// Journaled and held back until its record is fsynced: answer `ok`
+    /// once the journal is settled past `settled_at`, or the error it was
+    /// rejected with.
+    Deferred { settled_at: u64 },
+    /// Not taken; the text of the error reply.
+    Refused(&'s str),
+}
+
+/// Applies `put` to the state under the store's lock. `defer` is true under
+/// `fsync=always`. Sets `wake` when the journal's writer thread must be woken
+/// (call `Shared::wake_journal` after releasing the lock).
+pub(in crate::server) fn apply<'s>(
+    state: &'s mut State,
+    put: &Put<&str>,
+    max_memory: Option<usize>,
+    defer: bool,
+    wake: &mut bool,
+) -> Outcome<'s> {
+    if refusal(state, put.key, put.timestamp, max_memory).is_some() {
+        // Asked again so the reason borrows the state for the caller (the
+        // borrow checker cannot return the first borrow from this branch).
+        let reason = refusal(state, put.key, put.timestamp, max_memory);
+        return Outcome::Refused(reason.unwrap_or(OUT_OF_MEMORY));
+    }
+    let State { store, journal } = state;
+    let Some(journal) = journal.as_mut() else {
+        store_point(store, put.key, put.timestamp, put.value);
+        return Outcome::Stored;
+    };
+    *wake |= journal.append_put(put.key, put.value_text, put.timestamp);
+    if defer {
+        journal.defer(put.key, put.timestamp, put.value);
+        Outcome::Deferred {
+            settled_at: journal.appended(),
+        }
+    } else {
+        store_point(store, put.key, put.timestamp, put.value);
+        Outcome::Stored
+    }
+}
+
+/// Why a put of `key` at `timestamp` must be refused now, or `None` when it
+/// can be taken: the one place every refusal of a put is decided. While the
+/// journal cannot be written every put is refused with the OS's reason;
+/// past `max_memory`, only a put that replaces a value (and so needs no
+/// memory) is taken.
+pub(in crate::server) fn refusal<'s>(
+    state: &'s State,
+    key: &str,
+    timestamp: i64,
+    max_memory: Option<usize>,
+) -> Option<&'s str> {
+    let full = max_memory.is_some_and(|limit| {
+        state.store.memory() >= limit && !state.store.contains(key, timestamp)
+    });
+    if full {
+        return Some(OUT_OF_MEMORY);
+    }
+    state.journal.as_ref().and_then(|journal| journal.refusal())
+}
+
+/// Stores a put's point: the last step of every put, whether a connection
+/// applies it, the journal releases it after its fsync, or replay reads it
+/// from the data file. A point at a timestamp the series already has
+/// replaces the value there.
+#[inline]
+pub(in crate::server) fn store_point(store: &mut Store, key: &str, timestamp: i64, value: f64) {
+    store.put(key, timestamp, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::journal::Journal;
+
+    fn put(key: &str, value: f64, timestamp: i64) -> Put<&str> {
+        Put {
+            key,
+            value,
+            value_text: "1",
+            timestamp,
+        }
+    }
+
+    #[test]
+    fn without_a_journal_a_put_is_stored() {
+        let mut state = State {
+            store: Store::new(),
+            journal: None,
+        };
+        let mut wake = false;
+        let outcome = apply(&mut state, &put("k", 1.0, 5), None, false, &mut wake);
+        assert_eq!(outcome, Outcome::Stored);
+        assert!(!wake);
+        assert_eq!((state.store.points(), state.store.keys()), (1, 1));
+    }
+
+    #[test]
+    fn with_a_journal_a_put_is_journaled_then_stored_or_deferred() {
+        let mut state = State {
+            store: Store::new(),
+            journal: Some(Journal::new()),
+        };
+        let mut wake = false;
+        let outcome = apply(&mut state, &put("k", 1.0, 5), None, false, &mut wake);
+        assert_eq!(outcome, Outcome::Stored);
+        assert_eq!(state.store.points(), 1);
+        let logged = state.journal.as_ref().unwrap().appended();
+        assert!(logged > 0);
+
+        let outcome = apply(&mut state, &put("k", 1.0, 6), None, true, &mut wake);
+        let Outcome::Deferred { settled_at } = outcome else {
+            panic!("{outcome:?}")
+        };
+        let journal = state.journal.as_ref().unwrap();
+        assert!(journal.appended() > logged);
+        assert_eq!(settled_at, journal.appended());
+        assert_eq!(state.store.points(), 1, "held back until fsynced");
+    }
+
+    #[test]
+    fn past_max_memory_only_replacing_puts_are_taken() {
+        let mut state = State {
+            store: Store::new(),
+            journal: None,
+        };
+        let mut wake = false;
+        apply(&mut state, &put("k", 1.0, 5), None, false, &mut wake);
+        let limit = Some(state.store.memory());
+        let outcome = apply(&mut state, &put("k", 2.0, 6), limit, false, &mut wake);
+        assert_eq!(outcome, Outcome::Refused(OUT_OF_MEMORY));
+        let outcome = apply(&mut state, &put("k", 2.0, 5), limit, false, &mut wake);
+        assert_eq!(outcome, Outcome::Stored);
+        assert_eq!(state.store.points(), 1);
+    }
+}
