@@ -216,10 +216,12 @@ impl<'s> Connection<'s> {
             {
                 let mut state = self.shared.lock();
                 while i < self.ops.len() {
-                    match self.ops[i]
+                    // SAFETY: `rbuf` is not changed between parsing a batch
+                    // and applying it (it is compacted after `execute`).
+                    let request = self.ops[i]
                         .as_ref()
-                        .map(|c| command::resolve(&self.rbuf, c))
-                    {
+                        .map(|c| unsafe { command::resolve(&self.rbuf, c) });
+                    match request {
                         Some(Command::Put(request)) => {
                             let defer = self.durable.is_some();
                             if defer {

@@ -35,7 +35,20 @@ pub(super) fn parse(buf: &[u8], start: usize, len: usize) -> Parsed {
 }
 
 /// The request of [`parse`] with its text borrowed from `buf` again.
-pub(super) fn resolve<'b>(buf: &'b [u8], parsed: &Command<Range<usize>>) -> Command<&'b str> {
-    // The ranges were cut from text parse_command validated as UTF-8.
-    parsed.map(|range| std::str::from_utf8(&buf[range.clone()]).unwrap_or_default())
+///
+/// # Safety
+///
+/// `buf` must hold, unchanged, the bytes `parsed` was parsed from: its
+/// ranges then cut text that `parse_command` validated as UTF-8, which is
+/// not checked again (checking it costs about a tenth of a pipelined put).
+pub(super) unsafe fn resolve<'b>(
+    buf: &'b [u8],
+    parsed: &Command<Range<usize>>,
+) -> Command<&'b str> {
+    parsed.map(|range| {
+        let text = &buf[range.clone()];
+        debug_assert!(std::str::from_utf8(text).is_ok());
+        // SAFETY: the caller guarantees `text` is what was validated.
+        unsafe { std::str::from_utf8_unchecked(text) }
+    })
 }
