@@ -42,7 +42,8 @@ INSTALL_HINT = "install with pip install 'metrics-client[agent]'"
 #: at once, so a failure later in a long backlog does not resend it.
 BATCH_POINTS = 1000
 
-Point = Tuple[str, float, int]
+#: What ``put_many`` takes: a point with its key, ``(key, value, timestamp)``.
+KeyedPoint = Tuple[str, float, int]
 
 
 class AgentError(Exception):
@@ -133,7 +134,7 @@ class Agent:
         #: Points not yet acknowledged, oldest first. Between intervals it
         #: holds at most ``buffer_size`` points; during one it may also hold
         #: the new sample, so a server that is back gets everything.
-        self.buffer: Deque[Point] = collections.deque()
+        self.buffer: Deque[KeyedPoint] = collections.deque()
         #: Totals since start.
         self.sent = 0
         self.dropped = 0
@@ -146,7 +147,7 @@ class Agent:
         """Samples, buffers, tries to send everything; returns the status line."""
         timestamp = int(self.clock())
         skipped = []
-        fresh: List[Point] = []
+        fresh: List[KeyedPoint] = []
         for suffix, value in self.source().items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 skipped.append(suffix)

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
 
 from . import _native
+from ._address import host_port
 from ._errors import ClientProtocolError, ClientReplyError, ClientSocketError
 
 __all__ = ["AsyncClient"]
@@ -376,7 +377,7 @@ class AsyncClient:
         return False
 
     def __repr__(self) -> str:
-        address = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self._addresses)
+        address = ",".join(host_port(h, p) for h, p in self._addresses)
         if self._closed:
             state = "closed"
         elif self._connection is not None and not self._connection.lost:
@@ -533,7 +534,7 @@ class AsyncClient:
         for step in range(count):
             index = (self._preferred + step) % count
             host, port = self._addresses[index]
-            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            address = host_port(host, port)
             limit = None if deadline is None else max(0.0, deadline - loop.time())
             try:
                 _, connection = await asyncio.wait_for(

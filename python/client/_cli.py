@@ -26,6 +26,7 @@ import time
 import warnings
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, TextIO
 
+from ._address import host_port
 from ._errors import ClientError, ClientSocketError, ClientTimeoutError, ClientTypeError, ClientValueError
 from ._native import Server, __version__
 from ._printable import printable
@@ -361,8 +362,7 @@ def to_json(metrics: Dict[str, List[Any]]) -> str:
 
 
 def _address(address: Sequence[Any]) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return host_port(address[0], address[1])
 
 
 def _log(message: str, source: str = "metrics-server", level: str = "INFO") -> None:

@@ -36,6 +36,7 @@ SPARK_ASCII = "_.-~=+*#"
 #: A sparkline longer than this is downsampled (mean of each bucket).
 DEFAULT_SPARK_WIDTH = 40
 
+#: A point of a series, as ``get`` returns it: ``(timestamp, value)``.
 Point = Tuple[int, float]
 
 _HEADERS = ("key", "points", "first (UTC)", "last (UTC)", "min", "max", "last", "values")

@@ -11,8 +11,10 @@
 //! - `point`: the one writer of `<key> <value> <timestamp>` text;
 //! - `number`: float and integer text, written as Python does, read exactly;
 //! - `value`: user values (int or float); `argument`: key validation;
-//! - `excerpt`: bounded quotes of received bytes for error messages.
+//! - `excerpt`: bounded quotes of received bytes for error messages;
+//! - `address`: the one `host:port` writer (IPv6 in brackets).
 
+mod address;
 mod argument;
 mod decoder;
 mod excerpt;
@@ -26,6 +28,7 @@ mod request;
 mod strategies;
 mod value;
 
+pub use address::host_port;
 pub use argument::{validate_key, ArgumentError, ArgumentErrorKind, KeyUse};
 pub use decoder::{DecodeError, Decoded, ReplyDecoder, DEFAULT_MAX_REPLY_BYTES};
 pub use excerpt::excerpt;

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::arguments;
-use super::connector::{deliver_signals, format_address, PyConnector};
+use super::connector::{deliver_signals, PyConnector};
 use super::results::metrics_to_dict;
 use super::retry;
 use crate::client::closing::CloseSignal;
@@ -16,7 +16,7 @@ use crate::client::retry::RetryPolicy;
 use crate::client::session::Session;
 use crate::client::shared::SharedSession;
 use crate::protocol::{
-    encode_get, encode_put, ArgumentError, Expect, Reply, DEFAULT_MAX_REPLY_BYTES,
+    encode_get, encode_put, host_port, ArgumentError, Expect, Reply, DEFAULT_MAX_REPLY_BYTES,
 };
 
 /// A blocking client for the metrics server.
@@ -285,7 +285,7 @@ impl Client {
     fn addresses_text(&self) -> String {
         self.addresses
             .iter()
-            .map(|(host, port)| format_address(host, *port))
+            .map(|(host, port)| host_port(host, *port))
             .collect::<Vec<_>>()
             .join(",")
     }

@@ -20,6 +20,7 @@ use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
 use crate::client::session::Connector;
 use crate::client::transport::{NativeSocket, Transport};
+use crate::protocol::host_port;
 
 /// `socket.socket` as it was when `client` was imported: a test may patch the
 /// module attribute later, and a patched class must not be taken over.
@@ -123,7 +124,7 @@ impl PyConnector {
         closing: &Arc<CloseSignal>,
     ) -> Result<AnyTransport, ClientError> {
         let connect_error = |error: PyErr| ClientError::Connect {
-            address: format_address(host, port),
+            address: host_port(host, port),
             timed_out: is_timeout(py, &error),
             source: Box::new(error),
         };
@@ -160,15 +161,6 @@ impl Connector for PyConnector {
 
     fn connect(&mut self, closing: &Arc<CloseSignal>) -> Result<AnyTransport, ClientError> {
         Python::attach(|py| self.open_any(py, closing))
-    }
-}
-
-/// `host:port`, with IPv6 addresses in brackets.
-pub fn format_address(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
     }
 }
 

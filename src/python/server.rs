@@ -14,6 +14,7 @@ use pyo3::types::PyTuple;
 
 use super::arguments;
 use super::python_log::PythonLog;
+use crate::protocol::host_port;
 use crate::server::{self, Config, FsyncPolicy, Limits, ServerError};
 
 /// An embedded metrics server, serving in background threads.
@@ -374,7 +375,7 @@ impl Server {
         (self.host.clone(), self.port)
     }
 
-    /// The data log's path, or None when data is kept in memory only.
+    /// The data file's path, or None when data is kept in memory only.
     #[getter]
     fn data(&self) -> Option<PathBuf> {
         self.data.clone()
@@ -416,11 +417,6 @@ impl Server {
     }
 
     fn __repr__(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
         let storage = match &self.data {
             Some(path) => format!("data={:?} fsync={}", path.display().to_string(), self.fsync),
             None => "in memory".to_string(),
@@ -431,6 +427,9 @@ impl Server {
             State::Running(s) if !s.is_closed() => "",
             State::Running(_) | State::Closed => " closed",
         };
-        format!("<client.Server {host}:{} {storage}{state}>", self.port)
+        format!(
+            "<client.Server {} {storage}{state}>",
+            host_port(&self.host, self.port)
+        )
     }
 }

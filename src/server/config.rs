@@ -55,10 +55,10 @@ pub struct Config {
     pub host: String,
     /// 0 picks a free port; see [`Server::local_addr`].
     pub port: u16,
-    /// The durability log; `None` keeps data in memory only.
+    /// The journal's path; `None` keeps data in memory only.
     pub data: Option<PathBuf>,
     pub fsync: FsyncPolicy,
-    /// Compaction is considered once the log reaches this size.
+    /// Compaction is considered once the journal reaches this size.
     pub compact_min_bytes: u64,
     /// How often a long replay of the data file logs its progress.
     pub progress_interval: Duration,

@@ -74,9 +74,9 @@ struct Connection<'s> {
     ops: Vec<Parsed>,
     /// Under `fsync=always`, the puts answered `ok` in `wbuf` whose lines
     /// are not known to be durable yet: where the reply starts in `wbuf` and
-    /// the log position the line ends at. Settled before `wbuf` is written.
+    /// the journal position the line ends at. Settled before `wbuf` is written.
     unsettled: Vec<(usize, u64)>,
-    /// The journal's rejection count when the unsettled puts were logged.
+    /// The journal's rejection count when the unsettled puts were journaled.
     unsettled_rejections: u64,
     durable: Option<watch::Receiver<Durability>>,
 }
@@ -332,7 +332,7 @@ impl<'s> Connection<'s> {
         Ok(())
     }
 
-    /// Replaces the `ok` of every unsettled put logged past `durable_to`
+    /// Replaces the `ok` of every unsettled put journaled past `durable_to`
     /// with an error reply.
     fn reject_replies(&mut self, durable_to: u64, reason: &str) {
         let old = std::mem::take(&mut self.wbuf);

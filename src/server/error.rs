@@ -25,7 +25,7 @@ pub enum ServerError {
     Cancelled,
     #[error("cannot start the server's threads: {0}")]
     Threads(io::Error),
-    #[error("the durability log failed, some puts may not be on disk: {0}")]
+    #[error("the journal failed, some puts may not be on disk: {0}")]
     Journal(io::Error),
     /// Closing could not write or fsync everything: `what` says what is
     /// missing from the file.

@@ -15,17 +15,14 @@ use super::log::Level;
 use super::shared::Shared;
 use super::workers::Handoff;
 use super::TOO_MANY_CONNECTIONS;
+use crate::protocol::host_port;
 
 /// Refused connections lingering at once to deliver their error; beyond
 /// this, a refused connection gets its error without lingering.
 const MAX_REFUSING: usize = 256;
 
 pub(super) fn bind(host: &str, port: u16) -> Result<TcpListener, ServerError> {
-    let address = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
+    let address = host_port(host, port);
     let fail = |source| ServerError::Bind {
         address: address.clone(),
         source,

@@ -76,7 +76,7 @@ pub const TOO_MANY_CONNECTIONS: &str = "too many connections";
 pub const BUFFERS_FULL: &str = "request buffers full";
 
 /// A running server. Dropping it closes it; call [`Server::close`] to see
-/// whether the final flush of the log succeeded.
+/// whether the final flush of the journal succeeded.
 pub struct Server {
     address: SocketAddr,
     workers: Option<Workers>,
@@ -95,7 +95,7 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Replays the log (if any), binds and starts serving in background
+    /// Replays the journal (if any), binds and starts serving in background
     /// threads. Returns once the server accepts connections.
     pub fn start(config: Config) -> Result<Server, ServerError> {
         Server::prepare(config)?.finish()
@@ -129,7 +129,7 @@ impl Server {
             bind(&config.host, config.port)?
         };
         let address = listener.local_addr().map_err(|source| ServerError::Bind {
-            address: format!("{}:{}", config.host, config.port),
+            address: crate::protocol::host_port(&config.host, config.port),
             source,
         })?;
         Ok(Loading {
@@ -189,15 +189,15 @@ impl Loading {
             cancel,
         } = self;
         let mut store = Store::new();
-        let (logfile, recovery) = match journal {
+        let (journal_file, recovery) = match journal {
             Some(journal) => {
-                let (logfile, recovery) = journal.replay(
+                let (journal_file, recovery) = journal.replay(
                     &mut store,
                     &cancel,
                     config.log.as_ref(),
                     config.progress_interval,
                 )?;
-                (Some(logfile), Some(recovery))
+                (Some(journal_file), Some(recovery))
             }
             None => (None, None),
         };
@@ -205,12 +205,12 @@ impl Loading {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 store,
-                journal: logfile.as_ref().map(|_| Journal::new()),
+                journal: journal_file.as_ref().map(|_| Journal::new()),
             }),
             journal_wake: Condvar::new(),
             durable: watch::Sender::new(Durability::default()),
             limits: config.limits.clone(),
-            fsync: logfile.as_ref().map(|_| config.fsync),
+            fsync: journal_file.as_ref().map(|_| config.fsync),
             log: config.log.clone(),
             connections: AtomicUsize::new(0),
             refusing: AtomicUsize::new(0),
@@ -225,14 +225,14 @@ impl Loading {
                 &format!("{}, fsync={}", recovery.summary(), config.fsync),
             );
         }
-        let writer = match logfile {
-            Some(logfile) => {
+        let writer = match journal_file {
+            Some(journal_file) => {
                 let shared = Arc::clone(&shared);
                 let (policy, compact) = (config.fsync, config.compact_min_bytes);
                 Some(
                     std::thread::Builder::new()
                         .name("metrics-journal".into())
-                        .spawn(move || journal::run_writer(shared, logfile, policy, compact))
+                        .spawn(move || journal::run_writer(shared, journal_file, policy, compact))
                         .map_err(ServerError::Threads)?,
                 )
             }
@@ -241,7 +241,7 @@ impl Loading {
         let workers = match Workers::start(runtimes, listener, &shared) {
             Ok(workers) => workers,
             Err(e) => {
-                // No thread left to serve: stop the log writer too, so it
+                // No thread left to serve: stop the journal writer too, so it
                 // does not outlive the failed start holding the data file.
                 if let Some(writer) = writer {
                     if let Some(journal) = shared.lock().journal.as_mut() {
@@ -270,7 +270,7 @@ impl Server {
         self.address
     }
 
-    /// What replaying the log found, when there is a log.
+    /// What replaying the journal found, when there is one.
     pub fn recovery(&self) -> Option<&Recovery> {
         self.recovery.as_ref()
     }
@@ -286,7 +286,7 @@ impl Server {
     }
 
     /// Stops accepting, closes every connection, then writes and fsyncs the
-    /// log whatever the fsync policy. Idempotent; blocks until done.
+    /// journal whatever the fsync policy. Idempotent; blocks until done.
     pub fn close(&mut self) -> Result<(), ServerError> {
         let Some(workers) = self.workers.take() else {
             return Ok(());
@@ -303,7 +303,7 @@ impl Server {
             result = match writer.join() {
                 Ok(outcome) => outcome,
                 Err(_) => Err(ServerError::Journal(io::Error::other(
-                    "the log writer thread panicked",
+                    "the journal writer thread panicked",
                 ))),
             };
         }

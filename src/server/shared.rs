@@ -14,8 +14,8 @@ use super::journal::{Durability, FsyncPolicy, Journal};
 use super::log::{Level, LogSink};
 use super::store::Store;
 
-/// Everything connections share. The store and the log buffer sit under one
-/// lock so that the log records puts in exactly the order they were applied.
+/// Everything connections share. The store and the journal's buffer sit under
+/// one lock so that the journal records puts in exactly the order they were applied.
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     pub(crate) journal_wake: Condvar,
@@ -67,7 +67,7 @@ impl Shared {
         self.durable.send_replace(durability);
     }
 
-    /// Whether acknowledgements must wait for the log to be fsynced.
+    /// Whether acknowledgements must wait for the journal to be fsynced.
     pub(crate) fn acks_wait_for_fsync(&self) -> bool {
         self.fsync == Some(FsyncPolicy::Always)
     }

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use memchr::memchr_iter;
 
-use super::file::{compaction_path, lock_exclusive, sync_dir, LogFile};
+use super::file::{compaction_path, lock_exclusive, sync_dir, JournalFile};
 use super::format::{encode_point_record, HEADER};
 use crate::server::shared::Shared;
-use crate::server::store::Cursor;
+use crate::server::store::{Cursor, Store};
 
 /// Bytes of snapshot the compactor makes per step (under the store's lock,
 /// about half a millisecond) before writing them and servicing the buffer.
@@ -21,7 +21,7 @@ const COMPACT_STEP: usize = 64 << 10;
 const SYNC_EVERY: u64 = 8 << 20;
 
 /// A compaction in progress: the snapshot written so far and where the live
-/// log stood when it began.
+/// journal stood when it began.
 pub(super) struct Compaction {
     tmp_path: PathBuf,
     tmp: File,
@@ -37,8 +37,8 @@ pub(super) struct Compaction {
 }
 
 impl Compaction {
-    pub(super) fn begin(log: &LogFile) -> io::Result<Self> {
-        let tmp_path = compaction_path(&log.path);
+    pub(super) fn begin(file: &JournalFile) -> io::Result<Self> {
+        let tmp_path = compaction_path(&file.path);
         let tmp = OpenOptions::new()
             .read(true)
             .append(true)
@@ -51,7 +51,7 @@ impl Compaction {
             tmp_path,
             tmp,
             cursor: Cursor::all(),
-            start_len: log.len,
+            start_len: file.len,
             lines: 0,
             bytes: 0,
             synced: 0,
@@ -63,16 +63,7 @@ impl Compaction {
     /// Writes the next piece of the snapshot; true when it is complete.
     pub(super) fn step(&mut self, shared: &Shared) -> io::Result<bool> {
         let buf = &mut self.buf;
-        let mut lines = 0;
-        let done = {
-            let state = shared.lock();
-            state.store.walk(&mut self.cursor, |key, ts, value| {
-                // Without `fmt` for most values: the lock is held meanwhile.
-                encode_point_record(buf, key, value, ts);
-                lines += 1;
-                buf.len() < COMPACT_STEP
-            })
-        };
+        let (done, lines) = snapshot(&shared.lock().store, &mut self.cursor, buf);
         self.tmp.write_all(buf)?;
         self.lines += lines;
         self.bytes += buf.len() as u64;
@@ -86,17 +77,17 @@ impl Compaction {
         Ok(done)
     }
 
-    /// Appends what was logged since the snapshot began and swaps the files.
-    pub(super) fn finish(mut self, log: &mut LogFile) -> io::Result<(u64, u64, Duration)> {
+    /// Appends what was journaled since the snapshot began and swaps the files.
+    pub(super) fn finish(mut self, file: &mut JournalFile) -> io::Result<(u64, u64, Duration)> {
         let mut at = self.start_len;
         self.buf.resize(COMPACT_STEP, 0);
-        while at < log.len {
-            let want = ((log.len - at) as usize).min(self.buf.len());
-            let n = log.file.read_at(&mut self.buf[..want], at)?;
+        while at < file.len {
+            let want = ((file.len - at) as usize).min(self.buf.len());
+            let n = file.handle.read_at(&mut self.buf[..want], at)?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    "log shrank during compaction",
+                    "the journal shrank during compaction",
                 ));
             }
             self.tmp.write_all(&self.buf[..n])?;
@@ -107,14 +98,14 @@ impl Compaction {
         self.tmp.sync_all()?;
         if !lock_exclusive(&self.tmp)? {
             return Err(io::Error::other(
-                "compacted log is locked by another process",
+                "the compacted journal is locked by another process",
             ));
         }
-        fs::rename(&self.tmp_path, &log.path)?;
-        sync_dir(&log.path)?;
-        log.file = self.tmp;
-        log.len = self.bytes;
-        log.lines = self.lines;
+        fs::rename(&self.tmp_path, &file.path)?;
+        sync_dir(&file.path)?;
+        file.handle = self.tmp;
+        file.len = self.bytes;
+        file.lines = self.lines;
         Ok((self.lines, self.bytes, self.started.elapsed()))
     }
 
@@ -124,11 +115,24 @@ impl Compaction {
     }
 }
 
+/// Appends one record per point from `cursor` on until `buf` holds
+/// `COMPACT_STEP` bytes: true when the walk is over, and the records
+/// written. Called with the store's lock held.
+fn snapshot(store: &Store, cursor: &mut Cursor, buf: &mut Vec<u8>) -> (bool, u64) {
+    let mut lines = 0;
+    let done = store.walk(cursor, |key, ts, value| {
+        // Without `fmt` for most values: the lock is held meanwhile.
+        encode_point_record(buf, key, value, ts);
+        lines += 1;
+        buf.len() < COMPACT_STEP
+    });
+    (done, lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::server::journal::format::decode_record;
-    use crate::server::store::Store;
 
     #[test]
     fn snapshot_records_decode_to_the_stored_points() {
@@ -144,10 +148,7 @@ mod tests {
         }
         let mut out = Vec::new();
         let mut cursor = Cursor::all();
-        assert!(store.walk(&mut cursor, |key, ts, value| {
-            encode_point_record(&mut out, key, value, ts);
-            true
-        }));
+        assert_eq!(snapshot(&store, &mut cursor, &mut out), (true, 4));
         let mut decoded = Vec::new();
         for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let r = decode_record(line).unwrap();

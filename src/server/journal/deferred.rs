@@ -1,13 +1,13 @@
 //! Points whose records wait in the journal's buffer under `fsync=always`:
 //! they reach the store only once the file holds them durably, so no reader
 //! ever sees a point that a crash or a failed write could still take back.
-//! They are applied in the order they were logged, so the store's order
-//! stays the log's order.
+//! They are applied in the order they were journaled, so the store's
+//! order stays the journal's order.
 
 use crate::server::command::put::store_point;
 use crate::server::store::Store;
 
-/// Points in log order; keys share one string so a put costs no allocation.
+/// Points in journal order; keys share one string so a put costs no allocation.
 #[derive(Debug, Default)]
 pub(crate) struct Deferred {
     keys: String,
@@ -25,7 +25,7 @@ impl Deferred {
         self.points.is_empty()
     }
 
-    /// Puts every point into `store` in log order and empties the list.
+    /// Puts every point into `store` in journal order and empties the list.
     pub(crate) fn apply(&mut self, store: &mut Store) {
         let mut start = 0;
         for &(end, timestamp, value) in &self.points {
@@ -47,7 +47,7 @@ mod tests {
     use crate::protocol::Selector;
 
     #[test]
-    fn points_are_applied_in_log_order() {
+    fn points_are_applied_in_journal_order() {
         let mut deferred = Deferred::default();
         deferred.push("k", 1, 1.0);
         deferred.push("ключ", 2, 2.0);

@@ -1,37 +1,37 @@
-//! The writer's three operations on the log file, behind a trait so that
+//! The writer's three operations on the journal's file, behind a trait so that
 //! tests can make them fail the way a full or broken disk does (a write cut
 //! short, then an error) without needing one.
 
 use std::io;
 
-use super::file::LogFile;
+use super::file::JournalFile;
 
 pub(crate) trait Disk: Send {
     /// Appends `data`; on error part of it may be in the file.
-    fn append(&mut self, log: &mut LogFile, data: &[u8]) -> io::Result<()>;
-    fn sync(&mut self, log: &mut LogFile) -> io::Result<()>;
+    fn append(&mut self, file: &mut JournalFile, data: &[u8]) -> io::Result<()>;
+    fn sync(&mut self, file: &mut JournalFile) -> io::Result<()>;
     /// Cuts the file back to `len` bytes holding `lines` lines.
-    fn truncate(&mut self, log: &mut LogFile, len: u64, lines: u64) -> io::Result<()>;
+    fn truncate(&mut self, file: &mut JournalFile, len: u64, lines: u64) -> io::Result<()>;
 }
 
 /// The real file.
 pub(crate) struct FileDisk;
 
 impl Disk for FileDisk {
-    fn append(&mut self, log: &mut LogFile, data: &[u8]) -> io::Result<()> {
-        log.append(data)
+    fn append(&mut self, file: &mut JournalFile, data: &[u8]) -> io::Result<()> {
+        file.append(data)
     }
 
-    fn sync(&mut self, log: &mut LogFile) -> io::Result<()> {
-        log.sync()
+    fn sync(&mut self, file: &mut JournalFile) -> io::Result<()> {
+        file.sync()
     }
 
-    fn truncate(&mut self, log: &mut LogFile, len: u64, lines: u64) -> io::Result<()> {
+    fn truncate(&mut self, file: &mut JournalFile, len: u64, lines: u64) -> io::Result<()> {
         // The file is opened for appending, so the next write lands at the
         // new end.
-        log.file.set_len(len)?;
-        log.len = len;
-        log.lines = lines;
+        file.handle.set_len(len)?;
+        file.len = len;
+        file.lines = lines;
         Ok(())
     }
 }
@@ -70,7 +70,7 @@ pub(crate) mod faults {
     }
 
     impl Disk for FaultyDisk {
-        fn append(&mut self, log: &mut LogFile, data: &[u8]) -> io::Result<()> {
+        fn append(&mut self, file: &mut JournalFile, data: &[u8]) -> io::Result<()> {
             let cut = {
                 let mut plan = self.plan();
                 plan.appends += 1;
@@ -80,14 +80,14 @@ pub(crate) mod faults {
                 Some(n) => {
                     // What a disk filling up mid-write leaves: part of the
                     // data in the file, and the bookkeeping not updated.
-                    log.file.write_all(&data[..n.min(data.len())])?;
+                    file.handle.write_all(&data[..n.min(data.len())])?;
                     Err(no_space())
                 }
-                None => FileDisk.append(log, data),
+                None => FileDisk.append(file, data),
             }
         }
 
-        fn sync(&mut self, log: &mut LogFile) -> io::Result<()> {
+        fn sync(&mut self, file: &mut JournalFile) -> io::Result<()> {
             let fails = {
                 let mut plan = self.plan();
                 plan.syncs += 1;
@@ -96,10 +96,10 @@ pub(crate) mod faults {
             if fails {
                 return Err(io::Error::from_raw_os_error(libc::EIO));
             }
-            FileDisk.sync(log)
+            FileDisk.sync(file)
         }
 
-        fn truncate(&mut self, log: &mut LogFile, len: u64, lines: u64) -> io::Result<()> {
+        fn truncate(&mut self, file: &mut JournalFile, len: u64, lines: u64) -> io::Result<()> {
             let fails = {
                 let mut plan = self.plan();
                 plan.truncates += 1;
@@ -108,7 +108,7 @@ pub(crate) mod faults {
             if fails {
                 return Err(io::Error::from_raw_os_error(libc::EIO));
             }
-            FileDisk.truncate(log, len, lines)
+            FileDisk.truncate(file, len, lines)
         }
     }
 }

@@ -23,12 +23,12 @@ use crate::server::error::ServerError;
 use crate::server::log::{Level, LogSink};
 use crate::server::store::Store;
 
-/// The log file, owned by the writer thread once the server runs.
+/// The journal's file, owned by the writer thread once the server runs.
 #[derive(Debug)]
-pub(crate) struct LogFile {
+pub(crate) struct JournalFile {
     /// The real file (a symlink's target), where renames must happen.
     pub(super) path: PathBuf,
-    pub(super) file: File,
+    pub(super) handle: File,
     pub(super) len: u64,
     pub(super) lines: u64,
 }
@@ -55,7 +55,7 @@ pub(super) fn data_error(path: &Path, source: io::Error) -> ServerError {
     }
 }
 
-/// Takes an exclusive advisory lock so two servers never share a log.
+/// Takes an exclusive advisory lock so two servers never share a journal.
 pub(super) fn lock_exclusive(file: &File) -> io::Result<bool> {
     use rustix::fs::{flock, FlockOperation};
     match flock(file, FlockOperation::NonBlockingLockExclusive) {
@@ -191,7 +191,7 @@ impl OpenJournal {
         cancel: &AtomicBool,
         log: Option<&LogSink>,
         progress_interval: Duration,
-    ) -> Result<(LogFile, Recovery), ServerError> {
+    ) -> Result<(JournalFile, Recovery), ServerError> {
         let OpenJournal {
             path,
             target,
@@ -291,9 +291,9 @@ impl OpenJournal {
         recovery.elapsed = started.elapsed();
         let lines = recovery.replayed + recovery.quarantined;
         Ok((
-            LogFile {
+            JournalFile {
                 path: target,
-                file,
+                handle: file,
                 len: size,
                 lines,
             },
@@ -302,16 +302,16 @@ impl OpenJournal {
     }
 }
 
-impl LogFile {
+impl JournalFile {
     pub(super) fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.file.write_all(data)?;
+        self.handle.write_all(data)?;
         self.len += data.len() as u64;
         self.lines += memchr_iter(b'\n', data).count() as u64;
         Ok(())
     }
 
     pub(super) fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        self.handle.sync_data()
     }
 }
 

@@ -15,8 +15,8 @@
 //!
 //! The previous format (version 1) had no header and no checksum: plain
 //! `put <key> <value> <timestamp>` lines, as the protocol sends them. Such
-//! logs are still read. A header line may also appear after version 1 lines:
-//! the server appends one when it opens a version 1 log, so everything after
+//! journals are still read. A header line may also appear after version 1 lines:
+//! the server appends one when it opens a version 1 journal, so everything after
 //! it is version 2 (the next compaction rewrites the whole file as version 2).
 //!
 //! Decoding never allocates and never panics on any input; values parse to
@@ -118,7 +118,7 @@ pub(crate) fn decode_plain(line: &[u8]) -> Option<Record<'_>> {
         return Some(record);
     }
     // Anything the protocol's parser accepts (extra spaces, a `\r`) was
-    // accepted by earlier servers, which logged requests as received.
+    // accepted by earlier servers, which journaled requests as received.
     match parse_command(line) {
         Ok(Command::Put(Put {
             key,

@@ -1,15 +1,15 @@
-//! Durability: an append-only log of put records (`format`: the protocol's
+//! Durability: the journal, an append-only file of put records (`format`: the protocol's
 //! put line plus a checksum, one per text line), replayed at start.
 //!
 //! Connections append a put's line to an in-memory buffer under the store's
-//! lock, so the log's order is the store's order. One writer thread moves
+//! lock, so the journal's order is the store's order. One writer thread moves
 //! the buffer to the file and fsyncs it:
 //!
 //! * `always`: the writer writes and fsyncs whatever has accumulated (group
 //!   commit). The points of those lines wait beside the buffer and are put
 //!   into the store only once the fsync covering them returned, so no
 //!   reader ever sees a point before it is durable; then the writer
-//!   publishes how far the log is settled and a connection sends the `ok`
+//!   publishes how far the journal is settled and a connection sends the `ok`
 //!   for a put only after that point passes its line.
 //! * `everysec`: the point is stored at once; the buffer is written at least
 //!   every 100 ms (and as soon as it holds 4 MiB) and fsynced about once a
@@ -40,9 +40,9 @@
 //! Compaction: when the file is at least `compact_min_bytes` and holds at
 //! least twice as many lines as the store has points, the writer rewrites it
 //! as one line per point into `<path>.compact` while serving, appends the
-//! lines logged meanwhile, fsyncs and renames it over the log. A compaction
+//! lines journaled meanwhile, fsyncs and renames it over the journal. A compaction
 //! that fails (no space for the copy) is tried again after a minute, and
-//! none runs while the log cannot be written.
+//! none runs while the journal cannot be written.
 //!
 //! Files: `format` (records, header, versions), `policy` (when to fsync),
 //! `file` (checking, opening, locking, appending), `recovery` (replaying the
@@ -85,7 +85,7 @@ pub(super) const RETRY_INTERVAL: Duration = Duration::from_millis(100);
 /// Rejected batches remembered for connections still settling their puts.
 const REMEMBERED_REJECTIONS: usize = 1024;
 
-/// How far the log is settled, published to connections waiting to
+/// How far the journal is settled, published to connections waiting to
 /// answer puts under `always`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Durability {
@@ -107,7 +107,7 @@ pub(super) enum Writer {
     Batching,
 }
 
-/// The in-memory side of the log, guarded by the store's lock.
+/// The in-memory side of the journal, guarded by the store's lock.
 #[derive(Debug)]
 pub(crate) struct Journal {
     pub(super) pending: Vec<u8>,
@@ -124,7 +124,7 @@ pub(crate) struct Journal {
 }
 
 /// The batches rejected under `always`: for each, the logical position the
-/// log was durable to when it was rejected (every line after it, up to the
+/// journal was durable to when it was rejected (every line after it, up to the
 /// rejection, failed) and why.
 #[derive(Debug, Default)]
 pub(crate) struct Rejections {
@@ -200,7 +200,7 @@ impl Journal {
         }
     }
 
-    /// Why a put cannot be logged now, if it cannot.
+    /// Why a put cannot be journaled now, if it cannot.
     pub(crate) fn refusal(&self) -> Option<&str> {
         self.refusal.as_deref()
     }
@@ -213,7 +213,7 @@ impl Journal {
         self.appended
     }
 
-    /// Holds a logged put's point back until its line is fsynced (`always`);
+    /// Holds a journaled put's point back until its line is fsynced (`always`);
     /// call right after its `append_put`.
     pub(crate) fn defer(&mut self, key: &str, timestamp: i64, value: f64) {
         self.deferred.push(key, timestamp, value);

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// When the log is fsynced.
+/// When the journal is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FsyncPolicy {
     /// Before every acknowledgement (group commit across connections).

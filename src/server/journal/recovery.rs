@@ -27,7 +27,7 @@ const READ_BYTES: usize = 8 << 20;
 /// Corrupt lines quoted in the warning.
 const SAMPLES: usize = 3;
 
-/// What replaying the log found; `warnings()` says what a user should hear.
+/// What replaying the journal found; `warnings()` says what a user should hear.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
     /// The data file as configured (possibly a symlink).
@@ -36,9 +36,9 @@ pub struct Recovery {
     pub format: Option<Format>,
     /// Records applied to the store.
     pub replayed: u64,
-    /// Size of the log after recovery.
+    /// Size of the journal after recovery.
     pub bytes: u64,
-    /// Size of the log before recovery.
+    /// Size of the journal before recovery.
     pub original_bytes: u64,
     /// A torn final record (offset, length) that was copied to the
     /// quarantine file and cut off.
@@ -504,7 +504,7 @@ impl Decoder<'_> {
         }
         let offset = self.base + start as u64;
         if line == HEADER {
-            // Version 2 from here on (a version 1 log the server appended to).
+            // Version 2 from here on (a version 1 journal the server appended to).
             self.format = Format::Checksummed;
             return Ok(());
         }

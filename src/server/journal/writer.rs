@@ -8,7 +8,7 @@
 //! lines that failed depends on whether their puts were acknowledged:
 //!
 //! * `always`: they were not. The batch is rejected: its points are never
-//!   stored, its puts (and those logged meanwhile) are answered with the
+//!   stored, its puts (and those journaled meanwhile) are answered with the
 //!   error. Every `RETRY_INTERVAL` puts are let through again, and the next
 //!   batch shows whether writing works.
 //! * `everysec`, `no`: they were, and their points are in the store. The
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use super::compaction::Compaction;
 use super::deferred::Deferred;
 use super::disk::{Disk, FileDisk};
-use super::file::{compaction_path, LogFile};
+use super::file::{compaction_path, JournalFile};
 use super::{
     refusal_reason, Durability, FsyncPolicy, Writer, HIGH_WATER, RETRY_INTERVAL, SYNC_INTERVAL,
     WRITE_INTERVAL,
@@ -46,11 +46,11 @@ const COMPACTION_RETRY: Duration = Duration::from_secs(60);
 /// fsyncs everything left. Returns what it could not write, if anything.
 pub(crate) fn run_writer(
     shared: Arc<Shared>,
-    log: LogFile,
+    file: JournalFile,
     policy: FsyncPolicy,
     compact_min_bytes: u64,
 ) -> Result<(), ServerError> {
-    LogWriter::new(shared, log, policy, FileDisk).run(compact_min_bytes)
+    JournalWriter::new(shared, file, policy, FileDisk).run(compact_min_bytes)
 }
 
 /// Which operation failed.
@@ -59,9 +59,9 @@ enum Failure {
     Sync(io::Error),
 }
 
-pub(super) struct LogWriter<D: Disk> {
+pub(super) struct JournalWriter<D: Disk> {
     shared: Arc<Shared>,
-    log: LogFile,
+    file: JournalFile,
     policy: FsyncPolicy,
     disk: D,
     /// Lines taken from the journal that are not in the file yet.
@@ -75,7 +75,7 @@ pub(super) struct LogWriter<D: Disk> {
     /// Logical position up to which every line is durable or rejected.
     settled: u64,
     /// A failed write (or the cut after it) may have left bytes past
-    /// `log.len`; they are cut off before anything else is written.
+    /// `file.len`; they are cut off before anything else is written.
     torn: bool,
     dirty: bool,
     last_write: Instant,
@@ -88,12 +88,17 @@ pub(super) struct LogWriter<D: Disk> {
     compaction_after: Option<Instant>,
 }
 
-impl<D: Disk> LogWriter<D> {
-    pub(super) fn new(shared: Arc<Shared>, log: LogFile, policy: FsyncPolicy, disk: D) -> Self {
-        let synced = (log.len, log.lines);
-        LogWriter {
+impl<D: Disk> JournalWriter<D> {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        file: JournalFile,
+        policy: FsyncPolicy,
+        disk: D,
+    ) -> Self {
+        let synced = (file.len, file.lines);
+        JournalWriter {
             shared,
-            log,
+            file,
             policy,
             disk,
             held: Vec::new(),
@@ -139,11 +144,11 @@ impl<D: Disk> LogWriter<D> {
 
             if compaction.is_none()
                 && self.compaction_after.is_none_or(|at| Instant::now() >= at)
-                && self.log.len >= compact_min_bytes
-                && self.log.lines > 0
-                && self.log.lines >= points.saturating_mul(2)
+                && self.file.len >= compact_min_bytes
+                && self.file.lines > 0
+                && self.file.lines >= points.saturating_mul(2)
             {
-                match Compaction::begin(&self.log) {
+                match Compaction::begin(&self.file) {
                     Ok(c) => compaction = Some(c),
                     Err(e) => {
                         self.warn(&format!("cannot start compaction: {e}"));
@@ -228,14 +233,14 @@ impl<D: Disk> LogWriter<D> {
     /// fsyncs as the policy says.
     fn write(&mut self, closing: bool) -> Result<(), Failure> {
         if self.torn {
-            let (len, lines) = (self.log.len, self.log.lines);
+            let (len, lines) = (self.file.len, self.file.lines);
             self.disk
-                .truncate(&mut self.log, len, lines)
+                .truncate(&mut self.file, len, lines)
                 .map_err(Failure::Write)?;
             self.torn = false;
         }
         if !self.held.is_empty() {
-            if let Err(e) = self.disk.append(&mut self.log, &self.held) {
+            if let Err(e) = self.disk.append(&mut self.file, &self.held) {
                 self.torn = true;
                 return Err(Failure::Write(e));
             }
@@ -254,10 +259,10 @@ impl<D: Disk> LogWriter<D> {
             FsyncPolicy::No => false,
         };
         if self.dirty && (sync || closing) {
-            self.disk.sync(&mut self.log).map_err(Failure::Sync)?;
+            self.disk.sync(&mut self.file).map_err(Failure::Sync)?;
             self.dirty = false;
             self.last_sync = Instant::now();
-            self.synced = (self.log.len, self.log.lines);
+            self.synced = (self.file.len, self.file.lines);
             self.unsynced.clear();
         }
         Ok(())
@@ -292,7 +297,7 @@ impl<D: Disk> LogWriter<D> {
                 Level::Warning,
                 &format!(
                     "{}: writing works again after {:.1} s; puts are accepted",
-                    self.log.path.display(),
+                    self.file.path.display(),
                     took.as_secs_f64()
                 ),
             );
@@ -311,7 +316,7 @@ impl<D: Disk> LogWriter<D> {
                     // What was written since the last good fsync may be
                     // gone whatever the page cache shows: cut it off and,
                     // under `everysec`, write it again from memory.
-                    (self.log.len, self.log.lines) = self.synced;
+                    (self.file.len, self.file.lines) = self.synced;
                     self.torn = true;
                     let mut again = mem::take(&mut self.unsynced);
                     again.extend_from_slice(&self.held);
@@ -321,8 +326,8 @@ impl<D: Disk> LogWriter<D> {
             }
         };
         if self.torn {
-            let (len, lines) = (self.log.len, self.log.lines);
-            self.torn = self.disk.truncate(&mut self.log, len, lines).is_err();
+            let (len, lines) = (self.file.len, self.file.lines);
+            self.torn = self.disk.truncate(&mut self.file, len, lines).is_err();
         }
         let reason = refusal_reason(&error);
         let mut unwritten = self.held.len();
@@ -355,8 +360,8 @@ impl<D: Disk> LogWriter<D> {
             self.shared.log(
                 Level::Error,
                 &format!(
-                    "{}: cannot write the log: {error}; {kept}; puts are refused until writing works again{}",
-                    self.log.path.display(),
+                    "{}: cannot write the journal: {error}; {kept}; puts are refused until writing works again{}",
+                    self.file.path.display(),
                     if self.torn {
                         " (and the partly written record could not be cut off yet)"
                     } else {
@@ -380,7 +385,7 @@ impl<D: Disk> LogWriter<D> {
             (n, _) => format!("{n} bytes of puts could not be written"),
         };
         Err(ServerError::Unwritten {
-            path: self.log.path.clone(),
+            path: self.file.path.clone(),
             what,
             source,
         })
@@ -397,26 +402,26 @@ impl<D: Disk> LogWriter<D> {
     fn warn(&self, message: &str) {
         self.shared.log(
             Level::Warning,
-            &format!("{}: {message}", self.log.path.display()),
+            &format!("{}: {message}", self.file.path.display()),
         );
     }
 
     /// Runs one step of a compaction; returns it while it is unfinished.
     fn compaction_step(&mut self, mut c: Compaction) -> Option<Compaction> {
-        let before = (self.log.lines, self.log.len);
+        let before = (self.file.lines, self.file.len);
         match c.step(&self.shared) {
             Ok(false) => return Some(c),
-            Ok(true) => match c.finish(&mut self.log) {
+            Ok(true) => match c.finish(&mut self.file) {
                 Ok((lines, bytes, took)) => {
                     // The new file was fsynced with everything in it.
-                    self.synced = (self.log.len, self.log.lines);
+                    self.synced = (self.file.len, self.file.lines);
                     self.unsynced.clear();
                     self.dirty = false;
                     self.shared.log(
                         Level::Info,
                         &format!(
                             "{}: compacted {} lines ({} bytes) to {lines} lines ({bytes} bytes) in {:.3} s",
-                            self.log.path.display(),
+                            self.file.path.display(),
                             before.0,
                             before.1,
                             took.as_secs_f64()
@@ -424,13 +429,17 @@ impl<D: Disk> LogWriter<D> {
                     );
                 }
                 Err(e) => {
-                    self.warn(&format!("compaction failed, keeping the log: {e}"));
-                    let _ = fs::remove_file(compaction_path(&self.log.path));
+                    self.warn(&format!(
+                        "compaction failed, keeping the journal as it is: {e}"
+                    ));
+                    let _ = fs::remove_file(compaction_path(&self.file.path));
                     self.compaction_after = Some(Instant::now() + COMPACTION_RETRY);
                 }
             },
             Err(e) => {
-                self.warn(&format!("compaction failed, keeping the log: {e}"));
+                self.warn(&format!(
+                    "compaction failed, keeping the journal as it is: {e}"
+                ));
                 c.abandon();
                 self.compaction_after = Some(Instant::now() + COMPACTION_RETRY);
             }
@@ -487,7 +496,7 @@ mod tests {
         }
 
         /// A rig whose writer compacts from `compact_min_bytes`; `prepare`
-        /// gets the log's path before the writer starts.
+        /// gets the journal's path before the writer starts.
         fn with_compaction(
             policy: FsyncPolicy,
             name: &str,
@@ -502,7 +511,7 @@ mod tests {
             fs::create_dir_all(&dir).unwrap();
             let path = dir.join("metrics.log");
             let mut store = Store::new();
-            let (log, _) = file::open(&path)
+            let (file, _) = file::open(&path)
                 .unwrap()
                 .replay(
                     &mut store,
@@ -533,9 +542,9 @@ mod tests {
                 budget: crate::server::budget::Budget::new(usize::MAX),
             });
             let plan = Arc::new(Mutex::new(Plan::default()));
-            let writer = LogWriter::new(
+            let writer = JournalWriter::new(
                 Arc::clone(&shared),
-                log,
+                file,
                 policy,
                 FaultyDisk(Arc::clone(&plan)),
             );
@@ -554,7 +563,7 @@ mod tests {
             change(&mut self.plan.lock().unwrap_or_else(PoisonError::into_inner));
         }
 
-        /// What a connection does for a put: where its line ends in the log
+        /// What a connection does for a put: where its line ends in the journal
         /// and how many batches had been rejected then, or the refusal.
         fn put(&self, key: &str, value: f64, timestamp: i64) -> Result<(u64, u64), String> {
             let value_text = value.to_string();

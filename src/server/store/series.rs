@@ -6,9 +6,7 @@
 //! chunks. Every chunk is non-empty.
 
 use super::memory::{adjust, heap_of};
-
-/// A timestamp and its value.
-pub(super) type Point = (i64, f64);
+use crate::protocol::Point;
 
 /// Most points in one chunk: 2 KiB, cheap to shift for an insert, and large
 /// enough that a long series costs about 16 bytes per point.
