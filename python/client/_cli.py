@@ -251,12 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=_port(True), default=DEFAULT_PORT, help="port to bind, 0 for any free one (default: %(default)s)"
     )
-    serve.add_argument("--data", metavar="PATH", help="append-only log to keep data in (default: memory only)")
+    serve.add_argument("--data", metavar="PATH", help="the journal: an append-only file to keep data in (default: memory only)")
     serve.add_argument(
         "--fsync",
         choices=("always", "everysec", "no"),
         default="everysec",
-        help="when the log is synced to disk (default: %(default)s)",
+        help="when the journal is synced to disk (default: %(default)s)",
     )
     limits = serve.add_argument_group("limits")
     limits.add_argument(
@@ -454,7 +454,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         _log(f"received {received[0]}, shutting down")
     finally:
         try:
-            server.close()  # stops accepting, then writes and fsyncs the log
+            server.close()  # stops accepting, then writes and fsyncs the journal
         finally:
             for number, handler in previous_handlers.items():
                 signal.signal(number, handler)
