@@ -536,7 +536,7 @@ fn with_fsync_always_a_connection_reads_its_own_pipelined_puts() {
 }
 
 #[test]
-fn a_torn_last_line_of_a_plain_log_is_quarantined_and_cut_off() {
+fn a_torn_last_line_of_a_plain_journal_is_quarantined_and_cut_off() {
     let dir = TempDir::new("torn");
     let path = dir.file("metrics.log");
     std::fs::write(&path, "put a 1 1\nput b 2.5 2\nput c 3 3").unwrap();
@@ -603,7 +603,7 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 #[test]
-fn compaction_bounds_the_log_and_keeps_every_point() {
+fn compaction_bounds_the_journal_and_keeps_every_point() {
     let dir = TempDir::new("compact");
     let path = dir.file("metrics.log");
     let stale = dir.file("metrics.log.compact");

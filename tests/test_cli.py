@@ -437,7 +437,7 @@ class ServeTests(CliAssertions):
         err = self.stop(proc, reader, signal.SIGINT)
         self.assertIn("SIGINT", err)
 
-    def test_serve_torn_log_warns_once_and_starts(self) -> None:
+    def test_serve_torn_journal_warns_once_and_starts(self) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             data = os.path.join(tmp, "metrics.log")
             with open(data, "w") as log:

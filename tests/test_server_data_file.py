@@ -92,7 +92,7 @@ class NotAJournal(DataFileCase):
                 self.assertEqual(snapshot(path), before)
                 self.assertFalse(os.path.exists(path + ".quarantine"))
 
-    def test_plain_logs_of_the_previous_format_still_load(self) -> None:
+    def test_plain_journals_of_the_previous_format_still_load(self) -> None:
         with open(self.path, "wb") as f:
             f.write(b"put a 1.5 1\nput b 2 2\nput a 3 1\n")
         srv, warned = self.start()

@@ -123,7 +123,7 @@ class KillNine(TestCase):
             lost = [t for _, t in acked[index] if stored.get(t) != t + 0.5]
             self.assertEqual(lost, [], f"{len(lost)} acknowledged puts of {key} lost")
 
-    def test_a_killed_server_restarts_on_its_log_and_keeps_serving(self) -> None:
+    def test_a_killed_server_restarts_on_its_journal_and_keeps_serving(self) -> None:
         server = ServerProcess(self.path, "always")
         self.addCleanup(server.kill)
         with Client(*server.address, timeout=BOUND) as cl:
@@ -210,7 +210,7 @@ class Recovery(TestCase):
                 expected = [(0, -1.0)] + [(i, i / 4) for i in range(1, 5000)]
                 self.assertEqual(everything(self.path), {"m": expected})
 
-    def test_the_log_holds_the_protocols_own_put_lines_with_checksums(self) -> None:
+    def test_the_journal_holds_the_protocols_own_put_lines_with_checksums(self) -> None:
         with Server(data=self.path, fsync="always") as srv:
             with socket.create_connection(srv.address, timeout=BOUND) as sock:
                 buf = bytearray()

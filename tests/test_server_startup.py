@@ -115,7 +115,7 @@ class BigLog(TestCase):
         self.addCleanup(child.kill)
         return child
 
-    def test_sigterm_or_sigint_during_replay_stops_serve_at_once_leaving_the_log(self) -> None:
+    def test_sigterm_or_sigint_during_replay_stops_serve_at_once_leaving_the_journal(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with self.subTest(signal=signum.name):
                 before = snapshot(self.big)
@@ -132,7 +132,7 @@ class BigLog(TestCase):
                 self.assertNotIn("listening on", child.out.decode() + err)
                 self.assertEqual(snapshot(self.big), before)
 
-    def test_ctrl_c_interrupts_the_embedded_constructor_leaving_the_log(self) -> None:
+    def test_ctrl_c_interrupts_the_embedded_constructor_leaving_the_journal(self) -> None:
         before = snapshot(self.big)
         code = (
             "import sys, time\n"
@@ -227,7 +227,7 @@ class Loading(TestCase):
         with self.assertRaises(ValueError):
             Server().wait(-1)
 
-    def test_sigterm_during_compaction_stops_at_once_with_a_whole_log(self) -> None:
+    def test_sigterm_during_compaction_stops_at_once_with_a_whole_journal(self) -> None:
         points = 900_000
         write_log(self.path, points, copies=3)  # 2.7M lines, 80 MB: past the 64 MiB threshold
         compacting = self.path + ".compact"

@@ -453,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_log_gets_a_header_before_new_records_and_reads_back() {
+    fn a_plain_journal_gets_a_header_before_new_records_and_reads_back() {
         let dir = Dir::new();
         let path = dir.0.join("j");
         fs::write(&path, b"put a 1 1\nput b 2 2\n").unwrap();
