@@ -592,7 +592,7 @@ class FakeClient:
         self.server = server
         self.closed = False
 
-    def put_many(self, points) -> None:
+    def put_many(self, points, *, window=None) -> None:
         server = self.server
         assert not self.closed
         points = list(points)
