@@ -352,7 +352,12 @@ mod tests {
     fn rounding_below_2_52_is_f64_round() {
         let limit = 4_503_599_627_370_496.0_f64;
         let mut cases = vec![0.0, 0.25, 0.5, 0.75, 1.5, 2.5, 0.49999999999999994];
-        cases.extend([limit - 0.5, limit - 1.0, limit / 2.0 - 0.25, limit / 2.0 + 0.5]);
+        cases.extend([
+            limit - 0.5,
+            limit - 1.0,
+            limit / 2.0 - 0.25,
+            limit / 2.0 + 0.5,
+        ]);
         let mut x = 1e-300_f64;
         while x < limit {
             cases.extend([x, x * 1.5 + 0.5, (x * 7.0).next_up()]);

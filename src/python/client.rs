@@ -16,9 +16,7 @@ use crate::client::error::ClientError;
 use crate::client::retry::RetryPolicy;
 use crate::client::session::Session;
 use crate::client::shared::SharedSession;
-use crate::protocol::{
-    encode_get, encode_put, Expect, Reply, DEFAULT_MAX_REPLY_BYTES,
-};
+use crate::protocol::{encode_get, encode_put, Expect, Reply, DEFAULT_MAX_REPLY_BYTES};
 
 /// A blocking client for the metrics server.
 ///

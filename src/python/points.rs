@@ -104,7 +104,10 @@ fn common_value(value: &Borrowed<'_, '_, PyAny>) -> Option<MetricValue> {
         return MetricValue::float(float.value()).ok();
     }
     if value.is_exact_instance_of::<PyInt>() {
-        return value.extract::<i64>().ok().map(|n| MetricValue::Int(i128::from(n)));
+        return value
+            .extract::<i64>()
+            .ok()
+            .map(|n| MetricValue::Int(i128::from(n)));
     }
     None
 }
