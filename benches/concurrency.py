@@ -2,9 +2,13 @@
 
 ``python benches/concurrency.py [--rounds N] [--quick]`` runs the embedded
 server in a subprocess (``serve_embedded.py``) and prints a markdown table:
-each comparison is made within one run, contenders taking turns round by
-round (the order rotates); figures are medians of the rounds and each ratio
-is the median of the per-round ratios. Progress goes to stderr.
+each comparison is made within one run, contenders taking turns within
+each round (their order rotates from round to round); figures are medians
+and each ratio is the median of the per-round ratios, printed with the
+lowest and highest of them, so the noise of a shared machine shows. The
+``put_many`` comparison, the most sensitive to noise (about 0.1 s each),
+measures ``--pairs`` alternating pairs per round and takes each ratio
+within a pair. Progress goes to stderr.
 
 | Comparison | Contenders |
 |---|---|
@@ -107,87 +111,113 @@ class PipelinedClient(asyncio.Protocol):
 # ------------------------------------------------------------ benchmarks
 
 
-async def async_single(address, n):
-    """Seconds for n sequential puts: AsyncClient, then raw streams."""
+def rotated(contenders, turn):
+    """The contenders in the order of this turn: each goes first in turn."""
+    shift = turn % len(contenders)
+    return contenders[shift:] + contenders[:shift]
+
+
+async def async_single(address, n, turn):
+    """Seconds for n sequential puts: AsyncClient and raw streams."""
     host, port = address
     times = {}
-    async with client.AsyncClient(host, port) as c:
+
+    async def through_client():
+        async with client.AsyncClient(host, port) as c:
+            started = time.perf_counter()
+            for i in range(n):
+                await c.put("bench.single", i + 0.5, FIRST_TS + i)
+            times["AsyncClient.put"] = time.perf_counter() - started
+
+    async def raw():
+        reader, writer = await asyncio.open_connection(host, port)
         started = time.perf_counter()
         for i in range(n):
-            await c.put("bench.single", i + 0.5, FIRST_TS + i)
-        times["AsyncClient.put"] = time.perf_counter() - started
-    reader, writer = await asyncio.open_connection(host, port)
-    started = time.perf_counter()
-    for i in range(n):
-        writer.write(f"put bench.single {i + 0.5} {FIRST_TS + i}\n".encode())
-        await reader.readuntil(b"\n\n")
-    times["raw streams"] = time.perf_counter() - started
-    writer.close()
+            writer.write(f"put bench.single {i + 0.5} {FIRST_TS + i}\n".encode())
+            await reader.readuntil(b"\n\n")
+        times["raw streams"] = time.perf_counter() - started
+        writer.close()
+
+    for contender in rotated([through_client, raw], turn):
+        await contender()
     return times
 
 
-async def async_tasks(address, tasks, each):
+async def async_tasks(address, tasks, each, turn):
     """Seconds for `tasks` tasks doing `each` puts: through one
     AsyncClient, each on its own streams connection, and through one
     pure-Python pipelined connection."""
     host, port = address
     times = {}
 
-    async with client.AsyncClient(host, port) as c:
-        async def shared(t):
+    async def one_client():
+        async with client.AsyncClient(host, port) as c:
+            async def shared(t):
+                for i in range(each):
+                    await c.put(f"bench.task.{t}", i + 0.5, FIRST_TS + i)
+            started = time.perf_counter()
+            await asyncio.gather(*(shared(t) for t in range(tasks)))
+            times["AsyncClient"] = time.perf_counter() - started
+
+    async def per_task():
+        connections = [await asyncio.open_connection(host, port) for _ in range(tasks)]
+
+        async def own(t):
+            reader, writer = connections[t]
             for i in range(each):
-                await c.put(f"bench.task.{t}", i + 0.5, FIRST_TS + i)
+                writer.write(f"put bench.task.{t} {i + 0.5} {FIRST_TS + i}\n".encode())
+                await reader.readuntil(b"\n\n")
         started = time.perf_counter()
-        await asyncio.gather(*(shared(t) for t in range(tasks)))
-        times["AsyncClient"] = time.perf_counter() - started
+        await asyncio.gather(*(own(t) for t in range(tasks)))
+        times["connection per task"] = time.perf_counter() - started
+        for _, writer in connections:
+            writer.close()
 
-    connections = [await asyncio.open_connection(host, port) for _ in range(tasks)]
+    async def pure_python():
+        pipelined = await PipelinedClient.connect(host, port)
 
-    async def own(t):
-        reader, writer = connections[t]
-        for i in range(each):
-            writer.write(f"put bench.task.{t} {i + 0.5} {FIRST_TS + i}\n".encode())
-            await reader.readuntil(b"\n\n")
-    started = time.perf_counter()
-    await asyncio.gather(*(own(t) for t in range(tasks)))
-    times["connection per task"] = time.perf_counter() - started
-    for _, writer in connections:
-        writer.close()
+        async def through(t):
+            for i in range(each):
+                await pipelined.put(f"bench.task.{t}", i + 0.5, FIRST_TS + i)
+        started = time.perf_counter()
+        await asyncio.gather(*(through(t) for t in range(tasks)))
+        times["pure-Python pipelined"] = time.perf_counter() - started
+        pipelined.close()
 
-    pipelined = await PipelinedClient.connect(host, port)
-
-    async def through(t):
-        for i in range(each):
-            await pipelined.put(f"bench.task.{t}", i + 0.5, FIRST_TS + i)
-    started = time.perf_counter()
-    await asyncio.gather(*(through(t) for t in range(tasks)))
-    times["pure-Python pipelined"] = time.perf_counter() - started
-    pipelined.close()
+    for contender in rotated([one_client, per_task, pure_python], turn):
+        await contender()
     return times
 
 
-def big_get(address):
+def big_get(address, turn):
     host, port = address
     times = {}
-    blocking = client.Client(host, port)
-    started = time.perf_counter()
-    expected = blocking.get("*")
-    times["Client.get"] = time.perf_counter() - started
-    blocking.close()
+    results = []
 
-    async def fetch():
-        async with client.AsyncClient(host, port) as c:
-            started = time.perf_counter()
-            result = await c.get("*")
-            return time.perf_counter() - started, result
+    def blocking():
+        c = client.Client(host, port)
+        started = time.perf_counter()
+        results.append(c.get("*"))
+        times["Client.get"] = time.perf_counter() - started
+        c.close()
 
-    times["AsyncClient.get"], result = asyncio.run(fetch())
-    if result != expected:
+    def asynchronous():
+        async def fetch():
+            async with client.AsyncClient(host, port) as c:
+                started = time.perf_counter()
+                results.append(await c.get("*"))
+                times["AsyncClient.get"] = time.perf_counter() - started
+
+        asyncio.run(fetch())
+
+    for contender in rotated([blocking, asynchronous], turn):
+        contender()
+    if results[0] != results[1]:
         raise AssertionError("AsyncClient.get and Client.get disagree")
     return times
 
 
-def threads(address, count, each):
+def threads(address, count, each, turn):
     host, port = address
 
     def run(clients):
@@ -209,51 +239,90 @@ def threads(address, count, each):
         return time.perf_counter() - started
 
     times = {}
-    shared = client.Client(host, port)
-    times["one shared Client"] = run([shared])
-    shared_connections = shared.connection_count
-    shared.close()
-    own = [client.Client(host, port) for _ in range(count)]
-    times["a Client per thread"] = run(own)
-    for c in own:
-        c.close()
-    return times, shared_connections
+    connections = []
+
+    def one_shared():
+        shared = client.Client(host, port)
+        times["one shared Client"] = run([shared])
+        connections.append(shared.connection_count)
+        shared.close()
+
+    def one_each():
+        own = [client.Client(host, port) for _ in range(count)]
+        times["a Client per thread"] = run(own)
+        for c in own:
+            c.close()
+
+    for contender in rotated([one_shared, one_each], turn):
+        contender()
+    return times, connections[0]
 
 
-def put_many(address, n):
-    points = [(f"bench.many.{i % 100}", float(i % 1000) + 0.25, FIRST_TS + i // 100)
-              for i in range(n)]
-    payload = b"".join(f"put {k} {v} {t}\n".encode() for k, v, t in points)
-    host, port = address
-    times = {}
-    c = client.Client(host, port)
-    started = time.perf_counter()
-    c.put_many(points)
-    times["Client.put_many"] = time.perf_counter() - started
-    c.close()
+class PutMany:
+    """``put_many`` of the same points by ``Client`` and ``AsyncClient``,
+    and the raw pipelined floor sending their bytes, made beforehand."""
 
-    async def batch():
-        async with client.AsyncClient(host, port) as ac:
+    def __init__(self, address, n):
+        self.address = address
+        self.n = n
+        self.points = [(f"bench.many.{i % 100}", float(i % 1000) + 0.25, FIRST_TS + i // 100)
+                       for i in range(n)]
+        self.payload = b"".join(f"put {k} {v} {t}\n".encode() for k, v, t in self.points)
+
+    def pairs(self, count, turn):
+        """`count` measurements of each contender, taking turns: one dict
+        of seconds per turn."""
+        host, port = self.address
+        blocking = client.Client(host, port)
+        blocking.put_many(self.points[:1000])  # connected and warm
+
+        def through_client():
             started = time.perf_counter()
-            await ac.put_many(points)
+            blocking.put_many(self.points)
             return time.perf_counter() - started
 
-    times["AsyncClient.put_many"] = asyncio.run(batch())
-    times["raw pipelined floor"] = raw_pipeline(address, payload, n)
-    return times
+        async def batch():
+            async with client.AsyncClient(host, port) as ac:
+                started = time.perf_counter()
+                await ac.put_many(self.points)
+                return time.perf_counter() - started
+
+        contenders = [
+            ("Client.put_many", through_client),
+            ("AsyncClient.put_many", lambda: asyncio.run(batch())),
+            ("raw pipelined floor", lambda: raw_pipeline(self.address, self.payload, self.n)),
+        ]
+        rounds = []
+        for pair in range(count):
+            times = {}
+            for name, contender in rotated(contenders, turn + pair):
+                times[name] = contender()
+            rounds.append(times)
+        blocking.close()
+        return rounds
 
 
 # ------------------------------------------------------------ the table
 
 
-def median_ratio(rounds, a, b):
-    return statistics.median(r[a] / r[b] for r in rounds)
+def ratios(rounds, a, b):
+    """The median of the per-round ratios a/b, and their lowest and highest."""
+    each = [r[a] / r[b] for r in rounds]
+    return statistics.median(each), min(each), max(each)
+
+
+def shown(ratio, what):
+    middle, low, high = ratio
+    what = f" {what}" if what else ""
+    return f"{middle:.2f}x{what} ({low:.2f}-{high:.2f})"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer operations per round")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="put_many measurements of each contender per round (default: 3)")
     args = parser.parse_args()
     scale = 0.2 if args.quick else 1.0
     single_n = int(5000 * scale)
@@ -263,6 +332,7 @@ def main():
 
     server = ServerProcess()
     big_server = ServerProcess()
+    batch = PutMany(server.address, many)
     try:
         log(f"loading {big} points for get('*') ...")
         loader = client.Client(*big_server.address)
@@ -273,13 +343,13 @@ def main():
         connections = []
         for r in range(args.rounds):
             log(f"round {r + 1}/{args.rounds}")
-            results["single"].append(asyncio.run(async_single(server.address, single_n)))
-            results["tasks"].append(asyncio.run(async_tasks(server.address, tasks, each)))
-            results["get"].append(big_get(big_server.address))
-            times, used = threads(server.address, 16, int(1000 * scale))
+            results["single"].append(asyncio.run(async_single(server.address, single_n, r)))
+            results["tasks"].append(asyncio.run(async_tasks(server.address, tasks, each, r)))
+            results["get"].append(big_get(big_server.address, r))
+            times, used = threads(server.address, 16, int(1000 * scale), r)
             results["threads"].append(times)
             connections.append(used)
-            results["many"].append(put_many(server.address, many))
+            results["many"].extend(batch.pairs(args.pairs, r))
             for name, rounds in results.items():
                 log(f"  {name}: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in rounds[-1].items()))
     finally:
@@ -294,41 +364,44 @@ def main():
 
     rows = []
     s = results["single"]
-    ratio = median_ratio(s, "AsyncClient.put", "raw streams")
+    ratio = ratios(s, "AsyncClient.put", "raw streams")
     rows.append((f"{single_n} sequential puts, one connection",
                  f"AsyncClient {fig('single', 'AsyncClient.put') / single_n * 1e6:.1f} µs/put; "
                  f"raw streams {fig('single', 'raw streams') / single_n * 1e6:.1f} µs/put",
-                 f"{ratio:.2f}x raw", f"≤ 1.10x: {check(ratio <= 1.10)}"))
+                 shown(ratio, "raw"), f"≤ 1.10x: {check(ratio[0] <= 1.10)}"))
     t = results["tasks"]
     total = tasks * each
-    per_task = median_ratio(t, "connection per task", "AsyncClient")
-    pipelined = median_ratio(t, "pure-Python pipelined", "AsyncClient")
+    per_task = ratios(t, "connection per task", "AsyncClient")
+    pipelined = ratios(t, "pure-Python pipelined", "AsyncClient")
     rows.append((f"{tasks} tasks x {each} puts",
                  f"AsyncClient {total / fig('tasks', 'AsyncClient'):,.0f} puts/s; "
                  f"connection per task {total / fig('tasks', 'connection per task'):,.0f}; "
                  f"pure-Python pipelined {total / fig('tasks', 'pure-Python pipelined'):,.0f}",
-                 f"{per_task:.2f}x per-task, {pipelined:.2f}x pure Python",
-                 f"≥ 4x: {check(per_task >= 4)}; ≥ 1.5x: {check(pipelined >= 1.5)}"))
-    ratio = median_ratio(results["get"], "AsyncClient.get", "Client.get")
+                 f"{shown(per_task, 'per-task')}, {shown(pipelined, 'pure Python')}",
+                 f"≥ 4x: {check(per_task[0] >= 4)}; ≥ 1.5x: {check(pipelined[0] >= 1.5)}"))
+    ratio = ratios(results["get"], "AsyncClient.get", "Client.get")
     rows.append((f"get('*') of {big:,} points",
                  f"AsyncClient {fig('get', 'AsyncClient.get'):.3f} s; Client {fig('get', 'Client.get'):.3f} s",
-                 f"{ratio:.2f}x Client", f"≤ 1.25x: {check(ratio <= 1.25)}"))
-    ratio = median_ratio(results["threads"], "a Client per thread", "one shared Client")
+                 shown(ratio, "Client"), f"≤ 1.25x: {check(ratio[0] <= 1.25)}"))
+    ratio = ratios(results["threads"], "a Client per thread", "one shared Client")
     done = 16 * int(1000 * scale)
     rows.append(("16 threads putting",
                  f"shared {done / fig('threads', 'one shared Client'):,.0f} puts/s "
                  f"(on {max(connections)} connections); per thread "
                  f"{done / fig('threads', 'a Client per thread'):,.0f} puts/s",
-                 f"{ratio:.2f}x", f"≥ 0.8x: {check(ratio >= 0.8)}"))
-    ratio = median_ratio(results["many"], "Client.put_many", "raw pipelined floor")
-    async_ratio = median_ratio(results["many"], "AsyncClient.put_many", "raw pipelined floor")
+                 shown(ratio, ""), f"≥ 0.8x: {check(ratio[0] >= 0.8)}"))
+    ratio = ratios(results["many"], "Client.put_many", "raw pipelined floor")
+    async_ratio = ratios(results["many"], "AsyncClient.put_many", "raw pipelined floor")
     rows.append((f"put_many of {many:,} points",
                  f"Client {fig('many', 'Client.put_many'):.3f} s; AsyncClient "
                  f"{fig('many', 'AsyncClient.put_many'):.3f} s; floor {fig('many', 'raw pipelined floor'):.3f} s",
-                 f"{ratio:.2f}x floor (async {async_ratio:.2f}x)", f"≤ 1.5x: {check(ratio <= 1.5)}"))
+                 f"{shown(ratio, 'floor')}; AsyncClient {shown(async_ratio, 'floor')}",
+                 f"≤ 1.5x: {check(ratio[0] <= 1.5)}"))
 
-    print(f"{args.rounds} rounds, medians; Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs\n")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{args.rounds} rounds ({args.rounds * args.pairs} put_many turns), medians, "
+          f"ratios with their lowest-highest; Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs, load average {load:.2f} at the end\n")
     print("| benchmark | figures | ratio | target |")
     print("|---|---|---|---|")
     for row in rows:

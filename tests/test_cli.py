@@ -592,7 +592,7 @@ class FakeClient:
         self.server = server
         self.closed = False
 
-    def put_many(self, points) -> None:
+    def put_many(self, points, *, window=None) -> None:
         server = self.server
         assert not self.closed
         points = list(points)
@@ -747,11 +747,11 @@ class AgentLogicTests(TestCase):
         original = FakeClient.put_many
         calls = []
 
-        def flaky(client_self, points):
+        def flaky(client_self, points, *, window=None):
             calls.append(list(points))
             if len(calls) == 2:  # the second batch is lost before the server sees it
                 raise ClientSocketError("connection reset by peer")
-            return original(client_self, points)
+            return original(client_self, points, window=window)
 
         with unittest.mock.patch.object(FakeClient, "put_many", flaky):
             line = agent.tick()

@@ -10,7 +10,7 @@ import unittest
 from fractions import Fraction
 from unittest import mock
 
-from client import ClientError, ClientProtocolError, ClientSocketError
+from client import ClientError, ClientProtocolError, ClientSocketError, _native
 from tests.support import (
     BOUND,
     TestCase,
@@ -102,6 +102,55 @@ class PutWireTest(TestCase):
         for ts in range(50):
             self.put_and_check(f"put k {ts} {ts}\n".encode(), "k", ts, ts)
         self.assertEqual(self.srv.connection_count, 1)
+
+
+class PutManyTextTest(TestCase):
+    """put_many takes a short path for plain str/float/int points and the
+    general conversions for everything else: both must write exactly what
+    put writes for the same point, and refuse what put refuses."""
+
+    def test_every_kind_of_point_is_written_as_put_writes_it(self):
+        class MyStr(str):
+            pass
+
+        class MyFloat(float):
+            pass
+
+        class MyInt(int):
+            pass
+
+        values = [0.5, 2.0, 301, 10.6, 1e16, 4.2e-05, 0.1 + 0.2, -0.0, -3, 0, 5e-324,
+                  1.7976931348623157e308, 2 ** 63, -(2 ** 63) - 1, 2 ** 127 - 1, 1 / 3,
+                  MyFloat(0.25), MyInt(7), Fraction(1, 3), 4503599627370495.5, 1e15 + 0.125]
+        keys = ["k", MyStr("sub.key"), "ключ.метрика"]
+        timestamps = [0, 1642667947, -(2 ** 63), 2 ** 63 - 1, MyInt(5)]
+        rng = random.Random(20261126)
+        points = []
+        for i in range(3000):
+            value = values[i % len(values)] if i % 3 else \
+                struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+            if value != value or value in (float("inf"), float("-inf")):
+                value = i
+            point = (keys[i % len(keys)], value, timestamps[i % len(timestamps)])
+            points.append(point)
+        requests, ends = _native.Codec.put_many(points)
+        self.assertEqual(requests, b"".join(_native.Codec.put(*p) for p in points))
+        self.assertEqual(len(ends), len(points))
+
+    def test_a_bad_point_is_refused_as_put_refuses_it(self):
+        bad = [("a b", 1.0, 1), ("*", 1.0, 1), ("", 1.0, 1), ("k", float("nan"), 1),
+               ("k", float("inf"), 1), ("k", True, 1), ("k", "1", 1), ("k", None, 1),
+               ("k", 1.0, 1.5), ("k", 1.0, True), ("k", 1.0, 2 ** 63), ("k", 2 ** 200, 1),
+               (b"k", 1.0, 1), ("k\n", 1.0, 1)]
+        good = [("k", 0.5, 1)] * 3
+        for point in bad:
+            with self.subTest(point=point):
+                with self.assertRaises(ClientError) as put:
+                    _native.Codec.put(*point)
+                with self.assertRaises(ClientError) as many:
+                    _native.Codec.put_many(good + [point] + good)
+                self.assertIs(type(many.exception), type(put.exception))
+                self.assertIn("item 3:", str(many.exception))
 
 
 class GetWireTest(TestCase):

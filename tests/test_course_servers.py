@@ -11,12 +11,15 @@ server may not support pipelining, and keep working afterwards.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import io
 import subprocess
 import sys
 import time
 import unittest
 
 import client
+from client import _agent
 from tests.support import BOUND, TestCase
 from tests.support.course_servers import COURSE_SERVERS
 
@@ -91,6 +94,69 @@ class CourseServerTest(TestCase):
                                      stdin=subprocess.DEVNULL)
                 self.assertEqual(get.returncode, 0, get.stderr)
                 self.assertEqual(get.stdout.strip(), '{"load": [[1, 0.5]]}')
+
+
+class AgentTest(TestCase):
+    """The agent sends each sample with put_many: with ``window=1``
+    (``--window 1``) it works against these servers; pipelined, every
+    interval stalls and the status line says what to do."""
+
+    TIMEOUT = 0.5
+
+    def servers(self):
+        for kind in COURSE_SERVERS:
+            server = kind()
+            self.addCleanup(server.stop)
+            yield kind.__name__, server
+
+    def agent(self, server, window):
+        host, port = server.address
+        out = io.StringIO()
+        agent = _agent.Agent(
+            lambda: client.Client(host, port, timeout=self.TIMEOUT),
+            lambda: {"cpu": 12.5, "memory": 4096, "disk": 1.0e9},
+            name="course", count=1, window=window, out=out,
+            clock=lambda: 1_700_000_000.0, sleep=lambda seconds: None)
+        return agent, out
+
+    def test_window_one_sends_every_point(self):
+        for name, server in self.servers():
+            with self.subTest(server=name):
+                agent, out = self.agent(server, window=1)
+                self.assertEqual(agent.run(), 0)
+                self.assertIn("sent 3 points", out.getvalue())
+                with client.Client(*server.address, timeout=BOUND) as c:
+                    self.assertEqual(c.get("*"), {
+                        "course.cpu": [(1_700_000_000, 12.5)],
+                        "course.memory": [(1_700_000_000, 4096.0)],
+                        "course.disk": [(1_700_000_000, 1.0e9)]})
+
+    def test_pipelined_stalls_and_the_status_line_says_why(self):
+        for name, server in self.servers():
+            with self.subTest(server=name):
+                agent, out = self.agent(server, window=None)
+                began = time.monotonic()
+                with self.assertRaises(_agent.AgentError):
+                    agent.run()
+                self.assertLess(time.monotonic() - began, self.TIMEOUT + BOUND / 2)
+                line = out.getvalue()
+                self.assertIn("answered 1 of the 3 requests", line)
+                self.assertIn("run the agent with --window 1", line)
+
+    @unittest.skipUnless(importlib.util.find_spec("psutil"), "the agent command needs psutil")
+    def test_command_line_window_option(self):
+        for name, server in self.servers():
+            with self.subTest(server=name):
+                host, port = server.address
+                result = subprocess.run(
+                    [sys.executable, "-m", "client", "agent", "--host", host, "--port", str(port),
+                     "--timeout", str(BOUND / 2), "--count", "1", "--name", "cli", "--window", "1"],
+                    capture_output=True, text=True, timeout=BOUND, stdin=subprocess.DEVNULL)
+                self.assertEqual(result.returncode, 0, result)
+                self.assertIn("sent 5 points", result.stdout)
+                with client.Client(host, port, timeout=BOUND) as c:
+                    stored = c.get("*")
+                self.assertEqual(sorted(stored), sorted(f"cli.{m}" for m in _agent.METRICS))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Every interval the agent samples ``<name>.cpu`` (percent), ``<name>.memory``
 (used bytes), ``<name>.disk`` (used bytes of the root file system),
 ``<name>.net_sent`` and ``<name>.net_recv`` (bytes since boot) with psutil
 (an optional dependency: ``pip install 'metrics-client[agent]'``), stamps
-them with the current second and sends them with ``Client.put_many``.
+them with the current second and sends them with ``Client.put_many``
+(at most ``window`` requests unanswered at once: ``window=1`` for a server
+that handles one command per read, as most course servers do).
 
 When the server cannot be reached the points stay in a bounded buffer (the
 oldest are dropped beyond ``buffer_size``, and the status line says so) and
@@ -95,6 +97,8 @@ class Agent:
       ``monotonic()`` and ``sleep(seconds)`` pace the intervals.
     - ``count``: stop after that many intervals (``None``: run until Ctrl-C).
     - ``buffer_size``: most points kept while the server is unreachable.
+    - ``window``: ``put_many``'s window (``None``: pipelined as far as the
+      client allows; ``1``: one request at a time, which any server handles).
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class Agent:
         sleep: Callable[[float], None] = time.sleep,
         out: Optional[TextIO] = None,
         batch_points: int = BATCH_POINTS,
+        window: Optional[int] = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -119,6 +124,8 @@ class Agent:
             raise ValueError("count must be at least 1")
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
+        if window is not None and window < 1:
+            raise ValueError("window must be at least 1")
         self.connect = connect
         self.source = source
         self.name = name
@@ -131,6 +138,7 @@ class Agent:
         self.sleep = sleep
         self.out = out
         self.batch_points = batch_points
+        self.window = window
         #: Points not yet acknowledged, oldest first. Between intervals it
         #: holds at most ``buffer_size`` points; during one it may also hold
         #: the new sample, so a server that is back gets everything.
@@ -169,6 +177,10 @@ class Agent:
                 line += f" ({backlog} from the buffer)"
         else:
             line = f"{clock} {self.server} unavailable ({failure})"
+            if self.window != 1 and _PIPELINING_HINT in failure:
+                # The client's advice names put_many; the agent's user
+                # controls it with the command line option.
+                line += "; run the agent with --window 1 for such a server"
             if sent:
                 line += f"; sent {sent}"
             line += f"; {len(self.buffer)} point{'s' if len(self.buffer) != 1 else ''} buffered (max {self.buffer_size})"
@@ -190,7 +202,7 @@ class Agent:
             try:
                 if self._client is None:
                     self._client = self.connect()
-                self._client.put_many(batch)
+                self._client.put_many(batch, window=self.window)
             except ClientRejectedError as exc:
                 # Answered: every point but the refused ones is stored, and
                 # sending the refused ones again would be refused again.
@@ -256,6 +268,12 @@ class Agent:
     def _print(self, line: str) -> None:
         out = self.out if self.out is not None else sys.stdout
         print(line, file=out, flush=True)
+
+
+#: Part of the message of a batch the server stopped answering part-way
+#: (``ClientTimeoutError``): the sign of a server that handles one command
+#: per read.
+_PIPELINING_HINT = "may not support pipelining"
 
 
 def _reason(exc: BaseException) -> str:

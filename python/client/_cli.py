@@ -323,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="POINTS",
         help="most unsent points kept while the server is down; the oldest are dropped beyond it (default: %(default)s)",
     )
+    agent.add_argument(
+        "--window",
+        type=_positive_int("window"),
+        metavar="N",
+        help="at most N requests sent without waiting for their replies (default: pipelined); "
+        "1 works with any server, also one that handles one command per read, as many course servers do",
+    )
     agent.set_defaults(run=_cmd_agent)
     return parser
 
@@ -508,6 +515,7 @@ def _cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
         interval=args.interval,
         count=args.count,
         buffer_size=args.buffer,
+        window=args.window,
         server=server,
         out=out,
     )

@@ -97,6 +97,19 @@ impl ReplyDecoder {
     /// Feeds the next bytes of the stream. Returns the reply once its final
     /// empty line is seen; bytes after it (`data[used..]`) are not consumed.
     pub fn feed(&mut self, data: &[u8]) -> Result<Option<Decoded>, DecodeError> {
+        // A pipelined batch of puts is answered by a run of `ok\n\n`: each
+        // one is recognised by one comparison (what the lines below would
+        // conclude, limit included).
+        if self.expect == Expect::Ack
+            && data.starts_with(b"ok\n\n")
+            && self.is_idle()
+            && self.max_reply_bytes >= 4
+        {
+            return Ok(Some(Decoded {
+                reply: Reply::Ack,
+                used: 4,
+            }));
+        }
         let mut start = 0;
         if !self.partial.is_empty() {
             let Some(end) = memchr(b'\n', data) else {
@@ -250,6 +263,31 @@ mod tests {
         match decode_all(Expect::Points, data).unwrap().unwrap().reply {
             Reply::Points(m) => m,
             other => panic!("not points: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_run_of_acks_decodes_one_at_a_time_within_the_limit() {
+        let mut decoder = ReplyDecoder::new(Expect::Ack);
+        let mut rest: &[u8] = b"ok\n\nok\n\nerror\nno\n\nok\n";
+        let mut replies = Vec::new();
+        while let Some(done) = decoder.feed(rest).unwrap() {
+            replies.push(done.reply);
+            rest = &rest[done.used..];
+        }
+        assert_eq!(
+            replies,
+            [Reply::Ack, Reply::Ack, Reply::Error("no".to_string())]
+        );
+        // The last reply is unfinished: the decoder is not idle, and its
+        // end completes it.
+        assert!(!decoder.is_idle());
+        let done = decoder.feed(b"\nok\n\n").unwrap().unwrap();
+        assert_eq!((done.reply, done.used), (Reply::Ack, 1));
+        // The limit holds for a bare `ok` as for any reply.
+        for (limit, fits) in [(3, false), (4, true)] {
+            let result = ReplyDecoder::with_limit(Expect::Ack, limit).feed(b"ok\n\n");
+            assert_eq!(result.is_ok(), fits, "limit {limit}");
         }
     }
 

@@ -127,7 +127,7 @@ pub fn push_py_float(out: &mut Vec<u8>, value: f64) {
             if scaled >= LIMIT {
                 break;
             }
-            let m = scaled.round();
+            let m = round_below_2_52(scaled);
             if m / scale != abs {
                 continue;
             }
@@ -160,6 +160,19 @@ pub fn push_py_float(out: &mut Vec<u8>, value: f64) {
     }
     // Writing into a Vec cannot fail.
     let _ = write!(out, "{}", PyFloat(value));
+}
+
+/// `x.round()` for `0 <= x < 2^52`, without the call into libm that
+/// `f64::round` is on x86-64 without SSE4.1: the truncation and the
+/// fraction below it are both exact in that range.
+#[inline]
+fn round_below_2_52(x: f64) -> f64 {
+    let whole = (x as i64) as f64;
+    if x - whole >= 0.5 {
+        whole + 1.0
+    } else {
+        whole
+    }
 }
 
 /// Decimal digits of `n` without going through `fmt`, two at a time.
@@ -335,6 +348,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn rounding_below_2_52_is_f64_round() {
+        let limit = 4_503_599_627_370_496.0_f64;
+        let mut cases = vec![0.0, 0.25, 0.5, 0.75, 1.5, 2.5, 0.49999999999999994];
+        cases.extend([
+            limit - 0.5,
+            limit - 1.0,
+            limit / 2.0 - 0.25,
+            limit / 2.0 + 0.5,
+        ]);
+        let mut x = 1e-300_f64;
+        while x < limit {
+            cases.extend([x, x * 1.5 + 0.5, (x * 7.0).next_up()]);
+            x *= 3.0;
+        }
+        for x in cases.into_iter().filter(|x| *x < limit) {
+            assert_eq!(round_below_2_52(x), x.round(), "{x:e}");
+        }
+    }
+
     fn fast(value: f64) -> String {
         let mut out = Vec::new();
         push_py_float(&mut out, value);
@@ -449,6 +482,11 @@ mod tests {
                 prop_assume!(value.is_finite());
                 prop_assert_eq!(fast(value), PyFloat(value).to_string(), "{:?}", value);
             }
+        }
+
+        #[test]
+        fn rounding_below_2_52_matches_f64_round(x in 0.0..4_503_599_627_370_496.0_f64) {
+            prop_assert_eq!(round_below_2_52(x), x.round());
         }
 
         #[test]

@@ -112,7 +112,7 @@ pub fn timestamp(
 }
 
 /// Seconds since the epoch, as `int(time.time())` gives them.
-fn now() -> i64 {
+pub fn now() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(elapsed) => elapsed.as_secs() as i64,
         Err(before) => -(before.duration().as_secs_f64().ceil() as i64),

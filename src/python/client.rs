@@ -8,6 +8,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::arguments;
 use super::connector::{deliver_signals, PyConnector};
+use super::points::encode_points;
 use super::results::metrics_to_dict;
 use super::retry;
 use crate::client::closing::CloseSignal;
@@ -15,9 +16,7 @@ use crate::client::error::ClientError;
 use crate::client::retry::RetryPolicy;
 use crate::client::session::Session;
 use crate::client::shared::SharedSession;
-use crate::protocol::{
-    encode_get, encode_put, host_port, ArgumentError, Expect, Reply, DEFAULT_MAX_REPLY_BYTES,
-};
+use crate::protocol::{encode_get, encode_put, host_port, Expect, Reply, DEFAULT_MAX_REPLY_BYTES};
 
 /// A blocking client for the metrics server.
 ///
@@ -291,36 +290,6 @@ impl Client {
     }
 }
 
-/// `put_many`'s points, each validated and encoded: the requests and the
-/// end offset of each. Nothing is sent if any point is invalid.
-pub fn encode_points(py: Python<'_>, points: &Bound<'_, PyAny>) -> PyResult<(Vec<u8>, Vec<usize>)> {
-    // Sized up front when the iterable knows its length (about 40 bytes a
-    // request): growing a large buffer copies it again and again.
-    let hint = points.len().unwrap_or(0);
-    let mut requests = Vec::with_capacity(hint.saturating_mul(40));
-    let mut ends = Vec::with_capacity(hint);
-    let items = points.try_iter().map_err(|e| {
-        if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
-            ClientError::from(ArgumentError::type_(
-                "points",
-                format!(
-                    "must be an iterable of (key, value[, timestamp]) tuples, got {}",
-                    arguments::type_name(points)
-                ),
-            ))
-            .into()
-        } else {
-            e
-        }
-    })?;
-    for (index, item) in items.enumerate() {
-        let item = item?;
-        encode_put_item(&mut requests, index, &item).map_err(ClientError::from)?;
-        ends.push(requests.len());
-    }
-    Ok((requests, ends))
-}
-
 /// The outcome of a batch from its replies: `Rejected` lists the points
 /// the server answered `error` to.
 fn rejected(replies: Vec<Reply>) -> Result<(), ClientError> {
@@ -338,42 +307,6 @@ fn rejected(replies: Vec<Reply>) -> Result<(), ClientError> {
     } else {
         Err(ClientError::Rejected { rejected, total })
     }
-}
-
-/// One `put_many` item: `(key, value)` or `(key, value, timestamp)`.
-fn encode_put_item(
-    out: &mut Vec<u8>,
-    index: usize,
-    item: &Bound<'_, PyAny>,
-) -> Result<(), ArgumentError> {
-    let at = |e: ArgumentError| ArgumentError {
-        argument: "points",
-        reason: format!("item {index}: {} {}", e.argument, e.reason),
-        kind: e.kind,
-    };
-    let tuple = item.cast::<PyTuple>().map_err(|_| {
-        ArgumentError::type_(
-            "points",
-            format!("item {index} must be a (key, value[, timestamp]) tuple"),
-        )
-    })?;
-    if !(2..=3).contains(&tuple.len()) {
-        return Err(ArgumentError::value(
-            "points",
-            format!(
-                "item {index} has {} fields, expected (key, value[, timestamp])",
-                tuple.len()
-            ),
-        ));
-    }
-    let field = |i: usize| tuple.get_item(i).ok();
-    let key = field(0).ok_or_else(|| at(ArgumentError::value("key", "is missing")))?;
-    let value = field(1).ok_or_else(|| at(ArgumentError::value("value", "is missing")))?;
-    let timestamp = field(2);
-    let key = arguments::key(&key, "key").map_err(at)?;
-    let value = arguments::value(&value, "value").map_err(at)?;
-    let timestamp = arguments::timestamp(timestamp.as_ref(), "timestamp").map_err(at)?;
-    encode_put(out, &key, value, timestamp).map_err(at)
 }
 
 /// ``client.connection``: writes raw bytes on the client's connection.

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use super::arguments;
-use super::client::encode_points;
+use super::points::encode_points;
 use super::results::metrics_to_dict;
 use crate::client::error::ClientError;
 use crate::protocol::{

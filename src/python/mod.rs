@@ -6,6 +6,7 @@ mod client;
 mod codec;
 mod connector;
 mod errors;
+mod points;
 mod python_log;
 mod results;
 mod retry;
