@@ -57,6 +57,10 @@ pub fn wrap<'py>(
 ) -> Result<Bound<'py, PyAny>, ClientError> {
     let py = context.py();
     let wrapped = (|| {
+        // As for plain connections: each request is one small write
+        // answered by the server, Nagle's algorithm would only add latency.
+        // socket.IPPROTO_TCP and TCP_NODELAY (6 and 1 on Linux and macOS).
+        let _ = socket.call_method1(intern!(py, "setsockopt"), (6, 1, 1));
         let options = PyDict::new(py);
         options.set_item(intern!(py, "server_hostname"), host)?;
         context.call_method(intern!(py, "wrap_socket"), (&socket,), Some(&options))
