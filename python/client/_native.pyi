@@ -21,6 +21,7 @@ __all__ = [
     "__version__",
     "error",
     "options",
+    "ssl_context",
     "window",
 ]
 
