@@ -23,6 +23,7 @@ import asyncio
 import collections
 import copy
 import os
+import ssl as _ssl
 import weakref
 from types import TracebackType
 from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
@@ -101,8 +102,10 @@ _Waiter = Union["asyncio.Future[Any]", _Part]
 class _Connection(asyncio.Protocol):
     """One connection: writes requests, hands each reply to its waiter."""
 
-    def __init__(self, max_reply_bytes: int) -> None:
+    def __init__(self, max_reply_bytes: int, address: str) -> None:
         self.codec = _native.Codec(max_reply_bytes)
+        #: ``host:port``, for TLS errors naming the server.
+        self.address = address
         self.waiters: Deque[_Waiter] = collections.deque()
         self.transport: Optional[asyncio.Transport] = None
         self.loop = asyncio.get_running_loop()
@@ -167,7 +170,9 @@ class _Connection(asyncio.Protocol):
             return
         self.lost = True
         self.unsent.clear()
-        if exc is not None:
+        if isinstance(exc, _ssl.SSLError):
+            error = _native.error("tls", address=self.address, cause=exc)
+        elif exc is not None:
             error = _native.error("socket", cause=exc)
         else:
             error = _native.error("closed", mid_reply=not self.codec.idle)
@@ -283,7 +288,7 @@ class AsyncClient:
     """A client for asyncio: ``await put/get/put_many``, ``async with``.
 
     ``AsyncClient(host, port, timeout=None, *, max_reply_bytes=None,
-    retry=None)`` takes the same arguments as :class:`Client` (also a list
+    retry=None, ssl=None)`` takes the same arguments as :class:`Client` (also a list
     of ``(host, port)`` pairs) and raises the same errors. It connects on
     first use (or ``await client.connect()``, or ``async with``). Calls
     from many tasks share one connection, pipelined: each task gets its own
@@ -295,8 +300,10 @@ class AsyncClient:
 
     def __init__(self, host: Union[str, Sequence[Tuple[str, int]]], port: Optional[int] = None,
                  timeout: Optional[float] = None, *, max_reply_bytes: Optional[int] = None,
-                 retry: Optional[_native.Retry] = None) -> None:
+                 retry: Optional[_native.Retry] = None,
+                 ssl: Union[bool, None, _ssl.SSLContext] = None) -> None:
         addresses, seconds, limit = _native.options(host, port, timeout, max_reply_bytes, retry)
+        self._ssl: Optional[_ssl.SSLContext] = _native.ssl_context(ssl)
         self._addresses: List[Tuple[str, int]] = addresses
         self._preferred = 0
         self._timeout: Optional[float] = seconds
@@ -539,11 +546,15 @@ class AsyncClient:
             try:
                 _, connection = await asyncio.wait_for(
                     loop.create_connection(
-                        lambda: _Connection(self._max_reply_bytes), host, port),
+                        lambda: _Connection(self._max_reply_bytes, address), host, port,
+                        ssl=self._ssl, server_hostname=host if self._ssl else None),
                     limit)
             except asyncio.TimeoutError:
                 error = _native.error("connect", address=address,
                                       cause=TimeoutError("timed out"), timed_out=True)
+            except _ssl.SSLError as exc:
+                # The ssl error is chained as the cause.
+                raise _native.error("tls", address=address, cause=exc)  # noqa: B904
             except OSError as exc:
                 error = _native.error("connect", address=address, cause=exc,
                                       timed_out=isinstance(exc, TimeoutError))

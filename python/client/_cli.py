@@ -215,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="limit on connecting and on each request (default: %(default)s)",
     )
+    tls = connection.add_argument_group("TLS (any of these connects with TLS)")
+    tls.add_argument("--tls-ca", metavar="PEM", help="CA certificate(s) to trust for the server (default: the system's)")
+    tls.add_argument("--tls-cert", metavar="PEM", help="client certificate, for a server that requires one")
+    tls.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert (default: in the --tls-cert file)")
 
     put = commands.add_parser(
         "put", parents=[connection], help="store one value", description="Store one value of a metric."
@@ -257,6 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("always", "everysec", "no"),
         default="everysec",
         help="when the journal is synced to disk (default: %(default)s)",
+    )
+    security = serve.add_argument_group("security")
+    security.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain (with --tls-key)")
+    security.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    security.add_argument(
+        "--tls-client-ca",
+        metavar="PEM",
+        help="serve only clients presenting a certificate signed by this CA (mutual TLS)",
+    )
+    security.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve clients beyond loopback without client certificates (turns protected mode off)",
     )
     limits = serve.add_argument_group("limits")
     limits.add_argument(
@@ -337,10 +354,31 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands -----------------------------------------------------------------
 
 
+def _ssl_context(args: argparse.Namespace) -> Any:
+    """The ssl.SSLContext the --tls-* options ask for, or None (plain text)."""
+    if not (args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    import ssl
+
+    if args.tls_key and not args.tls_cert:
+        raise CommandError("--tls-key needs --tls-cert")
+    try:
+        context = ssl.create_default_context(cafile=args.tls_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise CommandError(f"cannot use --tls-ca {args.tls_ca}: {exc.strerror or exc}") from None
+    if args.tls_cert:
+        try:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            files = args.tls_cert + (f" and {args.tls_key}" if args.tls_key else "")
+            raise CommandError(f"cannot use the client certificate {files}: {exc.strerror or exc}") from None
+    return context
+
+
 def _client(args: argparse.Namespace) -> Any:
     from ._native import Client
 
-    return Client(args.host, args.port, timeout=args.timeout)
+    return Client(args.host, args.port, timeout=args.timeout, ssl=_ssl_context(args))
 
 
 def _cmd_put(args: argparse.Namespace, out: TextIO) -> int:
@@ -415,6 +453,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         names_itself = getattr(exc, "address", None) is not None or getattr(exc, "data", None) is not None
         return CommandError(detail if names_itself else f"cannot serve on {where}: {detail}")
 
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
+        raise CommandError("TLS needs both --tls-cert and --tls-key (and --tls-client-ca needs them)")
     try:
         try:
             # Checks the data file and binds; the replay goes on in a
@@ -425,7 +465,17 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
                 if getattr(args, name) is not None
             }
             server = Server(
-                host=args.host, port=args.port, data=args.data, fsync=args.fsync, log=True, wait=False, **limits
+                host=args.host,
+                port=args.port,
+                data=args.data,
+                fsync=args.fsync,
+                log=True,
+                wait=False,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                tls_client_ca=args.tls_client_ca,
+                insecure=args.insecure,
+                **limits,
             )
         except (OSError, ValueError, TypeError, ClientError) as exc:
             raise refused(exc) from None
@@ -504,9 +554,10 @@ def _cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
     name = args.name or default_name()
     server = _address((args.host, args.port))
     host, port, timeout = args.host, args.port, args.timeout
+    context = _ssl_context(args)
 
     def connect() -> Any:
-        return Client(host, port, timeout=timeout)
+        return Client(host, port, timeout=timeout, ssl=context)
 
     agent = Agent(
         connect,

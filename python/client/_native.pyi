@@ -6,6 +6,7 @@ Every class here is a pyo3 class: created by ``__new__`` (there is no
 
 import os
 import pathlib
+import ssl
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, SupportsFloat, SupportsIndex, final, overload
@@ -20,6 +21,7 @@ __all__ = [
     "__version__",
     "error",
     "options",
+    "ssl_context",
     "window",
 ]
 
@@ -58,6 +60,7 @@ class Client:
         max_reply_bytes: int | None = None,
         max_connections: int | None = None,
         retry: Retry | None = None,
+        ssl: bool | ssl.SSLContext | None = None,
     ) -> Self: ...
     @overload
     def __new__(
@@ -69,6 +72,7 @@ class Client:
         max_reply_bytes: int | None = None,
         max_connections: int | None = None,
         retry: Retry | None = None,
+        ssl: bool | ssl.SSLContext | None = None,
     ) -> Self: ...
     # A value is an int or float, or anything int() or float() takes without
     # loss (numpy scalars, Decimal, Fraction); bool is refused at run time.
@@ -173,6 +177,7 @@ def options(
     retry: Retry | None = None,
 ) -> tuple[list[tuple[str, int]], float | None, int]: ...
 def window(window: int | None) -> int | None: ...
+def ssl_context(ssl: bool | ssl.SSLContext | None) -> ssl.SSLContext | None: ...
 
 # -- the embedded server ---------------------------------------------------
 
@@ -193,6 +198,10 @@ class Server:
         max_connections: int = 10000,
         idle_timeout: float | None = None,
         max_request_buffers: int | str = "256MiB",
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        tls_client_ca: str | os.PathLike[str] | None = None,
+        insecure: bool = False,
     ) -> Self: ...
     @property
     def address(self) -> tuple[str, int]: ...
@@ -203,6 +212,8 @@ class Server:
     def data(self) -> pathlib.Path | None: ...
     @property
     def fsync(self) -> Literal["always", "everysec", "no"]: ...
+    @property
+    def protected(self) -> bool: ...
     @property
     def closed(self) -> bool: ...
     def close(self) -> None: ...

@@ -15,7 +15,7 @@ pub type ForeignError = Box<dyn Error + Send + Sync>;
 /// Variants are named after the Python class they become (see
 /// `src/python/errors.rs`): `Argument` is `ClientValueError` or
 /// `ClientTypeError`; `Connect`, `Socket`, `Closed`, `ClosedByUser` and
-/// `ClosedDuringCall` are `ClientSocketError`; `Timeout` and `Stalled` are
+/// `ClosedDuringCall` and `Tls` are `ClientSocketError`; `Timeout` and `Stalled` are
 /// `ClientTimeoutError`; `Protocol` is `ClientProtocolError`; `Rejected` is
 /// `ClientRejectedError`; `Reply` and `TrailingBytes` are `ClientReplyError`.
 #[derive(Debug, Error)]
@@ -50,6 +50,16 @@ pub enum ClientError {
         /// The most requests the batch had in flight at once.
         window: usize,
         after: Option<Duration>,
+    },
+
+    /// TLS failed: the handshake (a certificate refused on either side, a
+    /// peer not speaking TLS) or the encrypted stream. `what` says what in
+    /// words; `address` is the server's when known.
+    #[error("{}", tls_message(.address.as_deref(), .what))]
+    Tls {
+        address: Option<String>,
+        what: String,
+        source: ForeignError,
     },
 
     /// The server closed the connection.
@@ -118,12 +128,20 @@ impl ClientError {
     pub fn after_close(self) -> ClientError {
         match self {
             ClientError::Socket(_)
+            | ClientError::Tls { .. }
             | ClientError::Timeout { .. }
             | ClientError::Stalled { .. }
             | ClientError::Closed { .. }
             | ClientError::ClosedByUser => ClientError::ClosedDuringCall,
             other => other,
         }
+    }
+}
+
+fn tls_message(address: Option<&str>, what: &str) -> String {
+    match address {
+        Some(address) => format!("TLS with {address} failed: {what}"),
+        None => format!("TLS failed: {what}"),
     }
 }
 

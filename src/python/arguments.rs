@@ -1,6 +1,7 @@
 //! Conversion of Python arguments into the core's types. Every rejection
 //! names the argument and says what was expected; nothing is sent.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pyo3::prelude::*;
@@ -9,7 +10,7 @@ use pyo3::types::{
 };
 
 use crate::protocol::{ArgumentError, MetricValue};
-use crate::server::{parse_size, FsyncPolicy};
+use crate::server::{parse_size, FsyncPolicy, TlsFiles};
 
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
@@ -360,4 +361,26 @@ pub fn bytes_like(
             type_name(obj)
         ),
     ))
+}
+
+/// The server's TLS files: none, or a certificate and its key (and perhaps
+/// a client CA).
+pub fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+) -> Result<Option<TlsFiles>, ArgumentError> {
+    match (cert, key, client_ca) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), client_ca) => Ok(Some(TlsFiles {
+            cert,
+            key,
+            client_ca,
+        })),
+        (None, _, _) => Err(ArgumentError::value(
+            "tls_cert",
+            "is needed with tls_key and tls_client_ca",
+        )),
+        (Some(_), None, _) => Err(ArgumentError::value("tls_key", "is needed with tls_cert")),
+    }
 }

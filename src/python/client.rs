@@ -11,6 +11,7 @@ use super::connector::{deliver_signals, PyConnector};
 use super::points::encode_points;
 use super::results::metrics_to_dict;
 use super::retry;
+use super::tls;
 use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
 use crate::client::retry::RetryPolicy;
@@ -88,8 +89,10 @@ impl Client {
 impl Client {
     #[new]
     #[pyo3(signature = (
-        host, port=None, timeout=None, *, max_reply_bytes=None, max_connections=None, retry=None
+        host, port=None, timeout=None, *, max_reply_bytes=None, max_connections=None, retry=None,
+        ssl=None
     ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         host: &Bound<'_, PyAny>,
@@ -98,6 +101,7 @@ impl Client {
         max_reply_bytes: Option<&Bound<'_, PyAny>>,
         max_connections: Option<&Bound<'_, PyAny>>,
         retry: Option<&Bound<'_, PyAny>>,
+        ssl: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let addresses = arguments::addresses(host, port).map_err(ClientError::from)?;
         let timeout = arguments::timeout(timeout, "timeout").map_err(ClientError::from)?;
@@ -108,7 +112,8 @@ impl Client {
             Some(m) => arguments::count(m, "max_connections").map_err(ClientError::from)?,
         };
         let retry = retry::policy(retry)?;
-        let connector = PyConnector::new(addresses.clone(), timeout);
+        let ssl = tls::client_context(ssl)?;
+        let connector = PyConnector::new(addresses.clone(), timeout, ssl);
         let closing = CloseSignal::new();
         let mut sessions: Vec<_> = (0..max_connections)
             .map(|_| Session::new(connector.clone(), closing.clone(), timeout, max_reply_bytes))

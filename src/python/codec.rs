@@ -152,7 +152,8 @@ fn reply_object(py: Python<'_>, reply: Reply) -> PyResult<Bound<'_, PyAny>> {
 /// The exception `Client` raises for the same failure, for `AsyncClient`
 /// to raise: every error goes through the one mapping (`errors.rs`).
 /// ``kind`` names the failure: ``"connect"`` (``address``, ``cause`` the
-/// OSError, ``timed_out``), ``"socket"`` (``cause``), ``"timeout"``
+/// OSError, ``timed_out``), ``"socket"`` (``cause``), ``"tls"`` (``cause``
+/// an ``ssl.SSLError``, ``address``), ``"timeout"``
 /// (``after`` seconds), ``"closed"`` (``mid_reply``), ``"closed_by_user"``,
 /// ``"closed_during_call"``, ``"stalled"`` (``answered``, ``total``,
 /// ``window``, ``after``), ``"rejected"`` (``rejected``: ``(index,
@@ -176,6 +177,7 @@ pub fn error(
     window: usize,
     rejected: Option<Vec<(usize, String)>>,
 ) -> PyResult<Py<PyAny>> {
+    let tls_cause = cause.clone();
     let cause = || -> Box<dyn std::error::Error + Send + Sync> {
         let cause = cause.clone().unwrap_or_else(|| py.None().into_bound(py));
         Box::new(PyErr::from_value(cause))
@@ -188,6 +190,12 @@ pub fn error(
             source: cause(),
         },
         "socket" => ClientError::Socket(cause()),
+        // An `ssl.SSLError` (`cause`), described in words.
+        "tls" => {
+            let cause = PyErr::from_value(tls_cause.unwrap_or_else(|| py.None().into_bound(py)));
+            super::tls::failure(py, &cause, address.as_deref())
+                .unwrap_or_else(|| ClientError::Socket(Box::new(cause)))
+        }
         "timeout" => ClientError::Timeout { after },
         "closed" => ClientError::Closed { mid_reply },
         "closed_by_user" => ClientError::ClosedByUser,

@@ -16,6 +16,7 @@ use pyo3::types::PyType;
 
 use super::errors::foreign;
 use super::socket_like::{is_timeout, PySocketLike};
+use super::tls;
 use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
 use crate::client::session::Connector;
@@ -81,14 +82,21 @@ pub struct PyConnector {
     pub addresses: Arc<[(String, u16)]>,
     pub timeout: Option<Duration>,
     preferred: Arc<AtomicUsize>,
+    /// The `ssl.SSLContext` wrapping every connection; `None`: plain text.
+    ssl: Option<Arc<Py<PyAny>>>,
 }
 
 impl PyConnector {
-    pub fn new(addresses: Vec<(String, u16)>, timeout: Option<Duration>) -> Self {
+    pub fn new(
+        addresses: Vec<(String, u16)>,
+        timeout: Option<Duration>,
+        ssl: Option<Py<PyAny>>,
+    ) -> Self {
         PyConnector {
             addresses: addresses.into(),
             timeout,
             preferred: Arc::new(AtomicUsize::new(0)),
+            ssl: ssl.map(Arc::new),
         }
     }
 
@@ -142,6 +150,12 @@ impl PyConnector {
                     foreign(e)
                 }
             })?;
+        if let Some(context) = &self.ssl {
+            let address = host_port(host, port);
+            let wrapped = tls::wrap(context.bind(py), socket, host, &address)?;
+            return PySocketLike::new(wrapped.unbind(), closing)
+                .map(|s| AnyTransport::Python(s.speaking_tls_with(py, address)));
+        }
         let socket_class = SOCKET_CLASS
             .import(py, "socket", "socket")
             .map_err(foreign)?;

@@ -51,6 +51,12 @@ impl From<ClientError> for PyErr {
                 };
                 with_cause(error, source)
             }
+            ClientError::Tls {
+                address, source, ..
+            } => {
+                let args = (message, address, None::<i32>, None::<String>);
+                with_cause(classes::ClientSocketError::new_err(args), source)
+            }
             ClientError::Socket(source) => {
                 let (errno, strerror) = os_error_details(&source);
                 let args = (message, None::<String>, errno, strerror);

@@ -12,6 +12,7 @@ mod results;
 mod retry;
 mod server;
 mod socket_like;
+mod tls;
 
 use pyo3::prelude::*;
 
@@ -28,6 +29,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codec::error, m)?)?;
     m.add_function(wrap_pyfunction!(codec::options, m)?)?;
     m.add_function(wrap_pyfunction!(codec::window, m)?)?;
+    m.add_function(wrap_pyfunction!(tls::ssl_context, m)?)?;
     m.add_class::<server::Server>()?;
     m.add(
         "DEFAULT_MAX_REPLY_BYTES",

@@ -69,6 +69,15 @@ use crate::server::{self, Config, FsyncPolicy, Limits, ServerError};
 /// holding the largest are answered ``error\nrequest buffers full\n\n`` and
 /// closed.
 ///
+/// TLS: with ``tls_cert`` and ``tls_key`` (PEM files) every connection
+/// speaks TLS 1.2 or 1.3; with ``tls_client_ca`` too, only clients
+/// presenting a certificate signed by that CA are served (mutual TLS).
+/// A file that is missing, unreadable, expired or does not match stops the
+/// start with ``OSError`` naming it. Protected mode: a server bound beyond
+/// loopback without ``tls_client_ca`` answers peers beyond loopback
+/// ``error\nprotected mode: ...\n\n`` and closes them, unless
+/// ``insecure=True``; ``protected`` says whether it does.
+///
 /// ``close()`` (also on leaving a ``with`` block) stops the server and
 /// writes and fsyncs the journal whatever ``fsync`` says; it raises ``OSError``
 /// naming the file and what is missing from it if that fails.
@@ -83,6 +92,7 @@ pub struct Server {
     host: String,
     port: u16,
     data: Option<PathBuf>,
+    protected: bool,
     fsync: FsyncPolicy,
     /// Declared after `state`: dropped after the server, so that what the
     /// server logs while closing still reaches Python.
@@ -257,8 +267,9 @@ impl Server {
     #[new]
     #[pyo3(
         signature = (host=String::from("127.0.0.1"), port=None, data=None, fsync=FsyncPolicy::default(), *, log=false, wait=true,
-                     max_memory=None, max_connections=None, idle_timeout=None, max_request_buffers=None),
-        text_signature = "(host='127.0.0.1', port=0, data=None, fsync='everysec', *, log=False, wait=True, max_memory=None, max_connections=10000, idle_timeout=None, max_request_buffers='256MiB')"
+                     max_memory=None, max_connections=None, idle_timeout=None, max_request_buffers=None,
+                     tls_cert=None, tls_key=None, tls_client_ca=None, insecure=false),
+        text_signature = "(host='127.0.0.1', port=0, data=None, fsync='everysec', *, log=False, wait=True, max_memory=None, max_connections=10000, idle_timeout=None, max_request_buffers='256MiB', tls_cert=None, tls_key=None, tls_client_ca=None, insecure=False)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -273,9 +284,13 @@ impl Server {
         max_connections: Option<&Bound<'_, PyAny>>,
         idle_timeout: Option<&Bound<'_, PyAny>>,
         max_request_buffers: Option<&Bound<'_, PyAny>>,
+        tls_cert: Option<PathBuf>,
+        tls_key: Option<PathBuf>,
+        tls_client_ca: Option<PathBuf>,
+        insecure: bool,
     ) -> PyResult<Self> {
         let port = port.map(arguments::listen_port).transpose()?.unwrap_or(0);
-
+        let tls = arguments::tls_files(tls_cert, tls_key, tls_client_ca)?;
         let defaults = Limits::default();
         let limits = Limits {
             max_memory: max_memory
@@ -308,6 +323,8 @@ impl Server {
             fsync,
             limits,
             log: Some(sink),
+            tls,
+            insecure,
             ..Config::default()
         };
         let loading = py.detach(|| server::Server::prepare(config));
@@ -316,6 +333,7 @@ impl Server {
         }
         let loading = loading?;
         let address = loading.local_addr();
+        let protected = loading.is_protected();
         let cancel = loading.canceller();
         let loaded = Arc::new(Loaded::default());
         let signal = Arc::clone(&loaded);
@@ -335,6 +353,7 @@ impl Server {
             port: address.port(),
             data,
             fsync,
+            protected,
             python_log,
         };
         if wait {
@@ -373,6 +392,14 @@ impl Server {
     #[getter]
     fn address(&self) -> (String, u16) {
         (self.host.clone(), self.port)
+    }
+
+    /// True when the server is in protected mode: it listens beyond
+    /// loopback without client-certificate authentication, so it serves
+    /// loopback clients only (see ``insecure``).
+    #[getter]
+    fn protected(&self) -> bool {
+        self.protected
     }
 
     /// The data file's path, or None when data is kept in memory only.

@@ -28,7 +28,27 @@ const RECV_SIZE: usize = 256 * 1024;
 pub struct PySocketLike {
     host: Arc<HostSocket>,
     closing: Arc<CloseSignal>,
+    /// The server's address, when this is a TLS connection the client
+    /// made (for `ssl` errors naming it).
+    tls_peer: Option<String>,
+    /// Where `recv_into` puts what an `ssl.SSLSocket` decrypted: one buffer
+    /// for the connection's life, as `recv(n)` would allocate `n` bytes per
+    /// call (for 256 KiB, an mmap and page faults on every reply).
+    tls_buffer: Option<Py<PyByteArray>>,
 }
+
+/// A TLS socket the client made is its own to close when the connection is
+/// discarded (a host's object is its owner's, closed by `close()` only).
+impl Drop for PySocketLike {
+    fn drop(&mut self) {
+        if self.tls_peer.is_some() {
+            self.close();
+        }
+    }
+}
+
+/// The most one `SSLSocket.recv_into` returns: one TLS record's plaintext.
+const TLS_RECORD: usize = 16 * 1024;
 
 /// The object, shared with the close signal.
 struct HostSocket {
@@ -86,6 +106,8 @@ impl PySocketLike {
         let socket_like = PySocketLike {
             host,
             closing: Arc::clone(closing),
+            tls_peer: None,
+            tls_buffer: None,
         };
         match registered {
             Ok(()) => Ok(socket_like),
@@ -95,6 +117,14 @@ impl PySocketLike {
                 Err(e)
             }
         }
+    }
+
+    /// Marks this as the client's own TLS connection to `address` (an
+    /// `ssl.SSLSocket`, which has `recv_into`).
+    pub fn speaking_tls_with(mut self, py: Python<'_>, address: String) -> Self {
+        self.tls_peer = Some(address);
+        self.tls_buffer = Some(PyByteArray::new(py, &[0; TLS_RECORD]).unbind());
+        self
     }
 
     /// Marks a call as inside the object's methods, unless the client is
@@ -121,10 +151,13 @@ pub fn is_timeout(py: Python<'_>, error: &PyErr) -> bool {
             .is_ok_and(|t| error.get_type(py).is_subclass(t).unwrap_or(false))
 }
 
-/// OSErrors are network failures; anything else the object raises is the
-/// caller's own exception and propagates unchanged.
-fn failure(py: Python<'_>, error: PyErr) -> ClientError {
-    if is_timeout(py, &error) {
+/// OSErrors are network failures (`ssl` errors described as TLS failures);
+/// anything else the object raises is the caller's own exception and
+/// propagates unchanged.
+fn failure(py: Python<'_>, error: PyErr, tls_peer: Option<&str>) -> ClientError {
+    if let Some(tls) = super::tls::failure(py, &error, tls_peer) {
+        tls
+    } else if is_timeout(py, &error) {
         ClientError::Timeout { after: None }
     } else if error.is_instance_of::<PyOSError>(py) {
         ClientError::Socket(Box::new(error))
@@ -142,19 +175,34 @@ impl Transport for PySocketLike {
                 .bind(py)
                 .call_method1(intern!(py, "sendall"), (PyBytes::new(py, data),))
                 .map(drop)
-                .map_err(|e| failure(py, e))
+                .map_err(|e| failure(py, e, self.tls_peer.as_deref()))
         })
     }
 
     fn receive(&mut self, sink: &mut dyn FnMut(&[u8])) -> Result<usize, ClientError> {
         let _in_method = self.enter()?;
         Python::attach(|py| {
+            if let Some(buffer) = &self.tls_buffer {
+                let buffer = buffer.bind(py);
+                let received: usize = self
+                    .host
+                    .socket
+                    .bind(py)
+                    .call_method1(intern!(py, "recv_into"), (buffer,))
+                    .and_then(|n| n.extract())
+                    .map_err(|e| failure(py, e, self.tls_peer.as_deref()))?;
+                // SAFETY: no Python code runs while the slice is borrowed,
+                // so nothing can resize or free the buffer meanwhile.
+                let data = unsafe { buffer.as_bytes() };
+                sink(&data[..received.min(data.len())]);
+                return Ok(received);
+            }
             let chunk = self
                 .host
                 .socket
                 .bind(py)
                 .call_method1(intern!(py, "recv"), (RECV_SIZE,))
-                .map_err(|e| failure(py, e))?;
+                .map_err(|e| failure(py, e, self.tls_peer.as_deref()))?;
             if let Ok(bytes) = chunk.cast::<PyBytes>() {
                 sink(bytes.as_bytes());
                 return Ok(bytes.as_bytes().len());

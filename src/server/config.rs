@@ -67,6 +67,23 @@ pub struct Config {
     pub workers: usize,
     pub limits: Limits,
     pub log: Option<LogSink>,
+    /// Serve every connection over TLS; `None`: plain text.
+    pub tls: Option<TlsFiles>,
+    /// Serve peers beyond loopback even without client certificates. Off,
+    /// a server bound to a non-loopback address without a client CA is in
+    /// protected mode: such peers get an error explaining the fix.
+    pub insecure: bool,
+}
+
+/// The PEM files of a TLS server.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The server's certificate chain, its own certificate first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// With it, only clients presenting a certificate signed by one of
+    /// these CAs are served (mutual TLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -81,6 +98,8 @@ impl Default for Config {
             workers: 0,
             limits: Limits::default(),
             log: None,
+            tls: None,
+            insecure: false,
         }
     }
 }
@@ -97,6 +116,8 @@ impl std::fmt::Debug for Config {
             .field("workers", &self.workers)
             .field("limits", &self.limits)
             .field("log", &self.log.is_some())
+            .field("tls", &self.tls)
+            .field("insecure", &self.insecure)
             .finish()
     }
 }

@@ -1,8 +1,8 @@
 //! One client connection: read what is available, answer every complete
-//! line in order, write the answers, repeat. Socket I/O is in `socket`, what
-//! each command does in `command`; this file holds the loop, the buffers,
-//! back-pressure, batching requests under one lock and the acknowledgements
-//! that wait for the journal.
+//! line in order, write the answers, repeat. Stream I/O (plain or TLS) is in
+//! `stream`, what each command does in `command`; this file holds the loop,
+//! the buffers, back-pressure, batching requests under one lock and the
+//! acknowledgements that wait for the journal.
 
 use std::io;
 use std::sync::Arc;
@@ -13,8 +13,11 @@ use tokio::sync::watch;
 use super::budget::Account;
 use super::command::{self, get, put, Parsed};
 use super::listener::ConnectionSlot;
+use super::log::Level;
 use super::shared::Shared;
-use super::socket::{linger, read, read_now, unless, within, write_all, Socket, LINGER};
+use super::socket::{unless, within, LINGER};
+use super::stream::{Stream, HANDSHAKE_TIMEOUT};
+use super::tls::TlsConfig;
 use super::{Durability, BUFFERS_FULL, LINE_TOO_LONG};
 use crate::protocol::{encode_error, encode_ok, encode_wrong_command, Command, LineSplitter};
 
@@ -34,31 +37,58 @@ pub(super) async fn serve(std_stream: std::net::TcpStream, slot: ConnectionSlot)
     let Ok(sock) = (unsafe { AsyncFd::register(std_stream) }) else {
         return;
     };
+    let mut stream = match open(sock, &shared).await {
+        Some(stream) => stream,
+        None => return,
+    };
     let account = shared.budget.open();
     let shed = Arc::clone(&account.shed);
     let mut connection = Connection::new(&shared, account);
     // Errors here are the peer's doing (reset, broken pipe, idle timeout)
     // or shutdown.
-    let _ = match unless(connection.run(&sock), shed.wait()).await {
+    let _ = match unless(connection.run(&mut stream), shed.wait()).await {
         Some(result) => result,
         // Told to shed (other connections need the buffer budget): the
         // run was dropped at an await, where the state is consistent.
-        None => connection.shed(&sock).await,
+        None => connection.shed(&mut stream).await,
     };
     drop(slot);
 }
 
+/// The connection's stream, after the TLS handshake when the server has
+/// TLS; `None` (logged) when the handshake failed.
+async fn open(sock: super::socket::Socket, shared: &Shared) -> Option<Stream> {
+    let tls: Option<&TlsConfig> = shared.tls.as_ref();
+    let limit = match shared.limits.idle_timeout {
+        Some(idle) => idle.min(HANDSHAKE_TIMEOUT),
+        None => HANDSHAKE_TIMEOUT,
+    };
+    let peer = sock.get_ref().peer_addr();
+    match Stream::open(sock, tls, limit).await {
+        Ok(stream) => Some(stream),
+        Err(error) => {
+            let peer = peer.map_or_else(|_| "a client".to_string(), |p| p.to_string());
+            shared.log(Level::Info, &format!("connection from {peer}: {error}"));
+            None
+        }
+    }
+}
+
 /// Refuses a connection the server will not serve: sends `error\n<message>`
-/// and closes, lingering briefly so the client reads the error.
-pub(super) async fn refuse(std_stream: std::net::TcpStream, message: &str) {
+/// (over TLS when the server has TLS) and closes, lingering briefly so the
+/// client reads the error.
+pub(super) async fn refuse(std_stream: std::net::TcpStream, shared: &Shared, message: &str) {
     // SAFETY: as in `serve`.
     let Ok(sock) = (unsafe { AsyncFd::register(std_stream) }) else {
         return;
     };
+    let Some(mut stream) = open(sock, shared).await else {
+        return;
+    };
     let mut reply = Vec::new();
     encode_error(&mut reply, message);
-    if write_all(&sock, &reply, Some(LINGER)).await.is_ok() {
-        linger(&sock, &mut [0; 4096]).await;
+    if stream.write_all(&reply, Some(LINGER)).await.is_ok() {
+        stream.linger(&mut [0; 4096]).await;
     }
 }
 
@@ -101,7 +131,7 @@ impl<'s> Connection<'s> {
         }
     }
 
-    async fn run(&mut self, sock: &Socket) -> io::Result<()> {
+    async fn run(&mut self, stream: &mut Stream) -> io::Result<()> {
         let chunk = self.shared.limits.write_chunk_bytes;
         let idle = self.shared.limits.idle_timeout;
         let mut last_read_filled = false;
@@ -124,7 +154,7 @@ impl<'s> Connection<'s> {
                 }
             }
             let more_lines = self.ops.len() == MAX_OPS;
-            self.execute(sock).await?;
+            self.execute(stream).await?;
             since_yield += self.ops.len();
             if since_yield >= FAIR_OPS {
                 since_yield = 0;
@@ -133,36 +163,36 @@ impl<'s> Connection<'s> {
             self.rbuf.copy_within(pos..self.end, 0);
             self.end -= pos;
             if too_long {
-                return self.refuse(sock, LINE_TOO_LONG).await;
+                return self.refuse(stream, LINE_TOO_LONG).await;
             }
             if more_lines {
                 continue;
             }
             if !self.fit_read_buffer() {
-                return self.refuse(sock, BUFFERS_FULL).await;
+                return self.refuse(stream, BUFFERS_FULL).await;
             }
 
             // Replies wait while more pipelined input is likely queued (the
             // last read filled the buffer), so a batch costs one write.
             let n = if !self.wbuf.is_empty() && last_read_filled && self.wbuf.len() < chunk {
-                match read_now(sock, &mut self.rbuf[self.end..]) {
+                match stream.read_now(&mut self.rbuf[self.end..]) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.flush(sock).await?;
-                        within(idle, read(sock, &mut self.rbuf[self.end..])).await?
+                        self.flush(stream).await?;
+                        within(idle, stream.read(&mut self.rbuf[self.end..])).await?
                     }
                     Err(e) => return Err(e),
                 }
             } else {
                 if !self.wbuf.is_empty() {
-                    self.flush(sock).await?;
+                    self.flush(stream).await?;
                 }
-                within(idle, read(sock, &mut self.rbuf[self.end..])).await?
+                within(idle, stream.read(&mut self.rbuf[self.end..])).await?
             };
             if n == 0 {
                 // The peer finished sending; an unterminated line is dropped.
                 if !self.wbuf.is_empty() {
-                    self.flush(sock).await?;
+                    self.flush(stream).await?;
                 }
                 return Ok(());
             }
@@ -206,7 +236,7 @@ impl<'s> Connection<'s> {
     /// line is fsynced (the journal writer stores it), so a get first waits
     /// for this connection's own earlier puts to settle: it sees them, and
     /// no other connection ever sees a point that is not durable.
-    async fn execute(&mut self, sock: &Socket) -> io::Result<()> {
+    async fn execute(&mut self, stream: &mut Stream) -> io::Result<()> {
         let chunk = self.shared.limits.write_chunk_bytes;
         let mut i = 0;
         while i < self.ops.len() {
@@ -277,7 +307,7 @@ impl<'s> Connection<'s> {
             }
             if let Some(mut cursor) = streaming {
                 loop {
-                    self.flush(sock).await?;
+                    self.flush(stream).await?;
                     let done = get::fill(
                         &self.shared.lock().store,
                         &mut cursor,
@@ -291,7 +321,7 @@ impl<'s> Connection<'s> {
                 }
             }
             if self.wbuf.len() >= chunk {
-                self.flush(sock).await?;
+                self.flush(stream).await?;
             }
         }
         Ok(())
@@ -350,9 +380,11 @@ impl<'s> Connection<'s> {
 
     /// Writes pending replies, first settling (under `fsync=always`) the
     /// puts they answer.
-    async fn flush(&mut self, sock: &Socket) -> io::Result<()> {
+    async fn flush(&mut self, stream: &mut Stream) -> io::Result<()> {
         self.settle().await?;
-        write_all(sock, &self.wbuf, self.shared.limits.idle_timeout).await?;
+        stream
+            .write_all(&self.wbuf, self.shared.limits.idle_timeout)
+            .await?;
         self.wbuf.clear();
         let chunk = self.shared.limits.write_chunk_bytes;
         if self.wbuf.capacity() > 4 * chunk {
@@ -364,21 +396,21 @@ impl<'s> Connection<'s> {
     /// Closes the connection on the budget's request: its run was dropped,
     /// perhaps in the middle of writing replies, so what is pending is
     /// dropped too and only the error is sent.
-    async fn shed(&mut self, sock: &Socket) -> io::Result<()> {
+    async fn shed(&mut self, stream: &mut Stream) -> io::Result<()> {
         self.wbuf.clear();
-        self.refuse(sock, BUFFERS_FULL).await
+        self.refuse(stream, BUFFERS_FULL).await
     }
 
     /// Answers `error\n<message>` (after any pending replies) and closes
     /// the connection, draining input for a moment so the client sees the
     /// error, not a reset.
-    async fn refuse(&mut self, sock: &Socket, message: &str) -> io::Result<()> {
+    async fn refuse(&mut self, stream: &mut Stream, message: &str) -> io::Result<()> {
         encode_error(&mut self.wbuf, message);
-        self.flush(sock).await?;
+        self.flush(stream).await?;
         // The unfinished line's buffer is not needed to drain.
         self.rbuf = vec![0; 4096];
         self.account.hold(0);
-        linger(sock, &mut self.rbuf).await;
+        stream.linger(&mut self.rbuf).await;
         Ok(())
     }
 }

@@ -21,6 +21,13 @@ pub enum ServerError {
         .path.display()
     )]
     NotAJournal { path: PathBuf, detail: String },
+    /// A TLS file (`what`: certificate, key or client CA) cannot be used.
+    #[error("TLS {what} file {}: {problem}", .path.display())]
+    Tls {
+        what: &'static str,
+        path: PathBuf,
+        problem: String,
+    },
     #[error("the server was stopped while it was loading its data file")]
     Cancelled,
     #[error("cannot start the server's threads: {0}")]
@@ -47,6 +54,7 @@ impl ServerError {
             | ServerError::NotAJournal { path, .. }
             | ServerError::Unwritten { path, .. } => Some(path),
             ServerError::Bind { .. }
+            | ServerError::Tls { .. }
             | ServerError::Cancelled
             | ServerError::Threads(_)
             | ServerError::Journal(_) => None,
@@ -63,6 +71,7 @@ impl ServerError {
             ServerError::DataInUse { .. }
             | ServerError::NotRegular { .. }
             | ServerError::NotAJournal { .. }
+            | ServerError::Tls { .. }
             | ServerError::Cancelled => None,
         }
     }

@@ -14,7 +14,7 @@ use super::error::ServerError;
 use super::log::Level;
 use super::shared::Shared;
 use super::workers::Handoff;
-use super::TOO_MANY_CONNECTIONS;
+use super::{PROTECTED_MODE, TOO_MANY_CONNECTIONS};
 use crate::protocol::host_port;
 
 /// Refused connections lingering at once to deliver their error; beyond
@@ -81,22 +81,23 @@ impl Drop for Refusing {
     }
 }
 
-/// Answers a connection beyond the limit `error\ntoo many connections`, so
+/// Answers a connection the server will not serve `error\n<message>`, so
 /// its client learns why, and closes it.
-fn refuse(stream: tokio::net::TcpStream, shared: &Arc<Shared>) {
+fn refuse(stream: tokio::net::TcpStream, shared: &Arc<Shared>, message: &'static str) {
     let Ok(stream) = stream.into_std() else {
         return;
     };
     let lingering = Refusing(Arc::clone(shared));
     if shared.refusing.fetch_add(1, Ordering::Relaxed) < MAX_REFUSING {
+        let shared = Arc::clone(shared);
         drop(tokio::spawn(async move {
-            connection::refuse(stream, TOO_MANY_CONNECTIONS).await;
+            connection::refuse(stream, &shared, message).await;
             drop(lingering);
         }));
-    } else {
+    } else if shared.tls.is_none() {
         // The send buffer of a new connection is empty: this fits at once.
         let mut reply = Vec::new();
-        crate::protocol::encode_error(&mut reply, TOO_MANY_CONNECTIONS);
+        crate::protocol::encode_error(&mut reply, message);
         let _ = std::io::Write::write(&mut &stream, &reply);
     }
 }
@@ -119,7 +120,15 @@ pub(super) async fn accept_loop(
     let mut turn: usize = 0;
     loop {
         match listener.accept().await {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
+                if shared.protected && !peer.ip().to_canonical().is_loopback() {
+                    shared.log(
+                        Level::Info,
+                        &format!("protected mode: refusing a connection from {peer}"),
+                    );
+                    refuse(stream, &shared, PROTECTED_MODE);
+                    continue;
+                }
                 let open = shared.connections.fetch_add(1, Ordering::Relaxed);
                 let slot = ConnectionSlot(Arc::clone(&shared));
                 if open >= shared.limits.max_connections {
@@ -131,7 +140,7 @@ pub(super) async fn accept_loop(
                         ),
                     );
                     drop(slot);
-                    refuse(stream, &shared);
+                    refuse(stream, &shared, TOO_MANY_CONNECTIONS);
                     continue;
                 }
                 let _ = stream.set_nodelay(true);

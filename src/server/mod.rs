@@ -43,6 +43,9 @@ mod log;
 mod shared;
 mod socket;
 mod store;
+mod stream;
+mod tls;
+mod validity;
 mod workers;
 
 use std::io;
@@ -54,7 +57,7 @@ use std::thread::JoinHandle;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
-pub use config::{parse_size, Config, Limits, SizeError};
+pub use config::{parse_size, Config, Limits, SizeError, TlsFiles};
 pub use error::ServerError;
 pub use journal::{Durability, Format, FsyncPolicy, Recovery};
 pub use log::{stderr_sink, Level, LogSink};
@@ -63,6 +66,7 @@ pub use store::{Cursor, Store};
 use journal::Journal;
 use listener::{bind, raise_fd_limit};
 use shared::{Shared, State};
+pub use stream::TLS_REQUIRED;
 use workers::Workers;
 
 /// The message of the error reply to an over-long request line.
@@ -74,6 +78,12 @@ pub const TOO_MANY_CONNECTIONS: &str = "too many connections";
 /// The message sent to a connection shed because unfinished lines across
 /// connections hold more than the request buffer budget.
 pub const BUFFERS_FULL: &str = "request buffers full";
+/// The message sent to a peer beyond loopback by a server in protected mode
+/// (listening beyond loopback without client-certificate authentication).
+pub const PROTECTED_MODE: &str = "protected mode: this server listens beyond loopback without \
+     client-certificate authentication, so it serves loopback clients only; to serve this \
+     client, start it with TLS client authentication (--tls-cert, --tls-key and \
+     --tls-client-ca) or, on a trusted network, with --insecure";
 
 /// A running server. Dropping it closes it; call [`Server::close`] to see
 /// whether the final flush of the journal succeeded.
@@ -106,6 +116,7 @@ impl Server {
     /// about either comes at once. [`Loading::finish`] does the rest.
     pub fn prepare(config: Config) -> Result<Loading, ServerError> {
         raise_fd_limit();
+        let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
         let journal = match &config.data {
             Some(path) => Some(journal::open(path)?),
             None => None,
@@ -134,6 +145,7 @@ impl Server {
         })?;
         Ok(Loading {
             config,
+            tls,
             journal,
             runtimes,
             listener,
@@ -148,6 +160,7 @@ impl Server {
 /// listen queue), nothing replayed or served yet.
 pub struct Loading {
     config: Config,
+    tls: Option<tls::TlsConfig>,
     journal: Option<journal::OpenJournal>,
     runtimes: Vec<Runtime>,
     listener: tokio::net::TcpListener,
@@ -170,6 +183,11 @@ impl Loading {
         self.address
     }
 
+    /// Whether the server will be in protected mode (see [`Config::insecure`]).
+    pub fn is_protected(&self) -> bool {
+        is_protected(&self.config, self.address)
+    }
+
     /// A flag that, once set, makes [`Loading::finish`] stop replaying
     /// within a few milliseconds and return [`ServerError::Cancelled`].
     pub fn canceller(&self) -> Arc<AtomicBool> {
@@ -182,6 +200,7 @@ impl Loading {
     pub fn finish(self) -> Result<Server, ServerError> {
         let Loading {
             config,
+            tls,
             journal,
             runtimes,
             listener,
@@ -215,6 +234,8 @@ impl Loading {
             connections: AtomicUsize::new(0),
             refusing: AtomicUsize::new(0),
             budget: budget::Budget::new(config.limits.max_request_buffers),
+            tls,
+            protected: is_protected(&config, address),
         });
         if let Some(recovery) = &recovery {
             for warning in recovery.warnings() {
@@ -254,6 +275,16 @@ impl Loading {
             }
         };
         shared.log(Level::Info, &format!("listening on {address}"));
+        if shared.protected {
+            shared.log(
+                Level::Warning,
+                &format!(
+                    "protected mode: {address} is beyond loopback and clients are not \
+                     authenticated, so only loopback clients are served; enable TLS client \
+                     authentication (--tls-cert, --tls-key, --tls-client-ca) or pass --insecure"
+                ),
+            );
+        }
         Ok(Server {
             address,
             workers: Some(workers),
@@ -273,6 +304,12 @@ impl Server {
     /// What replaying the journal found, when there is one.
     pub fn recovery(&self) -> Option<&Recovery> {
         self.recovery.as_ref()
+    }
+
+    /// Whether the server refuses peers beyond loopback (see
+    /// [`Config::insecure`]).
+    pub fn is_protected(&self) -> bool {
+        self.shared.protected
     }
 
     pub fn is_closed(&self) -> bool {
@@ -318,6 +355,16 @@ impl Drop for Server {
             self.shared.log(Level::Error, &e.to_string());
         }
     }
+}
+
+/// Protected mode: listening beyond loopback, with no client CA to
+/// authenticate clients, and not told `insecure`.
+fn is_protected(config: &Config, address: SocketAddr) -> bool {
+    let authenticated = config
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_ca.is_some());
+    !address.ip().to_canonical().is_loopback() && !authenticated && !config.insecure
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::config::Limits;
 use super::journal::{Durability, FsyncPolicy, Journal};
 use super::log::{Level, LogSink};
 use super::store::Store;
+use super::tls::TlsConfig;
 
 /// Everything connections share. The store and the journal's buffer sit under
 /// one lock so that the journal records puts in exactly the order they were applied.
@@ -28,6 +29,10 @@ pub(crate) struct Shared {
     pub(crate) refusing: AtomicUsize,
     /// Read buffers beyond their initial size, across connections.
     pub(crate) budget: Budget,
+    /// Every connection speaks TLS with this configuration.
+    pub(crate) tls: Option<TlsConfig>,
+    /// Protected mode: peers beyond loopback are refused.
+    pub(crate) protected: bool,
 }
 
 pub(crate) struct State {

@@ -540,6 +540,8 @@ mod tests {
                 connections: AtomicUsize::new(0),
                 refusing: AtomicUsize::new(0),
                 budget: crate::server::budget::Budget::new(usize::MAX),
+                tls: None,
+                protected: false,
             });
             let plan = Arc::new(Mutex::new(Plan::default()));
             let writer = JournalWriter::new(

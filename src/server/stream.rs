@@ -1,0 +1,254 @@
+//! A connection's byte stream: the socket itself, or TLS over it. The TLS
+//! side is rustls's sans-IO `ServerConnection` fed from and drained to the
+//! same non-blocking socket the plain path uses (see `socket`), so both
+//! paths share the connection loop, its buffers and its back-pressure.
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use rustls::ServerConnection;
+use tokio::io::Interest;
+
+use super::socket::{self, within, Socket, LINGER};
+use super::tls::TlsConfig;
+use crate::protocol::encode_error;
+
+/// The error reply to a client speaking plain text to a TLS port.
+pub const TLS_REQUIRED: &str =
+    "this server requires TLS: connect with TLS (Client(..., ssl=...) or --tls-ca)";
+
+/// Longest a TLS handshake may take.
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The first byte of every TLS connection (a handshake record).
+const HANDSHAKE_RECORD: u8 = 0x16;
+
+pub(super) enum Stream {
+    Plain(Socket),
+    Tls(Box<TlsStream>),
+}
+
+pub(super) struct TlsStream {
+    sock: Socket,
+    tls: ServerConnection,
+    /// The peer closed its side of the TCP connection.
+    eof: bool,
+}
+
+/// Why a TLS connection was not established.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum HandshakeError {
+    #[error("the client spoke plain text to the TLS port")]
+    PlainText,
+    #[error("TLS handshake failed: {0}")]
+    Tls(rustls::Error),
+    #[error("the client closed the connection during the TLS handshake")]
+    Closed,
+    #[error("the TLS handshake timed out")]
+    TimedOut,
+    #[error("TLS handshake: {0}")]
+    Io(io::Error),
+}
+
+impl Stream {
+    /// Performs the TLS handshake (at most `limit` long) when `tls` is set.
+    /// A client that spoke plain text is answered, in plain text, with
+    /// [`TLS_REQUIRED`]; a failed handshake sends rustls's alert.
+    pub(super) async fn open(
+        sock: Socket,
+        tls: Option<&TlsConfig>,
+        limit: Duration,
+    ) -> Result<Stream, HandshakeError> {
+        let Some(config) = tls else {
+            return Ok(Stream::Plain(sock));
+        };
+        let tls = ServerConnection::new(config.clone()).map_err(HandshakeError::Tls)?;
+        let mut stream = TlsStream {
+            sock,
+            tls,
+            eof: false,
+        };
+        let handshake = tokio::time::timeout(limit, stream.handshake()).await;
+        match handshake.unwrap_or(Err(HandshakeError::TimedOut)) {
+            Ok(()) => Ok(Stream::Tls(Box::new(stream))),
+            Err(HandshakeError::PlainText) => {
+                let mut reply = Vec::new();
+                encode_error(&mut reply, TLS_REQUIRED);
+                if socket::write_all(&stream.sock, &reply, Some(LINGER))
+                    .await
+                    .is_ok()
+                {
+                    socket::linger(&stream.sock, &mut [0; 4096]).await;
+                }
+                Err(HandshakeError::PlainText)
+            }
+            Err(error) => {
+                // The alert rustls queued says why (unknown CA, no
+                // certificate...); best effort, the peer may be gone.
+                let _ = within(Some(LINGER), stream.flush()).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Reads what is available, waiting for at least one byte or EOF.
+    pub(super) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(sock) => socket::read(sock, buf).await,
+            Stream::Tls(tls) => tls.read(buf).await,
+        }
+    }
+
+    /// Reads what is available without waiting (`WouldBlock` if nothing is).
+    pub(super) fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(sock) => socket::read_now(sock, buf),
+            Stream::Tls(tls) => tls.read_now(buf),
+        }
+    }
+
+    /// Writes all of `buf`, failing when the peer takes nothing for `idle`.
+    pub(super) async fn write_all(&mut self, buf: &[u8], idle: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Plain(sock) => socket::write_all(sock, buf, idle).await,
+            Stream::Tls(tls) => tls.write_all(buf, idle).await,
+        }
+    }
+
+    /// After the last reply: ends the stream (TLS: with `close_notify`),
+    /// then drains input for a moment so the peer reads the reply instead
+    /// of a reset.
+    pub(super) async fn linger(&mut self, buf: &mut [u8]) {
+        let sock = match self {
+            Stream::Plain(sock) => sock,
+            Stream::Tls(tls) => {
+                tls.tls.send_close_notify();
+                let _ = within(Some(LINGER), tls.flush()).await;
+                &tls.sock
+            }
+        };
+        socket::linger(sock, buf).await;
+    }
+}
+
+impl TlsStream {
+    async fn handshake(&mut self) -> Result<(), HandshakeError> {
+        let mut first = true;
+        while self.tls.is_handshaking() {
+            self.flush().await.map_err(HandshakeError::Io)?;
+            if !self.tls.wants_read() {
+                continue;
+            }
+            drop(self.sock.readable().await.map_err(HandshakeError::Io)?);
+            let received = if first {
+                self.receive_first()
+            } else {
+                self.receive()
+            };
+            match received {
+                Ok(0) => return Err(HandshakeError::Closed),
+                Ok(_) => first = false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                    return Err(HandshakeError::PlainText)
+                }
+                Err(e) => return Err(HandshakeError::Io(e)),
+            }
+            self.tls
+                .process_new_packets()
+                .map_err(HandshakeError::Tls)?;
+        }
+        // The server's last flight (TLS 1.2's Finished, 1.3's tickets).
+        self.flush().await.map_err(HandshakeError::Io)
+    }
+
+    /// The first bytes of the connection, checked to start a TLS record
+    /// (`InvalidInput` if not) before rustls sees them.
+    fn receive_first(&mut self) -> io::Result<usize> {
+        let mut head = [0u8; 4096];
+        let n = self
+            .sock
+            .try_io(Interest::READABLE, |mut s| s.read(&mut head))?;
+        if n == 0 {
+            self.eof = true;
+            return Ok(0);
+        }
+        if head[0] != HANDSHAKE_RECORD {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        let mut rest = &head[..n];
+        while !rest.is_empty() {
+            self.tls.read_tls(&mut rest)?;
+        }
+        Ok(n)
+    }
+
+    /// Moves the TLS bytes available on the socket into rustls, without
+    /// waiting (`WouldBlock` if there are none); 0 at EOF.
+    fn receive(&mut self) -> io::Result<usize> {
+        let TlsStream { sock, tls, eof } = self;
+        let n = sock.try_io(Interest::READABLE, |mut s| tls.read_tls(&mut s))?;
+        if n == 0 {
+            *eof = true;
+        }
+        Ok(n)
+    }
+
+    fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                // The peer closed the TCP connection without close_notify:
+                // its requests are complete lines or dropped, as in plain text.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if self.eof {
+                return Ok(0);
+            }
+            self.receive()?;
+            if let Err(e) = self.tls.process_new_packets() {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.read_now(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return other,
+            }
+            // Key updates and alerts rustls wants to answer.
+            self.flush().await?;
+            drop(self.sock.readable().await?);
+        }
+    }
+
+    async fn write_all(&mut self, mut buf: &[u8], idle: Option<Duration>) -> io::Result<()> {
+        while !buf.is_empty() {
+            // rustls takes what fits its buffer limit; flushing makes room.
+            let n = self.tls.writer().write(buf)?;
+            buf = &buf[n..];
+            within(idle, self.flush()).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes every TLS record rustls has pending.
+    async fn flush(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            let TlsStream { sock, tls, .. } = self;
+            match sock.try_io(Interest::WRITABLE, |mut s| tls.write_tls(&mut s)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drop(self.sock.writable().await?);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
