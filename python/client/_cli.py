@@ -257,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--data", metavar="PATH", help="the journal: an append-only file to keep data in (default: memory only)")
     serve.add_argument(
+        "--store",
+        metavar="URL",
+        help="keep data in Redis instead, as a stateless gateway: redis://HOST:PORT or "
+        "redis-cluster://HOST:PORT,HOST:PORT,...[?wait=N&wait_timeout=MS] (default: the embedded store)",
+    )
+    serve.add_argument(
         "--fsync",
         choices=("always", "everysec", "no"),
         default="everysec",
@@ -461,7 +467,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             # thread, so the stop signals are handled while it runs.
             limits = {
                 name: getattr(args, name)
-                for name in ("max_memory", "max_connections", "idle_timeout", "max_request_buffers")
+                for name in ("max_memory", "max_connections", "idle_timeout", "max_request_buffers", "store")
                 if getattr(args, name) is not None
             }
             server = Server(

@@ -202,6 +202,7 @@ class Server:
         tls_key: str | os.PathLike[str] | None = None,
         tls_client_ca: str | os.PathLike[str] | None = None,
         insecure: bool = False,
+        store: str | None = None,
     ) -> Self: ...
     @property
     def address(self) -> tuple[str, int]: ...

@@ -10,7 +10,7 @@ use pyo3::types::{
 };
 
 use crate::protocol::{ArgumentError, MetricValue};
-use crate::server::{parse_size, FsyncPolicy, TlsFiles};
+use crate::server::{parse_size, FsyncPolicy, StoreAddress, TlsFiles};
 
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
@@ -267,6 +267,20 @@ pub fn fsync(obj: &Bound<'_, PyAny>) -> Result<FsyncPolicy, ArgumentError> {
             format!("must be 'always', 'everysec' or 'no', got {text:?}"),
         )
     })
+}
+
+/// `store`: where a gateway keeps its data (`redis://host:port` or
+/// `redis-cluster://host:port,...`); `with_data` says `data` was given too,
+/// which a gateway cannot use.
+pub fn store(obj: &Bound<'_, PyAny>, with_data: bool) -> Result<StoreAddress, ArgumentError> {
+    let text = key(obj, "store")?;
+    if with_data {
+        return Err(ArgumentError::value(
+            "store",
+            "a server storing in Redis keeps no data file: give store or data, not both",
+        ));
+    }
+    StoreAddress::parse(&text).map_err(|e| ArgumentError::value("store", e.to_string()))
 }
 
 /// A size in bytes (`max_memory`, `max_request_buffers`): a positive int,

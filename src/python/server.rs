@@ -77,6 +77,13 @@ use crate::server::{self, Config, FsyncPolicy, Limits, ServerError};
 /// loopback without ``tls_client_ca`` answers peers beyond loopback
 /// ``error\nprotected mode: ...\n\n`` and closes them, unless
 /// ``insecure=True``; ``protected`` says whether it does.
+/// ``store`` (keyword only) makes the server a stateless gateway to Redis:
+/// ``"redis://host:port"`` or ``"redis-cluster://host:port,host:port,..."``,
+/// optionally with ``?wait=N&wait_timeout=MS`` (a put is acknowledged only
+/// once ``N`` replicas have it). Nothing is kept in the server, so any number
+/// of servers can share one store; ``data`` cannot be given with it. A store
+/// that does not answer at start raises ``OSError``; a Redis failure later
+/// is the error reply of the requests it touched.
 ///
 /// ``close()`` (also on leaving a ``with`` block) stops the server and
 /// writes and fsyncs the journal whatever ``fsync`` says; it raises ``OSError``
@@ -94,6 +101,7 @@ pub struct Server {
     data: Option<PathBuf>,
     protected: bool,
     fsync: FsyncPolicy,
+    store: Option<server::StoreAddress>,
     /// Declared after `state`: dropped after the server, so that what the
     /// server logs while closing still reaches Python.
     python_log: Option<PythonLog>,
@@ -268,8 +276,8 @@ impl Server {
     #[pyo3(
         signature = (host=String::from("127.0.0.1"), port=None, data=None, fsync=FsyncPolicy::default(), *, log=false, wait=true,
                      max_memory=None, max_connections=None, idle_timeout=None, max_request_buffers=None,
-                     tls_cert=None, tls_key=None, tls_client_ca=None, insecure=false),
-        text_signature = "(host='127.0.0.1', port=0, data=None, fsync='everysec', *, log=False, wait=True, max_memory=None, max_connections=10000, idle_timeout=None, max_request_buffers='256MiB', tls_cert=None, tls_key=None, tls_client_ca=None, insecure=False)"
+                     tls_cert=None, tls_key=None, tls_client_ca=None, insecure=false, store=None),
+        text_signature = "(host='127.0.0.1', port=0, data=None, fsync='everysec', *, log=False, wait=True, max_memory=None, max_connections=10000, idle_timeout=None, max_request_buffers='256MiB', tls_cert=None, tls_key=None, tls_client_ca=None, insecure=False, store=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -288,9 +296,14 @@ impl Server {
         tls_key: Option<PathBuf>,
         tls_client_ca: Option<PathBuf>,
         insecure: bool,
+        store: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let port = port.map(arguments::listen_port).transpose()?.unwrap_or(0);
         let tls = arguments::tls_files(tls_cert, tls_key, tls_client_ca)?;
+        let store = store
+            .filter(|v| !v.is_none())
+            .map(|v| arguments::store(v, data.is_some()))
+            .transpose()?;
         let defaults = Limits::default();
         let limits = Limits {
             max_memory: max_memory
@@ -325,6 +338,7 @@ impl Server {
             log: Some(sink),
             tls,
             insecure,
+            store: store.clone(),
             ..Config::default()
         };
         let loading = py.detach(|| server::Server::prepare(config));
@@ -354,6 +368,7 @@ impl Server {
             data,
             fsync,
             protected,
+            store,
             python_log,
         };
         if wait {
@@ -444,9 +459,12 @@ impl Server {
     }
 
     fn __repr__(&self) -> String {
-        let storage = match &self.data {
-            Some(path) => format!("data={:?} fsync={}", path.display().to_string(), self.fsync),
-            None => "in memory".to_string(),
+        let storage = match (&self.store, &self.data) {
+            (Some(store), _) => format!("store={}", store.nodes.join(",")),
+            (None, Some(path)) => {
+                format!("data={:?} fsync={}", path.display().to_string(), self.fsync)
+            }
+            (None, None) => "in memory".to_string(),
         };
         let state = match &*self.lock() {
             State::Loading { .. } => " loading",

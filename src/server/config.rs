@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::gateway::StoreAddress;
 use super::journal::FsyncPolicy;
 use super::log::LogSink;
 
@@ -73,6 +74,9 @@ pub struct Config {
     /// a server bound to a non-loopback address without a client CA is in
     /// protected mode: such peers get an error explaining the fix.
     pub insecure: bool,
+    /// Where points are kept: `None` is the embedded store (with `data`'s
+    /// journal); `Some` makes the server a gateway to Redis, keeping nothing.
+    pub store: Option<StoreAddress>,
 }
 
 /// The PEM files of a TLS server.
@@ -100,6 +104,7 @@ impl Default for Config {
             log: None,
             tls: None,
             insecure: false,
+            store: None,
         }
     }
 }
@@ -118,6 +123,7 @@ impl std::fmt::Debug for Config {
             .field("log", &self.log.is_some())
             .field("tls", &self.tls)
             .field("insecure", &self.insecure)
+            .field("store", &self.store)
             .finish()
     }
 }

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::budget::Account;
 use super::command::{self, get, put, Parsed};
+use super::gateway::Gateway;
 use super::listener::ConnectionSlot;
 use super::log::Level;
 use super::shared::Shared;
@@ -19,7 +20,10 @@ use super::socket::{unless, within, LINGER};
 use super::stream::{Stream, HANDSHAKE_TIMEOUT};
 use super::tls::TlsConfig;
 use super::{Durability, BUFFERS_FULL, LINE_TOO_LONG};
-use crate::protocol::{encode_error, encode_ok, encode_wrong_command, Command, LineSplitter};
+use crate::protocol::{
+    encode_error, encode_ok, encode_points_end, encode_points_start, encode_wrong_command, Command,
+    LineSplitter, Put, Selector,
+};
 
 /// Requests parsed before the store's lock is taken to apply them.
 const MAX_OPS: usize = 512;
@@ -237,6 +241,10 @@ impl<'s> Connection<'s> {
     /// for this connection's own earlier puts to settle: it sees them, and
     /// no other connection ever sees a point that is not durable.
     async fn execute(&mut self, stream: &mut Stream) -> io::Result<()> {
+        let shared = self.shared;
+        if let Some(gateway) = &shared.gateway {
+            return self.execute_on(gateway, stream).await;
+        }
         let chunk = self.shared.limits.write_chunk_bytes;
         let mut i = 0;
         while i < self.ops.len() {
@@ -319,6 +327,85 @@ impl<'s> Connection<'s> {
                         break;
                     }
                 }
+            }
+            if self.wbuf.len() >= chunk {
+                self.flush(stream).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers the parsed requests in order from Redis: each run of puts is
+    /// sent as one batch, a get streams chunk by chunk. A Redis failure is
+    /// the error reply of the requests it touched; one in the middle of a
+    /// get whose first chunk was already written can no longer be, and
+    /// closes the connection instead (the client sees a broken reply).
+    async fn execute_on(&mut self, gateway: &Gateway, stream: &mut Stream) -> io::Result<()> {
+        let chunk = self.shared.limits.write_chunk_bytes;
+        let mut i = 0;
+        while i < self.ops.len() {
+            let puts: Vec<Put<&str>> = self.ops[i..]
+                .iter()
+                .map_while(
+                    // SAFETY: as in `execute`: `rbuf` holds, unchanged, the
+                    // bytes the batch was parsed from until it is compacted.
+                    |op| match op
+                        .as_ref()
+                        .map(|c| unsafe { command::resolve(&self.rbuf, c) })
+                    {
+                        Some(Command::Put(put)) => Some(put),
+                        _ => None,
+                    },
+                )
+                .collect();
+            if !puts.is_empty() {
+                i += puts.len();
+                let results = gateway.put(&puts).await;
+                drop(puts);
+                for result in results {
+                    match result {
+                        Ok(()) => encode_ok(&mut self.wbuf),
+                        Err(reason) => encode_error(&mut self.wbuf, &reason),
+                    }
+                }
+            } else {
+                drop(puts);
+                // SAFETY: as above.
+                match self.ops[i]
+                    .as_ref()
+                    .map(|c| unsafe { command::resolve(&self.rbuf, c) })
+                {
+                    Some(Command::Get(selector)) => {
+                        let selector = match selector {
+                            Selector::All => Selector::All,
+                            Selector::Key(key) => Selector::Key(key.to_owned()),
+                        };
+                        let mut walk = gateway.get(selector);
+                        let start = self.wbuf.len();
+                        let mut written = false;
+                        encode_points_start(&mut self.wbuf);
+                        loop {
+                            match walk.fill(&mut self.wbuf, chunk).await {
+                                Ok(true) => {
+                                    encode_points_end(&mut self.wbuf);
+                                    break;
+                                }
+                                Ok(false) => {
+                                    self.flush(stream).await?;
+                                    written = true;
+                                }
+                                Err(reason) if written => return Err(io::Error::other(reason)),
+                                Err(reason) => {
+                                    self.wbuf.truncate(start);
+                                    encode_error(&mut self.wbuf, &reason);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    _ => encode_wrong_command(&mut self.wbuf),
+                }
+                i += 1;
             }
             if self.wbuf.len() >= chunk {
                 self.flush(stream).await?;

@@ -30,6 +30,10 @@ pub enum ServerError {
     },
     #[error("the server was stopped while it was loading its data file")]
     Cancelled,
+    #[error(transparent)]
+    Store(#[from] super::gateway::GatewayError),
+    #[error("a server storing in Redis keeps no data file: give store or data, not both")]
+    StoreWithData,
     #[error("cannot start the server's threads: {0}")]
     Threads(io::Error),
     #[error("the journal failed, some puts may not be on disk: {0}")]
@@ -56,6 +60,8 @@ impl ServerError {
             ServerError::Bind { .. }
             | ServerError::Tls { .. }
             | ServerError::Cancelled
+            | ServerError::Store(_)
+            | ServerError::StoreWithData
             | ServerError::Threads(_)
             | ServerError::Journal(_) => None,
         }
@@ -72,7 +78,9 @@ impl ServerError {
             | ServerError::NotRegular { .. }
             | ServerError::NotAJournal { .. }
             | ServerError::Tls { .. }
-            | ServerError::Cancelled => None,
+            | ServerError::Cancelled
+            | ServerError::Store(_)
+            | ServerError::StoreWithData => None,
         }
     }
 }

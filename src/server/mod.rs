@@ -37,6 +37,7 @@ mod command;
 mod config;
 mod connection;
 mod error;
+mod gateway;
 mod journal;
 mod listener;
 mod log;
@@ -59,6 +60,7 @@ use tokio::sync::watch;
 
 pub use config::{parse_size, Config, Limits, SizeError, TlsFiles};
 pub use error::ServerError;
+pub use gateway::{GatewayError, StoreAddress, StoreAddressError};
 pub use journal::{Durability, Format, FsyncPolicy, Recovery};
 pub use log::{stderr_sink, Level, LogSink};
 pub use store::{Cursor, Store};
@@ -117,6 +119,9 @@ impl Server {
     pub fn prepare(config: Config) -> Result<Loading, ServerError> {
         raise_fd_limit();
         let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
+        if config.store.is_some() && config.data.is_some() {
+            return Err(ServerError::StoreWithData);
+        }
         let journal = match &config.data {
             Some(path) => Some(journal::open(path)?),
             None => None,
@@ -207,6 +212,13 @@ impl Loading {
             address,
             cancel,
         } = self;
+        let gateway = match &config.store {
+            // Connected on the first worker's runtime, which then drives the
+            // client's connection tasks; the other workers use it through
+            // its channels.
+            Some(address) => Some(runtimes[0].block_on(gateway::Gateway::connect(address))?),
+            None => None,
+        };
         let mut store = Store::new();
         let (journal_file, recovery) = match journal {
             Some(journal) => {
@@ -236,6 +248,7 @@ impl Loading {
             budget: budget::Budget::new(config.limits.max_request_buffers),
             tls,
             protected: is_protected(&config, address),
+            gateway,
         });
         if let Some(recovery) = &recovery {
             for warning in recovery.warnings() {

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::budget::Budget;
 use super::config::Limits;
+use super::gateway::Gateway;
 use super::journal::{Durability, FsyncPolicy, Journal};
 use super::log::{Level, LogSink};
 use super::store::Store;
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<TlsConfig>,
     /// Protected mode: peers beyond loopback are refused.
     pub(crate) protected: bool,
+    /// Set when points are kept in Redis rather than in `state`.
+    pub(crate) gateway: Option<Gateway>,
 }
 
 pub(crate) struct State {

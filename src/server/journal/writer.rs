@@ -542,6 +542,7 @@ mod tests {
                 budget: crate::server::budget::Budget::new(usize::MAX),
                 tls: None,
                 protected: false,
+                gateway: None,
             });
             let plan = Arc::new(Mutex::new(Plan::default()));
             let writer = JournalWriter::new(

@@ -1,0 +1,128 @@
+"""Put and get throughput of the server as a gateway to a Redis Cluster (1
+and 2 gateways in front of one 3-master/3-replica cluster on loopback)
+against the embedded store, side by side in one run.
+
+    python benches/gateway.py [--points 40000] [--clients 4] [--rounds 3]
+
+Every server runs as ``python -m client serve`` in a process of its own; the
+clients are threads of this process (the client releases the GIL while it
+waits), spread round-robin over the gateways. Measured per round and
+contender, interleaved, medians printed:
+
+- puts: each client sends its share of ``--points`` with ``put_many``
+  (pipelined), distinct keys;
+- single puts: each client sends 500 one-by-one ``put`` round trips;
+- get: each client asks ``get`` of one 100-point key 200 times;
+- get *: one client reads every key back.
+
+Needs redis-server and redis-cli (Debian's ``redis-server`` package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from client import Client  # noqa: E402
+from tests.support.processes import ServerProcess  # noqa: E402
+from tests.support.redis_cluster import RedisCluster, redis_missing  # noqa: E402
+
+
+def in_threads(count, work):
+    """Runs ``work(i)`` in ``count`` threads; returns the wall time."""
+    errors = []
+
+    def run(i):
+        try:
+            work(i)
+        except BaseException as e:  # reported after the join
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def measure(addresses, points, clients, tag):
+    """One round against the servers at ``addresses``; rates per second."""
+    share = points // clients
+    conns = [Client(*addresses[i % len(addresses)], timeout=60) for i in range(clients)]
+    try:
+        rates = {}
+        elapsed = in_threads(clients, lambda i: conns[i].put_many(
+            [(f"{tag}.c{i}.k{j}", j * 0.5, j) for j in range(share)]))
+        rates["puts (put_many)"] = share * clients / elapsed
+        elapsed = in_threads(clients, lambda i: [
+            conns[i].put(f"{tag}.single{i}", float(j), timestamp=j) for j in range(500)])
+        rates["single puts"] = 500 * clients / elapsed
+        conns[0].put_many([(f"{tag}.hot", float(j), j) for j in range(100)])
+        elapsed = in_threads(clients, lambda i: [conns[i].get(f"{tag}.hot") for _ in range(200)])
+        rates["get (100 points)"] = 200 * clients / elapsed
+        started = time.perf_counter()
+        everything = conns[0].get("*")
+        elapsed = time.perf_counter() - started
+        rates["get * (points/s)"] = sum(len(v) for v in everything.values()) / elapsed
+        return rates
+    finally:
+        for c in conns:
+            c.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--points", type=int, default=40000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    reason = redis_missing()
+    if reason:
+        sys.exit(f"gateway benchmark skipped: {reason}")
+    cluster = RedisCluster()
+    servers = []
+    try:
+        embedded = ServerProcess(kind="cli")
+        gateways = [ServerProcess(kind="cli", options=["--store", cluster.url]) for _ in range(2)]
+        servers = [embedded, *gateways]
+        contenders = {
+            "embedded store": [embedded.address],
+            "1 gateway": [gateways[0].address],
+            "2 gateways": [g.address for g in gateways],
+        }
+        results = {name: {} for name in contenders}
+        for r in range(args.rounds):
+            for name, addresses in contenders.items():
+                for what, rate in measure(addresses, args.points, args.clients, f"r{r}").items():
+                    results[name].setdefault(what, []).append(rate)
+            cluster.flush()
+        print(f"{os.cpu_count()} cores, {args.clients} client threads, {args.points} points "
+              f"per put_many round, median of {args.rounds} rounds (per second)")
+        whats = list(next(iter(results.values())))
+        print(f"| | {' | '.join(whats)} |")
+        print(f"|---|{'---|' * len(whats)}")
+        for name, rates in results.items():
+            cells = []
+            for what in whats:
+                rate = statistics.median(rates[what])
+                base = statistics.median(results["embedded store"][what])
+                cells.append(f"{rate:,.0f} ({rate / base:.2f}x)")
+            print(f"| {name} | {' | '.join(cells)} |")
+    finally:
+        for server in servers:
+            server.kill()
+        cluster.close()
+
+
+if __name__ == "__main__":
+    main()

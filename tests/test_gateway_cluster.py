@@ -1,0 +1,287 @@
+"""The server as a stateless gateway over a real Redis Cluster on loopback
+(3 masters, 3 replicas, started and stopped by the tests; skipped with a
+message where redis-server is missing): several gateways sharing it, a
+client moving between gateways, gateways and masters killed during a storm
+of puts, resharding while serving, and Redis failures as error replies.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import unittest
+from typing import Dict, List, Tuple
+
+from client import Client, ClientError, Server
+from tests.support import BOUND, TestCase, wait_until
+from tests.support.processes import ServerProcess
+from tests.support.raw import RawConnection
+from tests.support.redis_cluster import RedisCluster, free_port, redis_missing
+from tests.test_week6_checker import run_checker
+
+#: How long a storm of puts runs around the event under test.
+STORM = 2.0
+
+
+class Storm:
+    """Puts from one client in a thread until stopped: records which puts
+    were acknowledged and how many failed, so a test can check that every
+    acknowledged put is still there."""
+
+    def __init__(self, addresses: List[Tuple[str, int]], key: str) -> None:
+        self.client = Client(addresses, timeout=BOUND) if len(addresses) > 1 else \
+            Client(*addresses[0], timeout=BOUND)
+        self.key = key
+        self.acknowledged: List[int] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        n = 0
+        deadline = time.monotonic() + 6 * BOUND
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            n += 1
+            try:
+                self.client.put(self.key, float(n), timestamp=n)
+            except ClientError:
+                self.failures += 1
+                continue
+            self.acknowledged.append(n)
+
+    def wait_for(self, count: int) -> None:
+        wait_until(lambda: len(self.acknowledged) >= count, 3 * BOUND)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(BOUND)
+        self.client.close()
+
+
+class GatewayTestCase(TestCase):
+    cluster: RedisCluster
+    settings: Dict[str, str] = {}
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.cluster = RedisCluster(settings=cls.settings)
+        cls.addClassCleanup(cls.cluster.close)
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.cluster.flush()
+
+    def gateway(self, query: str = "") -> Server:
+        srv = Server(store=self.cluster.url + query)
+        self.addCleanup(srv.close)
+        return srv
+
+    def gateway_process(self) -> ServerProcess:
+        proc = ServerProcess(kind="cli", options=["--store", self.cluster.url])
+        self.addCleanup(proc.kill)
+        return proc
+
+
+class ManyGateways(GatewayTestCase):
+    def test_two_gateways_see_each_others_writes_at_once(self) -> None:
+        one, two = self.gateway(), self.gateway()
+        with Client(*one.address, timeout=BOUND) as a, Client(*two.address, timeout=BOUND) as b:
+            for i in range(50):
+                a.put(f"k{i}", i + 0.5, timestamp=i)
+                self.assertEqual(b.get(f"k{i}"), {f"k{i}": [(i, i + 0.5)]})
+            b.put("k0", 9.0, timestamp=0)
+            self.assertEqual(a.get("k0"), {"k0": [(0, 9.0)]})
+            everything = a.get("*")
+            self.assertEqual(len(everything), 50)
+            self.assertEqual(everything, b.get("*"))
+
+    def test_the_week6_checker_passes_through_one_gateway_and_its_data_through_another(self) -> None:
+        one, two = self.gateway(), self.gateway()
+        run_checker(*one.address)
+        with Client(*two.address, timeout=BOUND) as other:
+            self.assertEqual(other.get("*"), {"k1": [(1, 0.25), (2, 2.156), (3, 0.35)],
+                                              "k2": [(4, 30.0), (5, 40.0)]})
+
+    def test_split_pipelined_and_malformed_input_is_answered_as_the_embedded_store_does(self) -> None:
+        parts = []
+        for i in range(60):
+            parts.append(f"put key{i % 7} {i}.25 {1000 - i % 13}\n")
+            if i % 5 == 0:
+                parts.append(f"get key{i % 3}\n")
+            if i % 11 == 0:
+                parts.append("bogus line\nput k 1 1.5\n")
+        parts.append("get *\n")
+        stream = "".join(parts).encode()
+
+        def replies(srv: Server, pieces: List[bytes]) -> bytes:
+            c = RawConnection(srv.address)
+            try:
+                for piece in pieces:
+                    c.send(piece)
+                return b"".join(c.reply() for _ in range(stream.count(b"\n")))
+            finally:
+                c.close()
+
+        with Server() as embedded:
+            reference = replies(embedded, [stream])
+        self.assertIn(b"error\nwrong command\n\n", reference)
+        rng = random.Random(3)
+        cuts = sorted(rng.sample(range(1, len(stream)), 40))
+        for pieces in ([stream], [stream[a:b] for a, b in zip([0] + cuts, cuts + [len(stream)])]):
+            self.cluster.flush()
+            answer = replies(self.gateway(), pieces)
+            # get * lists keys in slot order: compare its lines as a set.
+            *head, last_get = answer.split(b"\n\nok\n")
+            *want_head, want_last = reference.split(b"\n\nok\n")
+            self.assertEqual(head, want_head)
+            self.assertEqual(sorted(last_get.split(b"\n")), sorted(want_last.split(b"\n")))
+
+    def test_get_star_streams_many_keys_across_every_shard(self) -> None:
+        srv = self.gateway()
+        with Client(*srv.address, timeout=BOUND) as c:
+            points = [(f"host{i}.cpu", float(i), t) for i in range(3000) for t in (1, 2)]
+            c.put_many(points)
+            everything = c.get("*")
+        self.assertEqual(len(everything), 3000)
+        self.assertEqual(everything["host2999.cpu"], [(1, 2999.0), (2, 2999.0)])
+        # Every master holds some of the keys: the walk went shard by shard.
+        for node in self.cluster.masters():
+            self.assertGreater(int(node.cli("dbsize").strip()), 100, node.port)
+
+    def test_the_client_moves_to_the_other_gateway_when_one_dies(self) -> None:
+        first, second = self.gateway_process(), self.gateway_process()
+        storm = Storm([first.address, second.address], "moving")
+        try:
+            storm.wait_for(200)
+            first.kill()
+            before = len(storm.acknowledged)
+            storm.wait_for(before + 200)
+        finally:
+            storm.stop()
+        with Client(*second.address, timeout=BOUND) as c:
+            stored = {t for t, _ in c.get("moving").get("moving", [])}
+        lost = set(storm.acknowledged) - stored
+        self.assertEqual(lost, set(), f"{len(lost)} acknowledged puts lost")
+
+    def test_a_gateway_killed_during_a_storm_loses_no_acknowledged_put(self) -> None:
+        doomed, survivor = self.gateway_process(), self.gateway_process()
+        storms = [Storm([doomed.address], "via-doomed"), Storm([survivor.address], "via-survivor")]
+        try:
+            for storm in storms:
+                storm.wait_for(100)
+            doomed.kill()
+            storms[1].wait_for(len(storms[1].acknowledged) + 100)
+        finally:
+            for storm in storms:
+                storm.stop()
+        with Client(*survivor.address, timeout=BOUND) as c:
+            everything = c.get("*")
+        for storm in storms:
+            stored = {t for t, _ in everything.get(storm.key, [])}
+            self.assertEqual(set(storm.acknowledged) - stored, set(), storm.key)
+        self.assertGreater(storms[0].failures, 0, "the killed gateway's client saw no failure")
+
+    def test_resharding_while_serving_loses_nothing(self) -> None:
+        srv = self.gateway()
+        with Client(*srv.address, timeout=BOUND) as c:
+            c.put_many([(f"r{i}", float(i), 1) for i in range(2000)])
+        storm = Storm([srv.address], "during-reshard")
+        try:
+            storm.wait_for(50)
+            self.cluster.reshard(2000)
+            self.cluster.wait_ok()
+            storm.wait_for(len(storm.acknowledged) + 50)
+        finally:
+            storm.stop()
+        self.assertEqual(storm.failures, 0)
+        with Client(*srv.address, timeout=BOUND) as c:
+            everything = c.get("*")
+        self.assertEqual(len([k for k in everything if k.startswith("r")]), 2000)
+        stored = {t for t, _ in everything["during-reshard"]}
+        self.assertEqual(set(storm.acknowledged) - stored, set())
+
+
+class MasterKilled(GatewayTestCase):
+    """``kill -9`` of the master holding the storm's key, with Redis's
+    default durability (appendonly off, asynchronous replication) and with
+    the gateway's ``wait=1`` (each put acknowledged once a replica has it).
+    Prints the acknowledged puts lost; only ``wait=1`` must lose none."""
+
+    def storm_through_a_master_kill(self, query: str, key: str) -> Tuple[int, int]:
+        srv = self.gateway(query)
+        storm = Storm([srv.address], key)
+        try:
+            storm.wait_for(200)
+            master = self.cluster.node_of_key("m:" + key)
+            master.kill()
+            self.cluster.wait_failover(master)
+            # Restarted, it rejoins as a replica of its successor (which
+            # until then has none: with wait=1 puts are refused meanwhile).
+            master.start()
+            self.cluster.wait_replicas_linked()
+            storm.wait_for(len(storm.acknowledged) + 100)
+        finally:
+            storm.stop()
+        with Client(*srv.address, timeout=BOUND) as c:
+            stored = {t for t, _ in c.get(key).get(key, [])}
+        lost = len(set(storm.acknowledged) - stored)
+        print(f"\n  master kill -9, store{query or ' (no wait)'}: {len(storm.acknowledged)} "
+              f"acknowledged, {lost} lost, {storm.failures} refused")
+        return len(storm.acknowledged), lost
+
+    def test_with_wait_for_a_replica_no_acknowledged_put_is_lost(self) -> None:
+        acknowledged, lost = self.storm_through_a_master_kill("?wait=1&wait_timeout=500", "storm-wait")
+        self.assertGreater(acknowledged, 300)
+        self.assertEqual(lost, 0)
+
+    def test_without_wait_the_loss_is_reported(self) -> None:
+        acknowledged, lost = self.storm_through_a_master_kill("", "storm-nowait")
+        self.assertGreater(acknowledged, 300)
+        self.assertLessEqual(lost, acknowledged)
+
+
+class StoreFailures(TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        reason = redis_missing()
+        if reason:
+            self.skipTest(reason)
+
+    def test_a_store_that_does_not_answer_at_start_is_an_oserror(self) -> None:
+        port = free_port()
+        started = time.monotonic()
+        with self.assertRaisesRegex(OSError, f"cannot connect to the store 127.0.0.1:{port}"):
+            Server(store=f"redis-cluster://127.0.0.1:{port}")
+        self.assertLess(time.monotonic() - started, BOUND)
+
+    def test_bad_store_arguments_are_value_errors(self) -> None:
+        for bad in ("http://x:1", "redis://x", "redis-cluster://a:1?wait=x", "redis-cluster://a:1?fsync=1"):
+            with self.assertRaises(ValueError, msg=bad):
+                Server(store=bad)
+        with self.assertRaisesRegex(ValueError, "store or data"):
+            Server(store="redis://127.0.0.1:1", data="x.log")
+
+    def test_a_store_lost_while_serving_is_an_error_reply_not_a_hang(self) -> None:
+        cluster = RedisCluster()
+        self.addCleanup(cluster.close)
+        srv = Server(store=cluster.url)
+        self.addCleanup(srv.close)
+        c = RawConnection(srv.address)
+        self.addCleanup(c.close)
+        self.assertEqual(c.ask(b"put k 1 1\n"), b"ok\n\n")
+        for node in cluster.nodes:
+            node.kill()
+        started = time.monotonic()
+        put = c.ask(b"put k 2 2\n")
+        get = c.ask(b"get *\n")
+        self.assertLess(time.monotonic() - started, BOUND)
+        self.assertTrue(put.startswith(b"error\nstore failed: "), put)
+        self.assertTrue(get.startswith(b"error\nstore failed: "), get)
+        self.assertTrue(put.endswith(b"\n\n") and put.count(b"\n") == 3, put)
+
+
+if __name__ == "__main__":
+    unittest.main()
