@@ -243,6 +243,40 @@ class MasterKilled(GatewayTestCase):
         self.assertLessEqual(lost, acknowledged)
 
 
+class MasterKilledWithAppendfsyncAlways(MasterKilled):
+    """The same with every node writing an append-only file fsynced before
+    each reply (``appendonly yes``, ``appendfsync always``): the figures say
+    whether the file changes what a failover loses (it does not: the killed
+    master's successor is its replica, whatever the file holds)."""
+
+    settings = {"appendonly": "yes", "appendfsync": "always"}
+
+
+class MinReplicasToWrite(GatewayTestCase):
+    """``min-replicas-to-write 1``: a master whose replica is gone refuses
+    writes, so a put to its slots is an error reply, never an ``ok``."""
+
+    settings = {"min-replicas-to-write": "1", "min-replicas-max-lag": "2"}
+
+    def test_a_master_without_its_replica_refuses_puts_with_an_error_reply(self) -> None:
+        srv = self.gateway()
+        c = RawConnection(srv.address)
+        self.addCleanup(c.close)
+        self.assertEqual(c.ask(b"put lonely 1 1\n"), b"ok\n\n")
+        master = self.cluster.node_of_key("m:lonely")
+        replica = next(node for node in self.cluster.live_nodes()
+                       if node.info("replication").get("master_port") == str(master.port))
+        replica.kill()
+        self.addCleanup(self.cluster.wait_replicas_linked)
+        self.addCleanup(replica.start)
+        # The master notices within min-replicas-max-lag seconds.
+        wait_until(lambda: c.ask(b"put lonely 2 2\n") != b"ok\n\n", 3 * BOUND)
+        reply = c.ask(b"put lonely 3 3\n")
+        self.assertTrue(reply.startswith(b"error\nstore failed: ") and b"NOREPLICAS" in reply.upper()
+                        or b"not enough good replicas" in reply, reply)
+        self.assertEqual(c.ask(b"get lonely\n")[:3], b"ok\n")
+
+
 class StoreFailures(TestCase):
     def setUp(self) -> None:
         super().setUp()
