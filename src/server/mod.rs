@@ -17,8 +17,9 @@
 //! (accepting and event loops), `connection` (one client: framing, replies,
 //! back-pressure), `budget` (request buffers across connections), `store`
 //! (the in-memory series), `journal` (the data file:
-//! format, recovery, writer, compaction), `shared` (what they share under one
-//! lock), `log` (diagnostics), `error`.
+//! format, recovery, writer, compaction), `gateway` (the other backend:
+//! points kept in Redis, the server stateless), `shared` (what they share
+//! under one lock), `log` (diagnostics), `error`.
 //!
 //! Limits (see [`Limits`]): a request line may be at most 1 MiB; a longer
 //! one is answered `error\nline too long\n\n` and the connection is closed.
