@@ -462,6 +462,16 @@ class ServeTests(CliAssertions):
             result = run_cli("serve", "--port", str(port))
         self.assertOneErrorLine(result, 1, f"127.0.0.1:{port}")
 
+    def test_serve_refuses_embedded_store_settings_with_a_redis_store(self) -> None:
+        # Nothing listens on the store's port: the refusal comes before any
+        # connection, so no Redis is needed.
+        with socket.create_server((LOOPBACK, 0)) as taken:
+            store = f"redis-cluster://127.0.0.1:{taken.getsockname()[1]}"
+        for option in (("--fsync", "always"), ("--max-memory", "1GiB")):
+            with self.subTest(option=option):
+                result = run_cli("serve", "--port", "0", "--store", store, *option)
+                self.assertOneErrorLine(result, 1, "is a setting of the embedded store")
+
 
 # -- the agent, in a subprocess ------------------------------------------------------
 

@@ -298,6 +298,17 @@ class StoreFailures(TestCase):
         with self.assertRaisesRegex(ValueError, "store or data"):
             Server(store="redis://127.0.0.1:1", data="x.log")
 
+    def test_settings_of_the_embedded_store_are_refused_not_ignored(self) -> None:
+        # A gateway has no journal to fsync and no store to bound: taking
+        # fsync="always" silently would promise a durability it lacks.
+        port = free_port()   # nothing listens: the refusal comes first
+        for setting in ({"fsync": "always"}, {"fsync": "no"}, {"max_memory": "1GiB"}):
+            name = next(iter(setting))
+            with self.assertRaisesRegex(ValueError, f"invalid {name}: is a setting of the embedded store", msg=setting):
+                Server(store=f"redis-cluster://127.0.0.1:{port}", **setting)
+        with Server(fsync=None) as server:   # None is the default, everysec
+            self.assertEqual(server.fsync, "everysec")
+
     def test_a_store_lost_while_serving_is_an_error_reply_not_a_hang(self) -> None:
         cluster = RedisCluster()
         self.addCleanup(cluster.close)

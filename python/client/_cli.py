@@ -265,8 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--fsync",
         choices=("always", "everysec", "no"),
-        default="everysec",
-        help="when the journal is synced to disk (default: %(default)s)",
+        help="when the journal is synced to disk (default: everysec)",
     )
     security = serve.add_argument_group("security")
     security.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain (with --tls-key)")
@@ -509,7 +508,12 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             _log("stopped")
             return EXIT_OK
         address = _address(server.address)
-        storage = f"data in {args.data} (fsync {args.fsync})" if args.data else "data in memory only (lost on exit)"
+        if args.store:
+            storage = f"data in Redis at {args.store} (this server keeps none)"
+        elif args.data:
+            storage = f"data in {args.data} (fsync {server.fsync})"
+        else:
+            storage = "data in memory only (lost on exit)"
         _log(f"{storage}; stop with Ctrl-C or SIGTERM")
         print(f"listening on {address}", file=out, flush=True)
         while not stop_received(1.0):  # the timeout is only a safety net

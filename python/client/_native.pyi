@@ -190,7 +190,7 @@ class Server:
         host: str = "127.0.0.1",
         port: int = 0,
         data: str | os.PathLike[str] | None = None,
-        fsync: Literal["always", "everysec", "no"] = "everysec",
+        fsync: Literal["always", "everysec", "no"] | None = None,
         *,
         log: bool = False,
         wait: bool = True,

@@ -283,6 +283,20 @@ pub fn store(obj: &Bound<'_, PyAny>, with_data: bool) -> Result<StoreAddress, Ar
     StoreAddress::parse(&text).map_err(|e| ArgumentError::value("store", e.to_string()))
 }
 
+/// Refuses `argument`, a setting of the embedded store, when it was `given`
+/// to a server storing in Redis (which has no journal to fsync and no store
+/// of its own to bound: Redis's own settings do that).
+pub fn embedded_only(argument: &'static str, given: bool) -> Result<(), ArgumentError> {
+    if !given {
+        return Ok(());
+    }
+    Err(ArgumentError::value(
+        argument,
+        "is a setting of the embedded store; a server storing in Redis uses Redis's own \
+         (appendfsync, maxmemory) and the store's ?wait=N",
+    ))
+}
+
 /// A size in bytes (`max_memory`, `max_request_buffers`): a positive int,
 /// or a str such as `"2GiB"`.
 pub fn size(obj: &Bound<'_, PyAny>, argument: &'static str) -> Result<usize, ArgumentError> {

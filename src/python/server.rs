@@ -19,7 +19,7 @@ use crate::server::{self, Config, FsyncPolicy, Limits, ServerError};
 
 /// An embedded metrics server, serving in background threads.
 ///
-/// ``Server(host="127.0.0.1", port=0, data=None, fsync="everysec", *, log=False, wait=True,
+/// ``Server(host="127.0.0.1", port=0, data=None, fsync=None, *, log=False, wait=True,
 /// max_memory=None, max_connections=10000, idle_timeout=None,
 /// max_request_buffers="256MiB")``
 /// binds and starts serving before it returns; ``port=0`` picks a free port,
@@ -34,7 +34,8 @@ use crate::server::{self, Config, FsyncPolicy, Limits, ServerError};
 /// untouched. ``fsync`` says when the journal is forced to disk:
 /// ``"always"`` (before each ``ok``: an acknowledged put survives ``kill -9``
 /// and power loss), ``"everysec"`` (about once a second; a crash of the
-/// process loses at most the last 0.1 s) or ``"no"`` (left to the OS).
+/// process loses at most the last 0.1 s; the default, also for ``None``) or
+/// ``"no"`` (left to the OS).
 /// Records that fail their checksum, and garbage a crash left, are not
 /// applied: they are copied to ``<data>.quarantine`` with a
 /// ``RuntimeWarning``. The journal is compacted in the background once it
@@ -81,7 +82,8 @@ use crate::server::{self, Config, FsyncPolicy, Limits, ServerError};
 /// ``"redis://host:port"`` or ``"redis-cluster://host:port,host:port,..."``,
 /// optionally with ``?wait=N&wait_timeout=MS`` (a put is acknowledged only
 /// once ``N`` replicas have it). Nothing is kept in the server, so any number
-/// of servers can share one store; ``data`` cannot be given with it. A store
+/// of servers can share one store; ``data``, ``fsync`` and ``max_memory``
+/// (settings of the embedded store) cannot be given with it. A store
 /// that does not answer at start raises ``OSError``; a Redis failure later
 /// is the error reply of the requests it touched.
 ///
@@ -132,10 +134,6 @@ const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
 fn host_argument(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(arguments::host(obj)?)
-}
-
-fn fsync_argument(obj: &Bound<'_, PyAny>) -> PyResult<FsyncPolicy> {
-    Ok(arguments::fsync(obj)?)
 }
 
 fn warn(py: Python<'_>, message: &str) -> PyResult<()> {
@@ -274,10 +272,10 @@ impl Drop for Server {
 impl Server {
     #[new]
     #[pyo3(
-        signature = (host=String::from("127.0.0.1"), port=None, data=None, fsync=FsyncPolicy::default(), *, log=false, wait=true,
+        signature = (host=String::from("127.0.0.1"), port=None, data=None, fsync=None, *, log=false, wait=true,
                      max_memory=None, max_connections=None, idle_timeout=None, max_request_buffers=None,
                      tls_cert=None, tls_key=None, tls_client_ca=None, insecure=false, store=None),
-        text_signature = "(host='127.0.0.1', port=0, data=None, fsync='everysec', *, log=False, wait=True, max_memory=None, max_connections=10000, idle_timeout=None, max_request_buffers='256MiB', tls_cert=None, tls_key=None, tls_client_ca=None, insecure=False, store=None)"
+        text_signature = "(host='127.0.0.1', port=0, data=None, fsync=None, *, log=False, wait=True, max_memory=None, max_connections=10000, idle_timeout=None, max_request_buffers='256MiB', tls_cert=None, tls_key=None, tls_client_ca=None, insecure=False, store=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -285,7 +283,7 @@ impl Server {
         #[pyo3(from_py_with = host_argument)] host: String,
         port: Option<&Bound<'_, PyAny>>,
         data: Option<PathBuf>,
-        #[pyo3(from_py_with = fsync_argument)] fsync: FsyncPolicy,
+        fsync: Option<&Bound<'_, PyAny>>,
         log: bool,
         wait: bool,
         max_memory: Option<&Bound<'_, PyAny>>,
@@ -304,10 +302,18 @@ impl Server {
             .filter(|v| !v.is_none())
             .map(|v| arguments::store(v, data.is_some()))
             .transpose()?;
+        let fsync = fsync.filter(|v| !v.is_none());
+        let max_memory = max_memory.filter(|v| !v.is_none());
+        if store.is_some() {
+            // Settings of the embedded store would be silently ignored by a
+            // gateway: a user asking for fsync=always must not believe it.
+            arguments::embedded_only("fsync", fsync.is_some())?;
+            arguments::embedded_only("max_memory", max_memory.is_some())?;
+        }
+        let fsync = fsync.map(arguments::fsync).transpose()?.unwrap_or_default();
         let defaults = Limits::default();
         let limits = Limits {
             max_memory: max_memory
-                .filter(|v| !v.is_none())
                 .map(|v| arguments::size(v, "max_memory"))
                 .transpose()?,
             max_connections: max_connections
