@@ -37,8 +37,8 @@ pub use grouping::{Metrics, Point};
 pub use number::{parse_float, parse_int, push_i64, push_py_float, PyFloat};
 pub use point::{push_point, push_put_line, PointValue};
 pub use reply::{
-    encode_error, encode_ok, encode_points_end, encode_points_start, encode_wrong_command, Reply,
-    WRONG_COMMAND,
+    encode_error, encode_get_reply_end, encode_get_reply_start, encode_ok, encode_wrong_command,
+    Reply, WRONG_COMMAND,
 };
 pub use request::{
     encode_get, encode_put, parse_command, Command, CommandError, Expect, Put, Selector,

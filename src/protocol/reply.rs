@@ -40,13 +40,13 @@ pub fn encode_wrong_command(out: &mut Vec<u8>) {
 }
 
 /// Appends `ok\n`, the start of a reply to a `get`; follow it with any number
-/// of [`super::push_point`] and one [`encode_points_end`].
-pub fn encode_points_start(out: &mut Vec<u8>) {
+/// of [`super::push_point`] and one [`encode_get_reply_end`].
+pub fn encode_get_reply_start(out: &mut Vec<u8>) {
     out.extend_from_slice(b"ok\n");
 }
 
 /// Appends the empty line that ends a reply to a `get`.
-pub fn encode_points_end(out: &mut Vec<u8>) {
+pub fn encode_get_reply_end(out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
@@ -62,18 +62,18 @@ mod tests {
         let mut out = Vec::new();
         encode_ok(&mut out);
         encode_wrong_command(&mut out);
-        encode_points_start(&mut out);
-        encode_points_end(&mut out);
+        encode_get_reply_start(&mut out);
+        encode_get_reply_end(&mut out);
         assert_eq!(out, b"ok\n\nerror\nwrong command\n\nok\n\n");
     }
 
     #[test]
     fn the_assignments_session_reply() {
         let mut out = Vec::new();
-        encode_points_start(&mut out);
+        encode_get_reply_start(&mut out);
         push_point(&mut out, "test_key", 13.0, 1503319739);
         push_point(&mut out, "test_key", 12.0, 1503319740);
-        encode_points_end(&mut out);
+        encode_get_reply_end(&mut out);
         assert_eq!(
             out,
             b"ok\ntest_key 13.0 1503319739\ntest_key 12.0 1503319740\n\n"
@@ -86,11 +86,11 @@ mod tests {
             points in proptest::collection::vec((key_strategy(), finite(), any::<i64>()), 0..30),
         ) {
             let mut out = Vec::new();
-            encode_points_start(&mut out);
+            encode_get_reply_start(&mut out);
             for (key, value, ts) in &points {
                 push_point(&mut out, key, *value, *ts);
             }
-            encode_points_end(&mut out);
+            encode_get_reply_end(&mut out);
             let done = ReplyDecoder::new(Expect::Points).feed(&out).unwrap().unwrap();
             prop_assert_eq!(done.used, out.len());
             let Reply::Points(metrics) = done.reply else { panic!() };

@@ -8,7 +8,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::arguments;
 use super::connector::{deliver_signals, PyConnector};
-use super::points::encode_points;
+use super::points::encode_put_many;
 use super::results::metrics_to_dict;
 use super::retry;
 use super::tls;
@@ -183,7 +183,7 @@ impl Client {
             None => None,
             Some(w) => Some(arguments::count(w, "window").map_err(ClientError::from)?),
         };
-        let (requests, ends) = encode_points(py, points)?;
+        let (requests, ends) = encode_put_many(py, points)?;
         if ends.is_empty() {
             return Ok(());
         }

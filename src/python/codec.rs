@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use super::arguments;
-use super::points::encode_points;
+use super::points::encode_put_many;
 use super::results::metrics_to_dict;
 use crate::client::error::ClientError;
 use crate::protocol::{
@@ -74,7 +74,7 @@ impl Codec {
         py: Python<'py>,
         points: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyBytes>, Vec<usize>)> {
-        let (requests, ends) = encode_points(py, points)?;
+        let (requests, ends) = encode_put_many(py, points)?;
         Ok((PyBytes::new(py, &requests), ends))
     }
 

@@ -22,7 +22,10 @@ use crate::protocol::{
 
 /// The points of `points`, encoded: all the request bytes, and the end
 /// offset of each request in them.
-pub fn encode_points(py: Python<'_>, points: &Bound<'_, PyAny>) -> PyResult<(Vec<u8>, Vec<usize>)> {
+pub fn encode_put_many(
+    py: Python<'_>,
+    points: &Bound<'_, PyAny>,
+) -> PyResult<(Vec<u8>, Vec<usize>)> {
     // Sized up front when the iterable knows its length (about 40 bytes a
     // request): growing a large buffer copies it again and again.
     let hint = points.len().unwrap_or(0);

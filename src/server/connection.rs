@@ -21,8 +21,8 @@ use super::stream::{Stream, HANDSHAKE_TIMEOUT};
 use super::tls::TlsConfig;
 use super::{Durability, BUFFERS_FULL, LINE_TOO_LONG};
 use crate::protocol::{
-    encode_error, encode_ok, encode_points_end, encode_points_start, encode_wrong_command, Command,
-    LineSplitter, Put, Selector,
+    encode_error, encode_get_reply_end, encode_get_reply_start, encode_ok, encode_wrong_command,
+    Command, LineSplitter, Put, Selector,
 };
 
 /// Requests parsed before the store's lock is taken to apply them.
@@ -383,11 +383,11 @@ impl<'s> Connection<'s> {
                         let mut walk = gateway.get(selector);
                         let start = self.wbuf.len();
                         let mut written = false;
-                        encode_points_start(&mut self.wbuf);
+                        encode_get_reply_start(&mut self.wbuf);
                         loop {
                             match walk.fill(&mut self.wbuf, chunk).await {
                                 Ok(true) => {
-                                    encode_points_end(&mut self.wbuf);
+                                    encode_get_reply_end(&mut self.wbuf);
                                     break;
                                 }
                                 Ok(false) => {

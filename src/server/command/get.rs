@@ -3,7 +3,7 @@
 //! are encoded in chunks so that `get *` never copies the data set: the
 //! connection writes each chunk, with the lock released, before the next.
 
-use crate::protocol::{encode_points_end, encode_points_start, push_point, Selector};
+use crate::protocol::{encode_get_reply_end, encode_get_reply_start, push_point, Selector};
 use crate::server::store::{Cursor, Store};
 
 /// Starts the reply to a get of `selector` in `out`, filling it until it
@@ -16,7 +16,7 @@ pub(in crate::server) fn start(
     chunk: usize,
 ) -> Option<Cursor> {
     let mut cursor = store.cursor(selector);
-    encode_points_start(out);
+    encode_get_reply_start(out);
     if fill(store, &mut cursor, out, chunk) {
         finish(out);
         None
@@ -41,7 +41,7 @@ pub(in crate::server) fn fill(
 
 /// Ends a reply whose walk is over.
 pub(in crate::server) fn finish(out: &mut Vec<u8>) {
-    encode_points_end(out);
+    encode_get_reply_end(out);
 }
 
 #[cfg(test)]
