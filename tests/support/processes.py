@@ -110,11 +110,12 @@ class ChildProcess:
 
 
 #: A client.Server in a child process: argv[1] is the data path ('' for
-#: memory), argv[2] the fsync policy. Prints "HOST PORT" when listening.
+#: memory), argv[2] the fsync policy ('' for the default). Prints "HOST PORT"
+#: when listening.
 PYTHON_SERVER = r"""
 import sys, threading
 from client import Server
-srv = Server(port=0, data=sys.argv[1] or None, fsync=sys.argv[2])
+srv = Server(port=0, data=sys.argv[1] or None, fsync=sys.argv[2] or None)
 host, port = srv.address
 print(host, port, flush=True)
 threading.Event().wait()
@@ -124,14 +125,17 @@ threading.Event().wait()
 class ServerProcess(ChildProcess):
     """A server in a child process: ``kind="python"`` runs ``client.Server``
     through ``python -c``; ``kind="cli"`` runs ``python -m client serve``
-    (with ``options``, more of its flags)."""
+    (with ``options``, more of its flags). ``fsync`` is passed only when
+    given: a gateway (``--store``) refuses it."""
 
-    def __init__(self, data: str = "", fsync: str = "everysec", kind: str = "python",
+    def __init__(self, data: str = "", fsync: str = "", kind: str = "python",
                  options: Sequence[str] = ()) -> None:
         if kind == "python":
             argv: List[str] = ["-c", PYTHON_SERVER, data, fsync]
         elif kind == "cli":
-            argv = ["-m", "client", "serve", "--host", "127.0.0.1", "--port", "0", "--fsync", fsync, *options]
+            argv = ["-m", "client", "serve", "--host", "127.0.0.1", "--port", "0", *options]
+            if fsync:
+                argv += ["--fsync", fsync]
             if data:
                 argv += ["--data", data]
         else:
