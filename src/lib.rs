@@ -1,6 +1,7 @@
-//! Rust core of the `client` Python package, in four parts that depend on
+//! Rust core of the `client` Python package, in five parts that depend on
 //! each other one way only:
 //!
+//! - `query`: what a query means (globs, ranges, rollups), without I/O;
 //! - `protocol`: the sans-IO codec (framing, requests, replies, number text);
 //! - `client`: the blocking client (session, transports, call lock, errors);
 //! - `server`: the embedded server (connections, commands, store, journal);
@@ -18,6 +19,7 @@ compile_error!(
 
 pub mod client;
 pub mod protocol;
+pub mod query;
 pub mod server;
 
 #[cfg(feature = "python")]

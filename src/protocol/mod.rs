@@ -6,6 +6,7 @@
 //! One concept per file:
 //! - `framing`: request lines and their length limit;
 //! - `request`: encoding and parsing `put` and `get`;
+//! - `query`: the query form of `get` (ranges, globs, rollups);
 //! - `reply`: the reply shapes and their encoders;
 //! - `decoder`: incremental reply decoding; `grouping`: points by key;
 //! - `point`: the one writer of `<key> <value> <timestamp>` text;
@@ -22,6 +23,7 @@ mod framing;
 mod grouping;
 mod number;
 mod point;
+mod query;
 mod reply;
 mod request;
 #[cfg(test)]
@@ -40,6 +42,7 @@ pub use reply::{
     encode_error, encode_get_reply_end, encode_get_reply_start, encode_ok, encode_wrong_command,
     Reply, WRONG_COMMAND,
 };
+pub use query::{encode_query, Match, Query, QueryError};
 pub use request::{
     encode_get, encode_put, parse_command, Command, CommandError, Expect, Put, Selector,
 };

@@ -12,6 +12,8 @@ use thiserror::Error;
 use super::excerpt::excerpt;
 use super::number::{parse_float, parse_int};
 use super::point::push_put_line;
+use super::query::{parse_query, Query, QueryError};
+
 use super::{validate_key, ArgumentError, KeyUse, MetricValue};
 
 /// What kind of reply a request is answered with.
@@ -57,6 +59,8 @@ pub enum Command<T> {
     Put(Put<T>),
     /// `get <key>` or `get *`.
     Get(Selector<T>),
+    /// `get <pattern> <option>=<value> ...`: the query extension.
+    Query(Query<T>),
 }
 
 impl<T> Command<T> {
@@ -71,6 +75,7 @@ impl<T> Command<T> {
             }),
             Command::Get(Selector::All) => Command::Get(Selector::All),
             Command::Get(Selector::Key(key)) => Command::Get(Selector::Key(text(key))),
+            Command::Query(query) => Command::Query(query.map(text)),
         }
     }
 }
@@ -93,6 +98,11 @@ pub enum CommandError {
     },
     #[error(transparent)]
     Argument(#[from] ArgumentError),
+    /// A `get` with options that is not a valid query: unlike the others,
+    /// answered with its own message (`bad query: ...`), since only a
+    /// server that has the extension sees it that way.
+    #[error("bad query: {0}")]
+    Query(#[from] QueryError),
 }
 
 /// Appends `put <key> <value> <timestamp>\n`; on error nothing is appended.
@@ -151,13 +161,26 @@ pub fn parse_command(line: &[u8]) -> Result<Command<&str>, CommandError> {
             }))
         }
         "get" => {
-            let (Some(key), None) = (tokens.next(), tokens.next()) else {
+            let Some(key) = tokens.next() else {
+                return Err(CommandError::ArgumentCount {
+                    command: "get",
+                    expected: 1,
+                    got: 0,
+                });
+            };
+            // The query form: every token after the pattern is an option
+            // (`name=value`). Anything else stays the course's error.
+            let options = tokens.clone();
+            if options.clone().next().is_some() {
+                if options.clone().all(|t| t.contains('=')) {
+                    return Ok(Command::Query(parse_query(key, options)?));
+                }
                 return Err(CommandError::ArgumentCount {
                     command: "get",
                     expected: 1,
                     got: count(line) - 1,
                 });
-            };
+            }
             validate_key(key, KeyUse::Get)?;
             Ok(Command::Get(if key == "*" {
                 Selector::All
@@ -324,6 +347,7 @@ mod tests {
             (b"get", count("get", 1, 0)),
             (b"get  ", count("get", 1, 0)),
             (b"get a b", count("get", 1, 2)),
+            (b"get a from=1 b", count("get", 1, 3)),
             (b"get\xff", NotUtf8),
             (b"put k\xc3 1 2", NotUtf8),
         ];

@@ -1,6 +1,7 @@
 //! What each command does to the server's data, one file per command (as
-//! mini-redis's `cmd/<name>.rs`): `put` (refuse, journal, store) and `get`
-//! (walk the store, encode the points). The connection loop parses a batch
+//! mini-redis's `cmd/<name>.rs`): `put` (refuse, journal, store), `get`
+//! (walk the store, encode the points) and `query` (a get with options:
+//! ranges, globs, rollups, read through its `Source` trait). The connection loop parses a batch
 //! of lines into the protocol's [`Command`] and calls these with the
 //! store's lock held; journal replay stores its points through
 //! [`put::store_point`], the same last step a served put takes.
@@ -14,21 +15,43 @@
 
 pub(super) mod get;
 pub(super) mod put;
+pub(super) mod query;
 
 use std::ops::Range;
 
-use crate::protocol::{parse_command, Command};
+use crate::protocol::{encode_error, encode_wrong_command, parse_command, Command, CommandError};
 
 /// A request as a connection keeps it between parsing and applying: its
-/// text as ranges into the read buffer. `None` is a line that is not a
-/// command (answered `wrong command`).
-pub(super) type Parsed = Option<Command<Range<usize>>>;
+/// text as ranges into the read buffer, or why the line is not a command.
+pub(super) type Parsed = Result<Command<Range<usize>>, Refusal>;
+
+/// Why a line is not a command, as the error reply says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// The course's `wrong command`.
+    WrongCommand,
+    /// A query with a bad option or pattern: `bad query: <why>`.
+    BadQuery(String),
+}
+
+impl Refusal {
+    /// Appends the error reply.
+    pub(super) fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Refusal::WrongCommand => encode_wrong_command(out),
+            Refusal::BadQuery(message) => encode_error(out, message),
+        }
+    }
+}
 
 /// Parses the line `buf[start..start + len]`.
 pub(super) fn parse(buf: &[u8], start: usize, len: usize) -> Parsed {
     let base = buf.as_ptr() as usize;
-    let command = parse_command(&buf[start..start + len]).ok()?;
-    Some(command.map(|text: &&str| {
+    let command = parse_command(&buf[start..start + len]).map_err(|error| match error {
+        CommandError::Query(_) => Refusal::BadQuery(error.to_string()),
+        _ => Refusal::WrongCommand,
+    })?;
+    Ok(command.map(|text: &&str| {
         let at = text.as_ptr() as usize - base;
         at..at + text.len()
     }))

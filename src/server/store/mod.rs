@@ -11,13 +11,17 @@
 //! blocks (`arena`), looked up through many small hash tables (`index`),
 //! their series kept in a segmented vector (`slots`), and a series' points
 //! in chunks of at most 128 (`series`). The store counts the bytes it has
-//! allocated (`memory`), for the server's memory limit.
+//! allocated (`memory`), for the server's memory limit. Queries read
+//! through `range` (time ranges by binary search) and `sorted` (the keys in
+//! byte order, for glob prefixes); neither changes what puts do.
 
 mod arena;
 mod index;
 mod memory;
+mod range;
 mod series;
 mod slots;
+mod sorted;
 
 use crate::protocol::Selector;
 
@@ -34,6 +38,8 @@ pub struct Store {
     points: u64,
     /// Bytes allocated for keys and points, kept up to date by every put.
     bytes: usize,
+    /// The keys in byte order, built for queries (`sorted`).
+    sorted: sorted::SortedKeys,
 }
 
 #[derive(Debug)]
@@ -136,7 +142,10 @@ impl Store {
     /// allocator counts them, headers and rounding included), plus its
     /// fixed overhead.
     pub fn memory(&self) -> usize {
-        self.bytes + self.index.fixed_bytes() + std::mem::size_of::<Self>()
+        self.bytes
+            + self.sorted.heap_bytes()
+            + self.index.fixed_bytes()
+            + std::mem::size_of::<Self>()
     }
 
     /// A cursor at the start of what `selector` asks for.

@@ -119,6 +119,12 @@ impl Points {
         }
     }
 
+    /// The first point with a timestamp at or after `from`; may be past
+    /// the end (`(chunk_count(), 0)`).
+    pub(super) fn first_at(&self, from: i64) -> Position {
+        self.first_after(from.checked_sub(1))
+    }
+
     /// Stores `value` at `timestamp`, keeping `bytes` (the store's count of
     /// allocated bytes) up to date. Returns whether the point is new.
     pub(super) fn insert(&mut self, timestamp: i64, value: f64, bytes: &mut usize) -> bool {

@@ -1,0 +1,83 @@
+//! Read-only access for queries: a key's slot and name, a series' points in
+//! a time range found by binary search over its chunks (the cost grows
+//! with the points read, not the points stored), and the first and last
+//! timestamps in a range.
+
+use super::series::Points;
+use super::Store;
+use crate::protocol::Point;
+
+impl Store {
+    /// The slot of `key`, if stored.
+    pub fn slot(&self, key: &str) -> Option<usize> {
+        self.find(self.index.hash(key), key)
+    }
+
+    /// The key in `slot`.
+    pub fn key(&self, slot: usize) -> Option<&str> {
+        self.series.get(slot).map(|series| self.keys.get(series.key))
+    }
+
+    /// Appends to `out` the points of the key in `slot` with `from <=
+    /// timestamp < until` (`None`: no upper bound), in timestamp order, at
+    /// most `limit` of them; returns how many.
+    pub fn read_range(
+        &self,
+        slot: usize,
+        from: i64,
+        until: Option<i64>,
+        limit: usize,
+        out: &mut Vec<Point>,
+    ) -> usize {
+        let Some(series) = self.series.get(slot) else {
+            return 0;
+        };
+        let points = &series.points;
+        let (first_chunk, mut at) = points.first_at(from);
+        let mut read = 0;
+        for c in first_chunk..points.chunk_count() {
+            for &(ts, value) in &points.chunk(c)[at..] {
+                if read == limit || until.is_some_and(|u| ts >= u) {
+                    return read;
+                }
+                out.push((ts, value));
+                read += 1;
+            }
+            at = 0;
+        }
+        read
+    }
+
+    /// The first and last timestamps of the key in `slot` within `from <=
+    /// timestamp < until`, if it has any there.
+    pub fn bounds(&self, slot: usize, from: i64, until: Option<i64>) -> Option<(i64, i64)> {
+        let points = &self.series.get(slot)?.points;
+        let first = point_at(points, points.first_at(from))?.0;
+        let last = match until {
+            None => last_point(points)?.0,
+            Some(until) => before(points, points.first_at(until))?.0,
+        };
+        (until.is_none_or(|u| first < u) && last >= first).then_some((first, last))
+    }
+}
+
+fn point_at(points: &Points, (c, at): (usize, usize)) -> Option<Point> {
+    (c < points.chunk_count())
+        .then(|| points.chunk(c).get(at).copied())
+        .flatten()
+}
+
+fn last_point(points: &Points) -> Option<Point> {
+    points.chunk(points.chunk_count() - 1).last().copied()
+}
+
+/// The point just before position `(c, at)`.
+fn before(points: &Points, (c, at): (usize, usize)) -> Option<Point> {
+    if at > 0 {
+        return points.chunk(c).get(at - 1).copied();
+    }
+    if c == 0 {
+        return None;
+    }
+    points.chunk(c - 1).last().copied()
+}
