@@ -19,6 +19,7 @@ from ._errors import (
     ClientValueError,
 )
 from ._native import DEFAULT_MAX_REPLY_BYTES, Client, Connection, Retry, Server, __version__
+from ._query import to_frame
 
 __all__ = [
     "Client",
@@ -35,5 +36,6 @@ __all__ = [
     "ClientValueError",
     "ClientTypeError",
     "DEFAULT_MAX_REPLY_BYTES",
+    "to_frame",
     "__version__",
 ]

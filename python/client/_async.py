@@ -31,6 +31,7 @@ from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, 
 from . import _native
 from ._address import host_port
 from ._errors import ClientProtocolError, ClientReplyError, ClientSocketError
+from ._query import Columns, Instant, Step
 
 __all__ = ["AsyncClient"]
 
@@ -188,7 +189,8 @@ class _Connection(asyncio.Protocol):
 
     # -- used by AsyncClient
 
-    def send(self, request: bytes, points: bool, waiter: _Waiter) -> None:
+    def send(self, request: bytes, points: bool, waiter: _Waiter,
+             answer: Optional[_native.Query] = None, columns: bool = False) -> None:
         """Sends one request; its reply goes to ``waiter``. Never awaits, so
         a request is either queued for writing with its waiter, or neither.
         Alone on the connection it is written at once (no added latency);
@@ -199,7 +201,10 @@ class _Connection(asyncio.Protocol):
             self.unsent.append(request)
         else:
             self.transport.write(request)  # type: ignore[union-attr]
-        self.codec.expect(points)
+        if answer is None and not columns:
+            self.codec.expect(points)
+        else:
+            self.codec.expect(points, answer=answer, columns=columns)
         self.waiters.append(waiter)
 
     def send_many(self, requests: memoryview, count: int, batch: _Batch) -> None:
@@ -314,6 +319,9 @@ class AsyncClient:
         self._connection: Optional[_Connection] = None
         self._connect_lock: Optional[asyncio.Lock] = None
         self._closed = False
+        #: Set once a server answered a query ``wrong command``: queries are
+        #: then computed from a plain get without asking again.
+        self._lacks_queries = False
         _clients.add(self)
 
     # -- the calls
@@ -331,8 +339,15 @@ class AsyncClient:
         else:
             await self._call(request, False)
 
-    async def get(self, key: str) -> Result:
-        """Returns ``{key: [(timestamp, value), ...]}`` as ``Client.get``."""
+    async def get(self, key: str, *, since: Optional[Instant] = None, until: Optional[Instant] = None,
+                  step: Optional[Step] = None, agg: Optional[str] = None,
+                  max_points: Optional[int] = None) -> Result:
+        """Returns ``{key: [(timestamp, value), ...]}`` as ``Client.get``,
+        with the same query keywords (and the same fallback)."""
+        query = _native.Codec.query(key, since=since, until=until, step=step, agg=agg, max_points=max_points)
+        if query is not None:
+            result: Result = await self._query(query, False)
+            return result
         request = _native.Codec.get(key)
         connection = self._connection
         if self._plain and connection is not None and not connection.lost:
@@ -342,6 +357,31 @@ class AsyncClient:
             return result
         result = await self._call(request, True)
         return result
+
+    async def get_columns(self, key: str, *, since: Optional[Instant] = None, until: Optional[Instant] = None,
+                          step: Optional[Step] = None, agg: Optional[str] = None,
+                          max_points: Optional[int] = None) -> Columns:
+        """``get`` as numpy columns, as ``Client.get_columns``."""
+        import numpy  # noqa: F401  (refused before anything is sent)
+
+        query = _native.Codec.query(key, since=since, until=until, step=step, agg=agg, max_points=max_points)
+        if query is None:
+            columns: Columns = await self._call(_native.Codec.get(key), True, None, True)
+            return columns
+        columns = await self._query(query, True)
+        return columns
+
+    async def _query(self, query: _native.Query, columns: bool) -> Any:
+        """The query itself, or, on a server without queries, the plain get
+        whose reply the codec turns into the same answer."""
+        if not self._lacks_queries:
+            try:
+                return await self._call(query.request, True, None, columns)
+            except ClientProtocolError as error:
+                if not _native.Query.means_unsupported(error.message):
+                    raise
+                self._lacks_queries = True
+        return await self._call(query.fallback, True, query, columns)
 
     async def put_many(self, points: Iterable[Any], *, window: Optional[int] = None) -> None:
         """Stores many points, pipelined, as ``Client.put_many``: at most
@@ -425,11 +465,12 @@ class AsyncClient:
             return None
         return asyncio.get_running_loop().time() + self._timeout
 
-    async def _call(self, request: bytes, points: bool) -> Any:
+    async def _call(self, request: bytes, points: bool, answer: Optional[_native.Query] = None,
+                    columns: bool = False) -> Any:
         failures = 0
         while True:
             try:
-                return await self._attempt(request, points)
+                return await self._attempt(request, points, answer, columns)
             except ClientSocketError as error:
                 failures = await self._before_retry(error, failures)
 
@@ -444,7 +485,8 @@ class AsyncClient:
             raise _native.error("closed_during_call") from error
         return failures
 
-    async def _attempt(self, request: bytes, points: bool) -> Any:
+    async def _attempt(self, request: bytes, points: bool, answer: Optional[_native.Query] = None,
+                       columns: bool = False) -> Any:
         connection = self._connection
         deadline = None
         if self._timeout is not None:
@@ -452,7 +494,7 @@ class AsyncClient:
         if connection is None or connection.lost:
             connection = await self._usable_connection(deadline)
         future = asyncio.get_running_loop().create_future()
-        connection.send(request, points, future)
+        connection.send(request, points, future, answer, columns)
         if deadline is None:
             return await future
         timer = asyncio.get_running_loop().call_at(

@@ -15,10 +15,12 @@ expected failure:
 from __future__ import annotations
 
 import argparse
+import datetime
 import errno
 import json
 import math
 import os
+import re
 import select
 import signal
 import sys
@@ -167,6 +169,42 @@ def _timestamp(text: str) -> int:
         ) from None
 
 
+#: Seconds in each unit of ``--from``/``--until``/``--step``.
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"([0-9]+)([smhdw])")
+
+
+def _duration(text: str) -> Optional[int]:
+    """``90``, ``90s``, ``5m``, ``1h``, ``2d``, ``1w`` in seconds; None if not that shape."""
+    if text.isdigit():
+        return int(text)
+    match = _DURATION.fullmatch(text)
+    return int(match[1]) * _UNITS[match[2]] if match else None
+
+
+def _instant(text: str) -> "int | datetime.timedelta":
+    """``--from``/``--until``: epoch seconds, or ``-<n><s|m|h|d|w>`` back from now."""
+    if text.startswith("-") and not text[1:].isdigit():
+        back = _duration(text[1:])
+        if back is not None:
+            return datetime.timedelta(seconds=back)
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r}: must be epoch seconds or a time back from now such as -30m, -1h, -7d"
+        ) from None
+
+
+def _step(text: str) -> int:
+    seconds = _duration(text)
+    if not seconds:
+        raise argparse.ArgumentTypeError(
+            f"invalid step {text!r}: must be a positive number of seconds or 30s, 1m, 1h, 1d, 1w"
+        )
+    return seconds
+
+
 def _agent_name(text: str) -> str:
     from ._agent import validate_name
 
@@ -194,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  %(prog)s serve --data metrics.log  serve on 127.0.0.1:8888, keeping data on disk\n"
             "  %(prog)s put huginn.cpu 10.6       store a value now\n"
             "  %(prog)s get '*'                   show everything as a table\n"
+            "  %(prog)s get 'host0*.cpu' --from -1h --step 1m --agg max\n"
+            "                                     one-minute maxima of the last hour\n"
             "  %(prog)s agent --interval 10       send this machine's cpu/memory/disk/net figures\n"
             "\n"
             "exit status: 0 ok, 1 failure, 2 bad arguments, 130 interrupted"
@@ -239,8 +279,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="show stored values",
         description="Show the values of a metric, or of every metric with '*' (quote it in a shell).",
     )
-    get.add_argument("key", metavar="KEY", help="metric name, or '*' for all")
+    get.add_argument(
+        "key", metavar="KEY", help="metric name, '*' for all, or a Graphite glob such as 'host0*.cpu' or 'h.{cpu,mem}'"
+    )
     get.add_argument("--json", action="store_true", help='print {"key": [[ts, value], ...]} instead of a table')
+    query = get.add_argument_group("query (sent as the query form of get; computed here if the server lacks it)")
+    query.add_argument(
+        "--from", dest="since", type=_instant, metavar="TIME",
+        help="first second included: epoch seconds, or back from now: -30m, -1h, -7d",
+    )
+    query.add_argument("--until", type=_instant, metavar="TIME", help="first second excluded (same forms as --from)")
+    query.add_argument("--step", type=_step, metavar="STEP", help="roll up into buckets of STEP: seconds, or 1m, 1h, 1d")
+    query.add_argument(
+        "--agg", choices=["avg", "min", "max", "sum", "count", "last"],
+        help="aggregation of each bucket (default: avg)",
+    )
+    query.add_argument(
+        "--points", type=_positive_int("points"), metavar="N", help="at most N points per metric (for charts)"
+    )
     get.set_defaults(run=_cmd_get)
 
     serve = commands.add_parser(
@@ -396,7 +452,9 @@ def _cmd_put(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_get(args: argparse.Namespace, out: TextIO) -> int:
     with _client(args) as client:
-        metrics = client.get(args.key)
+        metrics = client.get(
+            args.key, since=args.since, until=args.until, step=args.step, agg=args.agg, max_points=args.points
+        )
     if args.json:
         print(to_json(metrics), file=out)
     else:
@@ -623,6 +681,25 @@ def _error(message: str) -> None:
         pass
 
 
+def _join_times(argv: Sequence[str]) -> List[str]:
+    """``--from -1h`` as ``--from=-1h``: argparse would take ``-1h`` for an
+    option and say ``--from`` lacks its value."""
+    joined: List[str] = []
+    items = iter(argv)
+    for item in items:
+        if item in ("--from", "--until"):
+            value = next(items, None)
+            if value is not None and value.startswith("-"):
+                joined.append(f"{item}={value}")
+                continue
+            joined.append(item)
+            if value is not None:
+                joined.append(value)
+            continue
+        joined.append(item)
+    return joined
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command line on ``argv`` (default ``sys.argv[1:]``) and
     returns the exit status (see the module docstring)."""
@@ -631,7 +708,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = sys.stdout
     try:
         try:
-            args = build_parser().parse_args(argv)
+            args = build_parser().parse_args(_join_times(sys.argv[1:] if argv is None else argv))
         except SystemExit as exc:  # --help, --version
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
         status: int = args.run(args, out)

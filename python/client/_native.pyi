@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, SupportsFloat, SupportsIndex, final, overload
 
+from ._query import Columns, Instant, Step
+
 __all__ = [
     "Client",
     "Codec",
@@ -82,7 +84,26 @@ class Client:
         value: SupportsFloat | SupportsIndex,
         timestamp: SupportsIndex | None = None,
     ) -> None: ...
-    def get(self, key: str) -> dict[str, list[tuple[int, float]]]: ...
+    def get(
+        self,
+        key: str,
+        *,
+        since: Instant | None = None,
+        until: Instant | None = None,
+        step: Step | None = None,
+        agg: str | None = None,
+        max_points: int | None = None,
+    ) -> dict[str, list[tuple[int, float]]]: ...
+    def get_columns(
+        self,
+        key: str,
+        *,
+        since: Instant | None = None,
+        until: Instant | None = None,
+        step: Step | None = None,
+        agg: str | None = None,
+        max_points: int | None = None,
+    ) -> Columns: ...
     def put_many(
         self,
         points: Iterable[
@@ -143,18 +164,42 @@ class Codec:
     @staticmethod
     def get(key: str) -> bytes: ...
     @staticmethod
+    def query(
+        key: str,
+        *,
+        since: Instant | None = None,
+        until: Instant | None = None,
+        step: Step | None = None,
+        agg: str | None = None,
+        max_points: int | None = None,
+    ) -> Query | None: ...
+    @staticmethod
     def put_many(
         points: Iterable[
             tuple[str, SupportsFloat | SupportsIndex]
             | tuple[str, SupportsFloat | SupportsIndex, SupportsIndex | None]
         ],
     ) -> tuple[bytes, list[int]]: ...
-    def expect(self, points: bool, count: int = 1) -> None: ...
+    def expect(
+        self, points: bool, count: int = 1, *, answer: Query | None = None, columns: bool = False
+    ) -> None: ...
     def feed(self, data: bytes) -> list[Any]: ...
     @property
     def pending(self) -> int: ...
     @property
     def idle(self) -> bool: ...
+
+@final
+class Query:
+    """A query's two requests: the query line, and the plain get a
+    server without queries answers instead."""
+
+    @property
+    def request(self) -> bytes: ...
+    @property
+    def fallback(self) -> bytes: ...
+    @staticmethod
+    def means_unsupported(message: str) -> bool: ...
 
 def error(
     kind: str,

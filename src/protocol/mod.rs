@@ -38,11 +38,11 @@ pub use framing::{LineSplitter, LineTooLong, DEFAULT_MAX_LINE_BYTES};
 pub use grouping::{Metrics, Point};
 pub use number::{parse_float, parse_int, push_i64, push_py_float, PyFloat};
 pub use point::{push_point, push_put_line, PointValue};
+pub use query::{encode_query, Match, Query, QueryError};
 pub use reply::{
     encode_error, encode_get_reply_end, encode_get_reply_start, encode_ok, encode_wrong_command,
     Reply, WRONG_COMMAND,
 };
-pub use query::{encode_query, Match, Query, QueryError};
 pub use request::{
     encode_get, encode_put, parse_command, Command, CommandError, Expect, Put, Selector,
 };

@@ -41,18 +41,51 @@ fn options_in_any_order() {
 #[test]
 fn bad_queries_say_what_is_wrong() {
     for (line, message) in [
-        ("get k step=0", "bad query: step must be a positive integer, got '0'"),
-        ("get k step=-5", "bad query: step must be a positive integer, got '-5'"),
-        ("get k step=1.5", "bad query: step must be a positive integer, got '1.5'"),
-        ("get k points=0", "bad query: points must be a positive integer, got '0'"),
-        ("get k from=x", "bad query: from must be a 64-bit integer, got 'x'"),
-        ("get k until=", "bad query: until must be a 64-bit integer, got ''"),
-        ("get k until=99999999999999999999", "bad query: until must be a 64-bit integer, got '99999999999999999999'"),
-        ("get k agg=median", "bad query: agg must be one of avg, min, max, sum, count, last, got 'median'"),
-        ("get k match=regex", "bad query: match must be glob or exact, got 'regex'"),
+        (
+            "get k step=0",
+            "bad query: step must be a positive integer, got '0'",
+        ),
+        (
+            "get k step=-5",
+            "bad query: step must be a positive integer, got '-5'",
+        ),
+        (
+            "get k step=1.5",
+            "bad query: step must be a positive integer, got '1.5'",
+        ),
+        (
+            "get k points=0",
+            "bad query: points must be a positive integer, got '0'",
+        ),
+        (
+            "get k from=x",
+            "bad query: from must be a 64-bit integer, got 'x'",
+        ),
+        (
+            "get k until=",
+            "bad query: until must be a 64-bit integer, got ''",
+        ),
+        (
+            "get k until=99999999999999999999",
+            "bad query: until must be a 64-bit integer, got '99999999999999999999'",
+        ),
+        (
+            "get k agg=median",
+            "bad query: agg must be one of avg, min, max, sum, count, last, got 'median'",
+        ),
+        (
+            "get k match=regex",
+            "bad query: match must be glob or exact, got 'regex'",
+        ),
         ("get k from=1 from=2", "bad query: option from given twice"),
-        ("get k to=5", "bad query: unknown option 'to' (options: from, until, step, agg, points, match)"),
-        ("get k =5", "bad query: unknown option '' (options: from, until, step, agg, points, match)"),
+        (
+            "get k to=5",
+            "bad query: unknown option 'to' (options: from, until, step, agg, points, match)",
+        ),
+        (
+            "get k =5",
+            "bad query: unknown option '' (options: from, until, step, agg, points, match)",
+        ),
         ("get a[b from=1", "bad query: unclosed '[' in pattern"),
         ("get a{b from=1", "bad query: unclosed '{' in pattern"),
     ] {
@@ -66,7 +99,10 @@ fn bad_queries_say_what_is_wrong() {
 fn lines_that_are_not_the_query_form_stay_course_errors() {
     for line in ["get a b", "get a from=1 b", "get"] {
         assert!(
-            matches!(parse_command(line.as_bytes()), Err(CommandError::ArgumentCount { .. })),
+            matches!(
+                parse_command(line.as_bytes()),
+                Err(CommandError::ArgumentCount { .. })
+            ),
             "{line}"
         );
     }
@@ -77,22 +113,45 @@ fn encoding_refuses_what_parsing_would() {
     let mut out = b"keep".to_vec();
     let bad = [
         Query::new("k"),
-        Query { step: Some(0), ..Query::new("k") },
-        Query { points: Some(0), ..Query::new("k") },
-        Query { from: Some(1), ..Query::new("a b") },
-        Query { from: Some(1), ..Query::new("a[") },
+        Query {
+            step: Some(0),
+            ..Query::new("k")
+        },
+        Query {
+            points: Some(0),
+            ..Query::new("k")
+        },
+        Query {
+            from: Some(1),
+            ..Query::new("a b")
+        },
+        Query {
+            from: Some(1),
+            ..Query::new("a[")
+        },
     ];
     for query in bad {
         assert!(encode_query(&mut out, &query).is_err(), "{query:?}");
     }
     assert_eq!(out, b"keep");
-    encode_query(&mut out, &Query { matching: Some(Match::Glob), ..Query::new("h*") }).unwrap();
+    encode_query(
+        &mut out,
+        &Query {
+            matching: Some(Match::Glob),
+            ..Query::new("h*")
+        },
+    )
+    .unwrap();
     assert_eq!(out, b"keepget h* match=glob\n");
 }
 
 fn query_strategy() -> impl Strategy<Value = Query<String>> {
     (
-        prop_oneof!["[a-c.]{1,6}", Just("*".to_string()), "[a-c]{1,3}\\*\\.\\{x,y\\}"],
+        prop_oneof![
+            "[a-c.]{1,6}",
+            Just("*".to_string()),
+            "[a-c]{1,3}\\*\\.\\{x,y\\}"
+        ],
         proptest::option::of(any::<i64>()),
         proptest::option::of(any::<i64>()),
         proptest::option::of(1i64..=i64::MAX),
@@ -100,15 +159,17 @@ fn query_strategy() -> impl Strategy<Value = Query<String>> {
         proptest::option::of(1u64..=i64::MAX as u64),
         proptest::option::of(prop_oneof![Just(Match::Glob), Just(Match::Exact)]),
     )
-        .prop_map(|(pattern, from, until, step, agg, points, matching)| Query {
-            pattern,
-            from,
-            until,
-            step,
-            agg,
-            points,
-            matching,
-        })
+        .prop_map(
+            |(pattern, from, until, step, agg, points, matching)| Query {
+                pattern,
+                from,
+                until,
+                step,
+                agg,
+                points,
+                matching,
+            },
+        )
         .prop_filter("a query has an option", |q| q.has_option())
 }
 

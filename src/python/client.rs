@@ -7,17 +7,22 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::arguments;
+use super::columns::metrics_to_columns;
 use super::connector::{deliver_signals, PyConnector};
 use super::points::encode_put_many;
+use super::query_args::{query_request, Keywords};
 use super::results::metrics_to_dict;
 use super::retry;
 use super::tls;
 use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
+use crate::client::query::{self, QuerySupport};
 use crate::client::retry::RetryPolicy;
 use crate::client::session::Session;
 use crate::client::shared::SharedSession;
-use crate::protocol::{encode_get, encode_put, host_port, Expect, Reply, DEFAULT_MAX_REPLY_BYTES};
+use crate::protocol::{
+    encode_get, encode_put, host_port, Expect, Metrics, Reply, DEFAULT_MAX_REPLY_BYTES,
+};
 
 /// A blocking client for the metrics server.
 ///
@@ -43,6 +48,9 @@ pub struct Client {
     max_reply_bytes: usize,
     max_connections: usize,
     retry: RetryPolicy,
+    /// Whether the server is known to lack queries (shared by every
+    /// connection of the client: asked once, not on each query).
+    queries: QuerySupport,
 }
 
 /// Connections a shared client opens at most, unless told otherwise: one
@@ -78,9 +86,35 @@ impl Client {
     }
 
     fn points<'py>(py: Python<'py>, reply: Reply) -> PyResult<Bound<'py, PyDict>> {
+        metrics_to_dict(py, Self::metrics(reply))
+    }
+
+    fn metrics(reply: Reply) -> Metrics {
         match reply {
-            Reply::Points(metrics) => metrics_to_dict(py, metrics),
-            Reply::Ack | Reply::Error(_) => Ok(PyDict::new(py)),
+            Reply::Points(metrics) => metrics,
+            Reply::Ack | Reply::Error(_) => Vec::new(),
+        }
+    }
+
+    /// The points of a `get`, plain or with the query keywords.
+    fn fetch(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        keywords: &Keywords<'_, '_>,
+    ) -> PyResult<Metrics> {
+        let key = arguments::key(key, "key").map_err(ClientError::from)?;
+        match query_request(&key, keywords)? {
+            None => {
+                let mut request = Vec::with_capacity(key.len() + 5);
+                encode_get(&mut request, &key).map_err(ClientError::from)?;
+                let reply = self.run(py, |session| session.request(&request, Expect::Points))?;
+                Ok(Self::metrics(reply))
+            }
+            Some(request) => {
+                let support = &self.queries;
+                self.run(py, |session| query::run(session, &request, support))
+            }
         }
     }
 }
@@ -126,6 +160,7 @@ impl Client {
             max_reply_bytes,
             max_connections,
             retry,
+            queries: QuerySupport::default(),
         })
     }
 
@@ -152,13 +187,66 @@ impl Client {
     /// Returns ``{key: [(timestamp, value), ...]}`` for ``key``, or for every
     /// key when ``key`` is ``"*"``; each list is sorted by timestamp. A key
     /// with no data gives ``{}``.
-    #[pyo3(signature = (key))]
-    fn get<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
-        let key = arguments::key(key, "key").map_err(ClientError::from)?;
-        let mut request = Vec::with_capacity(key.len() + 5);
-        encode_get(&mut request, &key).map_err(ClientError::from)?;
-        let reply = self.run(py, |session| session.request(&request, Expect::Points))?;
-        Self::points(py, reply)
+    ///
+    /// A key with glob metacharacters (``*``, ``?``, ``[``, ``{``; not the
+    /// bare ``"*"``) is a Graphite glob, and the keywords ask for a range
+    /// (``since`` inclusive, ``until`` exclusive: int epoch seconds, a
+    /// datetime, or a timedelta back from now) and a rollup (``step``
+    /// seconds or timedelta, ``agg`` one of avg, min, max, sum, count, last;
+    /// ``max_points`` at most that many points per key). Sent as the query
+    /// form of get; a server without it gets a plain get and the answer is
+    /// computed here, the same.
+    #[pyo3(signature = (key, *, since=None, until=None, step=None, agg=None, max_points=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        since: Option<&Bound<'py, PyAny>>,
+        until: Option<&Bound<'py, PyAny>>,
+        step: Option<&Bound<'py, PyAny>>,
+        agg: Option<&Bound<'py, PyAny>>,
+        max_points: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let keywords = Keywords {
+            since,
+            until,
+            step,
+            agg,
+            max_points,
+        };
+        let metrics = self.fetch(py, key, &keywords)?;
+        metrics_to_dict(py, metrics)
+    }
+
+    /// ``get`` in columns: ``{key: (timestamps, values)}``, numpy arrays of
+    /// int64 and float64, made without a Python object per point (needs
+    /// numpy: ``pip install 'metrics-client[numpy]'``).
+    #[pyo3(signature = (key, *, since=None, until=None, step=None, agg=None, max_points=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn get_columns<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        since: Option<&Bound<'py, PyAny>>,
+        until: Option<&Bound<'py, PyAny>>,
+        step: Option<&Bound<'py, PyAny>>,
+        agg: Option<&Bound<'py, PyAny>>,
+        max_points: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let keywords = Keywords {
+            since,
+            until,
+            step,
+            agg,
+            max_points,
+        };
+        // numpy first: without it nothing is sent.
+        py.import("numpy")
+            .map(drop)
+            .or_else(|_| metrics_to_columns(py, Vec::new()).map(drop))?;
+        let metrics = self.fetch(py, key, &keywords)?;
+        metrics_to_columns(py, metrics)
     }
 
     /// Stores many points in one pipelined exchange. ``points`` is an

@@ -14,18 +14,31 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use super::arguments;
+use super::columns::metrics_to_columns;
 use super::points::encode_put_many;
+use super::query_args::{query_request, Keywords, PyQuery};
 use super::results::metrics_to_dict;
 use crate::client::error::ClientError;
 use crate::protocol::{
     encode_get, encode_put, Expect, Reply, ReplyDecoder, DEFAULT_MAX_REPLY_BYTES,
 };
+use crate::query::Plan;
 
 #[pyclass(module = "client._native", name = "Codec")]
 pub struct Codec {
     decoder: ReplyDecoder,
     /// What each reply still to come answers, oldest first.
-    pending: VecDeque<Expect>,
+    pending: VecDeque<Pending>,
+}
+
+/// A reply still to come: its kind, and for points how to hand them over.
+struct Pending {
+    expect: Expect,
+    /// The answer is computed from a plain get's points by this plan (a
+    /// query's fallback on a server without queries).
+    answer: Option<Plan>,
+    /// numpy columns instead of a dict.
+    columns: bool,
 }
 
 #[pymethods]
@@ -67,6 +80,29 @@ impl Codec {
         Ok(PyBytes::new(py, &request))
     }
 
+    /// The query of ``Client.get(key, **keywords)``, or None when that is
+    /// the plain get of ``Codec.get(key)``; raises as ``Client.get`` does.
+    #[staticmethod]
+    #[pyo3(signature = (key, *, since=None, until=None, step=None, agg=None, max_points=None))]
+    fn query(
+        key: &Bound<'_, PyAny>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        step: Option<&Bound<'_, PyAny>>,
+        agg: Option<&Bound<'_, PyAny>>,
+        max_points: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<PyQuery>> {
+        let key = arguments::key(key, "key").map_err(ClientError::from)?;
+        let keywords = Keywords {
+            since,
+            until,
+            step,
+            agg,
+            max_points,
+        };
+        Ok(query_request(&key, &keywords)?.map(|request| PyQuery { request }))
+    }
+
     /// The requests of ``Client.put_many(points)``: all their bytes, and
     /// the end offset of each request in them.
     #[staticmethod]
@@ -80,10 +116,26 @@ impl Codec {
 
     /// Notes that ``count`` more requests were sent, answered by an
     /// acknowledgement (``points=False``) or by points (``points=True``).
-    #[pyo3(signature = (points, count=1))]
-    fn expect(&mut self, points: bool, count: usize) {
+    /// With ``answer``, the points are a plain get's, and the reply is
+    /// that query's answer computed from them; with ``columns``, the
+    /// points come as ``get_columns`` gives them.
+    #[pyo3(signature = (points, count=1, *, answer=None, columns=false))]
+    fn expect(
+        &mut self,
+        points: bool,
+        count: usize,
+        answer: Option<PyRef<'_, PyQuery>>,
+        columns: bool,
+    ) {
         let expect = if points { Expect::Points } else { Expect::Ack };
-        self.pending.extend(std::iter::repeat_n(expect, count));
+        let plan = answer.map(|query| query.request.plan.clone());
+        for _ in 0..count {
+            self.pending.push_back(Pending {
+                expect,
+                answer: plan.clone(),
+                columns,
+            });
+        }
     }
 
     /// Decodes ``data`` and returns the replies it completes, in order:
@@ -97,14 +149,16 @@ impl Codec {
         let mut acks = 0usize;
         let mut rest = data;
         while !rest.is_empty() {
-            let Some(&expect) = self.pending.front() else {
+            let Some(pending) = self.pending.front() else {
                 return Err(ClientError::TrailingBytes { extra: rest.len() }.into());
             };
-            self.decoder.set_expect(expect);
+            self.decoder.set_expect(pending.expect);
             match self.decoder.feed(rest).map_err(ClientError::from)? {
                 None => break,
                 Some(done) => {
-                    self.pending.pop_front();
+                    let Some(pending) = self.pending.pop_front() else {
+                        break; // never: it was looked at above
+                    };
                     rest = &rest[done.used..];
                     match done.reply {
                         Reply::Ack => acks += 1,
@@ -113,7 +167,7 @@ impl Codec {
                                 replies.append(acks)?;
                                 acks = 0;
                             }
-                            replies.append(reply_object(py, other)?)?;
+                            replies.append(reply_object(py, other, &pending)?)?;
                         }
                     }
                 }
@@ -138,10 +192,24 @@ impl Codec {
     }
 }
 
-fn reply_object(py: Python<'_>, reply: Reply) -> PyResult<Bound<'_, PyAny>> {
+fn reply_object<'py>(
+    py: Python<'py>,
+    reply: Reply,
+    pending: &Pending,
+) -> PyResult<Bound<'py, PyAny>> {
     match reply {
         Reply::Ack => Ok(1usize.into_pyobject(py)?.into_any()),
-        Reply::Points(metrics) => Ok(metrics_to_dict(py, metrics)?.into_any()),
+        Reply::Points(metrics) => {
+            let metrics = match &pending.answer {
+                Some(plan) => plan.answer(metrics),
+                None => metrics,
+            };
+            if pending.columns {
+                Ok(metrics_to_columns(py, metrics)?.into_any())
+            } else {
+                Ok(metrics_to_dict(py, metrics)?.into_any())
+            }
+        }
         Reply::Error(message) => Ok(PyErr::from(ClientError::Protocol(message))
             .into_value(py)
             .into_bound(py)

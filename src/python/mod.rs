@@ -4,10 +4,12 @@
 mod arguments;
 mod client;
 mod codec;
+mod columns;
 mod connector;
 mod errors;
 mod points;
 mod python_log;
+mod query_args;
 mod results;
 mod retry;
 mod server;
@@ -26,6 +28,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::Connection>()?;
     m.add_class::<retry::Retry>()?;
     m.add_class::<codec::Codec>()?;
+    m.add_class::<query_args::PyQuery>()?;
     m.add_function(wrap_pyfunction!(codec::error, m)?)?;
     m.add_function(wrap_pyfunction!(codec::options, m)?)?;
     m.add_function(wrap_pyfunction!(codec::window, m)?)?;

@@ -182,7 +182,7 @@ fn expand(pattern: &str) -> Result<Vec<String>, GlobError> {
                 let mut first = true;
                 for c in chars.by_ref() {
                     class.push(c);
-                    if c == ']' && !first && !(class == "[!]") {
+                    if c == ']' && !first && class != "[!]" {
                         closed = true;
                         break;
                     }

@@ -107,11 +107,9 @@ fn metacharacters() {
 fn reference(pattern: &[char], key: &[char]) -> bool {
     match pattern.first() {
         None => key.is_empty(),
-        Some('*') => {
-            (0..=key.len())
-                .take_while(|&n| n == 0 || key[n - 1] != '.')
-                .any(|n| reference(&pattern[1..], &key[n..]))
-        }
+        Some('*') => (0..=key.len())
+            .take_while(|&n| n == 0 || key[n - 1] != '.')
+            .any(|n| reference(&pattern[1..], &key[n..])),
         Some('?') => key.first().is_some_and(|&c| c != '.') && reference(&pattern[1..], &key[1..]),
         Some('{') => {
             let close = pattern.iter().position(|&c| c == '}').unwrap();
@@ -129,7 +127,8 @@ fn reference(pattern: &[char], key: &[char]) -> bool {
                 Some('!') => (true, &class[1..]),
                 _ => (false, class),
             };
-            key.first().is_some_and(|&c| c != '.' && class.contains(&c) != negated)
+            key.first()
+                .is_some_and(|&c| c != '.' && class.contains(&c) != negated)
                 && reference(&pattern[close + 1..], &key[1..])
         }
         Some(&c) => key.first() == Some(&c) && reference(&pattern[1..], &key[1..]),

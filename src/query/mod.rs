@@ -84,7 +84,9 @@ impl Plan {
                 continue;
             }
             let start = self.from.map_or(0, |f| points.partition_point(|p| p.0 < f));
-            let end = self.until.map_or(points.len(), |u| points.partition_point(|p| p.0 < u));
+            let end = self
+                .until
+                .map_or(points.len(), |u| points.partition_point(|p| p.0 < u));
             let in_range = &points[start..end.max(start)];
             let (Some(first), Some(last)) = (in_range.first(), in_range.last()) else {
                 continue;

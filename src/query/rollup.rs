@@ -33,7 +33,14 @@ pub enum Agg {
 }
 
 impl Agg {
-    pub const ALL: [Agg; 6] = [Agg::Avg, Agg::Min, Agg::Max, Agg::Sum, Agg::Count, Agg::Last];
+    pub const ALL: [Agg; 6] = [
+        Agg::Avg,
+        Agg::Min,
+        Agg::Max,
+        Agg::Sum,
+        Agg::Count,
+        Agg::Last,
+    ];
 
     /// The name on the wire and in Python.
     pub fn name(self) -> &'static str {

@@ -3,14 +3,24 @@ use proptest::prelude::*;
 
 fn roll(agg: Agg, step: i64, points: &[Point]) -> Vec<Point> {
     let mut rollup = Rollup::new(agg, step);
-    let mut out: Vec<Point> = points.iter().filter_map(|&(t, v)| rollup.push(t, v)).collect();
+    let mut out: Vec<Point> = points
+        .iter()
+        .filter_map(|&(t, v)| rollup.push(t, v))
+        .collect();
     out.extend(rollup.finish());
     out
 }
 
 #[test]
 fn buckets_are_aligned_to_multiples_of_the_step_and_reported_at_their_start() {
-    let points = [(-7, 1.0), (-1, 2.0), (0, 3.0), (9, 4.0), (10, 5.0), (25, 6.0)];
+    let points = [
+        (-7, 1.0),
+        (-1, 2.0),
+        (0, 3.0),
+        (9, 4.0),
+        (10, 5.0),
+        (25, 6.0),
+    ];
     assert_eq!(
         roll(Agg::Sum, 10, &points),
         vec![(-10, 3.0), (0, 7.0), (10, 5.0), (20, 6.0)]
@@ -59,7 +69,7 @@ fn consolidation_examples() {
     // One point: one bucket holding the whole range.
     assert_eq!(consolidated_step(1, 1, 100, 150), 76); // [76, 152)
     assert_eq!(consolidated_step(1, 1, -150, -100), 75); // [-150, -75)
-    // Across 0 one bucket is impossible: two.
+                                                         // Across 0 one bucket is impossible: two.
     assert_eq!(consolidated_step(1, 1, -5, 7), 8);
 }
 

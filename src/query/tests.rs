@@ -9,7 +9,10 @@ fn plan(build: impl FnOnce(&mut Query<&str>)) -> Plan {
 
 fn metrics() -> Metrics {
     vec![
-        ("host01.cpu".into(), vec![(0, 1.0), (5, 2.0), (10, 3.0), (10, 4.0), (25, 5.0)]),
+        (
+            "host01.cpu".into(),
+            vec![(0, 1.0), (5, 2.0), (10, 3.0), (10, 4.0), (25, 5.0)],
+        ),
         ("host02.cpu".into(), vec![(30, 7.0)]),
         ("host1.cpu".into(), vec![(1, 9.0)]),
         ("host01.mem".into(), vec![(2, 8.0)]),
@@ -26,7 +29,10 @@ fn ranges_are_from_inclusive_until_exclusive() {
     .answer(metrics());
     assert_eq!(
         answer,
-        vec![("host01.cpu".into(), vec![(5, 2.0), (10, 3.0), (10, 4.0), (25, 5.0)])]
+        vec![(
+            "host01.cpu".into(),
+            vec![(5, 2.0), (10, 3.0), (10, 4.0), (25, 5.0)]
+        )]
     );
     let empty = plan(|q| {
         q.from = Some(10);
@@ -63,7 +69,10 @@ fn point_limits_pick_the_step_per_series() {
     })
     .answer(metrics());
     // 0..=25 in at most 2 buckets: 13 s (0..13, 13..26).
-    assert_eq!(answer, vec![("host01.cpu".into(), vec![(0, 4.0), (13, 1.0)])]);
+    assert_eq!(
+        answer,
+        vec![("host01.cpu".into(), vec![(0, 4.0), (13, 1.0)])]
+    );
 }
 
 #[test]

@@ -51,7 +51,11 @@ fn encode(metrics: &Metrics) -> Vec<u8> {
 fn a_query_answers_what_the_plan_computes_from_everything() {
     let mut store = Store::new();
     for i in 0..2000i64 {
-        store.put(&format!("host{}.{}", i % 13, ["cpu", "mem"][(i % 2) as usize]), i * 7 % 1000, i as f64);
+        store.put(
+            &format!("host{}.{}", i % 13, ["cpu", "mem"][(i % 2) as usize]),
+            i * 7 % 1000,
+            i as f64,
+        );
     }
     let query = Query {
         from: Some(100),
@@ -72,10 +76,23 @@ fn nothing_matched_is_an_empty_get_reply() {
     let mut store = Store::new();
     store.put("a", 1, 1.0);
     for query in [
-        Query { from: Some(5), ..Query::new("a") },
-        Query { from: Some(5), until: Some(5), ..Query::new("*") },
-        Query { matching: Some(Match::Glob), ..Query::new("b*") },
-        Query { matching: Some(Match::Exact), ..Query::new("a*") },
+        Query {
+            from: Some(5),
+            ..Query::new("a")
+        },
+        Query {
+            from: Some(5),
+            until: Some(5),
+            ..Query::new("*")
+        },
+        Query {
+            matching: Some(Match::Glob),
+            ..Query::new("b*")
+        },
+        Query {
+            matching: Some(Match::Exact),
+            ..Query::new("a*")
+        },
     ] {
         assert_eq!(reply(&store, &query, 64), b"ok\n\n", "{query:?}");
     }
@@ -87,10 +104,18 @@ fn a_long_series_is_read_in_bounded_pieces() {
     for t in 0..100_000 {
         store.put("k", t, 1.0);
     }
-    let query = Query { from: Some(50_000), until: Some(50_360), ..Query::new("k") };
+    let query = Query {
+        from: Some(50_000),
+        until: Some(50_360),
+        ..Query::new("k")
+    };
     let text = String::from_utf8(reply(&store, &query, 1 << 16)).unwrap();
     assert_eq!(text.lines().count(), 1 + 360 + 1);
-    let query = Query { step: Some(1000), agg: Some(Agg::Count), ..Query::new("k") };
+    let query = Query {
+        step: Some(1000),
+        agg: Some(Agg::Count),
+        ..Query::new("k")
+    };
     let text = String::from_utf8(reply(&store, &query, 64)).unwrap();
     assert_eq!(text.lines().nth(1), Some("k 1000.0 0"));
     assert_eq!(text.lines().count(), 1 + 100 + 1);
@@ -100,7 +125,10 @@ fn a_long_series_is_read_in_bounded_pieces() {
 fn keys_stored_between_queries_are_found_by_prefix() {
     let mut store = Store::new();
     store.put("b.1", 1, 1.0);
-    let query = Query { from: Some(0), ..Query::new("a.*") };
+    let query = Query {
+        from: Some(0),
+        ..Query::new("a.*")
+    };
     assert_eq!(reply(&store, &query, 64), b"ok\n\n");
     for i in (0..200).rev() {
         store.put(&format!("a.{i}"), 1, i as f64);
@@ -108,7 +136,10 @@ fn keys_stored_between_queries_are_found_by_prefix() {
     store.put("a.x.y", 1, 0.0);
     let text = String::from_utf8(reply(&store, &query, 64)).unwrap();
     // Key order is the order of first appearance, not the index's.
-    assert!(text.starts_with("ok\na.199 199.0 1\na.198 198.0 1\n"), "{text}");
+    assert!(
+        text.starts_with("ok\na.199 199.0 1\na.198 198.0 1\n"),
+        "{text}"
+    );
     assert_eq!(text.lines().count(), 202);
 }
 
@@ -116,8 +147,20 @@ fn puts() -> impl Strategy<Value = Vec<(u8, i64, f64)>> {
     prop::collection::vec((0u8..8, -50i64..50, -100f64..100.0), 0..300)
 }
 
-const KEYS: [&str; 8] = ["a.cpu", "a.mem", "b.cpu", "ab.cpu", "a.b.cpu", "b", "a", "c.d"];
-const PATTERNS: [&str; 9] = ["*", "a*", "a.*", "*.cpu", "{a,b}.cpu", "a?.cpu", "[ab]*", "a.b.cpu", "z*"];
+const KEYS: [&str; 8] = [
+    "a.cpu", "a.mem", "b.cpu", "ab.cpu", "a.b.cpu", "b", "a", "c.d",
+];
+const PATTERNS: [&str; 9] = [
+    "*",
+    "a*",
+    "a.*",
+    "*.cpu",
+    "{a,b}.cpu",
+    "a?.cpu",
+    "[ab]*",
+    "a.b.cpu",
+    "z*",
+];
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]

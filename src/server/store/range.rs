@@ -15,7 +15,9 @@ impl Store {
 
     /// The key in `slot`.
     pub fn key(&self, slot: usize) -> Option<&str> {
-        self.series.get(slot).map(|series| self.keys.get(series.key))
+        self.series
+            .get(slot)
+            .map(|series| self.keys.get(series.key))
     }
 
     /// Appends to `out` the points of the key in `slot` with `from <=
