@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import math
 import random
 import re
 import unittest
@@ -61,7 +60,8 @@ def consolidated(step: int, n: int, first: int, last: int) -> int:
             return m * step
     if n >= 2:
         return -(-span // ((n - 1) * step)) * step
-    return max(max(0, -(-(-first) // step)), last // step + 1, 1) * step
+    below = max(0, -(first // step))  # ceil(-first / step)
+    return max(below, last // step + 1, 1) * step
 
 
 def reference(everything: Result, pattern: str, since: Optional[int], until: Optional[int],

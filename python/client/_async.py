@@ -346,8 +346,8 @@ class AsyncClient:
         with the same query keywords (and the same fallback)."""
         query = _native.Codec.query(key, since=since, until=until, step=step, agg=agg, max_points=max_points)
         if query is not None:
-            result: Result = await self._query(query, False)
-            return result
+            answer: Result = await self._query(query, False)
+            return answer
         request = _native.Codec.get(key)
         connection = self._connection
         if self._plain and connection is not None and not connection.lost:

@@ -18,6 +18,7 @@ __all__ = [
     "Codec",
     "Connection",
     "DEFAULT_MAX_REPLY_BYTES",
+    "Query",
     "Retry",
     "Server",
     "__version__",
