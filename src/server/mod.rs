@@ -39,6 +39,7 @@ mod config;
 mod connection;
 mod error;
 mod gateway;
+pub mod graphite;
 mod journal;
 mod listener;
 mod log;

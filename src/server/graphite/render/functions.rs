@@ -1,0 +1,468 @@
+//! Evaluating a target: paths are fetched through the caller's fetch
+//! function, calls are graphite-web's functions with its names, tags and
+//! edge cases (the JSON of the same query matches graphite-web's).
+
+use super::series::{format_g, py_float, Agg, Series};
+use super::target::{first_path, Expr};
+use super::time::parse_offset;
+use super::RenderError;
+
+/// Fetches the series a path expression matches over `[from, until]`.
+pub type Fetch<'f> = dyn FnMut(&str, i64, i64) -> Result<Vec<Series>, RenderError> + 'f;
+
+/// What a target is evaluated over.
+pub struct Context<'f> {
+    pub from: i64,
+    pub until: i64,
+    pub fetch: &'f mut Fetch<'f>,
+}
+
+/// An evaluated argument.
+enum Value {
+    Series(Vec<Series>),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bool(bool),
+    None,
+}
+
+fn bad(function: &str, reason: impl std::fmt::Display) -> RenderError {
+    RenderError::Argument(format!("{function}: {reason}"))
+}
+
+/// Evaluates a target into its series.
+pub fn evaluate(expr: &Expr, context: &mut Context<'_>) -> Result<Vec<Series>, RenderError> {
+    match value(expr, context)? {
+        Value::Series(series) => Ok(series),
+        _ => Err(RenderError::Argument(
+            "a target must be a path or a function returning series".into(),
+        )),
+    }
+}
+
+fn value(expr: &Expr, context: &mut Context<'_>) -> Result<Value, RenderError> {
+    Ok(match expr {
+        Expr::Path(path) => Value::Series((context.fetch)(path, context.from, context.until)?),
+        Expr::Call { name, args, kwargs } => Value::Series(call(name, args, kwargs, context)?),
+        Expr::Int(i) => Value::Int(*i),
+        Expr::Float(f) => Value::Float(*f),
+        Expr::Str(s) => Value::Str(s.clone()),
+        Expr::Bool(b) => Value::Bool(*b),
+        Expr::None => Value::None,
+    })
+}
+
+/// The arguments of one call, positional then by keyword.
+struct Args<'a> {
+    function: &'a str,
+    values: Vec<Option<Value>>,
+    names: &'static [&'static str],
+}
+
+impl Args<'_> {
+    fn take(&mut self, index: usize) -> Option<Value> {
+        self.values.get_mut(index).and_then(Option::take)
+    }
+
+    fn series(&mut self, index: usize) -> Result<Vec<Series>, RenderError> {
+        match self.take(index) {
+            Some(Value::Series(series)) => Ok(series),
+            Some(_) => Err(bad(self.function, format!("{} must be a series list", self.names[index]))),
+            None => Err(bad(self.function, format!("missing {}", self.names[index]))),
+        }
+    }
+
+    fn number(&mut self, index: usize) -> Result<Option<f64>, RenderError> {
+        match self.take(index) {
+            Some(Value::Int(i)) => Ok(Some(i as f64)),
+            Some(Value::Float(f)) => Ok(Some(f)),
+            Some(Value::None) | None => Ok(None),
+            Some(_) => Err(bad(self.function, format!("{} must be a number", self.names[index]))),
+        }
+    }
+
+    fn text(&mut self, index: usize) -> Result<Option<String>, RenderError> {
+        match self.take(index) {
+            Some(Value::Str(s)) => Ok(Some(s)),
+            Some(Value::None) | None => Ok(None),
+            Some(_) => Err(bad(self.function, format!("{} must be a quoted string", self.names[index]))),
+        }
+    }
+}
+
+/// Parameter names of each function, for keyword arguments and messages.
+fn parameters(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "sumSeries" | "sum" | "averageSeries" | "avg" | "maxSeries" | "minSeries" => &["seriesLists"],
+        "alias" => &["seriesList", "newName"],
+        "aliasByNode" => &["seriesList", "nodes"],
+        "scale" => &["seriesList", "factor"],
+        "summarize" => &["seriesList", "intervalString", "func", "alignToFrom"],
+        "derivative" => &["seriesList"],
+        "perSecond" => &["seriesList", "maxValue", "minValue"],
+        "movingAverage" => &["seriesList", "windowSize", "xFilesFactor"],
+        _ => return None,
+    })
+}
+
+fn call(
+    name: &str,
+    args: &[Expr],
+    kwargs: &[(String, Expr)],
+    context: &mut Context<'_>,
+) -> Result<Vec<Series>, RenderError> {
+    let names = parameters(name).ok_or_else(|| RenderError::UnknownFunction(name.to_owned()))?;
+    let variadic = matches!(names, ["seriesLists"] | [_, "nodes"]);
+    let mut values: Vec<Option<Value>> = Vec::with_capacity(args.len().max(names.len()));
+    for arg in args {
+        values.push(Some(value(arg, context)?));
+    }
+    if !variadic && values.len() > names.len() {
+        return Err(bad(name, format!("takes at most {} arguments", names.len())));
+    }
+    values.resize_with(values.len().max(names.len()), || None);
+    for (key, arg) in kwargs {
+        let index = names
+            .iter()
+            .position(|n| n == key)
+            .filter(|_| !variadic)
+            .ok_or_else(|| bad(name, format!("unknown keyword argument {key:?}")))?;
+        if values[index].is_some() {
+            return Err(bad(name, format!("{key} given twice")));
+        }
+        values[index] = Some(value(arg, context)?);
+    }
+    let mut a = Args {
+        function: name,
+        values,
+        names,
+    };
+    match name {
+        "sumSeries" | "sum" => aggregate(&mut a, Agg::Sum, "sum"),
+        "averageSeries" | "avg" => aggregate(&mut a, Agg::Average, "average"),
+        "maxSeries" => aggregate(&mut a, Agg::Max, "max"),
+        "minSeries" => aggregate(&mut a, Agg::Min, "min"),
+        "alias" => {
+            let mut list = a.series(0)?;
+            let new_name = a.text(1)?.ok_or_else(|| bad(name, "missing newName"))?;
+            for series in &mut list {
+                series.name = new_name.clone();
+            }
+            Ok(list)
+        }
+        "aliasByNode" => alias_by_node(&mut a),
+        "scale" => {
+            let list = a.series(0)?;
+            let (factor, text) = match a.take(1) {
+                Some(Value::Int(i)) => (i as f64, i.to_string()),
+                Some(Value::Float(f)) => (f, py_float(f)),
+                _ => return Err(bad(name, "factor must be a number")),
+            };
+            Ok(list
+                .into_iter()
+                .map(|mut series| {
+                    series.set_tag("scale", text.clone());
+                    let values = series.values.iter().map(|v| v.map(|v| v * factor)).collect();
+                    series.renamed(format!("scale({},{})", series.name, format_g(factor)), values)
+                })
+                .collect())
+        }
+        "summarize" => summarize(&mut a),
+        "derivative" => Ok(a
+            .series(0)?
+            .into_iter()
+            .map(|mut series| {
+                series.set_tag("derivative", "1".into());
+                let mut prev = None;
+                let values = series
+                    .values
+                    .iter()
+                    .map(|&v| {
+                        let out = prev.zip(v).map(|(p, v)| v - p);
+                        prev = v;
+                        out
+                    })
+                    .collect();
+                series.renamed(format!("derivative({})", series.name), values)
+            })
+            .collect()),
+        "perSecond" => {
+            let list = a.series(0)?;
+            let (max, min) = (a.number(1)?, a.number(2)?);
+            Ok(list.into_iter().map(|s| per_second(s, max, min)).collect())
+        }
+        "movingAverage" => moving_average(&mut a, &args[0], context),
+        _ => Err(RenderError::UnknownFunction(name.to_owned())),
+    }
+}
+
+/// graphite-web's `aggregate`: normalized to the coarsest step (the LCM),
+/// zipped row by row, tagged with what the inputs share.
+fn aggregate(a: &mut Args<'_>, agg: Agg, func: &str) -> Result<Vec<Series>, RenderError> {
+    let mut list = Vec::new();
+    for index in 0..a.values.len() {
+        list.extend(a.series(index)?);
+    }
+    let Some(first) = list.first() else {
+        return Ok(Vec::new());
+    };
+    let step = list.iter().fold(first.step, |acc, s| lcm(acc, s.step));
+    let start = list.iter().map(|s| s.start).min().unwrap_or(0);
+    let mut end = list.iter().map(|s| s.end).max().unwrap_or(0);
+    end -= (end - start) % step;
+    let mut expressions: Vec<&str> = Vec::new();
+    for series in &list {
+        if !expressions.contains(&series.path_expression.as_str()) {
+            expressions.push(&series.path_expression);
+        }
+    }
+    let name = format!("{func}Series({})", expressions.join(","));
+    let columns: Vec<Vec<Option<f64>>> = list
+        .iter()
+        .map(|s| s.consolidated(usize::try_from(step / s.step).unwrap_or(1)))
+        .collect();
+    let rows = columns.iter().map(Vec::len).max().unwrap_or(0);
+    let mut row = Vec::with_capacity(columns.len());
+    let values = (0..rows)
+        .map(|i| {
+            row.clear();
+            row.extend(columns.iter().map(|c| c.get(i).copied().flatten()));
+            agg.apply(&row)
+        })
+        .collect();
+    let mut tags = first.tags.clone();
+    for series in &list[1..] {
+        tags.retain(|(k, v)| series.tag(k) == Some(v.as_str()));
+    }
+    let mut result = Series {
+        name: name.clone(),
+        path_expression: name.clone(),
+        tags,
+        start,
+        end,
+        step,
+        values,
+    };
+    if result.tag("name").is_none() {
+        result.set_tag("name", name);
+    }
+    result.set_tag("aggregatedBy", func.to_owned());
+    Ok(vec![result])
+}
+
+fn lcm(a: i64, b: i64) -> i64 {
+    fn gcd(a: i64, b: i64) -> i64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    if a == b {
+        return a;
+    }
+    a / gcd(a, b) * b
+}
+
+fn alias_by_node(a: &mut Args<'_>) -> Result<Vec<Series>, RenderError> {
+    let mut list = a.series(0)?;
+    let mut nodes = Vec::new();
+    for index in 1..a.values.len() {
+        nodes.push(match a.take(index) {
+            Some(Value::Int(i)) => Ok(i),
+            Some(Value::Str(tag)) => Err(tag),
+            _ => return Err(bad(a.function, "nodes must be integers or tag names")),
+        });
+    }
+    if nodes.is_empty() {
+        return Err(bad(a.function, "missing nodes"));
+    }
+    for series in &mut list {
+        let path = if series.name.ends_with(')') {
+            first_path(&series.name).to_owned()
+        } else {
+            series.name.clone()
+        };
+        let parts: Vec<&str> = path.split(';').next().unwrap_or("").split('.').collect();
+        let picked: Vec<String> = nodes
+            .iter()
+            .map(|node| {
+                let part = node.as_ref().ok().and_then(|&n| {
+                    let len = parts.len() as i64;
+                    let at = if n < 0 { n + len } else { n };
+                    usize::try_from(at).ok().and_then(|at| parts.get(at))
+                });
+                match (part, node) {
+                    (Some(part), _) => (*part).to_owned(),
+                    (None, Ok(n)) => series.tag(&n.to_string()).unwrap_or("").to_owned(),
+                    (None, Err(tag)) => series.tag(tag).unwrap_or("").to_owned(),
+                }
+            })
+            .collect();
+        series.name = picked.join(".");
+    }
+    Ok(list)
+}
+
+fn summarize(a: &mut Args<'_>) -> Result<Vec<Series>, RenderError> {
+    let list = a.series(0)?;
+    let interval_text = a.text(1)?.ok_or_else(|| bad(a.function, "missing intervalString"))?;
+    let interval = parse_offset(&interval_text).map_err(|e| bad(a.function, e))?;
+    if interval <= 0 {
+        return Err(bad(a.function, "the interval must be positive"));
+    }
+    let func = a.text(2)?.unwrap_or_else(|| "sum".into());
+    let agg = Agg::from_name(&func)
+        .ok_or_else(|| bad(a.function, format!("unsupported aggregation function: {func}")))?;
+    let align = match a.take(3) {
+        Some(Value::Bool(b)) => b,
+        None | Some(Value::None) => false,
+        Some(_) => return Err(bad(a.function, "alignToFrom must be true or false")),
+    };
+    Ok(list
+        .into_iter()
+        .map(|mut series| {
+            let (start, mut end) = if align {
+                (series.start, series.end)
+            } else {
+                (
+                    series.start - series.start.rem_euclid(interval),
+                    series.end - series.end.rem_euclid(interval) + interval,
+                )
+            };
+            let count = usize::try_from((series.end - series.start) / series.step).unwrap_or(0);
+            let points = count.min(series.values.len());
+            let stamp = |i: usize| series.start + i as i64 * series.step;
+            let mut values = Vec::new();
+            let (mut i, mut bucket) = (0, start);
+            while bucket < end {
+                let (mut s, mut non_null) = (i, 0);
+                while i < points && stamp(i) < bucket + interval {
+                    if stamp(i) <= bucket {
+                        s = i;
+                    }
+                    if stamp(i) >= bucket && series.values[i].is_some() {
+                        non_null += 1;
+                    }
+                    i += 1;
+                }
+                values.push(if non_null > 0 {
+                    agg.apply(&series.values[s..i])
+                } else {
+                    None
+                });
+                bucket += interval;
+            }
+            if align {
+                end = bucket;
+            }
+            series.set_tag("summarize", interval_text.clone());
+            series.set_tag("summarizeFunction", func.clone());
+            let name = format!(
+                "summarize({}, \"{interval_text}\", \"{func}\"{})",
+                series.name,
+                if align { ", true" } else { "" }
+            );
+            let mut out = series.renamed(name, values);
+            (out.start, out.end, out.step) = (start, end, interval);
+            out
+        })
+        .collect())
+}
+
+/// graphite-web's `perSecond`: a non-negative delta per second, rounded to
+/// six decimals; a counter that went down gives `None` unless `maxValue`
+/// says where it wrapped.
+fn per_second(mut series: Series, max: Option<f64>, min: Option<f64>) -> Series {
+    let step = series.step as f64;
+    let mut prev: Option<f64> = None;
+    let values = series
+        .values
+        .iter()
+        .map(|&val| {
+            let out_of_range = val.is_some_and(|v| max.is_some_and(|m| v > m) || min.is_some_and(|m| v < m));
+            let delta = if out_of_range {
+                prev = None;
+                None
+            } else {
+                let delta = match (prev, val) {
+                    (Some(p), Some(v)) if v >= p => Some(v - p),
+                    (Some(p), Some(v)) => match (max, min) {
+                        (Some(max), min) => Some(max + 1.0 + v - p - min.unwrap_or(0.0)),
+                        (None, Some(min)) => Some(v - min),
+                        (None, None) => None,
+                    },
+                    _ => None,
+                };
+                prev = val;
+                delta
+            };
+            // Python's round(x, 6) and Rust's {:.6} both round the exact value.
+            delta.map(|d| format!("{:.6}", d / step).parse().unwrap_or(d / step))
+        })
+        .collect();
+    series.set_tag("perSecond", "1".into());
+    let name = format!("perSecond({})", series.name);
+    series.renamed(name, values)
+}
+
+/// graphite-web's `movingWindow` with `average`: the target is fetched
+/// again from earlier by the window, and each point is the average of the
+/// window *before* it.
+fn moving_average(a: &mut Args<'_>, inner: &Expr, context: &mut Context<'_>) -> Result<Vec<Series>, RenderError> {
+    let list = a.series(0)?;
+    let window = a.take(1).ok_or_else(|| bad(a.function, "missing windowSize"))?;
+    let xff = a.number(2)?.unwrap_or(0.0);
+    if list.is_empty() {
+        return Ok(list);
+    }
+    let (preview, window_text) = match &window {
+        Value::Str(text) => (parse_offset(text).map_err(|e| bad(a.function, e))?.abs(), text.clone()),
+        Value::Int(n) if *n >= 0 => {
+            (list.iter().map(|s| s.step).max().unwrap_or(1).saturating_mul(*n), n.to_string())
+        }
+        Value::Float(f) if *f >= 0.0 && f.is_finite() => (
+            list.iter().map(|s| s.step).max().unwrap_or(1).saturating_mul(*f as i64),
+            py_float(*f),
+        ),
+        _ => return Err(bad(a.function, "windowSize must be a non-negative number or an interval string")),
+    };
+    let mut again = Context {
+        from: context.from.saturating_sub(preview),
+        until: context.until,
+        fetch: &mut *context.fetch,
+    };
+    let previewed = evaluate(inner, &mut again)?;
+    Ok(previewed
+        .into_iter()
+        .map(|mut series| {
+            let (name, points) = match &window {
+                Value::Str(_) => (
+                    format!("movingAverage({},\"{window_text}\")", series.name),
+                    usize::try_from(preview / series.step).unwrap_or(0),
+                ),
+                Value::Float(f) => (format!("movingAverage({},{window_text})", series.name), *f as usize),
+                _ => (
+                    format!("movingAverage({},{window_text})", series.name),
+                    window_text.parse().unwrap_or(0),
+                ),
+            };
+            series.set_tag("movingAverage", window_text.clone());
+            let values = (points..series.values.len())
+                .map(|i| {
+                    let window = &series.values[i - points..i];
+                    let non_null = window.iter().flatten().count();
+                    if non_null > 0 && non_null as f64 / points as f64 >= xff {
+                        Agg::Average.apply(window)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            let mut out = series.renamed(name, values);
+            out.start = series.start + preview;
+            out
+        })
+        .collect())
+}
