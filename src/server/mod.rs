@@ -93,6 +93,8 @@ pub const PROTECTED_MODE: &str = "protected mode: this server listens beyond loo
 /// whether the final flush of the journal succeeded.
 pub struct Server {
     address: SocketAddr,
+    graphite_address: Option<SocketAddr>,
+    http_address: Option<SocketAddr>,
     workers: Option<Workers>,
     shared: Arc<Shared>,
     writer: Option<JoinHandle<Result<(), ServerError>>>,
@@ -124,6 +126,10 @@ impl Server {
         if config.store.is_some() && config.data.is_some() {
             return Err(ServerError::StoreWithData);
         }
+        if config.store.is_some() && (config.graphite_port.is_some() || config.http_port.is_some())
+        {
+            return Err(ServerError::GraphiteWithStore);
+        }
         let journal = match &config.data {
             Some(path) => Some(journal::open(path)?),
             None => None,
@@ -150,6 +156,22 @@ impl Server {
             address: crate::protocol::host_port(&config.host, config.port),
             source,
         })?;
+        // Each Graphite listener on a worker of its own where there are
+        // several, so ingest, HTTP and the metrics port spread out.
+        let extra = |port: Option<u16>, worker: usize| {
+            port.map(|port| {
+                let _context = runtimes[worker % runtimes.len()].enter();
+                let listener = bind(&config.host, port)?;
+                let address = listener.local_addr().map_err(|source| ServerError::Bind {
+                    address: crate::protocol::host_port(&config.host, port),
+                    source,
+                })?;
+                Ok::<_, ServerError>((listener, address, worker % runtimes.len()))
+            })
+            .transpose()
+        };
+        let graphite = extra(config.graphite_port, 1)?;
+        let http = extra(config.http_port, 2)?;
         Ok(Loading {
             config,
             tls,
@@ -157,6 +179,8 @@ impl Server {
             runtimes,
             listener,
             address,
+            graphite,
+            http,
             cancel: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -172,6 +196,10 @@ pub struct Loading {
     runtimes: Vec<Runtime>,
     listener: tokio::net::TcpListener,
     address: SocketAddr,
+    /// The Graphite plaintext and HTTP listeners, with the worker each
+    /// belongs to.
+    graphite: Option<(tokio::net::TcpListener, SocketAddr, usize)>,
+    http: Option<(tokio::net::TcpListener, SocketAddr, usize)>,
     cancel: Arc<AtomicBool>,
 }
 
@@ -188,6 +216,16 @@ impl Loading {
     /// The address the server will serve on.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where Graphite plaintext will be accepted, when asked for.
+    pub fn graphite_addr(&self) -> Option<SocketAddr> {
+        self.graphite.as_ref().map(|g| g.1)
+    }
+
+    /// Where the Graphite HTTP API and the dashboard will be served.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|h| h.1)
     }
 
     /// Whether the server will be in protected mode (see [`Config::insecure`]).
@@ -212,6 +250,8 @@ impl Loading {
             runtimes,
             listener,
             address,
+            graphite,
+            http,
             cancel,
         } = self;
         let gateway = match &config.store {
@@ -274,6 +314,14 @@ impl Loading {
             }
             None => None,
         };
+        let graphite_address = graphite.map(|(listener, address, worker)| {
+            runtimes[worker].spawn(graphite::ingest::accept_loop(listener, Arc::clone(&shared)));
+            address
+        });
+        let http_address = http.map(|(listener, address, worker)| {
+            runtimes[worker].spawn(graphite::http::accept_loop(listener, Arc::clone(&shared)));
+            address
+        });
         let workers = match Workers::start(runtimes, listener, &shared) {
             Ok(workers) => workers,
             Err(e) => {
@@ -290,6 +338,15 @@ impl Loading {
             }
         };
         shared.log(Level::Info, &format!("listening on {address}"));
+        if let Some(at) = graphite_address {
+            shared.log(Level::Info, &format!("Graphite plaintext on {at}"));
+        }
+        if let Some(at) = http_address {
+            shared.log(
+                Level::Info,
+                &format!("Graphite HTTP API and dashboard on {at}"),
+            );
+        }
         if shared.protected {
             shared.log(
                 Level::Warning,
@@ -302,6 +359,8 @@ impl Loading {
         }
         Ok(Server {
             address,
+            graphite_address,
+            http_address,
             workers: Some(workers),
             shared,
             writer,
@@ -314,6 +373,16 @@ impl Server {
     /// The address the server listens on (with the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where Graphite plaintext is accepted, when asked for.
+    pub fn graphite_addr(&self) -> Option<SocketAddr> {
+        self.graphite_address
+    }
+
+    /// Where the Graphite HTTP API and the dashboard are served, when asked for.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_address
     }
 
     /// What replaying the journal found, when there is one.

@@ -20,7 +20,10 @@ enum Token {
     Char(char),
     Any,
     One,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 /// Why a glob cannot be compiled.
@@ -190,7 +193,9 @@ fn tokens(alternative: &str, text: &str) -> Result<Vec<Token>, GlobError> {
 
 fn node_matches(alternatives: &[Vec<Token>], part: &str) -> bool {
     let chars: Vec<char> = part.chars().collect();
-    alternatives.iter().any(|tokens| tokens_match(tokens, &chars))
+    alternatives
+        .iter()
+        .any(|tokens| tokens_match(tokens, &chars))
 }
 
 /// Iterative wildcard matching with one backtrack point (the last `*`):
@@ -271,9 +276,18 @@ mod tests {
 
     #[test]
     fn bad_globs_are_refused_and_prefixes_are_literal() {
-        assert!(matches!(Glob::new("a.[b"), Err(GlobError::UnclosedClass(_))));
-        assert!(matches!(Glob::new("a.{b"), Err(GlobError::UnclosedBrace(_))));
-        assert!(matches!(Glob::new("{a{b}}"), Err(GlobError::NestedBrace(_))));
+        assert!(matches!(
+            Glob::new("a.[b"),
+            Err(GlobError::UnclosedClass(_))
+        ));
+        assert!(matches!(
+            Glob::new("a.{b"),
+            Err(GlobError::UnclosedBrace(_))
+        ));
+        assert!(matches!(
+            Glob::new("{a{b}}"),
+            Err(GlobError::NestedBrace(_))
+        ));
         assert_eq!(Glob::new("").unwrap_err(), GlobError::Empty);
         assert_eq!(Glob::new("a.b*.c").unwrap().literal_prefix(), "a.b");
         assert_eq!(Glob::new("a.b.c").unwrap().literal_prefix(), "a.b.c");

@@ -197,8 +197,14 @@ mod tests {
         assert_eq!(
             nodes,
             vec![
-                Node { path: "a.b".into(), is_leaf: false },
-                Node { path: "a.x".into(), is_leaf: true }
+                Node {
+                    path: "a.b".into(),
+                    is_leaf: false
+                },
+                Node {
+                    path: "a.x".into(),
+                    is_leaf: true
+                }
             ]
         );
         assert_eq!(
@@ -217,9 +223,15 @@ mod tests {
     fn expand_and_index() {
         let s = store();
         let out = expand(&s, &["a.*".into(), "z".into()], false, false).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), r#"{"results": ["a.b", "a.x", "z"]}"#);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"results": ["a.b", "a.x", "z"]}"#
+        );
         let out = expand(&s, &["a.*".into()], true, true).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), r#"{"results": {"a.*": ["a.x"]}}"#);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"results": {"a.*": ["a.x"]}}"#
+        );
         assert_eq!(
             String::from_utf8(index(&s)).unwrap(),
             r#"["a.b", "a.b.c", "a.b.d", "a.x", "z"]"#

@@ -6,7 +6,10 @@
 //! tree (`metrics`) and a dashboard at `/` (`dashboard`). Reads go through
 //! the narrow [`Source`] trait (`source`), with Graphite's globs (`glob`).
 
+mod dashboard;
 pub mod glob;
+pub(super) mod http;
+pub(super) mod ingest;
 pub mod metrics;
 pub mod plaintext;
 pub mod render;
@@ -17,3 +20,6 @@ pub use plaintext::{parse_line, LineError};
 pub use render::target::{parse_target, Expr, ParseError};
 pub use render::time::{parse_offset, parse_time, TimeError};
 pub use source::Source;
+
+pub use http::{MAX_BODY, MAX_HEAD};
+pub use ingest::MAX_PLAINTEXT_LINE;

@@ -92,7 +92,10 @@ mod tests {
 
     #[test]
     fn points_as_carbon_reads_them() {
-        assert_eq!(point("a.b.c 1.5 1700000000"), ("a.b.c".into(), 1.5, "1.5", 1700000000));
+        assert_eq!(
+            point("a.b.c 1.5 1700000000"),
+            ("a.b.c".into(), 1.5, "1.5", 1700000000)
+        );
         assert_eq!(point("  a\t2  3\r"), ("a".into(), 2.0, "2", 3));
         assert_eq!(point("a 2 -1"), ("a".into(), 2.0, "2", 99));
         assert_eq!(point("a 2 1700000000.75").3, 1700000000);
@@ -108,12 +111,27 @@ mod tests {
         assert_eq!(parse_line(b"a 1", 0), Err(LineError::FieldCount(2)));
         assert_eq!(parse_line(b"a 1 2 3", 0), Err(LineError::FieldCount(4)));
         assert_eq!(parse_line(b"a\xff 1 2", 0), Err(LineError::NotUtf8));
-        assert!(matches!(parse_line(b"a nan 2", 0), Err(LineError::Value(_))));
+        assert!(matches!(
+            parse_line(b"a nan 2", 0),
+            Err(LineError::Value(_))
+        ));
         assert!(matches!(parse_line(b"a x 2", 0), Err(LineError::Value(_))));
-        assert!(matches!(parse_line(b"a 1 2.x", 0), Err(LineError::Timestamp(_))));
-        assert!(matches!(parse_line(b"a 1 now", 0), Err(LineError::Timestamp(_))));
-        assert!(matches!(parse_line(b"a 1 2.", 0), Err(LineError::Timestamp(_))));
+        assert!(matches!(
+            parse_line(b"a 1 2.x", 0),
+            Err(LineError::Timestamp(_))
+        ));
+        assert!(matches!(
+            parse_line(b"a 1 now", 0),
+            Err(LineError::Timestamp(_))
+        ));
+        assert!(matches!(
+            parse_line(b"a 1 2.", 0),
+            Err(LineError::Timestamp(_))
+        ));
         assert!(matches!(parse_line(b"* 1 2", 0), Err(LineError::Path(_))));
-        assert!(matches!(parse_line(b"a\x01b 1 2", 0), Err(LineError::Path(_))));
+        assert!(matches!(
+            parse_line(b"a\x01b 1 2", 0),
+            Err(LineError::Path(_))
+        ));
     }
 }

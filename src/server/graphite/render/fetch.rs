@@ -163,12 +163,21 @@ mod tests {
 
     #[test]
     fn slots_follow_whisper() {
-        let s = store(&[("a.b", 1000, 1.0), ("a.b", 1010, 2.0), ("a.b", 1020, 3.0), ("a.b", 1030, 4.0), ("a.c", 1015, 9.0)]);
+        let s = store(&[
+            ("a.b", 1000, 1.0),
+            ("a.b", 1010, 2.0),
+            ("a.b", 1020, 3.0),
+            ("a.b", 1030, 4.0),
+            ("a.c", 1015, 9.0),
+        ]);
         let mut budget = MAX_REQUEST_SLOTS;
         let series = fetch(&s, "a.*", 1000, 1030, &mut budget).unwrap();
         assert_eq!(series.len(), 2);
         let b = &series[0];
-        assert_eq!((b.name.as_str(), b.start, b.end, b.step), ("a.b", 1010, 1040, 10));
+        assert_eq!(
+            (b.name.as_str(), b.start, b.end, b.step),
+            ("a.b", 1010, 1040, 10)
+        );
         assert_eq!(b.values, vec![Some(2.0), Some(3.0), Some(4.0)]);
         assert_eq!(b.path_expression, "a.*");
         let c = &series[1];
@@ -176,12 +185,21 @@ mod tests {
         assert_eq!(c.values, vec![None]);
         assert_eq!(budget, MAX_REQUEST_SLOTS - 4);
         assert!(fetch(&s, "x.*", 0, 10, &mut budget).unwrap().is_empty());
-        assert!(matches!(fetch(&s, "a.[", 0, 10, &mut budget), Err(RenderError::Glob(_))));
+        assert!(matches!(
+            fetch(&s, "a.[", 0, 10, &mut budget),
+            Err(RenderError::Glob(_))
+        ));
     }
 
     #[test]
     fn jitter_keeps_the_common_interval_and_long_ranges_roll_up() {
-        let s = store(&[("k", 0, 1.0), ("k", 10, 1.0), ("k", 19, 1.0), ("k", 30, 1.0), ("k", 40, 1.0)]);
+        let s = store(&[
+            ("k", 0, 1.0),
+            ("k", 10, 1.0),
+            ("k", 19, 1.0),
+            ("k", 30, 1.0),
+            ("k", 40, 1.0),
+        ]);
         let mut budget = MAX_REQUEST_SLOTS;
         assert_eq!(fetch(&s, "k", -1, 50, &mut budget).unwrap()[0].step, 10);
         let s = store(&[("k", 0, 1.0), ("k", 1, 3.0)]);
@@ -189,6 +207,9 @@ mod tests {
         assert_eq!(series.step, 3);
         assert_eq!(series.values[0], Some(2.0));
         let mut small = 2;
-        assert!(matches!(fetch(&s, "k", -1, 100, &mut small), Err(RenderError::TooManyPoints(_))));
+        assert!(matches!(
+            fetch(&s, "k", -1, 100, &mut small),
+            Err(RenderError::TooManyPoints(_))
+        ));
     }
 }

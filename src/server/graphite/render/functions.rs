@@ -68,7 +68,10 @@ impl Args<'_> {
     fn series(&mut self, index: usize) -> Result<Vec<Series>, RenderError> {
         match self.take(index) {
             Some(Value::Series(series)) => Ok(series),
-            Some(_) => Err(bad(self.function, format!("{} must be a series list", self.names[index]))),
+            Some(_) => Err(bad(
+                self.function,
+                format!("{} must be a series list", self.names[index]),
+            )),
             None => Err(bad(self.function, format!("missing {}", self.names[index]))),
         }
     }
@@ -78,7 +81,10 @@ impl Args<'_> {
             Some(Value::Int(i)) => Ok(Some(i as f64)),
             Some(Value::Float(f)) => Ok(Some(f)),
             Some(Value::None) | None => Ok(None),
-            Some(_) => Err(bad(self.function, format!("{} must be a number", self.names[index]))),
+            Some(_) => Err(bad(
+                self.function,
+                format!("{} must be a number", self.names[index]),
+            )),
         }
     }
 
@@ -86,7 +92,10 @@ impl Args<'_> {
         match self.take(index) {
             Some(Value::Str(s)) => Ok(Some(s)),
             Some(Value::None) | None => Ok(None),
-            Some(_) => Err(bad(self.function, format!("{} must be a quoted string", self.names[index]))),
+            Some(_) => Err(bad(
+                self.function,
+                format!("{} must be a quoted string", self.names[index]),
+            )),
         }
     }
 }
@@ -94,7 +103,9 @@ impl Args<'_> {
 /// Parameter names of each function, for keyword arguments and messages.
 fn parameters(name: &str) -> Option<&'static [&'static str]> {
     Some(match name {
-        "sumSeries" | "sum" | "averageSeries" | "avg" | "maxSeries" | "minSeries" => &["seriesLists"],
+        "sumSeries" | "sum" | "averageSeries" | "avg" | "maxSeries" | "minSeries" => {
+            &["seriesLists"]
+        }
         "alias" => &["seriesList", "newName"],
         "aliasByNode" => &["seriesList", "nodes"],
         "scale" => &["seriesList", "factor"],
@@ -119,7 +130,10 @@ fn call(
         values.push(Some(value(arg, context)?));
     }
     if !variadic && values.len() > names.len() {
-        return Err(bad(name, format!("takes at most {} arguments", names.len())));
+        return Err(bad(
+            name,
+            format!("takes at most {} arguments", names.len()),
+        ));
     }
     values.resize_with(values.len().max(names.len()), || None);
     for (key, arg) in kwargs {
@@ -163,8 +177,15 @@ fn call(
                 .into_iter()
                 .map(|mut series| {
                     series.set_tag("scale", text.clone());
-                    let values = series.values.iter().map(|v| v.map(|v| v * factor)).collect();
-                    series.renamed(format!("scale({},{})", series.name, format_g(factor)), values)
+                    let values = series
+                        .values
+                        .iter()
+                        .map(|v| v.map(|v| v * factor))
+                        .collect();
+                    series.renamed(
+                        format!("scale({},{})", series.name, format_g(factor)),
+                        values,
+                    )
                 })
                 .collect())
         }
@@ -307,14 +328,20 @@ fn alias_by_node(a: &mut Args<'_>) -> Result<Vec<Series>, RenderError> {
 
 fn summarize(a: &mut Args<'_>) -> Result<Vec<Series>, RenderError> {
     let list = a.series(0)?;
-    let interval_text = a.text(1)?.ok_or_else(|| bad(a.function, "missing intervalString"))?;
+    let interval_text = a
+        .text(1)?
+        .ok_or_else(|| bad(a.function, "missing intervalString"))?;
     let interval = parse_offset(&interval_text).map_err(|e| bad(a.function, e))?;
     if interval <= 0 {
         return Err(bad(a.function, "the interval must be positive"));
     }
     let func = a.text(2)?.unwrap_or_else(|| "sum".into());
-    let agg = Agg::from_name(&func)
-        .ok_or_else(|| bad(a.function, format!("unsupported aggregation function: {func}")))?;
+    let agg = Agg::from_name(&func).ok_or_else(|| {
+        bad(
+            a.function,
+            format!("unsupported aggregation function: {func}"),
+        )
+    })?;
     let align = match a.take(3) {
         Some(Value::Bool(b)) => b,
         None | Some(Value::None) => false,
@@ -381,7 +408,8 @@ fn per_second(mut series: Series, max: Option<f64>, min: Option<f64>) -> Series 
         .values
         .iter()
         .map(|&val| {
-            let out_of_range = val.is_some_and(|v| max.is_some_and(|m| v > m) || min.is_some_and(|m| v < m));
+            let out_of_range =
+                val.is_some_and(|v| max.is_some_and(|m| v > m) || min.is_some_and(|m| v < m));
             let delta = if out_of_range {
                 prev = None;
                 None
@@ -410,23 +438,46 @@ fn per_second(mut series: Series, max: Option<f64>, min: Option<f64>) -> Series 
 /// graphite-web's `movingWindow` with `average`: the target is fetched
 /// again from earlier by the window, and each point is the average of the
 /// window *before* it.
-fn moving_average(a: &mut Args<'_>, inner: &Expr, context: &mut Context<'_>) -> Result<Vec<Series>, RenderError> {
+fn moving_average(
+    a: &mut Args<'_>,
+    inner: &Expr,
+    context: &mut Context<'_>,
+) -> Result<Vec<Series>, RenderError> {
     let list = a.series(0)?;
-    let window = a.take(1).ok_or_else(|| bad(a.function, "missing windowSize"))?;
+    let window = a
+        .take(1)
+        .ok_or_else(|| bad(a.function, "missing windowSize"))?;
     let xff = a.number(2)?.unwrap_or(0.0);
     if list.is_empty() {
         return Ok(list);
     }
     let (preview, window_text) = match &window {
-        Value::Str(text) => (parse_offset(text).map_err(|e| bad(a.function, e))?.abs(), text.clone()),
-        Value::Int(n) if *n >= 0 => {
-            (list.iter().map(|s| s.step).max().unwrap_or(1).saturating_mul(*n), n.to_string())
-        }
+        Value::Str(text) => (
+            parse_offset(text).map_err(|e| bad(a.function, e))?.abs(),
+            text.clone(),
+        ),
+        Value::Int(n) if *n >= 0 => (
+            list.iter()
+                .map(|s| s.step)
+                .max()
+                .unwrap_or(1)
+                .saturating_mul(*n),
+            n.to_string(),
+        ),
         Value::Float(f) if *f >= 0.0 && f.is_finite() => (
-            list.iter().map(|s| s.step).max().unwrap_or(1).saturating_mul(*f as i64),
+            list.iter()
+                .map(|s| s.step)
+                .max()
+                .unwrap_or(1)
+                .saturating_mul(*f as i64),
             py_float(*f),
         ),
-        _ => return Err(bad(a.function, "windowSize must be a non-negative number or an interval string")),
+        _ => {
+            return Err(bad(
+                a.function,
+                "windowSize must be a non-negative number or an interval string",
+            ))
+        }
     };
     let mut again = Context {
         from: context.from.saturating_sub(preview),
@@ -442,7 +493,10 @@ fn moving_average(a: &mut Args<'_>, inner: &Expr, context: &mut Context<'_>) -> 
                     format!("movingAverage({},\"{window_text}\")", series.name),
                     usize::try_from(preview / series.step).unwrap_or(0),
                 ),
-                Value::Float(f) => (format!("movingAverage({},{window_text})", series.name), *f as usize),
+                Value::Float(f) => (
+                    format!("movingAverage({},{window_text})", series.name),
+                    *f as usize,
+                ),
                 _ => (
                     format!("movingAverage({},{window_text})", series.name),
                     window_text.parse().unwrap_or(0),

@@ -23,7 +23,10 @@ pub enum RenderError {
     #[error("{0}")]
     Target(#[from] ParseError),
     #[error("{param}: {error}")]
-    Time { param: &'static str, error: TimeError },
+    Time {
+        param: &'static str,
+        error: TimeError,
+    },
     #[error("bad path: {0}")]
     Glob(GlobError),
     #[error("{0}")]
@@ -61,7 +64,13 @@ impl Request {
     /// Reads the query's parameters (from the URL and a form body alike);
     /// `now` is the server's clock, which a `now` parameter replaces.
     pub fn parse(params: &[(String, String)], now: i64) -> Result<Request, RenderError> {
-        let get = |name: &str| params.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let get = |name: &str| {
+            params
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
         let time = |param: &'static str, text: &str, now: i64| {
             time::parse_time(text, now).map_err(|error| RenderError::Time { param, error })
         };
@@ -106,12 +115,15 @@ impl Request {
     }
 }
 
+/// Lends the source to the function it is given (under the store's lock).
+pub type Read<'r> = dyn FnMut(&mut dyn FnMut(&dyn Source)) + 'r;
+
 /// Evaluates every target of `request`, reading through `read`, which
 /// calls its argument with the source (the HTTP layer takes the store's
 /// lock around each read). Returns the body and its content type.
 pub fn render(
     request: &Request,
-    read: &mut dyn FnMut(&mut dyn FnMut(&dyn Source)),
+    read: &mut Read<'_>,
 ) -> Result<(Vec<u8>, &'static str), RenderError> {
     let mut budget = fetch::MAX_REQUEST_SLOTS;
     let mut fetch = |path: &str, from: i64, until: i64| {

@@ -185,8 +185,16 @@ mod tests {
         let values = (0..10).map(|i| Some(f64::from(i))).collect();
         let out = String::from_utf8(json(vec![series(values)], Some(4), false)).unwrap();
         // nudge = 30 + 0 - (100 % 30 = 10) = 20: start 120, one value lost.
-        assert!(out.ends_with(r#""datapoints": [[2.0, 120], [5.0, 150], [8.0, 180]]}]"#), "{out}");
-        let out = String::from_utf8(json(vec![series(vec![Some(1.0), Some(3.0)])], Some(1), false)).unwrap();
+        assert!(
+            out.ends_with(r#""datapoints": [[2.0, 120], [5.0, 150], [8.0, 180]]}]"#),
+            "{out}"
+        );
+        let out = String::from_utf8(json(
+            vec![series(vec![Some(1.0), Some(3.0)])],
+            Some(1),
+            false,
+        ))
+        .unwrap();
         assert!(out.ends_with(r#"[[2.0, 100]]}]"#), "{out}");
     }
 

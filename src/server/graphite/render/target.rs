@@ -48,7 +48,7 @@ pub fn parse_target(text: &str) -> Result<Expr, ParseError> {
 /// The first path in `name` when it parses as an expression (graphite's
 /// `_getFirstPathExpression`), else `name` itself.
 pub fn first_path(name: &str) -> &str {
-    fn walk<'e>(expr: &'e Expr) -> Option<&'e str> {
+    fn walk(expr: &Expr) -> Option<&str> {
         match expr {
             Expr::Path(path) => Some(path),
             Expr::Call { args, kwargs, .. } => args
@@ -63,7 +63,9 @@ pub fn first_path(name: &str) -> &str {
     };
     match walk(&expr) {
         // Found again in `name`, so the borrow is of the caller's text.
-        Some(path) => name.find(path).map_or(name, |at| &name[at..at + path.len()]),
+        Some(path) => name
+            .find(path)
+            .map_or(name, |at| &name[at..at + path.len()]),
         None => name,
     }
 }
@@ -194,7 +196,10 @@ impl<'t> Parser<'t> {
                 }
                 _ => {
                     // One whole character (paths may hold UTF-8).
-                    let c = self.text[self.at..].chars().next().map_or(1, char::len_utf8);
+                    let c = self.text[self.at..]
+                        .chars()
+                        .next()
+                        .map_or(1, char::len_utf8);
                     self.at += c;
                     element_empty = false;
                 }
@@ -287,7 +292,12 @@ impl<'t> Parser<'t> {
             .unwrap_or(rest.len());
         let word = &self.text[self.at..self.at + len];
         let mut after = self.at + len;
-        while self.text.as_bytes().get(after).is_some_and(u8::is_ascii_whitespace) {
+        while self
+            .text
+            .as_bytes()
+            .get(after)
+            .is_some_and(u8::is_ascii_whitespace)
+        {
             after += 1;
         }
         if !matches!(self.text.as_bytes().get(after), Some(b',' | b')')) {
@@ -316,7 +326,10 @@ fn number(word: &str) -> Option<Expr> {
     let numeric = digits
         .bytes()
         .all(|b| b.is_ascii_digit() || b".eE+-".contains(&b))
-        && digits.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.');
+        && digits
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_digit() || b == b'.');
     if !numeric {
         return None;
     }
@@ -342,7 +355,10 @@ mod tests {
     #[test]
     fn paths_calls_and_scalars() {
         assert_eq!(parse_target("a.b-1.c_d:e").unwrap(), path("a.b-1.c_d:e"));
-        assert_eq!(parse_target(" a.{x,y}.*[0-9]? ").unwrap(), path("a.{x,y}.*[0-9]?"));
+        assert_eq!(
+            parse_target(" a.{x,y}.*[0-9]? ").unwrap(),
+            path("a.{x,y}.*[0-9]?")
+        );
         assert_eq!(
             parse_target("sumSeries(a.*, b.c)").unwrap(),
             call("sumSeries", vec![path("a.*"), path("b.c")])
@@ -361,30 +377,55 @@ mod tests {
         );
         assert_eq!(
             parse_target("aliasByNode(a.b, 0, -1)").unwrap(),
-            call("aliasByNode", vec![path("a.b"), Expr::Int(0), Expr::Int(-1)])
+            call(
+                "aliasByNode",
+                vec![path("a.b"), Expr::Int(0), Expr::Int(-1)]
+            )
         );
         assert_eq!(
             parse_target("movingAverage(a, windowSize=5, xFilesFactor=None)").unwrap(),
             Expr::Call {
                 name: "movingAverage".into(),
                 args: vec![path("a")],
-                kwargs: vec![("windowSize".into(), Expr::Int(5)), ("xFilesFactor".into(), Expr::None)]
+                kwargs: vec![
+                    ("windowSize".into(), Expr::Int(5)),
+                    ("xFilesFactor".into(), Expr::None)
+                ]
             }
         );
         assert_eq!(
             parse_target("a.b|scale(2)|alias('x')").unwrap(),
             call(
                 "alias",
-                vec![call("scale", vec![path("a.b"), Expr::Int(2)]), Expr::Str("x".into())]
+                vec![
+                    call("scale", vec![path("a.b"), Expr::Int(2)]),
+                    Expr::Str("x".into())
+                ]
             )
         );
         assert_eq!(parse_target("f()").unwrap(), call("f", vec![]));
-        assert_eq!(parse_target("scale(1.5min, 1e3)").unwrap(), call("scale", vec![path("1.5min"), Expr::Float(1000.0)]));
+        assert_eq!(
+            parse_target("scale(1.5min, 1e3)").unwrap(),
+            call("scale", vec![path("1.5min"), Expr::Float(1000.0)])
+        );
     }
 
     #[test]
     fn bad_targets_say_where() {
-        for bad in ["", "a..b", "a.", "sum(a", "sum(a,)", "sum(a b)", "a)", "f('x)", "a{b", "f(x=1, a)", "a|b", "a\\x"] {
+        for bad in [
+            "",
+            "a..b",
+            "a.",
+            "sum(a",
+            "sum(a,)",
+            "sum(a b)",
+            "a)",
+            "f('x)",
+            "a{b",
+            "f(x=1, a)",
+            "a|b",
+            "a\\x",
+        ] {
             assert!(parse_target(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_target("sum(a b)").unwrap_err().at, 6);

@@ -270,14 +270,23 @@ mod tests {
     #[test]
     fn absolute_references() {
         let midnight = NOW - NOW % DAY;
-        assert_eq!(parse_time("14:30_20261206", NOW), Ok(midnight + 14 * 3600 + 1800));
+        assert_eq!(
+            parse_time("14:30_20261206", NOW),
+            Ok(midnight + 14 * 3600 + 1800)
+        );
         assert_eq!(parse_time("20261206", NOW), Ok(midnight));
         assert_eq!(parse_time("12/06/2026", NOW), Ok(midnight));
         assert_eq!(parse_time("12/06/26", NOW), Ok(midnight));
         assert_eq!(parse_time("midnight", NOW), Ok(midnight));
-        assert_eq!(parse_time("noon yesterday", NOW), Ok(midnight - DAY + 12 * 3600));
+        assert_eq!(
+            parse_time("noon yesterday", NOW),
+            Ok(midnight - DAY + 12 * 3600)
+        );
         assert_eq!(parse_time("3pm", NOW), Ok(midnight + 15 * 3600));
-        assert_eq!(parse_time("teatime-1d", NOW), Ok(midnight - DAY + 16 * 3600));
+        assert_eq!(
+            parse_time("teatime-1d", NOW),
+            Ok(midnight - DAY + 16 * 3600)
+        );
         assert_eq!(parse_time("dec1", NOW), Ok(midnight - 5 * DAY));
         assert_eq!(parse_time("friday", NOW), Ok(midnight - 2 * DAY));
         assert_eq!(parse_time("sunday", NOW), Ok(midnight));
@@ -287,11 +296,20 @@ mod tests {
 
     #[test]
     fn bad_times_say_why() {
-        assert!(matches!(parse_time("soon", NOW), Err(TimeError::Reference(_))));
+        assert!(matches!(
+            parse_time("soon", NOW),
+            Err(TimeError::Reference(_))
+        ));
         assert!(matches!(parse_time("-1m", NOW), Err(TimeError::Offset(_))));
         assert!(matches!(parse_time("-h", NOW), Err(TimeError::Offset(_))));
-        assert!(matches!(parse_time("20261332", NOW), Err(TimeError::Range(_)) | Ok(_)));
-        assert!(matches!(parse_time("02/30/2026", NOW), Err(TimeError::Reference(_))));
+        assert!(matches!(
+            parse_time("20261332", NOW),
+            Err(TimeError::Range(_)) | Ok(_)
+        ));
+        assert!(matches!(
+            parse_time("02/30/2026", NOW),
+            Err(TimeError::Reference(_))
+        ));
         assert!(parse_time("99999999999999999999999", NOW).is_err());
         assert!(parse_time("-99999999999999y", NOW).is_err());
         assert_eq!(parse_offset("1h"), Ok(3600));
