@@ -24,7 +24,7 @@ impl Node {
     }
 }
 
-/// The nodes `query` matches, sorted by path. A path that is both a key and
+/// The nodes `query` matches, sorted by name, then path. A path that is both a key and
 /// the parent of longer keys is listed once, as a branch.
 pub fn find(source: &dyn Source, query: &str) -> Result<Vec<Node>, GlobError> {
     let glob = Glob::new(query)?;
@@ -49,10 +49,14 @@ pub fn find(source: &dyn Source, query: &str) -> Result<Vec<Node>, GlobError> {
         let entry = found.entry(key[..end].to_owned()).or_insert(leaf);
         *entry &= leaf;
     });
-    Ok(found
+    let mut nodes: Vec<Node> = found
         .into_iter()
         .map(|(path, is_leaf)| Node { path, is_leaf })
-        .collect())
+        .collect();
+    // graphite-web sorts by the node's own name; the path breaks ties
+    // (graphite-web leaves those in the file system's order).
+    nodes.sort_by(|a, b| a.name().cmp(b.name()).then_with(|| a.path.cmp(&b.path)));
+    Ok(nodes)
 }
 
 /// graphite-web's `treejson` format: branches first, then leaves, each
@@ -61,10 +65,13 @@ pub fn find(source: &dyn Source, query: &str) -> Result<Vec<Node>, GlobError> {
 pub fn tree_json(query: &str, nodes: &[Node]) -> Vec<u8> {
     let base = query.rsplit_once('.').map_or("", |(head, _)| head);
     let mut out = b"[".to_vec();
-    let ordered = nodes
+    // One entry per name, the first in path order (as graphite-web).
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<&Node> = nodes.iter().filter(|n| seen.insert(n.name())).collect();
+    let ordered = unique
         .iter()
         .filter(|n| !n.is_leaf)
-        .chain(nodes.iter().filter(|n| n.is_leaf));
+        .chain(unique.iter().filter(|n| n.is_leaf));
     for (i, node) in ordered.enumerate() {
         if i > 0 {
             out.extend_from_slice(b", ");

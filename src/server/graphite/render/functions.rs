@@ -168,11 +168,10 @@ fn call(
         "aliasByNode" => alias_by_node(&mut a),
         "scale" => {
             let list = a.series(0)?;
-            let (factor, text) = match a.take(1) {
-                Some(Value::Int(i)) => (i as f64, i.to_string()),
-                Some(Value::Float(f)) => (f, py_float(f)),
-                _ => return Err(bad(name, "factor must be a number")),
-            };
+            // graphite-web's parameter check makes the factor a float
+            // first, so `scale(x,10)` is tagged "10.0".
+            let factor = a.number(1)?.ok_or_else(|| bad(name, "factor must be a number"))?;
+            let text = py_float(factor);
             Ok(list
                 .into_iter()
                 .map(|mut series| {
