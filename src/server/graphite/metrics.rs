@@ -145,11 +145,12 @@ pub fn expand(
 ) -> Result<Vec<u8>, GlobError> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for query in queries {
-        let paths = find(source, query)?
+        let mut paths: Vec<String> = find(source, query)?
             .into_iter()
             .filter(|n| n.is_leaf || !leaves_only)
             .map(|n| n.path)
             .collect();
+        paths.sort_unstable();
         groups.push((query.clone(), paths));
     }
     let mut out = b"{\"results\": ".to_vec();
