@@ -86,10 +86,11 @@ function draw(series) {
       title.append(Object.assign(document.createElement("span"), { className: "last" }), s.target);
       card.append(title, document.createElement("canvas"));
     }
-    plot(card, s.datapoints);
     return card;
   });
+  // Attached before drawing: a canvas sizes itself from its laid-out width.
   main.replaceChildren(...cards);
+  cards.forEach((card, i) => plot(card, shown[i].datapoints));
   if (series.length > shown.length) {
     main.append(Object.assign(document.createElement("p"), { className: "empty", textContent: `${series.length - shown.length} more series not shown: narrow the glob.` }));
   }
@@ -145,9 +146,11 @@ function plot(card, points) {
     ctx.fillText(formatValue(v), pad.left - 6, yy);
   }
   const ticks = Math.max(2, Math.floor(w / 90));
-  ctx.textAlign = "center"; ctx.textBaseline = "top";
+  ctx.textBaseline = "top";
   for (let i = 0; i <= ticks; i++) {
     const t = t0 + ((t1 - t0) * i) / ticks;
+    // The outer labels stay inside the canvas.
+    ctx.textAlign = i === 0 ? "left" : i === ticks ? "right" : "center";
     ctx.fillText(formatTime(t, t1 - t0), x(t), pad.top + h + 5);
   }
   // The line breaks where there is no value, as Graphite draws it.
