@@ -191,10 +191,11 @@ make_server("127.0.0.1", int(sys.argv[2]), get_wsgi_application(),
 
 
 class GraphiteWeb:
-    """carbon-cache (retention 10 s for a day) and graphite-web reading
+    """carbon-cache (by default, retention 10 s for a day) and graphite-web reading
     its whisper files, both on loopback, in a temporary directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, retention: str = f"{STEP}s:1d") -> None:
+        self.retention = retention
         self.root = tempfile.mkdtemp(prefix="graphite-web-")
         self.procs: List[subprocess.Popen[bytes]] = []
         try:
@@ -212,7 +213,7 @@ class GraphiteWeb:
             f.write(_CARBON_CONF.format(root=root, line_port=self.line_port,
                                         pickle_port=free_port(), query_port=free_port()))
         with open(os.path.join(root, "conf", "storage-schemas.conf"), "w") as f:
-            f.write(f"[default]\npattern = .*\nretentions = {STEP}s:1d\n")
+            f.write(f"[default]\npattern = .*\nretentions = {self.retention}\n")
         with open(os.path.join(root, "gwsettings.py"), "w") as f:
             f.write(_WEB_SETTINGS.format(root=root))
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": root, "DJANGO_SETTINGS_MODULE": "gwsettings",
