@@ -18,7 +18,6 @@ import zlib
 from typing import List, Tuple
 
 from client import Client, Server
-
 from tests.support import BOUND, TestCase, wait_until
 from tests.support.graphite import http_get
 

@@ -14,10 +14,9 @@ import sys
 import tempfile
 import unittest
 import urllib.parse
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
 
 from client import Server
-
 from tests.support import BOUND, TestCase
 from tests.support.graphite import http_get
 from tests.support.processes import ChildProcess
@@ -35,7 +34,7 @@ class Errors(TestCase):
         cls.server.close()
         super().tearDownClass()
 
-    def render(self, **params: str) -> tuple[int, str]:
+    def render(self, **params: str) -> Tuple[int, str]:
         status, _, body = http_get(self.base + "render?" + urllib.parse.urlencode(params))
         return status, body.decode()
 
@@ -66,11 +65,12 @@ class Errors(TestCase):
         self.assertEqual(http_get(self.base + "metrics/index.json")[2], b"[]")
         self.assertEqual(http_get(self.base + "metrics/find?query=*")[2], b"[]")
 
-    def request(self, method: str, path: str, body: bytes = b"", headers: Dict[str, str] = {}) -> tuple[int, bytes]:
+    def request(self, method: str, path: str, body: bytes = b"",
+                headers: Optional[Dict[str, str]] = None) -> Tuple[int, bytes]:
         host, port = self.server.http_address
         connection = http.client.HTTPConnection(host, port, timeout=BOUND)
         try:
-            connection.request(method, path, body=body, headers=headers)
+            connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
             return response.status, response.read()
         finally:

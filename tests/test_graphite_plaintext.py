@@ -18,7 +18,6 @@ import unittest
 from typing import Dict, List, Tuple
 
 from client import Client, Server
-
 from tests.support import BOUND, TestCase, wait_until
 from tests.support.graphite import LogRecords
 

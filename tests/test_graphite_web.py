@@ -15,7 +15,6 @@ import urllib.request
 from typing import Any, ClassVar, List, Tuple
 
 from client import Server
-
 from tests.support import BOUND, TestCase, wait_until
 from tests.support.graphite import STEP, GraphiteWeb, graphite_web_missing, http_get
 

@@ -156,22 +156,7 @@ impl Server {
             address: crate::protocol::host_port(&config.host, config.port),
             source,
         })?;
-        // Each Graphite listener on a worker of its own where there are
-        // several, so ingest, HTTP and the metrics port spread out.
-        let extra = |port: Option<u16>, worker: usize| {
-            port.map(|port| {
-                let _context = runtimes[worker % runtimes.len()].enter();
-                let listener = bind(&config.host, port)?;
-                let address = listener.local_addr().map_err(|source| ServerError::Bind {
-                    address: crate::protocol::host_port(&config.host, port),
-                    source,
-                })?;
-                Ok::<_, ServerError>((listener, address, worker % runtimes.len()))
-            })
-            .transpose()
-        };
-        let graphite = extra(config.graphite_port, 1)?;
-        let http = extra(config.http_port, 2)?;
+        let graphite = graphite::Listeners::bind(&config, &runtimes)?;
         Ok(Loading {
             config,
             tls,
@@ -180,7 +165,6 @@ impl Server {
             listener,
             address,
             graphite,
-            http,
             cancel: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -196,10 +180,7 @@ pub struct Loading {
     runtimes: Vec<Runtime>,
     listener: tokio::net::TcpListener,
     address: SocketAddr,
-    /// The Graphite plaintext and HTTP listeners, with the worker each
-    /// belongs to.
-    graphite: Option<(tokio::net::TcpListener, SocketAddr, usize)>,
-    http: Option<(tokio::net::TcpListener, SocketAddr, usize)>,
+    graphite: graphite::Listeners,
     cancel: Arc<AtomicBool>,
 }
 
@@ -220,12 +201,12 @@ impl Loading {
 
     /// Where Graphite plaintext will be accepted, when asked for.
     pub fn graphite_addr(&self) -> Option<SocketAddr> {
-        self.graphite.as_ref().map(|g| g.1)
+        self.graphite.plaintext_addr()
     }
 
     /// Where the Graphite HTTP API and the dashboard will be served.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http.as_ref().map(|h| h.1)
+        self.graphite.http_addr()
     }
 
     /// Whether the server will be in protected mode (see [`Config::insecure`]).
@@ -251,7 +232,6 @@ impl Loading {
             listener,
             address,
             graphite,
-            http,
             cancel,
         } = self;
         let gateway = match &config.store {
@@ -314,14 +294,7 @@ impl Loading {
             }
             None => None,
         };
-        let graphite_address = graphite.map(|(listener, address, worker)| {
-            runtimes[worker].spawn(graphite::ingest::accept_loop(listener, Arc::clone(&shared)));
-            address
-        });
-        let http_address = http.map(|(listener, address, worker)| {
-            runtimes[worker].spawn(graphite::http::accept_loop(listener, Arc::clone(&shared)));
-            address
-        });
+        let (graphite_address, http_address) = graphite.spawn(&runtimes, &shared);
         let workers = match Workers::start(runtimes, listener, &shared) {
             Ok(workers) => workers,
             Err(e) => {
@@ -338,15 +311,6 @@ impl Loading {
             }
         };
         shared.log(Level::Info, &format!("listening on {address}"));
-        if let Some(at) = graphite_address {
-            shared.log(Level::Info, &format!("Graphite plaintext on {at}"));
-        }
-        if let Some(at) = http_address {
-            shared.log(
-                Level::Info,
-                &format!("Graphite HTTP API and dashboard on {at}"),
-            );
-        }
         if shared.protected {
             shared.log(
                 Level::Warning,

@@ -103,7 +103,8 @@ fn fill(
     let bounds = |step: i64| {
         let start = from - from.rem_euclid(step) + step;
         let end = until - until.rem_euclid(step) + step;
-        (start, end.max(start))
+        // As whisper: a range within one slot still reads that slot.
+        (start, end.max(start + step))
     };
     let mut step = native;
     let (mut start, mut end) = bounds(step);

@@ -1,7 +1,7 @@
 //! `/render`: targets (`target` and `target[]`, parsed by `target`), a range
 //! (`from`, `until`, `now` in `time`'s syntax; by default the last day),
-//! evaluation (`functions`, over series read by `fetch` on the `series`
-//! model) and the output (`output`: `format=json`, the default here, or
+//! evaluation (`functions`, and `windows` for the functions over time, over
+//! series read by `fetch` on the `series` model) and the output (`output`: `format=json`, the default here, or
 //! `csv`; `maxDataPoints`, `noNullPoints`). Everything here is sans-IO:
 //! the HTTP layer hands over the query's parameters and a way to read.
 
@@ -11,6 +11,7 @@ pub mod output;
 pub mod series;
 pub mod target;
 pub mod time;
+mod windows;
 
 use super::glob::GlobError;
 use super::source::Source;
