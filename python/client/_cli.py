@@ -424,41 +424,6 @@ def _cmd_get(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _cmd_demo_serve(out: TextIO) -> int:
-    """``demo --serve``: the demo's data on a server that stays up, its
-    dashboard live, until Ctrl-C or SIGTERM."""
-    from ._native import Client
-
-    def stop(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        with Server(http_port=0, graphite_port=0) as server:
-            with Client(*server.address, timeout=15) as client:
-                for key, value, timestamp in DEMO_PUTS:
-                    client.put(key, value, timestamp=timestamp)
-            print(f"# embedded server on {_address(server.address)} (in memory)", file=out)
-            print(f"# graphite plaintext on {_address(server.graphite_address or ())}", file=out)
-            print(f"# dashboard: {server.dashboard_url}", file=out)
-            print("# live series demo.cpu.user, demo.cpu.system, demo.requests; stop with Ctrl-C", file=out, flush=True)
-            requests = 0.0
-            try:
-                with Client(*server.address, timeout=15) as client:
-                    while True:
-                        now = time.time()
-                        requests += 40 + 30 * math.sin(now / 60)
-                        client.put("demo.cpu.user", round(35 + 20 * math.sin(now / 90), 3))
-                        client.put("demo.cpu.system", round(12 + 6 * math.cos(now / 45), 3))
-                        client.put("demo.requests", round(requests))
-                        time.sleep(1)
-            except KeyboardInterrupt:
-                pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return EXIT_OK
-
-
 def to_json(metrics: Dict[str, List[Any]]) -> str:
     """``{"key": [[ts, value], ...]}``, keys sorted."""
     return json.dumps({key: [[ts, value] for ts, value in metrics[key]] for key in sorted(metrics)})
@@ -632,7 +597,8 @@ def _cmd_demo_serve(out: TextIO) -> int:
     def stop(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    # Both stop it, also where the shell started it with SIGINT ignored.
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         with Server(http_port=0, graphite_port=0) as server:
             with Client(*server.address, timeout=15) as client:
@@ -655,7 +621,8 @@ def _cmd_demo_serve(out: TextIO) -> int:
             except KeyboardInterrupt:
                 pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return EXIT_OK
 
 
