@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 seconds="${1:-60}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
 export RUSTC_BOOTSTRAP=1
-for target in reply_decoder server_command; do
+for target in reply_decoder server_command render_query; do
     echo "fuzzing $target for ${seconds}s"
     log="$(mktemp)"
     status=0

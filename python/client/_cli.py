@@ -323,6 +323,19 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("always", "everysec", "no"),
         help="when the journal is synced to disk (default: everysec)",
     )
+    graphite = serve.add_argument_group("Graphite (the embedded store only)")
+    graphite.add_argument(
+        "--graphite-port",
+        type=_port(True),
+        metavar="PORT",
+        help="also accept Graphite plaintext (path value timestamp) on this port, 0 for any free one",
+    )
+    graphite.add_argument(
+        "--http-port",
+        type=_port(True),
+        metavar="PORT",
+        help="also serve Graphite's HTTP API (/render, /metrics/find) and the dashboard at / on this port",
+    )
     security = serve.add_argument_group("security")
     security.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain (with --tls-key)")
     security.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
@@ -368,8 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the assignment's example on an embedded server",
         description=(
             "Start an embedded server on a free loopback port, store the assignment's "
-            "huginn/muninn example, print get('*') and the table, then stop."
+            "huginn/muninn example, print get('*') and the table, then stop. It prints the "
+            "dashboard's address too; with --serve the server stays up, fed a few live "
+            "demo.* series each second, so the dashboard has something to draw."
         ),
+    )
+    demo.add_argument(
+        "--serve", action="store_true", help="keep the server and its dashboard up, with live data, until Ctrl-C"
     )
     demo.set_defaults(run=_cmd_demo)
 
@@ -524,7 +542,15 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             # thread, so the stop signals are handled while it runs.
             limits = {
                 name: getattr(args, name)
-                for name in ("max_memory", "max_connections", "idle_timeout", "max_request_buffers", "store")
+                for name in (
+                    "max_memory",
+                    "max_connections",
+                    "idle_timeout",
+                    "max_request_buffers",
+                    "store",
+                    "graphite_port",
+                    "http_port",
+                )
                 if getattr(args, name) is not None
             }
             server = Server(
@@ -574,6 +600,10 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             storage = "data in memory only (lost on exit)"
         _log(f"{storage}; stop with Ctrl-C or SIGTERM")
         print(f"listening on {address}", file=out, flush=True)
+        if server.graphite_address is not None:
+            print(f"graphite plaintext on {_address(server.graphite_address)}", file=out, flush=True)
+        if server.dashboard_url is not None:
+            print(f"dashboard on {server.dashboard_url}", file=out, flush=True)
         while not stop_received(1.0):  # the timeout is only a safety net
             pass
         _log(f"received {received[0]}, shutting down")
@@ -593,9 +623,12 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from ._native import Client
     from ._table import render_table
 
-    with Server() as server:
+    if args.serve:
+        return _cmd_demo_serve(out)
+    with Server(http_port=0) as server:
         host, port = server.address[0], server.address[1]
         print(f"# embedded server on {_address(server.address)} (in memory)", file=out)
+        print(f"# dashboard: {server.dashboard_url}", file=out)
         print(f">>> client = Client({host!r}, {port}, timeout=15)", file=out)
         with Client(host, port, timeout=15) as client:
             for key, value, timestamp in DEMO_PUTS:
@@ -611,6 +644,43 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     print("# the server keeps one value per key and second: the later put at 1642667948 replaced 2.0", file=out)
     print(file=out)
     print(render_table(metrics, ascii=not _can_encode(out)), file=out)
+    return EXIT_OK
+
+
+def _cmd_demo_serve(out: TextIO) -> int:
+    """``demo --serve``: the demo's data on a server that stays up, its
+    dashboard live, until Ctrl-C or SIGTERM."""
+    from ._native import Client
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Both stop it, also where the shell started it with SIGINT ignored.
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with Server(http_port=0, graphite_port=0) as server:
+            with Client(*server.address, timeout=15) as client:
+                for key, value, timestamp in DEMO_PUTS:
+                    client.put(key, value, timestamp=timestamp)
+            print(f"# embedded server on {_address(server.address)} (in memory)", file=out)
+            print(f"# graphite plaintext on {_address(server.graphite_address or ())}", file=out)
+            print(f"# dashboard: {server.dashboard_url}", file=out)
+            print("# live series demo.cpu.user, demo.cpu.system, demo.requests; stop with Ctrl-C", file=out, flush=True)
+            requests = 0.0
+            try:
+                with Client(*server.address, timeout=15) as client:
+                    while True:
+                        now = time.time()
+                        requests += 40 + 30 * math.sin(now / 60)
+                        client.put("demo.cpu.user", round(35 + 20 * math.sin(now / 90), 3))
+                        client.put("demo.cpu.system", round(12 + 6 * math.cos(now / 45), 3))
+                        client.put("demo.requests", round(requests))
+                        time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return EXIT_OK
 
 

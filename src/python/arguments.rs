@@ -239,14 +239,32 @@ pub fn port(obj: &Bound<'_, PyAny>) -> Result<u16, ArgumentError> {
 
 /// The server's `port`: an int from 0 (any free port) to 65535.
 pub fn listen_port(obj: &Bound<'_, PyAny>) -> Result<u16, ArgumentError> {
+    named_port(obj, "port")
+}
+
+/// A port to listen on named `argument` (`port`, `graphite_port`,
+/// `http_port`): an int from 0 (a free port) to 65535.
+pub fn named_port(obj: &Bound<'_, PyAny>, argument: &'static str) -> Result<u16, ArgumentError> {
     if obj.is_instance_of::<PyBool>() {
-        return Err(ArgumentError::type_("port", "must be an int, got bool"));
+        return Err(ArgumentError::type_(argument, "must be an int, got bool"));
     }
     let int = as_int(obj).ok_or_else(|| {
-        ArgumentError::type_("port", format!("must be an int, got {}", type_name(obj)))
+        ArgumentError::type_(argument, format!("must be an int, got {}", type_name(obj)))
     })?;
     int.extract()
-        .map_err(|_| ArgumentError::value("port", format!("must be from 0 to 65535, got {int}")))
+        .map_err(|_| ArgumentError::value(argument, format!("must be from 0 to 65535, got {int}")))
+}
+
+/// `graphite_port`/`http_port` with `store`: the Graphite side reads and
+/// writes the embedded store only.
+pub fn graphite_needs_embedded(argument: &'static str, given: bool) -> Result<(), ArgumentError> {
+    if !given {
+        return Ok(());
+    }
+    Err(ArgumentError::value(
+        argument,
+        "serves the embedded store; a server storing in Redis cannot serve Graphite",
+    ))
 }
 
 /// The server's `host`: a non-empty str (a name or an IP address).

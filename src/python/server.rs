@@ -2,6 +2,7 @@
 //! serves from its own threads and never touches Python objects.
 
 use std::ffi::CString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -87,6 +88,16 @@ use crate::server::{self, Config, FsyncPolicy, Limits, ServerError};
 /// that does not answer at start raises ``OSError``; a Redis failure later
 /// is the error reply of the requests it touched.
 ///
+/// Graphite (keyword only, the embedded store only): ``graphite_port``
+/// also accepts Graphite's plaintext protocol (``path value timestamp``
+/// lines, no replies; stored as puts, with the same journal, fsync and
+/// limits; bad lines are logged and skipped), ``http_port`` also serves
+/// Graphite's HTTP API (``/render``, ``/metrics/find``, ``/metrics/expand``,
+/// ``/metrics/index.json``) and a dashboard at ``/`` (see
+/// ``dashboard_url``). Both listen on ``host`` (0 picks a free port) with
+/// the same TLS and protected mode; ``graphite_address`` and
+/// ``http_address`` say where.
+///
 /// ``close()`` (also on leaving a ``with`` block) stops the server and
 /// writes and fsyncs the journal whatever ``fsync`` says; it raises ``OSError``
 /// naming the file and what is missing from it if that fails.
@@ -104,6 +115,9 @@ pub struct Server {
     protected: bool,
     fsync: FsyncPolicy,
     store: Option<server::StoreAddress>,
+    graphite_address: Option<SocketAddr>,
+    http_address: Option<SocketAddr>,
+    tls: bool,
     /// Declared after `state`: dropped after the server, so that what the
     /// server logs while closing still reaches Python.
     python_log: Option<PythonLog>,
@@ -274,8 +288,9 @@ impl Server {
     #[pyo3(
         signature = (host=String::from("127.0.0.1"), port=None, data=None, fsync=None, *, log=false, wait=true,
                      max_memory=None, max_connections=None, idle_timeout=None, max_request_buffers=None,
-                     tls_cert=None, tls_key=None, tls_client_ca=None, insecure=false, store=None),
-        text_signature = "(host='127.0.0.1', port=0, data=None, fsync=None, *, log=False, wait=True, max_memory=None, max_connections=10000, idle_timeout=None, max_request_buffers='256MiB', tls_cert=None, tls_key=None, tls_client_ca=None, insecure=False, store=None)"
+                     tls_cert=None, tls_key=None, tls_client_ca=None, insecure=false, store=None,
+                     graphite_port=None, http_port=None),
+        text_signature = "(host='127.0.0.1', port=0, data=None, fsync=None, *, log=False, wait=True, max_memory=None, max_connections=10000, idle_timeout=None, max_request_buffers='256MiB', tls_cert=None, tls_key=None, tls_client_ca=None, insecure=False, store=None, graphite_port=None, http_port=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -295,8 +310,18 @@ impl Server {
         tls_client_ca: Option<PathBuf>,
         insecure: bool,
         store: Option<&Bound<'_, PyAny>>,
+        graphite_port: Option<&Bound<'_, PyAny>>,
+        http_port: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let port = port.map(arguments::listen_port).transpose()?.unwrap_or(0);
+        let graphite_port = graphite_port
+            .filter(|v| !v.is_none())
+            .map(|v| arguments::named_port(v, "graphite_port"))
+            .transpose()?;
+        let http_port = http_port
+            .filter(|v| !v.is_none())
+            .map(|v| arguments::named_port(v, "http_port"))
+            .transpose()?;
         let tls = arguments::tls_files(tls_cert, tls_key, tls_client_ca)?;
         let store = store
             .filter(|v| !v.is_none())
@@ -309,6 +334,8 @@ impl Server {
             // gateway: a user asking for fsync=always must not believe it.
             arguments::embedded_only("fsync", fsync.is_some())?;
             arguments::embedded_only("max_memory", max_memory.is_some())?;
+            arguments::graphite_needs_embedded("graphite_port", graphite_port.is_some())?;
+            arguments::graphite_needs_embedded("http_port", http_port.is_some())?;
         }
         let fsync = fsync.map(arguments::fsync).transpose()?.unwrap_or_default();
         let defaults = Limits::default();
@@ -335,9 +362,12 @@ impl Server {
             let (python_log, sink) = PythonLog::start().map_err(ServerError::Threads)?;
             (Some(python_log), sink)
         };
+        let tls_on = tls.is_some();
         let config = Config {
             host,
             port,
+            graphite_port,
+            http_port,
             data: data.clone(),
             fsync,
             limits,
@@ -353,6 +383,7 @@ impl Server {
         }
         let loading = loading?;
         let address = loading.local_addr();
+        let (graphite_address, http_address) = (loading.graphite_addr(), loading.http_addr());
         let protected = loading.is_protected();
         let cancel = loading.canceller();
         let loaded = Arc::new(Loaded::default());
@@ -375,6 +406,9 @@ impl Server {
             fsync,
             protected,
             store,
+            graphite_address,
+            http_address,
+            tls: tls_on,
             python_log,
         };
         if wait {
@@ -413,6 +447,30 @@ impl Server {
     #[getter]
     fn address(&self) -> (String, u16) {
         (self.host.clone(), self.port)
+    }
+
+    /// ``(host, port)`` of the Graphite plaintext listener, or None
+    /// without ``graphite_port``.
+    #[getter]
+    fn graphite_address(&self) -> Option<(String, u16)> {
+        self.graphite_address
+            .map(|a| (a.ip().to_string(), a.port()))
+    }
+
+    /// ``(host, port)`` of the Graphite HTTP API, or None without
+    /// ``http_port``.
+    #[getter]
+    fn http_address(&self) -> Option<(String, u16)> {
+        self.http_address.map(|a| (a.ip().to_string(), a.port()))
+    }
+
+    /// The dashboard's address, such as ``"http://127.0.0.1:8080/"``
+    /// (``https`` with TLS), or None without ``http_port``.
+    #[getter]
+    fn dashboard_url(&self) -> Option<String> {
+        let scheme = if self.tls { "https" } else { "http" };
+        self.http_address
+            .map(|a| format!("{scheme}://{}/", host_port(&a.ip().to_string(), a.port())))
     }
 
     /// True when the server is in protected mode: it listens beyond

@@ -77,6 +77,12 @@ pub struct Config {
     /// Where points are kept: `None` is the embedded store (with `data`'s
     /// journal); `Some` makes the server a gateway to Redis, keeping nothing.
     pub store: Option<StoreAddress>,
+    /// Also accept Graphite's plaintext protocol on this port of `host`
+    /// (0 picks a free one); `None`: not at all.
+    pub graphite_port: Option<u16>,
+    /// Also serve Graphite's HTTP API and the dashboard on this port of
+    /// `host` (0 picks a free one); `None`: not at all.
+    pub http_port: Option<u16>,
 }
 
 /// The PEM files of a TLS server.
@@ -105,6 +111,8 @@ impl Default for Config {
             tls: None,
             insecure: false,
             store: None,
+            graphite_port: None,
+            http_port: None,
         }
     }
 }
@@ -124,6 +132,8 @@ impl std::fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("insecure", &self.insecure)
             .field("store", &self.store)
+            .field("graphite_port", &self.graphite_port)
+            .field("http_port", &self.http_port)
             .finish()
     }
 }

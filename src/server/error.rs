@@ -34,6 +34,8 @@ pub enum ServerError {
     Store(#[from] super::gateway::GatewayError),
     #[error("a server storing in Redis keeps no data file: give store or data, not both")]
     StoreWithData,
+    #[error("the Graphite ports (graphite_port, http_port) serve the embedded store, not Redis: drop them or store")]
+    GraphiteWithStore,
     #[error("cannot start the server's threads: {0}")]
     Threads(io::Error),
     #[error("the journal failed, some puts may not be on disk: {0}")]
@@ -62,6 +64,7 @@ impl ServerError {
             | ServerError::Cancelled
             | ServerError::Store(_)
             | ServerError::StoreWithData
+            | ServerError::GraphiteWithStore
             | ServerError::Threads(_)
             | ServerError::Journal(_) => None,
         }
@@ -80,7 +83,8 @@ impl ServerError {
             | ServerError::Tls { .. }
             | ServerError::Cancelled
             | ServerError::Store(_)
-            | ServerError::StoreWithData => None,
+            | ServerError::StoreWithData
+            | ServerError::GraphiteWithStore => None,
         }
     }
 }

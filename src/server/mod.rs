@@ -39,6 +39,7 @@ mod config;
 mod connection;
 mod error;
 mod gateway;
+pub mod graphite;
 mod journal;
 mod listener;
 mod log;
@@ -92,6 +93,8 @@ pub const PROTECTED_MODE: &str = "protected mode: this server listens beyond loo
 /// whether the final flush of the journal succeeded.
 pub struct Server {
     address: SocketAddr,
+    graphite_address: Option<SocketAddr>,
+    http_address: Option<SocketAddr>,
     workers: Option<Workers>,
     shared: Arc<Shared>,
     writer: Option<JoinHandle<Result<(), ServerError>>>,
@@ -123,6 +126,10 @@ impl Server {
         if config.store.is_some() && config.data.is_some() {
             return Err(ServerError::StoreWithData);
         }
+        if config.store.is_some() && (config.graphite_port.is_some() || config.http_port.is_some())
+        {
+            return Err(ServerError::GraphiteWithStore);
+        }
         let journal = match &config.data {
             Some(path) => Some(journal::open(path)?),
             None => None,
@@ -149,6 +156,7 @@ impl Server {
             address: crate::protocol::host_port(&config.host, config.port),
             source,
         })?;
+        let graphite = graphite::Listeners::bind(&config, &runtimes)?;
         Ok(Loading {
             config,
             tls,
@@ -156,6 +164,7 @@ impl Server {
             runtimes,
             listener,
             address,
+            graphite,
             cancel: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -171,6 +180,7 @@ pub struct Loading {
     runtimes: Vec<Runtime>,
     listener: tokio::net::TcpListener,
     address: SocketAddr,
+    graphite: graphite::Listeners,
     cancel: Arc<AtomicBool>,
 }
 
@@ -187,6 +197,16 @@ impl Loading {
     /// The address the server will serve on.
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where Graphite plaintext will be accepted, when asked for.
+    pub fn graphite_addr(&self) -> Option<SocketAddr> {
+        self.graphite.plaintext_addr()
+    }
+
+    /// Where the Graphite HTTP API and the dashboard will be served.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.graphite.http_addr()
     }
 
     /// Whether the server will be in protected mode (see [`Config::insecure`]).
@@ -211,6 +231,7 @@ impl Loading {
             runtimes,
             listener,
             address,
+            graphite,
             cancel,
         } = self;
         let gateway = match &config.store {
@@ -273,6 +294,7 @@ impl Loading {
             }
             None => None,
         };
+        let (graphite_address, http_address) = graphite.spawn(&runtimes, &shared);
         let workers = match Workers::start(runtimes, listener, &shared) {
             Ok(workers) => workers,
             Err(e) => {
@@ -301,6 +323,8 @@ impl Loading {
         }
         Ok(Server {
             address,
+            graphite_address,
+            http_address,
             workers: Some(workers),
             shared,
             writer,
@@ -313,6 +337,16 @@ impl Server {
     /// The address the server listens on (with the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where Graphite plaintext is accepted, when asked for.
+    pub fn graphite_addr(&self) -> Option<SocketAddr> {
+        self.graphite_address
+    }
+
+    /// Where the Graphite HTTP API and the dashboard are served, when asked for.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_address
     }
 
     /// What replaying the journal found, when there is one.

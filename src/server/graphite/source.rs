@@ -1,0 +1,45 @@
+//! What the Graphite API reads the data through: a narrow read trait (list
+//! the keys a glob matches; read a key's points in a range), so that the
+//! render, find and index paths do not depend on how points are stored.
+//! Implemented here for the in-memory [`Store`].
+
+use super::glob::Glob;
+use crate::protocol::Selector;
+use crate::server::store::Store;
+
+pub trait Source {
+    /// Calls `visit` with every key `glob` matches (any order).
+    fn matching_keys(&self, glob: &Glob, visit: &mut dyn FnMut(&str));
+    /// Calls `visit` with every key.
+    fn all_keys(&self, visit: &mut dyn FnMut(&str));
+    /// Calls `visit(timestamp, value)` for the points of `key` in
+    /// `[from, until)`, by timestamp, until it returns false.
+    fn points(&self, key: &str, from: i64, until: i64, visit: &mut dyn FnMut(i64, f64) -> bool);
+}
+
+impl Source for Store {
+    fn matching_keys(&self, glob: &Glob, visit: &mut dyn FnMut(&str)) {
+        // A glob without metacharacters names one key: no scan.
+        let prefix = glob.literal_prefix();
+        if prefix.len() == glob.as_str().len() {
+            // A key exists once it has a point: its cursor is not done.
+            if !self.cursor(Selector::Key(prefix)).is_done() {
+                visit(prefix);
+            }
+            return;
+        }
+        self.each_key(|key| {
+            if key.starts_with(prefix) && glob.matches(key) {
+                visit(key);
+            }
+        });
+    }
+
+    fn all_keys(&self, visit: &mut dyn FnMut(&str)) {
+        self.each_key(visit);
+    }
+
+    fn points(&self, key: &str, from: i64, until: i64, visit: &mut dyn FnMut(i64, f64) -> bool) {
+        self.each_point(key, from, until, visit);
+    }
+}
