@@ -1,63 +1,49 @@
-//! Graphite's path globs, node by node: `*` (any run of characters within
-//! one node, never a `.`), `?` (one character), `[a-z0-9]` and `[!x]`
-//! (character classes) and `{cpu,mem}` (alternatives, which may hold globs
-//! themselves). A glob matches a key with exactly as many nodes.
+//! Graphite's path globs, matched by the query globs of
+//! [`crate::query::Glob`] (`*` within one node, `?`, `[a-z0-9]` and `[!x]`,
+//! `{cpu,mem}` alternatives) with Graphite's meaning of a path: it matches
+//! keys with exactly as many dot-separated nodes. The one place the two
+//! differ is a bare `*`: here the keys of one node, as in graphite-web,
+//! where the course's `get *` is every key.
 //!
-//! The render and find paths only need [`Glob::matches`] and
-//! [`Glob::literal_prefix`] (what a key must start with, for a store to
-//! narrow its search).
+//! `/metrics/find` also matches node by node ([`PathGlob::matches_node`]),
+//! so each node is compiled on its own too.
 
-/// A compiled path glob.
+use crate::query::{Glob, GlobError};
+
+/// A compiled Graphite path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Glob {
+pub struct PathGlob {
     text: String,
-    /// Per node, its alternatives (one unless the node has `{...}`).
-    nodes: Vec<Vec<Vec<Token>>>,
+    whole: Glob,
+    nodes: Vec<Glob>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
-    Char(char),
-    Any,
-    One,
-    Class {
-        negated: bool,
-        ranges: Vec<(char, char)>,
-    },
-}
-
-/// Why a glob cannot be compiled.
+/// Why a path is not a glob.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GlobError {
+pub enum PathError {
     #[error("empty pattern")]
     Empty,
-    #[error("unclosed '[' in {0:?}")]
-    UnclosedClass(String),
-    #[error("unclosed '{{' in {0:?}")]
-    UnclosedBrace(String),
-    #[error("nested '{{' in {0:?}")]
-    NestedBrace(String),
+    #[error("{error} {text:?}")]
+    Glob { error: GlobError, text: String },
 }
 
-/// Alternatives beyond this per node are refused (each costs a match).
-const MAX_ALTERNATIVES: usize = 1024;
-
-impl Glob {
-    pub fn new(text: &str) -> Result<Glob, GlobError> {
+impl PathGlob {
+    pub fn new(text: &str) -> Result<PathGlob, PathError> {
         if text.is_empty() {
-            return Err(GlobError::Empty);
+            return Err(PathError::Empty);
         }
-        let nodes = split_nodes(text)?
-            .into_iter()
-            .map(|node| {
-                expand(node, text)?
-                    .into_iter()
-                    .map(|alternative| tokens(&alternative, text))
-                    .collect::<Result<Vec<_>, _>>()
+        let compile = |pattern: &str| {
+            Glob::compile(pattern).map_err(|error| PathError::Glob {
+                error,
+                text: text.to_owned(),
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Glob {
+        };
+        // Graphite's grammar has no dots inside braces or classes, so a
+        // path's nodes are its dot-separated parts.
+        let nodes = text.split('.').map(compile).collect::<Result<_, _>>()?;
+        Ok(PathGlob {
             text: text.to_owned(),
+            whole: compile(text)?,
             nodes,
         })
     }
@@ -71,172 +57,28 @@ impl Glob {
         self.nodes.len()
     }
 
-    /// Whether `key` matches the whole glob.
+    /// Whether `key` matches the whole path.
     pub fn matches(&self, key: &str) -> bool {
-        let mut parts = key.split('.');
-        for node in &self.nodes {
-            match parts.next() {
-                Some(part) if node_matches(node, part) => {}
-                _ => return false,
-            }
-        }
-        parts.next().is_none()
+        // No metacharacter crosses a dot, so a match of the whole pattern
+        // has as many nodes as the path; only a bare `*` (every key, for the
+        // query glob) needs the count checked.
+        self.whole.matches(key) && (!self.whole.is_all() || !key.contains('.'))
     }
 
-    /// Whether the first `depth` nodes of `key` match the glob's first
-    /// `depth` nodes (for `/metrics/find`, which matches prefixes).
+    /// Whether node `index` of the path matches `part` (one node of a key,
+    /// for `/metrics/find`, which matches prefixes).
     pub fn matches_node(&self, index: usize, part: &str) -> bool {
-        self.nodes
-            .get(index)
-            .is_some_and(|node| node_matches(node, part))
+        self.nodes.get(index).is_some_and(|node| node.matches(part))
     }
 
-    /// The text every matching key starts with: the glob up to its first
-    /// metacharacter.
+    /// The text every matching key starts with.
     pub fn literal_prefix(&self) -> &str {
-        let end = self
-            .text
-            .find(['*', '?', '[', '{'])
-            .unwrap_or(self.text.len());
-        &self.text[..end]
+        self.whole.literal_prefix()
     }
-}
 
-fn split_nodes(text: &str) -> Result<Vec<&str>, GlobError> {
-    // Alternatives never span nodes (graphite's grammar has no dots inside
-    // braces), so braces are only checked to be balanced and flat here.
-    let mut depth = 0usize;
-    for c in text.chars() {
-        match c {
-            '{' if depth > 0 => return Err(GlobError::NestedBrace(text.to_owned())),
-            '{' => depth += 1,
-            '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    if depth > 0 {
-        return Err(GlobError::UnclosedBrace(text.to_owned()));
-    }
-    Ok(text.split('.').collect())
-}
-
-/// The alternatives of one node: `a{b,c}d` is `abd` and `acd`.
-fn expand(node: &str, text: &str) -> Result<Vec<String>, GlobError> {
-    let mut out = vec![String::new()];
-    let mut rest = node;
-    while let Some(open) = rest.find('{') {
-        let close = rest[open..]
-            .find('}')
-            .map(|i| open + i)
-            .ok_or_else(|| GlobError::UnclosedBrace(text.to_owned()))?;
-        let head = &rest[..open];
-        let choices: Vec<&str> = rest[open + 1..close].split(',').collect();
-        let mut next = Vec::with_capacity(out.len() * choices.len());
-        for prefix in &out {
-            for choice in &choices {
-                next.push(format!("{prefix}{head}{choice}"));
-            }
-        }
-        next.truncate(MAX_ALTERNATIVES);
-        out = next;
-        rest = &rest[close + 1..];
-    }
-    for alternative in &mut out {
-        alternative.push_str(rest);
-    }
-    Ok(out)
-}
-
-fn tokens(alternative: &str, text: &str) -> Result<Vec<Token>, GlobError> {
-    let mut out = Vec::new();
-    let mut chars = alternative.chars().peekable();
-    while let Some(c) = chars.next() {
-        out.push(match c {
-            '*' => {
-                if out.last() == Some(&Token::Any) {
-                    continue;
-                }
-                Token::Any
-            }
-            '?' => Token::One,
-            '[' => {
-                let negated = chars.next_if(|&c| c == '!' || c == '^').is_some();
-                let mut ranges = Vec::new();
-                let mut closed = false;
-                while let Some(c) = chars.next() {
-                    if c == ']' && !ranges.is_empty() {
-                        closed = true;
-                        break;
-                    }
-                    if chars.peek() == Some(&'-') {
-                        let mut ahead = chars.clone();
-                        ahead.next();
-                        if let Some(&end) = ahead.peek().filter(|&&e| e != ']') {
-                            chars.next();
-                            chars.next();
-                            ranges.push((c, end));
-                            continue;
-                        }
-                    }
-                    ranges.push((c, c));
-                }
-                if !closed {
-                    return Err(GlobError::UnclosedClass(text.to_owned()));
-                }
-                Token::Class { negated, ranges }
-            }
-            c => Token::Char(c),
-        });
-    }
-    Ok(out)
-}
-
-fn node_matches(alternatives: &[Vec<Token>], part: &str) -> bool {
-    let chars: Vec<char> = part.chars().collect();
-    alternatives
-        .iter()
-        .any(|tokens| tokens_match(tokens, &chars))
-}
-
-/// Iterative wildcard matching with one backtrack point (the last `*`):
-/// linear in practice, quadratic at worst, never exponential.
-fn tokens_match(tokens: &[Token], chars: &[char]) -> bool {
-    let (mut t, mut c) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while c < chars.len() {
-        match tokens.get(t) {
-            Some(Token::Any) => {
-                star = Some((t, c));
-                t += 1;
-                continue;
-            }
-            Some(token) if single(token, chars[c]) => {
-                t += 1;
-                c += 1;
-                continue;
-            }
-            _ => {}
-        }
-        match star {
-            Some((st, sc)) => {
-                t = st + 1;
-                c = sc + 1;
-                star = Some((st, sc + 1));
-            }
-            None => return false,
-        }
-    }
-    tokens[t..].iter().all(|token| *token == Token::Any)
-}
-
-fn single(token: &Token, c: char) -> bool {
-    match token {
-        Token::Char(x) => *x == c,
-        Token::One => true,
-        Token::Class { negated, ranges } => {
-            ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
-        }
-        Token::Any => false,
+    /// The one key the path names, when it has no metacharacter.
+    pub fn literal(&self) -> Option<&str> {
+        self.whole.literal()
     }
 }
 
@@ -245,7 +87,7 @@ mod tests {
     use super::*;
 
     fn m(glob: &str, key: &str) -> bool {
-        Glob::new(glob).unwrap().matches(key)
+        PathGlob::new(glob).unwrap().matches(key)
     }
 
     #[test]
@@ -254,6 +96,7 @@ mod tests {
         assert!(m("a.*", "a.b"));
         assert!(!m("a.*", "a.b.c"));
         assert!(!m("*", "a.b"));
+        assert!(m("*", "a"));
         assert!(m("a.b*d.c", "a.bd.c"));
         assert!(m("a.b*d.c", "a.bxxd.c"));
         assert!(!m("a.b*d.c", "a.bxxdx.c"));
@@ -275,22 +118,46 @@ mod tests {
     }
 
     #[test]
+    fn nodes_match_one_at_a_time() {
+        let glob = PathGlob::new("a.{b,c}*.d").unwrap();
+        assert!(glob.matches_node(0, "a"));
+        assert!(glob.matches_node(1, "cx"));
+        assert!(!glob.matches_node(1, "x"));
+        assert!(!glob.matches_node(3, "d"));
+        assert!(PathGlob::new("*").unwrap().matches_node(0, "anything"));
+    }
+
+    #[test]
     fn bad_globs_are_refused_and_prefixes_are_literal() {
+        let error = |text| PathGlob::new(text).unwrap_err();
         assert!(matches!(
-            Glob::new("a.[b"),
-            Err(GlobError::UnclosedClass(_))
+            error("a.[b"),
+            PathError::Glob {
+                error: GlobError::UnclosedClass,
+                ..
+            }
         ));
         assert!(matches!(
-            Glob::new("a.{b"),
-            Err(GlobError::UnclosedBrace(_))
+            error("a.{b"),
+            PathError::Glob {
+                error: GlobError::UnclosedBrace,
+                ..
+            }
         ));
         assert!(matches!(
-            Glob::new("{a{b}}"),
-            Err(GlobError::NestedBrace(_))
+            error("{a{b}}"),
+            PathError::Glob {
+                error: GlobError::NestedBrace,
+                ..
+            }
         ));
-        assert_eq!(Glob::new("").unwrap_err(), GlobError::Empty);
-        assert_eq!(Glob::new("a.b*.c").unwrap().literal_prefix(), "a.b");
-        assert_eq!(Glob::new("a.b.c").unwrap().literal_prefix(), "a.b.c");
-        assert_eq!(Glob::new("a.{x,y}").unwrap().depth(), 2);
+        assert_eq!(error(""), PathError::Empty);
+        assert_eq!(
+            error("a.[b").to_string(),
+            "unclosed '[' in pattern \"a.[b\""
+        );
+        assert_eq!(PathGlob::new("a.b*.c").unwrap().literal_prefix(), "a.b");
+        assert_eq!(PathGlob::new("a.b.c").unwrap().literal(), Some("a.b.c"));
+        assert_eq!(PathGlob::new("a.{x,y}").unwrap().depth(), 2);
     }
 }

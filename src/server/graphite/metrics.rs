@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::glob::{Glob, GlobError};
+use super::glob::{PathError, PathGlob};
 use super::render::output::push_string;
 use super::source::Source;
 
@@ -26,8 +26,8 @@ impl Node {
 
 /// The nodes `query` matches, sorted by name, then path. A path that is both a key and
 /// the parent of longer keys is listed once, as a branch.
-pub fn find(source: &dyn Source, query: &str) -> Result<Vec<Node>, GlobError> {
-    let glob = Glob::new(query)?;
+pub fn find(source: &dyn Source, query: &str) -> Result<Vec<Node>, PathError> {
+    let glob = PathGlob::new(query)?;
     let depth = glob.depth();
     let prefix = glob.literal_prefix();
     let mut found: BTreeMap<String, bool> = BTreeMap::new();
@@ -142,7 +142,7 @@ pub fn expand(
     queries: &[String],
     leaves_only: bool,
     group_by_expr: bool,
-) -> Result<Vec<u8>, GlobError> {
+) -> Result<Vec<u8>, PathError> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for query in queries {
         let mut paths: Vec<String> = find(source, query)?

@@ -15,7 +15,7 @@ pub mod plaintext;
 pub mod render;
 pub mod source;
 
-pub use glob::{Glob, GlobError};
+pub use glob::{PathError, PathGlob};
 pub use plaintext::{parse_line, LineError};
 pub use render::target::{parse_target, Expr, ParseError};
 pub use render::time::{parse_offset, parse_time, TimeError};

@@ -3,13 +3,13 @@
 //! render, find and index paths do not depend on how points are stored.
 //! Implemented here for the in-memory [`Store`].
 
-use super::glob::Glob;
+use super::glob::PathGlob;
 use crate::protocol::Selector;
 use crate::server::store::Store;
 
 pub trait Source {
     /// Calls `visit` with every key `glob` matches (any order).
-    fn matching_keys(&self, glob: &Glob, visit: &mut dyn FnMut(&str));
+    fn matching_keys(&self, glob: &PathGlob, visit: &mut dyn FnMut(&str));
     /// Calls `visit` with every key.
     fn all_keys(&self, visit: &mut dyn FnMut(&str));
     /// Calls `visit(timestamp, value)` for the points of `key` in
@@ -18,16 +18,16 @@ pub trait Source {
 }
 
 impl Source for Store {
-    fn matching_keys(&self, glob: &Glob, visit: &mut dyn FnMut(&str)) {
+    fn matching_keys(&self, glob: &PathGlob, visit: &mut dyn FnMut(&str)) {
         // A glob without metacharacters names one key: no scan.
-        let prefix = glob.literal_prefix();
-        if prefix.len() == glob.as_str().len() {
+        if let Some(key) = glob.literal() {
             // A key exists once it has a point: its cursor is not done.
-            if !self.cursor(Selector::Key(prefix)).is_done() {
-                visit(prefix);
+            if !self.cursor(Selector::Key(key)).is_done() {
+                visit(key);
             }
             return;
         }
+        let prefix = glob.literal_prefix();
         self.each_key(|key| {
             if key.starts_with(prefix) && glob.matches(key) {
                 visit(key);
@@ -40,6 +40,8 @@ impl Source for Store {
     }
 
     fn points(&self, key: &str, from: i64, until: i64, visit: &mut dyn FnMut(i64, f64) -> bool) {
-        self.each_point(key, from, until, visit);
+        if let Some(slot) = self.slot(key) {
+            self.each_in_range(slot, from, Some(until), visit);
+        }
     }
 }

@@ -169,33 +169,6 @@ impl Store {
         }
     }
 
-    /// Calls `visit(timestamp, value)` for the points of `key` in
-    /// `[from, until)`, by timestamp, until it returns false.
-    pub fn each_point(
-        &self,
-        key: &str,
-        from: i64,
-        until: i64,
-        mut visit: impl FnMut(i64, f64) -> bool,
-    ) {
-        let Some(series) = self
-            .find(self.index.hash(key), key)
-            .and_then(|slot| self.series.get(slot))
-        else {
-            return;
-        };
-        let points = &series.points;
-        let (first_chunk, mut at) = points.first_after(from.checked_sub(1));
-        for c in first_chunk..points.chunk_count() {
-            for &(ts, value) in &points.chunk(c)[at..] {
-                if ts >= until || !visit(ts, value) {
-                    return;
-                }
-            }
-            at = 0;
-        }
-    }
-
     /// Calls `visit(key, timestamp, value)` for points from `cursor` on until
     /// `visit` returns false (after that point) or the walk ends, advancing
     /// the cursor. Returns true when the walk is over.

@@ -20,6 +20,31 @@ impl Store {
             .map(|series| self.keys.get(series.key))
     }
 
+    /// Calls `visit(timestamp, value)` for the points of the key in `slot`
+    /// with `from <= timestamp < until` (`None`: no upper bound), in
+    /// timestamp order, until `visit` returns false.
+    pub fn each_in_range(
+        &self,
+        slot: usize,
+        from: i64,
+        until: Option<i64>,
+        mut visit: impl FnMut(i64, f64) -> bool,
+    ) {
+        let Some(series) = self.series.get(slot) else {
+            return;
+        };
+        let points = &series.points;
+        let (first_chunk, mut at) = points.first_at(from);
+        for c in first_chunk..points.chunk_count() {
+            for &(ts, value) in &points.chunk(c)[at..] {
+                if until.is_some_and(|u| ts >= u) || !visit(ts, value) {
+                    return;
+                }
+            }
+            at = 0;
+        }
+    }
+
     /// Appends to `out` the points of the key in `slot` with `from <=
     /// timestamp < until` (`None`: no upper bound), in timestamp order, at
     /// most `limit` of them; returns how many.
@@ -31,22 +56,15 @@ impl Store {
         limit: usize,
         out: &mut Vec<Point>,
     ) -> usize {
-        let Some(series) = self.series.get(slot) else {
-            return 0;
-        };
-        let points = &series.points;
-        let (first_chunk, mut at) = points.first_at(from);
         let mut read = 0;
-        for c in first_chunk..points.chunk_count() {
-            for &(ts, value) in &points.chunk(c)[at..] {
-                if read == limit || until.is_some_and(|u| ts >= u) {
-                    return read;
-                }
-                out.push((ts, value));
-                read += 1;
-            }
-            at = 0;
+        if limit == 0 {
+            return 0;
         }
+        self.each_in_range(slot, from, until, |ts, value| {
+            out.push((ts, value));
+            read += 1;
+            read < limit
+        });
         read
     }
 

@@ -10,7 +10,7 @@
 
 use super::series::Series;
 use super::RenderError;
-use crate::server::graphite::glob::Glob;
+use crate::server::graphite::glob::PathGlob;
 use crate::server::graphite::source::Source;
 
 /// Slots one series may have before its step is widened.
@@ -31,7 +31,7 @@ pub fn fetch(
     until: i64,
     budget: &mut usize,
 ) -> Result<Vec<Series>, RenderError> {
-    let glob = Glob::new(path).map_err(RenderError::Glob)?;
+    let glob = PathGlob::new(path).map_err(RenderError::Path)?;
     let mut keys = Vec::new();
     source.matching_keys(&glob, &mut |key| keys.push(key.to_owned()));
     keys.sort_unstable();
@@ -188,7 +188,7 @@ mod tests {
         assert!(fetch(&s, "x.*", 0, 10, &mut budget).unwrap().is_empty());
         assert!(matches!(
             fetch(&s, "a.[", 0, 10, &mut budget),
-            Err(RenderError::Glob(_))
+            Err(RenderError::Path(_))
         ));
     }
 

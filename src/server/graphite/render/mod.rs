@@ -13,7 +13,7 @@ pub mod target;
 pub mod time;
 mod windows;
 
-use super::glob::GlobError;
+use super::glob::PathError;
 use super::source::Source;
 use target::ParseError;
 use time::TimeError;
@@ -29,7 +29,7 @@ pub enum RenderError {
         error: TimeError,
     },
     #[error("bad path: {0}")]
-    Glob(GlobError),
+    Path(PathError),
     #[error("{0}")]
     Argument(String),
     #[error("unknown function {0:?} (this server has sumSeries, averageSeries, maxSeries, minSeries, alias, aliasByNode, scale, summarize, derivative, perSecond and movingAverage)")]
