@@ -262,8 +262,12 @@ class MinReplicasToWrite(GatewayTestCase):
         srv = self.gateway()
         c = RawConnection(srv.address)
         self.addCleanup(c.close)
-        self.assertEqual(c.ask(b"put lonely 1 1\n"), b"ok\n\n")
         master = self.cluster.node_of_key("m:lonely")
+        # A replica only counts once the master has had its acknowledgement
+        # (sent each second); until then a loaded machine sees NOREPLICAS.
+        wait_until(lambda: int(master.info("replication").get("min_slaves_good_slaves", "0")) >= 1,
+                   3 * BOUND, interval=0.05, message="the replica counted as good")
+        self.assertEqual(c.ask(b"put lonely 1 1\n"), b"ok\n\n")
         replica = next(node for node in self.cluster.live_nodes()
                        if node.info("replication").get("master_port") == str(master.port))
         replica.kill()

@@ -2,7 +2,7 @@
 //! function, calls are graphite-web's functions with its names, tags and
 //! edge cases (the JSON of the same query matches graphite-web's).
 
-use super::series::{format_g, py_float, Agg, Series};
+use super::series::{format_g, py_float, AggFunc, Series};
 use super::target::{first_path, Expr};
 use super::windows::{moving_average, per_second, summarize};
 use super::RenderError;
@@ -153,10 +153,10 @@ fn call(
         names,
     };
     match name {
-        "sumSeries" | "sum" => aggregate(&mut a, Agg::Sum, "sum"),
-        "averageSeries" | "avg" => aggregate(&mut a, Agg::Average, "average"),
-        "maxSeries" => aggregate(&mut a, Agg::Max, "max"),
-        "minSeries" => aggregate(&mut a, Agg::Min, "min"),
+        "sumSeries" | "sum" => aggregate(&mut a, AggFunc::Sum, "sum"),
+        "averageSeries" | "avg" => aggregate(&mut a, AggFunc::Average, "average"),
+        "maxSeries" => aggregate(&mut a, AggFunc::Max, "max"),
+        "minSeries" => aggregate(&mut a, AggFunc::Min, "min"),
         "alias" => {
             let mut list = a.series(0)?;
             let new_name = a.text(1)?.ok_or_else(|| bad(name, "missing newName"))?;
@@ -221,7 +221,7 @@ fn call(
 
 /// graphite-web's `aggregate`: normalized to the coarsest step (the LCM),
 /// zipped row by row, tagged with what the inputs share.
-fn aggregate(a: &mut Args<'_>, agg: Agg, func: &str) -> Result<Vec<Series>, RenderError> {
+fn aggregate(a: &mut Args<'_>, agg: AggFunc, func: &str) -> Result<Vec<Series>, RenderError> {
     let mut list = Vec::new();
     for index in 0..a.values.len() {
         list.extend(a.series(index)?);

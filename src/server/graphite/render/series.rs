@@ -70,14 +70,14 @@ impl Series {
         }
         self.values
             .chunks(per_point)
-            .map(|group| Agg::Average.apply(group))
+            .map(|group| AggFunc::Average.apply(group))
             .collect()
     }
 }
 
 /// graphite-web's aggregation functions (`aggFuncs` and their aliases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Agg {
+pub enum AggFunc {
     Average,
     AvgZero,
     Median,
@@ -92,21 +92,21 @@ pub enum Agg {
     Last,
 }
 
-impl Agg {
-    pub fn from_name(name: &str) -> Option<Agg> {
+impl AggFunc {
+    pub fn from_name(name: &str) -> Option<AggFunc> {
         Some(match name {
-            "average" | "avg" => Agg::Average,
-            "avg_zero" => Agg::AvgZero,
-            "median" => Agg::Median,
-            "sum" | "total" => Agg::Sum,
-            "min" => Agg::Min,
-            "max" => Agg::Max,
-            "diff" => Agg::Diff,
-            "stddev" => Agg::Stddev,
-            "count" => Agg::Count,
-            "range" | "rangeOf" => Agg::Range,
-            "multiply" => Agg::Multiply,
-            "last" | "current" => Agg::Last,
+            "average" | "avg" => AggFunc::Average,
+            "avg_zero" => AggFunc::AvgZero,
+            "median" => AggFunc::Median,
+            "sum" | "total" => AggFunc::Sum,
+            "min" => AggFunc::Min,
+            "max" => AggFunc::Max,
+            "diff" => AggFunc::Diff,
+            "stddev" => AggFunc::Stddev,
+            "count" => AggFunc::Count,
+            "range" | "rangeOf" => AggFunc::Range,
+            "multiply" => AggFunc::Multiply,
+            "last" | "current" => AggFunc::Last,
             _ => return None,
         })
     }
@@ -114,14 +114,14 @@ impl Agg {
     pub fn apply(self, values: &[Option<f64>]) -> Option<f64> {
         let safe = || values.iter().flatten().copied();
         let count = safe().count();
-        if count == 0 && !matches!(self, Agg::Count | Agg::AvgZero) {
+        if count == 0 && !matches!(self, AggFunc::Count | AggFunc::AvgZero) {
             return None;
         }
         Some(match self {
-            Agg::Average => safe().sum::<f64>() / count as f64,
-            Agg::AvgZero if values.is_empty() => return None,
-            Agg::AvgZero => safe().sum::<f64>() / values.len() as f64,
-            Agg::Median => {
+            AggFunc::Average => safe().sum::<f64>() / count as f64,
+            AggFunc::AvgZero if values.is_empty() => return None,
+            AggFunc::AvgZero => safe().sum::<f64>() / values.len() as f64,
+            AggFunc::Median => {
                 let mut sorted: Vec<f64> = safe().collect();
                 sorted.sort_by(f64::total_cmp);
                 let mid = sorted.len() / 2;
@@ -131,26 +131,26 @@ impl Agg {
                     sorted[mid]
                 }
             }
-            Agg::Sum => safe().sum(),
-            Agg::Min => safe().fold(f64::INFINITY, f64::min),
-            Agg::Max => safe().fold(f64::NEG_INFINITY, f64::max),
-            Agg::Diff => {
+            AggFunc::Sum => safe().sum(),
+            AggFunc::Min => safe().fold(f64::INFINITY, f64::min),
+            AggFunc::Max => safe().fold(f64::NEG_INFINITY, f64::max),
+            AggFunc::Diff => {
                 let mut it = safe();
                 let first = it.next().unwrap_or(0.0);
                 it.fold(first, |acc, v| acc - v)
             }
-            Agg::Stddev => {
+            AggFunc::Stddev => {
                 let mean = safe().sum::<f64>() / count as f64;
                 (safe().map(|v| (v - mean) * (v - mean)).sum::<f64>() / count as f64).sqrt()
             }
-            Agg::Count => count as f64,
-            Agg::Range => {
+            AggFunc::Count => count as f64,
+            AggFunc::Range => {
                 safe().fold(f64::NEG_INFINITY, f64::max) - safe().fold(f64::INFINITY, f64::min)
             }
             // `safeMul` refuses a row with any None in it.
-            Agg::Multiply if count != values.len() => return None,
-            Agg::Multiply => safe().product(),
-            Agg::Last => safe().last().unwrap_or(0.0),
+            AggFunc::Multiply if count != values.len() => return None,
+            AggFunc::Multiply => safe().product(),
+            AggFunc::Last => safe().last().unwrap_or(0.0),
         })
     }
 }
@@ -218,19 +218,19 @@ mod tests {
     #[test]
     fn aggregations_skip_none() {
         let row = [Some(1.0), None, Some(4.0), Some(2.0)];
-        assert_eq!(Agg::Sum.apply(&row), Some(7.0));
-        assert_eq!(Agg::Average.apply(&row), Some(7.0 / 3.0));
-        assert_eq!(Agg::AvgZero.apply(&row), Some(7.0 / 4.0));
-        assert_eq!(Agg::Median.apply(&row), Some(2.0));
-        assert_eq!(Agg::Min.apply(&row), Some(1.0));
-        assert_eq!(Agg::Max.apply(&row), Some(4.0));
-        assert_eq!(Agg::Diff.apply(&row), Some(-5.0));
-        assert_eq!(Agg::Count.apply(&row), Some(3.0));
-        assert_eq!(Agg::Range.apply(&row), Some(3.0));
-        assert_eq!(Agg::Multiply.apply(&row), None);
-        assert_eq!(Agg::Last.apply(&row), Some(2.0));
-        assert_eq!(Agg::Sum.apply(&[None, None]), None);
-        assert_eq!(Agg::Count.apply(&[None]), Some(0.0));
+        assert_eq!(AggFunc::Sum.apply(&row), Some(7.0));
+        assert_eq!(AggFunc::Average.apply(&row), Some(7.0 / 3.0));
+        assert_eq!(AggFunc::AvgZero.apply(&row), Some(7.0 / 4.0));
+        assert_eq!(AggFunc::Median.apply(&row), Some(2.0));
+        assert_eq!(AggFunc::Min.apply(&row), Some(1.0));
+        assert_eq!(AggFunc::Max.apply(&row), Some(4.0));
+        assert_eq!(AggFunc::Diff.apply(&row), Some(-5.0));
+        assert_eq!(AggFunc::Count.apply(&row), Some(3.0));
+        assert_eq!(AggFunc::Range.apply(&row), Some(3.0));
+        assert_eq!(AggFunc::Multiply.apply(&row), None);
+        assert_eq!(AggFunc::Last.apply(&row), Some(2.0));
+        assert_eq!(AggFunc::Sum.apply(&[None, None]), None);
+        assert_eq!(AggFunc::Count.apply(&[None]), Some(0.0));
         let series = Series {
             values: vec![Some(1.0), Some(3.0), None, None, Some(5.0)],
             ..Series::fetched("a", "a", 0, 50, 10)

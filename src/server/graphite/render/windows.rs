@@ -4,7 +4,7 @@
 //! graphite-web computes them.
 
 use super::functions::{bad, evaluate, Args, Context, Value};
-use super::series::{py_float, Agg, Series};
+use super::series::{py_float, AggFunc, Series};
 use super::target::Expr;
 use super::time::parse_offset;
 use super::RenderError;
@@ -19,7 +19,7 @@ pub(super) fn summarize(a: &mut Args<'_>) -> Result<Vec<Series>, RenderError> {
         return Err(bad(a.function, "the interval must be positive"));
     }
     let func = a.text(2)?.unwrap_or_else(|| "sum".into());
-    let agg = Agg::from_name(&func).ok_or_else(|| {
+    let agg = AggFunc::from_name(&func).ok_or_else(|| {
         bad(
             a.function,
             format!("unsupported aggregation function: {func}"),
@@ -191,7 +191,7 @@ pub(super) fn moving_average(
                     let window = &series.values[i - points..i];
                     let non_null = window.iter().flatten().count();
                     if non_null > 0 && non_null as f64 / points as f64 >= xff {
-                        Agg::Average.apply(window)
+                        AggFunc::Average.apply(window)
                     } else {
                         None
                     }
