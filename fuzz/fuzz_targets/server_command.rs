@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use metrics_client::protocol::{
-    parse_command, validate_key, Command, KeyUse, LineSplitter, Put, Selector,
+    encode_query, parse_command, validate_key, Command, KeyUse, LineSplitter, Put, Selector,
 };
 
 const MAX_LINE: usize = 256;
@@ -42,6 +42,18 @@ fn check(line: &[u8]) {
         }
         Ok(Command::Get(Selector::Key(key))) => {
             assert!(validate_key(key, KeyUse::Get).is_ok(), "accepted get key {key:?}");
+        }
+        Ok(Command::Query(query)) => {
+            // A query the server accepts is one the client's encoder could
+            // have written: it validates and its line parses back to it.
+            assert!(query.validate().is_ok(), "accepted invalid query {query:?}");
+            let mut again = Vec::new();
+            encode_query(&mut again, &query).expect("an accepted query encodes");
+            let line = &again[..again.len() - 1];
+            match parse_command(line) {
+                Ok(Command::Query(back)) => assert_eq!(back, query),
+                other => panic!("re-encoded query {line:?} parsed as {other:?}"),
+            }
         }
         Ok(Command::Get(Selector::All)) | Err(_) => {}
     }
