@@ -61,6 +61,16 @@ pub(super) struct Args<'a> {
 }
 
 impl Args<'_> {
+    /// The parameter at `index`, for messages: a variadic function's last
+    /// parameter (`seriesLists`) names every argument past it.
+    fn name(&self, index: usize) -> String {
+        match self.names.get(index).or(self.names.last()) {
+            Some(name) if index < self.names.len() => (*name).to_string(),
+            Some(name) => format!("{name} (argument {})", index + 1),
+            None => format!("argument {}", index + 1),
+        }
+    }
+
     pub(super) fn take(&mut self, index: usize) -> Option<Value> {
         self.values.get_mut(index).and_then(Option::take)
     }
@@ -70,9 +80,9 @@ impl Args<'_> {
             Some(Value::Series(series)) => Ok(series),
             Some(_) => Err(bad(
                 self.function,
-                format!("{} must be a series list", self.names[index]),
+                format!("{} must be a series list", self.name(index)),
             )),
-            None => Err(bad(self.function, format!("missing {}", self.names[index]))),
+            None => Err(bad(self.function, format!("missing {}", self.name(index)))),
         }
     }
 
@@ -83,7 +93,7 @@ impl Args<'_> {
             Some(Value::None) | None => Ok(None),
             Some(_) => Err(bad(
                 self.function,
-                format!("{} must be a number", self.names[index]),
+                format!("{} must be a number", self.name(index)),
             )),
         }
     }
@@ -94,7 +104,7 @@ impl Args<'_> {
             Some(Value::None) | None => Ok(None),
             Some(_) => Err(bad(
                 self.function,
-                format!("{} must be a quoted string", self.names[index]),
+                format!("{} must be a quoted string", self.name(index)),
             )),
         }
     }
@@ -214,7 +224,17 @@ fn call(
             let (max, min) = (a.number(1)?, a.number(2)?);
             Ok(list.into_iter().map(|s| per_second(s, max, min)).collect())
         }
-        "movingAverage" => moving_average(&mut a, &args[0], context),
+        "movingAverage" => {
+            // The window reads further back: the series expression is
+            // evaluated again, however it was given.
+            let inner = args.first().or_else(|| {
+                kwargs
+                    .iter()
+                    .find(|(key, _)| key == "seriesList")
+                    .map(|(_, expr)| expr)
+            });
+            moving_average(&mut a, inner, context)
+        }
         _ => Err(RenderError::UnknownFunction(name.to_owned())),
     }
 }

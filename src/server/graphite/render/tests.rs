@@ -154,6 +154,24 @@ fn bad_requests_say_why() {
         run(&s, "target=sum(a"),
         Err(RenderError::Target(_))
     ));
+    // A variadic function's extra arguments are named by its last
+    // parameter, with their position (found by the fuzzer: this panicked).
+    match run(&s, "target=minSeries(h.a.cpu,'5min',true)") {
+        Err(RenderError::Argument(message)) => assert!(
+            message.contains("seriesLists (argument 2) must be a series list"),
+            "{message}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match run(&s, "target=movingAverage()") {
+        Err(RenderError::Argument(message)) => assert!(message.contains("missing seriesList")),
+        other => panic!("{other:?}"),
+    }
+    let by_keyword = run(
+        &s,
+        &format!("target=movingAverage(seriesList=h.a.cpu,windowSize=2)&{RANGE}"),
+    );
+    assert!(by_keyword.unwrap().contains("movingAverage(h.a.cpu,2)"));
     assert_eq!(run(&s, "from=-1h").unwrap(), "[]");
     let csv = run(&s, &format!("target=h.a.cpu&format=csv&{RANGE}")).unwrap();
     assert!(

@@ -146,6 +146,9 @@ fn parse_reference(reference: &str, now: i64, text: &str) -> Result<i64, TimeErr
     let today = now.div_euclid(DAY);
     let clock = hour * 3600 + minute * 60;
     let (year, _, _) = civil_from_days(today);
+    // The first three bytes name a month or weekday; `get` because the
+    // text may be any UTF-8 (slicing at a byte inside a character panics).
+    let prefix = rest.get(..3).unwrap_or("");
     let days = match rest {
         "" | "today" => today,
         "yesterday" => today - 1,
@@ -167,8 +170,8 @@ fn parse_reference(reference: &str, now: i64, text: &str) -> Result<i64, TimeErr
             number(&rest[6..])?,
         )
         .ok_or_else(bad)?,
-        _ if rest.len() >= 3 && MONTHS.contains(&&rest[..3]) => {
-            let month = MONTHS.iter().position(|m| *m == &rest[..3]).unwrap_or(0) as i64 + 1;
+        _ if MONTHS.contains(&prefix) => {
+            let month = MONTHS.iter().position(|m| *m == prefix).unwrap_or(0) as i64 + 1;
             let tail = rest.as_bytes();
             let day = if tail.len() >= 2 && tail[tail.len() - 2..].iter().all(u8::is_ascii_digit) {
                 number(&rest[rest.len() - 2..])?
@@ -179,10 +182,10 @@ fn parse_reference(reference: &str, now: i64, text: &str) -> Result<i64, TimeErr
             };
             date(year, month, day).ok_or_else(bad)?
         }
-        _ if rest.len() >= 3 && WEEKDAYS.contains(&&rest[..3]) => {
+        _ if WEEKDAYS.contains(&prefix) => {
             // 1970-01-01 was a Thursday (index 4 from Sunday).
             let weekday = (today + 4).rem_euclid(7);
-            let wanted = WEEKDAYS.iter().position(|d| *d == &rest[..3]).unwrap_or(0) as i64;
+            let wanted = WEEKDAYS.iter().position(|d| *d == prefix).unwrap_or(0) as i64;
             today - (weekday - wanted).rem_euclid(7)
         }
         _ => return Err(bad()),
@@ -311,6 +314,11 @@ mod tests {
             Err(TimeError::Reference(_))
         ));
         assert!(parse_time("99999999999999999999999", NOW).is_err());
+        // Non-ASCII text where a month or weekday name may start.
+        assert!(matches!(
+            parse_time("ééé", NOW),
+            Err(TimeError::Reference(_))
+        ));
         assert!(parse_time("-99999999999999y", NOW).is_err());
         assert_eq!(parse_offset("1h"), Ok(3600));
         assert_eq!(parse_offset("5min"), Ok(300));

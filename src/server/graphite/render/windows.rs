@@ -123,10 +123,11 @@ pub(super) fn per_second(mut series: Series, max: Option<f64>, min: Option<f64>)
 /// window *before* it.
 pub(super) fn moving_average(
     a: &mut Args<'_>,
-    inner: &Expr,
+    inner: Option<&Expr>,
     context: &mut Context<'_>,
 ) -> Result<Vec<Series>, RenderError> {
     let list = a.series(0)?;
+    let inner = inner.ok_or_else(|| bad(a.function, "missing seriesList"))?;
     let window = a
         .take(1)
         .ok_or_else(|| bad(a.function, "missing windowSize"))?;
