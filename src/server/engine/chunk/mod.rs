@@ -143,7 +143,7 @@ fn header(bytes: &[u8]) -> Result<(ChunkSummary, usize), ChunkError> {
 
 /// Appends every point of the chunk to `out`; on error appends nothing.
 pub fn decode(bytes: &[u8], out: &mut Vec<(i64, f64)>) -> Result<(), ChunkError> {
-    decode_into(bytes, i64::MIN, None, out)
+    all_or_nothing(out, |out| walk(bytes, i64::MIN, None, out))
 }
 
 /// Appends the chunk's points with timestamps in `[from, until)` to `out`,
@@ -155,24 +155,23 @@ pub fn decode_range(
     until: i64,
     out: &mut Vec<(i64, f64)>,
 ) -> Result<(), ChunkError> {
-    decode_into(bytes, from, Some(until), out)
+    all_or_nothing(out, |out| walk(bytes, from, Some(until), out))
 }
 
-/// Both decodes: `until` of `None` is the whole chunk, checked to the end.
-fn decode_into(
-    bytes: &[u8],
-    from: i64,
-    until: Option<i64>,
+/// Runs `decode` on `out`, taking back what it appended if it fails.
+fn all_or_nothing(
     out: &mut Vec<(i64, f64)>,
+    decode: impl FnOnce(&mut Vec<(i64, f64)>) -> Result<(), ChunkError>,
 ) -> Result<(), ChunkError> {
     let start = out.len();
-    let result = walk(bytes, from, until, out);
+    let result = decode(out);
     if result.is_err() {
         out.truncate(start);
     }
     result
 }
 
+/// Both decodes: `until` of `None` is the whole chunk, checked to the end.
 fn walk(
     bytes: &[u8],
     from: i64,

@@ -91,7 +91,9 @@ fn a_counter_takes_under_half_a_byte_a_point() {
 
 #[test]
 fn random_bits_cost_little_more_than_themselves() {
-    assert!(bytes_per_point("random bits", &random_bits()) <= 8.3);
+    // 8 bytes raw and a few header bytes per segment (Gorilla's XOR alone
+    // would take 8.27).
+    assert!(bytes_per_point("random bits", &random_bits()) <= 8.05);
 }
 
 #[test]

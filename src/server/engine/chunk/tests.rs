@@ -35,7 +35,9 @@ fn timestamps(max: usize) -> impl Strategy<Value = Vec<i64>> {
                 })
                 .collect()
         });
-    prop_oneof![scattered, near].prop_map(|mut ts: Vec<i64>| {
+    // A few points far apart: steps beyond i64.
+    let few = prop::collection::vec(any::<i64>(), 0..5);
+    prop_oneof![scattered, near, few].prop_map(|mut ts: Vec<i64>| {
         ts.sort_unstable();
         ts.dedup();
         ts
@@ -231,4 +233,20 @@ fn ranges_step_over_segments_without_decoding_them() {
     assert_eq!(out.len(), 10);
     assert!(decode_range(&bytes, 1000, 1030, &mut out).is_err());
     assert_eq!(out.len(), 10, "a failed range appends nothing");
+}
+
+#[test]
+fn timestamps_out_of_order_inside_a_segment_are_corrupt() {
+    // A chunk written as `encode` would, but for points it refuses, with
+    // the first and last timestamps right.
+    let points = [(0, 1.0), (10, 2.0), (5, 3.0), (20, 4.0)];
+    let mut bytes = vec![FORMAT];
+    for field in [4, varint::zigzag(0), 20] {
+        varint::put(&mut bytes, field);
+    }
+    segment::Encoder::default().write(&points, None, &mut bytes);
+    assert_eq!(
+        decoded(&bytes),
+        Err(ChunkError::Corrupt("timestamps out of order"))
+    );
 }
