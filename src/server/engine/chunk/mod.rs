@@ -9,7 +9,9 @@
 //! alone; then the points in segments of [`SEGMENT_POINTS`] (`segment`),
 //! which [`decode_range`] steps over when they are outside its range.
 //! Inside a segment the timestamps are delta-of-delta (`timestamps`) and
-//! the values decimal mantissas or Gorilla XOR (`values`), both bit-packed
+//! the values decimal mantissas (`decimal`, odd values kept raw beside
+//! them), Gorilla XOR (`xor`) or raw bits, whichever is smallest
+//! (`values`); integers are bit-packed by the cheapest of three codes
 //! (`bits`, `packing`, `sequence`).
 //!
 //! Decoding any bytes (truncated, garbled) returns an error or points,
