@@ -1,0 +1,3 @@
+//! The storage engine: chunk codec, block files, ... (rooms added as they land).
+
+pub mod chunk;
