@@ -37,6 +37,7 @@ mod budget;
 mod command;
 mod config;
 mod connection;
+pub mod engine;
 mod error;
 mod gateway;
 pub mod graphite;
