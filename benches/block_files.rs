@@ -88,7 +88,10 @@ fn run(dir: &Path, name: &str, ids: &[u64], seq: u64) {
     );
 
     let started = Instant::now();
-    let walked = block.entries().map(|entry| entry.unwrap()).count();
+    let walked = block
+        .entries()
+        .try_fold(0, |walked, entry| entry.map(|_| walked + 1))
+        .unwrap();
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "  entries: {walked} in {:.1} ms ({:.0} entries/s)",

@@ -25,12 +25,13 @@
 //! Keys are checked as the protocol checks a put's key (UTF-8, no
 //! whitespace or control characters), and bounded to [`MAX_KEY_BYTES`].
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use super::block::{open_regular, publish};
 use crate::protocol::{validate_key, KeyUse};
 
 pub const MAGIC: [u8; 8] = *b"MCKEYS\0\0";
@@ -44,9 +45,10 @@ const MARKER_LEN: usize = 14;
 
 #[derive(Debug, Error)]
 pub enum KeysError {
-    /// Not a keys file (no keys magic at its start): left untouched.
-    #[error("{} is not a keys file (it does not start with the keys magic); left untouched", .path.display())]
-    Foreign { path: PathBuf },
+    /// Not a keys file (no keys magic at its start, or not a regular
+    /// file): left untouched.
+    #[error("{} is not a keys file ({detail}); left untouched", .path.display())]
+    Foreign { path: PathBuf, detail: &'static str },
     /// Synced keys are damaged: the series cannot be numbered safely.
     #[error("keys file {}: {what}", .path.display())]
     Corrupt { path: PathBuf, what: String },
@@ -93,20 +95,22 @@ impl KeysFile {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = match OpenOptions::new().read(true).append(true).open(path) {
+        let opened = match open_regular(path, true) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 create(path).map_err(io_error)?;
-                OpenOptions::new().read(true).append(true).open(path)
+                open_regular(path, true)
             }
             opened => opened,
-        }
-        .map_err(io_error)?;
+        };
+        let foreign = |detail| KeysError::Foreign {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let mut file = opened.map_err(io_error)?.map_err(foreign)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io_error)?;
         let parsed = parse(&bytes).map_err(|defect| match defect {
-            Defect::Foreign => KeysError::Foreign {
-                path: path.to_path_buf(),
-            },
+            Defect::Foreign => foreign("it does not start with the keys magic"),
             Defect::Version(found) => KeysError::Version {
                 path: path.to_path_buf(),
                 found,
@@ -209,7 +213,7 @@ fn create(path: &Path) -> io::Result<()> {
         file.write_all(&header())?;
         file.sync_all()
     });
-    let published = written.and_then(|()| super::block::publish(&temporary, path));
+    let published = written.and_then(|()| publish(&temporary, path));
     if published.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }

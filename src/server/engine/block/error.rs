@@ -9,10 +9,10 @@ use super::format::{Defect, VERSION};
 
 #[derive(Debug, Error)]
 pub enum BlockError {
-    /// Not a block of ours (no block magic at its start): to be refused and
-    /// left untouched.
-    #[error("{} is not a block file (it does not start with the block magic); left untouched", .path.display())]
-    Foreign { path: PathBuf },
+    /// Not a block of ours (no block magic at its start, or not a regular
+    /// file): to be refused and left untouched.
+    #[error("{} is not a block file ({detail}); left untouched", .path.display())]
+    Foreign { path: PathBuf, detail: &'static str },
     /// Ours but damaged: to be quarantined.
     #[error("block file {}: {what}", .path.display())]
     Corrupt { path: PathBuf, what: String },
@@ -64,7 +64,10 @@ impl BlockError {
     pub(super) fn from_defect(path: &Path, defect: Defect) -> BlockError {
         let path = path.to_path_buf();
         match defect {
-            Defect::Foreign => BlockError::Foreign { path },
+            Defect::Foreign => BlockError::Foreign {
+                path,
+                detail: "it does not start with the block magic",
+            },
             Defect::Version(found) => BlockError::Version { path, found },
             Defect::Corrupt(what) => BlockError::Corrupt { path, what },
         }

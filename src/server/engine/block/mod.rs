@@ -4,7 +4,8 @@
 //! Files: `format` (the layout, sans-IO), `name` (file names and directory
 //! scans), `writer` (streaming a block to a temporary file, then into
 //! place), `reader` (opening, lookups and chunk reads by positioned reads),
-//! `entries` (walking the whole index), `error`.
+//! `entries` (walking the whole index), `files` (opening and publishing
+//! files, shared with the keys file), `error`.
 //!
 //! Memory: a writer holds only its index entries (44 bytes a series); an
 //! open block holds its header and footer, whatever its size. Reads go
@@ -13,6 +14,7 @@
 
 mod entries;
 mod error;
+mod files;
 mod format;
 mod name;
 mod reader;
@@ -25,8 +27,8 @@ mod tests_damage;
 
 pub use entries::Entries;
 pub use error::BlockError;
+pub(crate) use files::{open_regular, publish};
 pub use format::{Header, IndexEntry, ENTRIES_PER_PAGE, ENTRY_LEN, MAGIC, PAGE_LEN, VERSION};
 pub use name::{classify, scan_dir, BlockName, DirScan, NameKind};
 pub use reader::{Block, BlockInfo};
-pub(crate) use writer::publish;
 pub use writer::BlockWriter;

@@ -13,7 +13,7 @@ use super::format::{
     entries_in_page, open_page, page_count, series_at, Defect, Footer, Header, IndexEntry,
     ENTRIES_PER_PAGE, ENTRY_LEN, FOOTER_LEN, HEADER_LEN, PAGE_LEN,
 };
-use super::{BlockError, BlockName, Entries};
+use super::{open_regular, BlockError, BlockName, Entries};
 
 /// What a block holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,12 @@ impl Block {
     /// Opens a block and checks its header and footer. The file name need
     /// not be a block name; when it is one, it must agree with the header.
     pub fn open(path: &Path) -> Result<Block, BlockError> {
-        let file = File::open(path).map_err(BlockError::io(path))?;
+        let file = open_regular(path, false)
+            .map_err(BlockError::io(path))?
+            .map_err(|detail| BlockError::Foreign {
+                path: path.to_path_buf(),
+                detail,
+            })?;
         let file_len = file.metadata().map_err(BlockError::io(path))?.len();
         let defect = |defect| BlockError::from_defect(path, defect);
         let mut start = [0; HEADER_LEN];

@@ -30,6 +30,16 @@ impl Drop for TestDir {
     }
 }
 
+/// A FIFO at `path`, made by the `mkfifo` tool (the same on Linux and
+/// macOS, where rustix has no mkfifo).
+pub(crate) fn make_fifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
 pub(super) const START: i64 = 1_700_000_000;
 pub(super) const LEN: u64 = 7200;
 

@@ -4,8 +4,8 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::format::{align_up, HEADER_LEN};
-use super::tests::{verify, write, TestDir};
+use super::format::{align_up, FOOTER_LEN, HEADER_LEN};
+use super::tests::{make_fifo, verify, write, TestDir};
 use super::*;
 
 /// A small block over two index pages, and where its padding lies.
@@ -69,12 +69,14 @@ fn a_damaged_index_page_fails_the_lookups_that_read_it() {
     let index = block.footer.index_offset as usize;
     drop(block);
     let mut bytes = fs::read(&info.path).unwrap();
-    bytes[index + PAGE_LEN + 1] ^= 1; // the second page
+    // The point count of the second page's first entry: only the page's
+    // CRC can tell.
+    bytes[index + PAGE_LEN + 20] ^= 1;
     fs::write(&info.path, &bytes).unwrap();
     let block = Block::open(&info.path).unwrap();
     assert!(block.find(0).unwrap().is_some());
-    let last = 2 * (ENTRIES_PER_PAGE as u64 + 2);
-    let error = block.find(last).unwrap_err();
+    let second_page = 2 * ENTRIES_PER_PAGE as u64;
+    let error = block.find(second_page).unwrap_err();
     assert!(
         matches!(&error, BlockError::Corrupt { what, .. } if what.contains("index page 1")),
         "{error}"
@@ -94,17 +96,24 @@ fn a_file_cut_at_any_length_is_corrupt() {
     let (info, _) = small_block(&dir.0);
     let good = fs::read(&info.path).unwrap();
     let cut = dir.0.join("cut.block");
-    for len in 0..good.len() {
-        fs::write(&cut, &good[..len]).unwrap();
+    fs::write(&cut, &good).unwrap();
+    let file = fs::OpenOptions::new().write(true).open(&cut).unwrap();
+    for len in (0..good.len()).rev() {
+        file.set_len(len as u64).unwrap();
         match Block::open(&cut) {
             Err(BlockError::Corrupt { .. } | BlockError::Io { .. }) => {}
             other => panic!("cut at {len}: {other:?}"),
         }
     }
-    let mut longer = good.clone();
-    longer.extend_from_slice(b"more");
+    // Bytes added before the footer: the footer checks, the layout not.
+    let footer = good.len() - FOOTER_LEN;
+    let longer = [&good[..footer], &[0; 100], &good[footer..]].concat();
     fs::write(&cut, &longer).unwrap();
-    assert!(matches!(Block::open(&cut), Err(BlockError::Corrupt { .. })));
+    let refused = Block::open(&cut).unwrap_err();
+    assert!(
+        matches!(&refused, BlockError::Corrupt { what, .. } if what.contains("layout")),
+        "{refused}"
+    );
 }
 
 #[test]
@@ -162,4 +171,29 @@ fn another_version_is_told_apart() {
         matches!(refused, BlockError::Version { found: 2, .. }),
         "{refused}"
     );
+}
+
+#[test]
+fn a_directory_or_fifo_is_foreign_and_the_open_does_not_hang() {
+    let dir = TestDir::new("not-regular");
+    let directory = dir.0.join(
+        BlockName {
+            partition_start: 0,
+            seq: 0,
+        }
+        .file_name(),
+    );
+    fs::create_dir(&directory).unwrap();
+    let fifo = dir.0.join(
+        BlockName {
+            partition_start: 0,
+            seq: 1,
+        }
+        .file_name(),
+    );
+    make_fifo(&fifo);
+    for path in [directory, fifo] {
+        let refused = Block::open(&path).unwrap_err();
+        assert!(matches!(refused, BlockError::Foreign { .. }), "{refused}");
+    }
 }

@@ -10,6 +10,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::files::publish;
 use super::format::{
     align_up, entries_in_page, page_count, page_crc, partition_end, Footer, Header, IndexEntry,
     ENTRIES_PER_PAGE, ENTRY_LEN, FOOTER_LEN, HEADER_LEN, PAGE_LEN,
@@ -225,35 +226,5 @@ impl Drop for BlockWriter {
             }
             let _ = std::fs::remove_file(&self.temporary);
         }
-    }
-}
-
-/// Renames `from` to `to` unless `to` exists, then fsyncs the directory so
-/// the new name survives a crash.
-pub(crate) fn publish(from: &Path, to: &Path) -> io::Result<()> {
-    rename_new(from, to)?;
-    let dir = match to.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()
-}
-
-fn rename_new(from: &Path, to: &Path) -> io::Result<()> {
-    use rustix::fs::{renameat_with, RenameFlags, CWD};
-    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
-        Ok(()) => Ok(()),
-        // A file system without the flag: the engine's lock on the
-        // directory leaves no one to race between the check and the rename.
-        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
-            if to.symlink_metadata().is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} exists already", to.display()),
-                ));
-            }
-            std::fs::rename(from, to)
-        }
-        Err(e) => Err(e.into()),
     }
 }

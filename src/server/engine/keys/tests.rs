@@ -1,7 +1,7 @@
 use std::fs;
 
 use super::*;
-use crate::server::engine::block::tests::TestDir;
+use crate::server::engine::block::tests::{make_fifo, TestDir};
 
 fn keys(names: &[&str]) -> Vec<String> {
     names.iter().map(|name| name.to_string()).collect()
@@ -165,4 +165,16 @@ fn bad_keys_are_refused_and_nothing_is_written() {
         );
     }
     assert_eq!((file.len(), fs::read(&path).unwrap()), (1, before));
+}
+
+#[test]
+fn a_directory_or_fifo_is_foreign_and_the_open_does_not_hang() {
+    let dir = TestDir::new("keys-not-regular");
+    let fifo = dir.0.join("keys");
+    make_fifo(&fifo);
+    for path in [dir.0.clone(), fifo] {
+        let refused = KeysFile::open(&path).unwrap_err();
+        assert!(matches!(refused, KeysError::Foreign { .. }), "{refused}");
+        assert!(refused.to_string().contains("regular file"), "{refused}");
+    }
 }
