@@ -250,7 +250,7 @@ class Agent:
         """A pipelined batch the server answered in part, then fell silent
         on: the sign of a server that handles one command per read. (A
         server that answered nothing at all is down or slow, not that.)"""
-        return self.window != 1 and _PIPELINING_HINT in str(exc) and not _answered_nothing(exc)
+        return self.window != 1 and _PIPELINING_HINT in str(exc) and bool(exc.acknowledged)
 
     def _fall_back(self, exc: ClientTimeoutError) -> None:
         self._disconnect()
@@ -307,10 +307,6 @@ class Agent:
 #: (``ClientTimeoutError``): the sign of a server that handles one command
 #: per read.
 _PIPELINING_HINT = "may not support pipelining"
-
-
-def _answered_nothing(exc: ClientTimeoutError) -> bool:
-    return "answered 0 of" in str(exc)
 
 
 def _reason(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ import asyncio
 import collections
 import copy
 import os
+import socket
 import ssl as _ssl
 import weakref
 from types import TracebackType
@@ -40,6 +41,10 @@ Result = Dict[str, List[Tuple[int, float]]]
 #: Requests written at once by ``put_many`` when no window is given: large
 #: enough to amortise each write, small enough to keep memory flat.
 _CHUNK = 4096
+
+#: Most reads of what a lost connection still holds (64 KiB each): more
+#: than the kernel buffers of a connection.
+_DRAIN_READS = 256
 
 
 class _Batch:
@@ -169,6 +174,15 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Optional[Exception]) -> None:
         if self.lost:
             return
+        if isinstance(exc, OSError) and not isinstance(exc, _ssl.SSLError) and self.waiters:
+            # A failed write makes asyncio drop the connection without
+            # reading what the server sent before it went away: replies that
+            # still answer calls (and count in a batch's ``acknowledged``).
+            unread = self._unread()
+            if unread:
+                self.data_received(unread)
+                if self.lost:  # they were malformed
+                    return
         self.lost = True
         self.unsent.clear()
         if isinstance(exc, _ssl.SSLError):
@@ -179,6 +193,28 @@ class _Connection(asyncio.Protocol):
             error = _native.error("closed", mid_reply=not self.codec.idle)
         self._fail_all(error, "")
         self._wake_writer(error)
+
+    def _unread(self) -> bytes:
+        """What the kernel still holds for us, read without waiting (the
+        peer is gone, so nothing more can come): at most ``_DRAIN_READS``
+        reads of a plain (not TLS) socket."""
+        transport = self.transport
+        sock = None if transport is None else transport.get_extra_info("socket")
+        if sock is None or transport.get_extra_info("sslcontext") is not None:  # type: ignore[union-attr]
+            return b""
+        chunks = []
+        try:
+            # A duplicate descriptor: asyncio's socket object does not read.
+            with socket.socket(fileno=os.dup(sock.fileno())) as raw:
+                raw.setblocking(False)
+                for _ in range(_DRAIN_READS):
+                    chunk = raw.recv(1 << 16)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+        except OSError:  # nothing more (EAGAIN), or the reset itself
+            pass
+        return b"".join(chunks)
 
     def pause_writing(self) -> None:
         if self._writable is None or self._writable.done():
@@ -386,7 +422,9 @@ class AsyncClient:
     async def put_many(self, points: Iterable[Any], *, window: Optional[int] = None) -> None:
         """Stores many points, pipelined, as ``Client.put_many``: at most
         ``window`` requests unanswered at once (``None``: no limit but
-        asyncio's write buffer). ``window=1`` works with any server."""
+        asyncio's write buffer). ``window=1`` works with any server. A
+        connection lost part-way raises ClientSocketError whose
+        ``acknowledged`` says how many points the server answered."""
         limit = _native.window(window)
         requests, ends = _native.Codec.put_many(points)
         if not ends:
@@ -552,10 +590,17 @@ class AsyncClient:
         except ClientSocketError as error:
             if batch.stalled:
                 raise _Stalled(error) from None
-            raise
+            # As Client's: the message and ``acknowledged`` say how many
+            # points the server answered, so the caller can resend the rest.
+            raise _native.cut_short(error, batch.answered, total) from error.__cause__
         finally:
             if timer is not None:
                 timer.cancel()
+            if batch.future.done() and not batch.future.cancelled():
+                # Failed while the sender waited for room: the error was
+                # raised from ``progress``; the same one here is retrieved,
+                # so asyncio does not log it as never retrieved.
+                batch.future.exception()
         if batch.rejected:
             raise _native.error("rejected", rejected=batch.rejected, total=total)
 
