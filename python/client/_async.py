@@ -121,6 +121,17 @@ class _Connection(asyncio.Protocol):
         #: the end of this pass of the event loop: one system call for the
         #: requests of many tasks instead of one each.
         self.unsent: List[bytes] = []
+        #: Replies that woke tasks and whose ``_uncork`` has not run yet.
+        #: Until then every request waits in ``unsent``, even on an idle
+        #: connection: the tasks one read of replies woke run in the next
+        #: pass of the loop, and their requests must leave in one write.
+        #: Writing the first at once (the connection being idle) would send
+        #: it alone; a server that answers it before the others arrive
+        #: answers it alone too, that task wakes alone, and the tasks split
+        #: into ever smaller groups, each costing a write, a read and a
+        #: wake-up of the loop (4x fewer puts/s with the server on a core of
+        #: its own).
+        self.corks = 0
         self.pid = os.getpid()
         self._writable: Optional["asyncio.Future[None]"] = None
 
@@ -170,6 +181,11 @@ class _Connection(asyncio.Protocol):
                 waiter.set_exception(reply)
             else:
                 waiter.set_result(reply)
+        if replies:
+            # Resolving a future only schedules its task: scheduled after
+            # them, `_uncork` writes what they send, in one write.
+            self.corks += 1
+            self.loop.call_soon(self._uncork)
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         if self.lost:
@@ -231,7 +247,9 @@ class _Connection(asyncio.Protocol):
         a request is either queued for writing with its waiter, or neither.
         Alone on the connection it is written at once (no added latency);
         behind other requests it joins the next write."""
-        if self.waiters or self.unsent:
+        if self.corks:
+            self.unsent.append(request)  # `_uncork` writes it
+        elif self.waiters or self.unsent:
             if not self.unsent:
                 self.loop.call_soon(self.flush)
             self.unsent.append(request)
@@ -249,6 +267,11 @@ class _Connection(asyncio.Protocol):
         self.transport.write(requests)  # type: ignore[union-attr]
         self.codec.expect(False, count)
         self.waiters.append(_Part(batch, count))
+
+    def _uncork(self) -> None:
+        self.corks -= 1
+        if not self.corks:
+            self.flush()
 
     def flush(self) -> None:
         """Writes the requests waiting in ``unsent``."""
