@@ -34,8 +34,10 @@ import time
 import client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# The same floor as benches/run.py measures: one definition serves both.
+# The same floor as benches/run.py measures, and the 100-task contenders
+# asyncio_tasks.py measures on their own: one definition serves both.
 sys.path.insert(0, HERE)
+from asyncio_tasks import one_client, per_task  # noqa: E402
 from run import raw_pipeline  # noqa: E402
 
 FIRST_TS = 1642667947
@@ -150,28 +152,11 @@ async def async_tasks(address, tasks, each, turn):
     host, port = address
     times = {}
 
-    async def one_client():
-        async with client.AsyncClient(host, port) as c:
-            async def shared(t):
-                for i in range(each):
-                    await c.put(f"bench.task.{t}", i + 0.5, FIRST_TS + i)
-            started = time.perf_counter()
-            await asyncio.gather(*(shared(t) for t in range(tasks)))
-            times["AsyncClient"] = time.perf_counter() - started
+    async def through_one_client():
+        times["AsyncClient"] = await one_client(address, tasks, each)
 
-    async def per_task():
-        connections = [await asyncio.open_connection(host, port) for _ in range(tasks)]
-
-        async def own(t):
-            reader, writer = connections[t]
-            for i in range(each):
-                writer.write(f"put bench.task.{t} {i + 0.5} {FIRST_TS + i}\n".encode())
-                await reader.readuntil(b"\n\n")
-        started = time.perf_counter()
-        await asyncio.gather(*(own(t) for t in range(tasks)))
-        times["connection per task"] = time.perf_counter() - started
-        for _, writer in connections:
-            writer.close()
+    async def connection_per_task():
+        times["connection per task"] = await per_task(address, tasks, each)
 
     async def pure_python():
         pipelined = await PipelinedClient.connect(host, port)
@@ -184,7 +169,7 @@ async def async_tasks(address, tasks, each, turn):
         times["pure-Python pipelined"] = time.perf_counter() - started
         pipelined.close()
 
-    for contender in rotated([one_client, per_task, pure_python], turn):
+    for contender in rotated([through_one_client, connection_per_task, pure_python], turn):
         await contender()
     return times
 

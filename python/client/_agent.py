@@ -6,7 +6,10 @@ Every interval the agent samples ``<name>.cpu`` (percent), ``<name>.memory``
 (an optional dependency: ``pip install 'metrics-client[agent]'``), stamps
 them with the current second and sends them with ``Client.put_many``
 (at most ``window`` requests unanswered at once: ``window=1`` for a server
-that handles one command per read, as most course servers do).
+that handles one command per read, as most course servers do). Pipelined
+by default; a server that answers part of a pipelined batch and then falls
+silent (the client's timeout says so) makes the agent switch to
+``window=1`` for good, say so once, and send the batch again at once.
 
 When the server cannot be reached the points stay in a bounded buffer (the
 oldest are dropped beyond ``buffer_size``, and the status line says so) and
@@ -31,7 +34,7 @@ import sys
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, TextIO, Tuple
 
-from ._errors import ClientError, ClientRejectedError, ClientReplyError, ClientSocketError
+from ._errors import ClientError, ClientRejectedError, ClientReplyError, ClientSocketError, ClientTimeoutError
 
 __all__ = ["Agent", "AgentError", "PsutilSource", "METRICS", "INSTALL_HINT", "default_name", "validate_name"]
 
@@ -99,6 +102,7 @@ class Agent:
     - ``buffer_size``: most points kept while the server is unreachable.
     - ``window``: ``put_many``'s window (``None``: pipelined as far as the
       client allows; ``1``: one request at a time, which any server handles).
+      A pipelined batch that stalls switches it to ``1`` (``fell_back``).
     """
 
     def __init__(
@@ -147,6 +151,9 @@ class Agent:
         self.sent = 0
         self.dropped = 0
         self.rejected = 0
+        #: True once a stalled pipelined batch made the agent send one
+        #: request at a time.
+        self.fell_back = False
         self._client: Any = None
 
     # -- one interval -------------------------------------------------------
@@ -177,10 +184,6 @@ class Agent:
                 line += f" ({backlog} from the buffer)"
         else:
             line = f"{clock} {self.server} unavailable ({failure})"
-            if self.window != 1 and _PIPELINING_HINT in failure:
-                # The client's advice names put_many; the agent's user
-                # controls it with the command line option.
-                line += "; run the agent with --window 1 for such a server"
             if sent:
                 line += f"; sent {sent}"
             line += f"; {len(self.buffer)} point{'s' if len(self.buffer) != 1 else ''} buffered (max {self.buffer_size})"
@@ -209,6 +212,20 @@ class Agent:
                 refused = len({index for index, _ in exc.rejected})
                 rejected += refused
                 sent += len(batch) - refused
+            except ClientTimeoutError as exc:
+                if not self._stalled_pipelining(exc):
+                    self._disconnect()
+                    self.sent += sent
+                    self.rejected += rejected
+                    return sent, rejected, _reason(exc)
+                # The server handles one command per read. Sending the whole
+                # batch again, one request at a time, is safe: the points
+                # it did store are stored again under the same key and
+                # timestamp, and a repeated put with the same key and
+                # timestamp replaces the value (with the same one), so no
+                # point is lost and none appears twice.
+                self._fall_back(exc)
+                continue
             except (ClientSocketError, ClientReplyError) as exc:
                 # The connection is gone (or spoke garbage and was dropped):
                 # keep the batch, reconnect next interval.
@@ -228,6 +245,22 @@ class Agent:
         self.sent += sent
         self.rejected += rejected
         return sent, rejected, None
+
+    def _stalled_pipelining(self, exc: ClientTimeoutError) -> bool:
+        """A pipelined batch the server answered in part, then fell silent
+        on: the sign of a server that handles one command per read. (A
+        server that answered nothing at all is down or slow, not that.)"""
+        return self.window != 1 and _PIPELINING_HINT in str(exc) and bool(exc.acknowledged)
+
+    def _fall_back(self, exc: ClientTimeoutError) -> None:
+        self._disconnect()
+        self.window = 1
+        self.fell_back = True
+        clock = time.strftime("%H:%M:%S", time.localtime(self.clock()))
+        self._print(
+            f"{clock} {self.server} stalled on pipelined requests ({_reason(exc)}); "
+            "sending one request at a time from now on (as --window 1)"
+        )
 
     def _disconnect(self) -> None:
         client, self._client = self._client, None

@@ -423,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--window",
         type=_positive_int("window"),
         metavar="N",
-        help="at most N requests sent without waiting for their replies (default: pipelined); "
+        help="at most N requests sent without waiting for their replies (default: pipelined, and 1 "
+        "from the first batch the server stops answering part-way, after one --timeout); "
         "1 works with any server, also one that handles one command per read, as many course servers do",
     )
     agent.set_defaults(run=_cmd_agent)

@@ -35,7 +35,20 @@ class ClientSocketError(ClientError, ConnectionError):
     :attr:`strerror` say what it said (as on any ``OSError``), and the
     original exception is chained as ``__cause__``; :attr:`address` is the
     ``host:port`` a failed connection attempt was made to.
+
+    For ``put_many`` (of :class:`Client` and :class:`AsyncClient`),
+    :attr:`acknowledged` says how many points, from the start of the batch,
+    the server answered before the connection failed, timed out or stalled
+    (the message says it too): those are stored, or were refused (which
+    sending them again would not change). ``points[acknowledged:]`` may or
+    may not be stored; sending them again is safe, since a repeated put
+    with the same key and timestamp replaces the value with the same one.
     """
+
+    #: ``put_many``: points of the batch the server answered before the
+    #: connection failed; ``None`` for other calls, and when nothing of the
+    #: batch was sent (the connection could not be opened).
+    acknowledged: Optional[int]
 
     def __init__(self, message: str, address: Optional[str] = None,
                  errno: Optional[int] = None, strerror: Optional[str] = None) -> None:
@@ -45,6 +58,7 @@ class ClientSocketError(ClientError, ConnectionError):
         self.address = address
         self.errno = errno
         self.strerror = strerror
+        self.acknowledged = None
 
     def __str__(self) -> str:
         # OSError would print "[Errno N] strerror" once errno is set.

@@ -9,9 +9,12 @@ import pathlib
 import ssl
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any, Literal, Self, SupportsFloat, SupportsIndex, final, overload
+from typing import Any, Literal, Self, SupportsFloat, SupportsIndex, TypeVar, final, overload
 
+from ._errors import ClientSocketError
 from ._query import Columns, Instant, Step
+
+_E = TypeVar("_E", bound=ClientSocketError)
 
 __all__ = [
     "Client",
@@ -215,6 +218,7 @@ def error(
     window: int = 0,
     rejected: list[tuple[int, str]] | None = None,
 ) -> Any: ...
+def cut_short(error: _E, acknowledged: int, total: int) -> _E: ...
 def options(
     host: str | Sequence[tuple[str, int]],
     port: int | None = None,

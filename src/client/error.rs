@@ -16,7 +16,7 @@ pub type ForeignError = Box<dyn Error + Send + Sync>;
 /// `src/python/errors.rs`): `Argument` is `ClientValueError` or
 /// `ClientTypeError`; `Connect`, `Socket`, `Closed`, `ClosedByUser` and
 /// `ClosedDuringCall` and `Tls` are `ClientSocketError`; `Timeout` and `Stalled` are
-/// `ClientTimeoutError`; `Protocol` is `ClientProtocolError`; `Rejected` is
+/// `ClientTimeoutError`; `CutShort` is its cause's class; `Protocol` is `ClientProtocolError`; `Rejected` is
 /// `ClientRejectedError`; `Reply` and `TrailingBytes` are `ClientReplyError`.
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -50,6 +50,17 @@ pub enum ClientError {
         /// The most requests the batch had in flight at once.
         window: usize,
         after: Option<Duration>,
+    },
+
+    /// A pipelined batch failed on its connection (`cause`) after the server
+    /// had answered its first `acknowledged` requests, of `total`: those are
+    /// stored (or were refused, and would be refused again); the caller may
+    /// resend the others.
+    #[error("{}", cut_short_message(&cause.to_string(), *.acknowledged, *.total))]
+    CutShort {
+        acknowledged: usize,
+        total: usize,
+        cause: Box<ClientError>,
     },
 
     /// TLS failed: the handshake (a certificate refused on either side, a
@@ -107,18 +118,37 @@ impl ClientError {
         matches!(self, ClientError::Protocol(_))
     }
 
+    /// Whether this is a failure of the connection itself (a Python
+    /// `ClientSocketError`): it cannot be opened or was lost, timed out, or
+    /// was closed by the user.
+    pub fn is_connection_failure(&self) -> bool {
+        match self {
+            ClientError::Connect { .. }
+            | ClientError::Socket(_)
+            | ClientError::Timeout { .. }
+            | ClientError::Stalled { .. }
+            | ClientError::Tls { .. }
+            | ClientError::Closed { .. }
+            | ClientError::ClosedByUser
+            | ClientError::ClosedDuringCall => true,
+            ClientError::CutShort { cause, .. } => cause.is_connection_failure(),
+            _ => false,
+        }
+    }
+
     /// Whether sending the same request again may succeed: the connection
     /// failed or the call timed out. Never for an answer of the server, a
     /// malformed reply, bad arguments, a closed client or a stalled batch
     /// (the server would stall on it again).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             ClientError::Connect { .. }
-                | ClientError::Socket(_)
-                | ClientError::Timeout { .. }
-                | ClientError::Closed { .. }
-        )
+            | ClientError::Socket(_)
+            | ClientError::Timeout { .. }
+            | ClientError::Closed { .. } => true,
+            ClientError::CutShort { cause, .. } => cause.is_retryable(),
+            _ => false,
+        }
     }
 
     /// What a call that failed this way reports when `close()` was called
@@ -133,6 +163,15 @@ impl ClientError {
             | ClientError::Stalled { .. }
             | ClientError::Closed { .. }
             | ClientError::ClosedByUser => ClientError::ClosedDuringCall,
+            ClientError::CutShort {
+                acknowledged,
+                total,
+                cause,
+            } => ClientError::CutShort {
+                acknowledged,
+                total,
+                cause: Box::new(cause.after_close()),
+            },
             other => other,
         }
     }
@@ -167,6 +206,18 @@ fn stalled_message(
             " ({window} were sent without waiting for replies); the server may not support \
              pipelining: put_many(points, window=1) sends one request at a time"
         ));
+    }
+    text
+}
+
+/// The message of a batch cut short by the failure `cause` describes
+/// (`AsyncClient` builds its own from an exception's text).
+pub fn cut_short_message(cause: &str, acknowledged: usize, total: usize) -> String {
+    let mut text = format!(
+        "{cause}; the server acknowledged {acknowledged} of the {total} points of the batch"
+    );
+    if acknowledged < total {
+        text.push_str(&format!(" (resend from point #{acknowledged})"));
     }
     text
 }

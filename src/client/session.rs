@@ -156,7 +156,8 @@ impl<C: Connector> Session<C> {
     /// are unanswered at any time (`None`: as many as two chunks hold).
     /// Returns one reply per request. A server that answers some requests
     /// and then falls silent until the timeout gives `Stalled`, which says
-    /// how many were answered.
+    /// how many were answered; a connection lost part-way gives `CutShort`,
+    /// which says how many replies had arrived.
     pub fn pipeline(
         &mut self,
         requests: &[u8],
@@ -169,14 +170,26 @@ impl<C: Connector> Session<C> {
         let total = ends.len();
         let mut most_in_flight = 0;
         let mut replies = Vec::with_capacity(total);
+        let mut began = false;
         let result = self.with_connection(|transport| {
+            began = true;
             let mut decoder = ReplyDecoder::with_limit(expect, limit);
             let mut sent = 0;
             while sent < total {
                 let start = if sent == 0 { 0 } else { ends[sent - 1] };
                 // `replies.len() + window > sent` holds here (see below).
                 let end = chunk_end(ends, sent, start).min(replies.len().saturating_add(window));
-                transport.send_all(&requests[start..ends[end - 1]])?;
+                if let Err(error) = transport.send_all(&requests[start..ends[end - 1]]) {
+                    if matches!(error, ClientError::Socket(_)) {
+                        // The server may have answered more before it went
+                        // away: those replies wait unread in our receive
+                        // buffer, and a peer that is gone cannot make the
+                        // read wait. Counting them keeps `acknowledged`
+                        // exact, so a caller resends no more than needed.
+                        let _ = read_replies(transport, &mut decoder, &mut replies, total, total);
+                    }
+                    return Err(error);
+                }
                 most_in_flight = most_in_flight.max(end - replies.len());
                 // Replies to every chunk before this one (at most two
                 // chunks are ever unanswered), and enough replies to this
@@ -194,6 +207,12 @@ impl<C: Connector> Session<C> {
                 total,
                 window: most_in_flight,
                 after,
+            }),
+            // (Not when the connection could not be had: nothing was sent.)
+            Err(e) if began && e.is_connection_failure() => Err(ClientError::CutShort {
+                acknowledged: replies.len(),
+                total,
+                cause: Box::new(e),
             }),
             Err(e) => Err(e),
         }
@@ -286,6 +305,9 @@ mod tests {
         /// arriving while the call waits for its reply).
         closing: Arc<CloseSignal>,
         closes: Arc<AtomicUsize>,
+        /// Set by the request `get hangup`: once the replies before it are
+        /// read, the server closes the connection.
+        hung_up: bool,
     }
 
     impl Transport for FakeTransport {
@@ -295,6 +317,10 @@ mod tests {
                 let line: Vec<u8> = self.unanswered_bytes.drain(..=end).collect();
                 if line == b"get close\n" {
                     self.closing.close();
+                    continue;
+                }
+                if self.hung_up || line == b"get hangup\n" {
+                    self.hung_up = true;
                     continue;
                 }
                 self.pending.extend((self.answer)(&line));
@@ -319,6 +345,9 @@ mod tests {
                 }
             }
             self.outstanding.fetch_sub(completed, Ordering::SeqCst);
+            if n == 0 && self.hung_up {
+                return Ok(0);
+            }
             if n == 0 {
                 return Err(ClientError::Timeout { after: None });
             }
@@ -347,7 +376,7 @@ mod tests {
     fn answer(line: &[u8]) -> Vec<u8> {
         match line {
             b"get k\n" => b"ok\nk 2.0 2\nk 1.0 1\n\n".to_vec(),
-            b"get silent\n" => Vec::new(),
+            b"get silent\n" | b"get hangup\n" => Vec::new(),
             b"get garbage\n" => b"what?\n\n".to_vec(),
             l if l.starts_with(b"put bad") => b"error\nwrong command\n\n".to_vec(),
             _ => b"ok\n\n".to_vec(),
@@ -371,6 +400,7 @@ mod tests {
                 previous: 0,
                 closing: closing.clone(),
                 closes: self.closes.clone(),
+                hung_up: false,
             })
         }
     }
@@ -560,5 +590,33 @@ mod tests {
             "{err}"
         );
         assert!(!s.is_connected());
+    }
+
+    #[test]
+    fn a_batch_cut_short_says_how_many_were_acknowledged() {
+        let mut s = session();
+        let requests = b"put ok 1 1\nput ok 2 2\nput bad 3 3\nget hangup\nput ok 5 5\n";
+        let ends = [11, 22, 34, 45, 56];
+        let err = s.pipeline(requests, &ends, Expect::Ack, None).unwrap_err();
+        match &err {
+            ClientError::CutShort {
+                acknowledged: 3,
+                total: 5,
+                cause,
+            } => assert!(matches!(**cause, ClientError::Closed { .. }), "{cause:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            "server closed the connection in the middle of a reply; the server acknowledged \
+             3 of the 5 points of the batch (resend from point #3)"
+        );
+        // Retried (when asked) as its cause would be; the connection is gone.
+        assert!(err.is_retryable() && err.is_connection_failure());
+        assert!(!s.is_connected());
+        assert!(matches!(
+            err.after_close(),
+            ClientError::CutShort { cause, .. } if matches!(*cause, ClientError::ClosedDuringCall)
+        ));
     }
 }

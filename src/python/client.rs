@@ -259,7 +259,9 @@ impl Client {
     /// as many as fit in two 64 KiB chunks). ``window=1`` works with any
     /// server; a server that answers fewer replies than requests and then
     /// falls silent gives ClientTimeoutError (with a timeout) saying how
-    /// many of the batch were answered.
+    /// many of the batch were answered. Whenever the connection fails
+    /// part-way, the ClientSocketError's ``acknowledged`` is how many
+    /// points, from the start, the server answered: resend the others.
     #[pyo3(signature = (points, *, window=None))]
     fn put_many(
         &self,

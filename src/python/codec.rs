@@ -18,7 +18,7 @@ use super::columns::metrics_to_columns;
 use super::points::encode_put_many;
 use super::query_args::{query_request, Keywords, PyQuery};
 use super::results::metrics_to_dict;
-use crate::client::error::ClientError;
+use crate::client::error::{cut_short_message, ClientError};
 use crate::protocol::{
     encode_get, encode_put, Expect, Reply, ReplyDecoder, DEFAULT_MAX_REPLY_BYTES,
 };
@@ -285,6 +285,23 @@ pub fn error(
         }
     };
     Ok(PyErr::from(error).into_value(py).into_any())
+}
+
+/// `AsyncClient`'s ``put_many`` cut short by ``error`` (a
+/// ClientSocketError) after ``acknowledged`` of its ``total`` points were
+/// answered: the same exception, its message and ``acknowledged`` saying so
+/// as `Client`'s do. Changed in place (each failed call has its own
+/// instance) and returned.
+#[pyfunction]
+pub fn cut_short<'py>(
+    error: Bound<'py, PyAny>,
+    acknowledged: usize,
+    total: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let message = cut_short_message(&error.str()?.to_cow()?, acknowledged, total);
+    error.setattr("args", (message,))?;
+    error.setattr("acknowledged", acknowledged)?;
+    Ok(error)
 }
 
 /// `AsyncClient`'s constructor arguments, checked as `Client` checks them:

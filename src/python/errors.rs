@@ -35,56 +35,78 @@ impl From<ArgumentError> for PyErr {
 impl From<ClientError> for PyErr {
     fn from(error: ClientError) -> PyErr {
         let message = error.to_string();
-        match error {
-            ClientError::Argument(argument) => argument.into(),
-            ClientError::Connect {
-                address,
-                timed_out,
-                source,
-            } => {
-                let (errno, strerror) = os_error_details(&source);
-                let args = (message, Some(address), errno, strerror);
-                let error = if timed_out {
-                    classes::ClientTimeoutError::new_err(args)
-                } else {
-                    classes::ClientSocketError::new_err(args)
-                };
-                with_cause(error, source)
-            }
-            ClientError::Tls {
-                address, source, ..
-            } => {
-                let args = (message, address, None::<i32>, None::<String>);
-                with_cause(classes::ClientSocketError::new_err(args), source)
-            }
-            ClientError::Socket(source) => {
-                let (errno, strerror) = os_error_details(&source);
-                let args = (message, None::<String>, errno, strerror);
-                with_cause(classes::ClientSocketError::new_err(args), source)
-            }
-            ClientError::Timeout { .. } | ClientError::Stalled { .. } => {
-                classes::ClientTimeoutError::new_err(message)
-            }
-            ClientError::Closed { .. }
-            | ClientError::ClosedByUser
-            | ClientError::ClosedDuringCall => classes::ClientSocketError::new_err(message),
-            ClientError::Protocol(server_message) => {
-                classes::ClientProtocolError::new_err(server_message)
-            }
-            ClientError::Rejected { rejected, total } => {
-                classes::ClientRejectedError::new_err((message, rejected, total))
-            }
-            ClientError::Reply(_) | ClientError::TrailingBytes { .. } => {
-                classes::ClientReplyError::new_err(message)
-            }
-            ClientError::Foreign(source) => match source.downcast::<PyErr>() {
-                // KeyboardInterrupt, or an exception from a socket-like
-                // object that is not an OSError: handed back untouched.
-                Ok(original) => *original,
-                Err(other) => classes::ClientError::new_err(other.to_string()),
-            },
-        }
+        exception(error, message)
     }
+}
+
+/// The exception for `error`, with `message` (its own, or for `CutShort`,
+/// that of the batch it cut short).
+fn exception(error: ClientError, message: String) -> PyErr {
+    match error {
+        ClientError::Argument(argument) => argument.into(),
+        ClientError::Connect {
+            address,
+            timed_out,
+            source,
+        } => {
+            let (errno, strerror) = os_error_details(&source);
+            let args = (message, Some(address), errno, strerror);
+            let error = if timed_out {
+                classes::ClientTimeoutError::new_err(args)
+            } else {
+                classes::ClientSocketError::new_err(args)
+            };
+            with_cause(error, source)
+        }
+        ClientError::Tls {
+            address, source, ..
+        } => {
+            let args = (message, address, None::<i32>, None::<String>);
+            with_cause(classes::ClientSocketError::new_err(args), source)
+        }
+        ClientError::Socket(source) => {
+            let (errno, strerror) = os_error_details(&source);
+            let args = (message, None::<String>, errno, strerror);
+            with_cause(classes::ClientSocketError::new_err(args), source)
+        }
+        ClientError::Timeout { .. } => classes::ClientTimeoutError::new_err(message),
+        ClientError::Stalled { answered, .. } => {
+            acknowledged(classes::ClientTimeoutError::new_err(message), answered)
+        }
+        ClientError::CutShort {
+            acknowledged: count,
+            cause,
+            ..
+        } => acknowledged(exception(*cause, message), count),
+        ClientError::Closed { .. } | ClientError::ClosedByUser | ClientError::ClosedDuringCall => {
+            classes::ClientSocketError::new_err(message)
+        }
+        ClientError::Protocol(server_message) => {
+            classes::ClientProtocolError::new_err(server_message)
+        }
+        ClientError::Rejected { rejected, total } => {
+            classes::ClientRejectedError::new_err((message, rejected, total))
+        }
+        ClientError::Reply(_) | ClientError::TrailingBytes { .. } => {
+            classes::ClientReplyError::new_err(message)
+        }
+        ClientError::Foreign(source) => match source.downcast::<PyErr>() {
+            // KeyboardInterrupt, or an exception from a socket-like
+            // object that is not an OSError: handed back untouched.
+            Ok(original) => *original,
+            Err(other) => classes::ClientError::new_err(other.to_string()),
+        },
+    }
+}
+
+/// Sets `acknowledged` (declared on `ClientSocketError`): how many points
+/// of the batch the server answered before the connection failed.
+fn acknowledged(error: PyErr, count: usize) -> PyErr {
+    Python::attach(|py| {
+        // Setting an attribute on a fresh exception cannot fail.
+        let _ = error.value(py).setattr("acknowledged", count);
+    });
+    error
 }
 
 /// Wraps a Python exception so it can travel through the Rust core.

@@ -30,6 +30,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<codec::Codec>()?;
     m.add_class::<query_args::PyQuery>()?;
     m.add_function(wrap_pyfunction!(codec::error, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::cut_short, m)?)?;
     m.add_function(wrap_pyfunction!(codec::options, m)?)?;
     m.add_function(wrap_pyfunction!(codec::window, m)?)?;
     m.add_function(wrap_pyfunction!(tls::ssl_context, m)?)?;

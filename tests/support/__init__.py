@@ -35,6 +35,7 @@ __all__ = [
     "refused_address",
     "ipv6_loopback_available",
     "client_socket_state",
+    "socket_queues",
     "wait_client_socket",
     "respond",
     "ok_to_everything",
@@ -526,24 +527,30 @@ def _proc_address(host: str, port: int) -> str:
     return "%08X:%04X" % (struct.unpack("<I", socket.inet_aton(host))[0], port)
 
 
-def client_socket_state(peer: Peer) -> Optional[Tuple[int, int]]:
-    """The kernel's (state, rx_queue) of the client's end of ``peer``'s
-    connection, from /proc/net/tcp[6]; None if it is not found (or /proc is
-    unavailable)."""
-    local = _proc_address(*peer.address)
-    remote = _proc_address(*peer.server.address)
+def socket_queues(local: Tuple[str, int], remote: Tuple[str, int]) -> Optional[Tuple[int, int, int]]:
+    """The kernel's (state, tx_queue, rx_queue) of the TCP connection from
+    ``local`` to ``remote``, from /proc/net/tcp[6]; None if it is not found
+    (or /proc is unavailable)."""
+    want = (_proc_address(*local), _proc_address(*remote))
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as rows:
                 next(rows)
                 for row in rows:
                     fields = row.split()
-                    if fields[1] == local and fields[2] == remote:
-                        rx_queue = int(fields[4].split(":")[1], 16)
-                        return int(fields[3], 16), rx_queue
+                    if (fields[1], fields[2]) == want:
+                        tx_queue, rx_queue = (int(q, 16) for q in fields[4].split(":"))
+                        return int(fields[3], 16), tx_queue, rx_queue
         except OSError:
             continue
     return None
+
+
+def client_socket_state(peer: Peer) -> Optional[Tuple[int, int]]:
+    """The kernel's (state, rx_queue) of the client's end of ``peer``'s
+    connection; None if it is not found (or /proc is unavailable)."""
+    queues = socket_queues(peer.address, peer.server.address)
+    return None if queues is None else (queues[0], queues[2])
 
 
 def wait_client_socket(test: unittest.TestCase, peer: Peer,
