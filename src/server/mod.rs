@@ -37,6 +37,7 @@ mod budget;
 mod command;
 mod config;
 mod connection;
+pub mod engine;
 mod error;
 mod gateway;
 pub mod graphite;
@@ -242,6 +243,26 @@ impl Loading {
             None => None,
         };
         let mut store = Store::new();
+        // The blocks' keys first, so each keeps its slot; then the journal
+        // (the head's write-ahead log) on top.
+        let (sealed, keys_file) = match &config.data {
+            Some(path) => {
+                let (sealed, keys_file, warnings) =
+                    engine::Sealed::open(&engine::blocks_dir(path), &mut store).map_err(
+                        |source| ServerError::Blocks {
+                            path: path.clone(),
+                            source,
+                        },
+                    )?;
+                if let Some(sink) = config.log.as_ref() {
+                    for warning in &warnings {
+                        sink(Level::Warning, warning);
+                    }
+                }
+                (Some(sealed), Some(keys_file))
+            }
+            None => (None, None),
+        };
         let (journal_file, recovery) = match journal {
             Some(journal) => {
                 let (journal_file, recovery) = journal.replay(
@@ -259,10 +280,12 @@ impl Loading {
             state: Mutex::new(State {
                 store,
                 journal: journal_file.as_ref().map(|_| Journal::new()),
+                sealed,
             }),
             journal_wake: Condvar::new(),
             durable: watch::Sender::new(Durability::default()),
             limits: config.limits.clone(),
+            storage: config.storage.clone(),
             fsync: journal_file.as_ref().map(|_| config.fsync),
             log: config.log.clone(),
             connections: AtomicUsize::new(0),
@@ -285,10 +308,16 @@ impl Loading {
             Some(journal_file) => {
                 let shared = Arc::clone(&shared);
                 let (policy, compact) = (config.fsync, config.compact_min_bytes);
+                let sealer = keys_file.map(|keys| engine::seal::Sealer {
+                    keys,
+                    storage: config.storage.clone(),
+                });
                 Some(
                     std::thread::Builder::new()
                         .name("metrics-journal".into())
-                        .spawn(move || journal::run_writer(shared, journal_file, policy, compact))
+                        .spawn(move || {
+                            journal::run_writer(shared, journal_file, policy, compact, sealer)
+                        })
                         .map_err(ServerError::Threads)?,
                 )
             }

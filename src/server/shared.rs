@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::budget::Budget;
+use super::engine::{now, Sealed, Storage, View};
 use super::config::Limits;
 use super::gateway::Gateway;
 use super::journal::{Durability, FsyncPolicy, Journal};
@@ -23,6 +24,7 @@ pub(crate) struct Shared {
     pub(crate) journal_wake: Condvar,
     pub(crate) durable: watch::Sender<Durability>,
     pub(crate) limits: Limits,
+    pub(crate) storage: Storage,
     pub(crate) fsync: Option<FsyncPolicy>,
     pub(crate) log: Option<LogSink>,
     pub(crate) connections: AtomicUsize,
@@ -39,8 +41,22 @@ pub(crate) struct Shared {
 }
 
 pub(crate) struct State {
+    /// The head: every point not sealed into a block yet.
     pub(crate) store: Store,
     pub(crate) journal: Option<Journal>,
+    /// The blocks, with a data file.
+    pub(crate) sealed: Option<Sealed>,
+}
+
+impl State {
+    /// What commands read: the head over the blocks, past the retention.
+    pub(crate) fn view(&self, storage: &Storage) -> View<'_> {
+        View {
+            head: &self.store,
+            sealed: self.sealed.as_ref(),
+            cutoff: storage.cutoff(now()),
+        }
+    }
 }
 
 impl Shared {

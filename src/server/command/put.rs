@@ -39,7 +39,7 @@ pub(in crate::server) fn apply<'s>(
         let reason = refusal(state, put.key, put.timestamp, max_memory);
         return Outcome::Refused(reason.unwrap_or(OUT_OF_MEMORY));
     }
-    let State { store, journal } = state;
+    let State { store, journal, .. } = state;
     let Some(journal) = journal.as_mut() else {
         store_point(store, put.key, put.timestamp, put.value);
         return Outcome::Stored;
