@@ -582,9 +582,10 @@ fn storage_settings(
         }
         storage.head_window = arguments::span(window, "head_window")?;
     }
-    // Seal about as often as a sixtieth of the window, between a second
-    // and a minute: promptly for a short window, cheaply for a long one.
-    let secs = (storage.head_window.as_secs() / 60).clamp(1, 60);
+    // Look for points to seal every six-hundredth of the window, between a
+    // second and a minute (12 s for the default two hours): looking is a
+    // comparison under the lock, sealing happens only when due.
+    let secs = (storage.head_window.as_secs() / 600).clamp(1, 60);
     storage.seal_interval = std::time::Duration::from_secs(secs);
     Ok(storage)
 }

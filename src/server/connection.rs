@@ -293,7 +293,7 @@ impl<'s> Connection<'s> {
                                 settle_first = true;
                                 break;
                             }
-                            let view = state.view(&self.shared.storage);
+                            let view = state.view(self.shared);
                             streaming = get::start(&view, selector, &mut self.wbuf, chunk);
                             if streaming.is_some() {
                                 i += 1;
@@ -305,7 +305,7 @@ impl<'s> Connection<'s> {
                                 settle_first = true;
                                 break;
                             }
-                            let view = state.view(&self.shared.storage);
+                            let view = state.view(self.shared);
                             querying = query::start(&view, &request, &mut self.wbuf, chunk);
                             if querying.is_some() {
                                 i += 1;
@@ -331,7 +331,7 @@ impl<'s> Connection<'s> {
                 loop {
                     self.flush(stream).await?;
                     let done = get::fill(
-                        &self.shared.lock().view(&self.shared.storage),
+                        &self.shared.lock().view(self.shared),
                         &mut cursor,
                         &mut self.wbuf,
                         chunk,
@@ -346,7 +346,7 @@ impl<'s> Connection<'s> {
                 loop {
                     self.flush(stream).await?;
                     let done = query::fill(
-                        &self.shared.lock().view(&self.shared.storage),
+                        &self.shared.lock().view(self.shared),
                         &mut cursor,
                         &mut self.wbuf,
                         chunk,

@@ -99,6 +99,7 @@ pub struct Server {
     workers: Option<Workers>,
     shared: Arc<Shared>,
     writer: Option<JoinHandle<Result<(), ServerError>>>,
+    merger: Option<engine::merge::Merger>,
     recovery: Option<Recovery>,
 }
 
@@ -243,6 +244,7 @@ impl Loading {
             None => None,
         };
         let mut store = Store::new();
+        let mut block_warnings = Vec::new();
         // The blocks' keys first, so each keeps its slot; then the journal
         // (the head's write-ahead log) on top.
         let (sealed, keys_file) = match &config.data {
@@ -254,11 +256,7 @@ impl Loading {
                             source,
                         },
                     )?;
-                if let Some(sink) = config.log.as_ref() {
-                    for warning in &warnings {
-                        sink(Level::Warning, warning);
-                    }
-                }
+                block_warnings = warnings;
                 (Some(sealed), Some(keys_file))
             }
             None => (None, None),
@@ -271,6 +269,8 @@ impl Loading {
                     config.log.as_ref(),
                     config.progress_interval,
                 )?;
+                let mut recovery = recovery;
+                recovery.blocks = std::mem::take(&mut block_warnings);
                 (Some(journal_file), Some(recovery))
             }
             None => (None, None),
@@ -323,6 +323,14 @@ impl Loading {
             }
             None => None,
         };
+        // Dropped (stopped) with the rest if the start fails below.
+        let merger = match shared.lock().sealed.is_some() {
+            true => Some(
+                engine::merge::Merger::start(Arc::clone(&shared), config.storage.clone())
+                    .map_err(ServerError::Threads)?,
+            ),
+            false => None,
+        };
         let (graphite_address, http_address) = graphite.spawn(&runtimes, &shared);
         let workers = match Workers::start(runtimes, listener, &shared) {
             Ok(workers) => workers,
@@ -357,6 +365,7 @@ impl Loading {
             workers: Some(workers),
             shared,
             writer,
+            merger,
             recovery,
         })
     }
@@ -393,10 +402,16 @@ impl Server {
         self.workers.is_none()
     }
 
-    /// Points and keys currently stored.
+    /// Points and keys currently stored: points in the head plus those
+    /// in blocks (a point sealed while the head still holds it, or sealed
+    /// twice before a merge, counts twice), and every key.
     pub fn stats(&self) -> (u64, usize) {
         let state = self.shared.lock();
-        (state.store.points(), state.store.keys())
+        let sealed: u64 = state
+            .sealed
+            .as_ref()
+            .map_or(0, |s| s.blocks().map(|b| b.points).sum());
+        (state.store.points() + sealed, state.store.keys())
     }
 
     /// Stops accepting, closes every connection, then writes and fsyncs the
@@ -408,6 +423,9 @@ impl Server {
         // Tasks are cancelled at their next await; none holds the lock
         // across one, so this is quick.
         workers.stop();
+        if let Some(mut merger) = self.merger.take() {
+            merger.stop();
+        }
         let mut result = Ok(());
         if let Some(writer) = self.writer.take() {
             if let Some(journal) = self.shared.lock().journal.as_mut() {

@@ -50,11 +50,12 @@ pub(crate) struct State {
 
 impl State {
     /// What commands read: the head over the blocks, past the retention.
-    pub(crate) fn view(&self, storage: &Storage) -> View<'_> {
+    pub(crate) fn view<'a>(&'a self, shared: &'a Shared) -> View<'a> {
         View {
             head: &self.store,
             sealed: self.sealed.as_ref(),
-            cutoff: storage.cutoff(now()),
+            cutoff: shared.storage.cutoff(now()),
+            log: shared.log.as_ref(),
         }
     }
 }

@@ -104,6 +104,7 @@ mod tests {
         let mut state = State {
             store: Store::new(),
             journal: None,
+            sealed: None,
         };
         let mut wake = false;
         let outcome = apply(&mut state, &put("k", 1.0, 5), None, false, &mut wake);
@@ -117,6 +118,7 @@ mod tests {
         let mut state = State {
             store: Store::new(),
             journal: Some(Journal::new()),
+            sealed: None,
         };
         let mut wake = false;
         let outcome = apply(&mut state, &put("k", 1.0, 5), None, false, &mut wake);
@@ -140,6 +142,7 @@ mod tests {
         let mut state = State {
             store: Store::new(),
             journal: None,
+            sealed: None,
         };
         let mut wake = false;
         apply(&mut state, &put("k", 1.0, 5), None, false, &mut wake);

@@ -8,14 +8,19 @@
 //! numbers the blocks' series), `sealed` (the open blocks, read on
 //! demand), `seal` (moving points from the head into blocks, run inside
 //! the journal's compaction so the journal then holds only the head),
+//! `merge` (the blocks of a day rewritten as one, in a thread of its own),
 //! `view` (reads over head and blocks, past the retention cut).
 
 pub mod block;
 pub mod chunk;
 pub mod keys;
+pub(crate) mod merge;
 pub(crate) mod seal;
 pub mod sealed;
 pub mod view;
+
+#[cfg(test)]
+mod engine_tests;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -62,6 +67,15 @@ impl Storage {
     /// Points older than this are sealed at `now`.
     pub fn horizon(&self, now: i64) -> i64 {
         now.saturating_sub(i64::try_from(self.head_window.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    /// A seal is due once the head holds a point older than this: half a
+    /// window past the horizon (as Prometheus cuts a block once its head
+    /// spans one and a half block ranges), so that each seal of live data
+    /// moves half a window at once rather than a few seconds' worth.
+    pub fn trigger(&self, now: i64) -> i64 {
+        let half = i64::try_from(self.head_window.as_secs() / 2).unwrap_or(i64::MAX);
+        self.horizon(now).saturating_sub(half)
     }
 }
 
@@ -150,6 +164,7 @@ mod tests {
             ..Storage::default()
         };
         assert_eq!(storage.horizon(5000), 4900);
+        assert_eq!(storage.trigger(5000), 4850);
         assert_eq!(storage.cutoff(5000), Some(4000));
         assert_eq!(Storage::default().cutoff(5000), None);
         assert_eq!(blocks_dir(Path::new("/d/m.log")), Path::new("/d/m.log.blocks"));

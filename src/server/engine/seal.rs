@@ -23,6 +23,8 @@ use crate::server::store::Store;
 /// in the head for the next seal (a bound on open files however widely
 /// the timestamps spread).
 const MAX_PARTITIONS: usize = 64;
+/// Points removed from the head per piece of `settle` (under the lock).
+const SETTLE_STEP_POINTS: usize = 1 << 16;
 
 /// A seal in progress, owned by the journal writer's compaction.
 pub(crate) struct Seal {
@@ -44,6 +46,16 @@ pub(crate) struct Seal {
     chunk: Vec<u8>,
     pub(crate) sealed: u64,
     pub(crate) dropped: u64,
+    /// Points looked at so far.
+    pub(crate) visited: u64,
+    /// Retention: slots below this have been cut.
+    expired_to: usize,
+}
+
+/// The day `[start, end)` that holds `ts`, when both ends fit in an i64.
+fn partition_of(ts: i64) -> Option<(i64, i64)> {
+    let start = ts.div_euclid(PARTITION).checked_mul(PARTITION)?;
+    Some((start, start.checked_add(PARTITION)?))
 }
 
 /// What the writer keeps between seals.
@@ -58,7 +70,7 @@ impl Sealer {
         let Some(low) = store.low() else {
             return false;
         };
-        low < self.storage.horizon(now) || self.storage.cutoff(now).is_some_and(|c| low < c)
+        low < self.storage.trigger(now) || self.storage.cutoff(now).is_some_and(|c| low < c)
     }
 
     /// Begins a seal at `now`: numbers the keys not numbered yet (the keys
@@ -113,6 +125,8 @@ impl Sealer {
             chunk: Vec::new(),
             sealed: 0,
             dropped: 0,
+            visited: 0,
+            expired_to: 0,
         })
     }
 }
@@ -132,7 +146,9 @@ impl Seal {
         let (before, cutoff) = (self.before, self.cutoff);
         let mut dropped = 0;
         let points = &mut self.points;
+        let mut visited = 0;
         store.each_in_range(slot, i64::MIN, None, |ts, value| {
+            visited += 1;
             if cutoff.is_some_and(|c| ts < c) {
                 dropped += 1;
             } else if sealable && ts < before {
@@ -144,19 +160,36 @@ impl Seal {
             true
         });
         self.dropped += dropped;
+        self.visited += visited;
         self.kept_low = kept_low;
         let mut start = 0;
         let mut any = false;
         while start < self.points.len() {
-            let partition = self.points[start].0.div_euclid(PARTITION) * PARTITION;
-            let end = partition.saturating_add(PARTITION);
-            let len = self.points[start..].partition_point(|p| p.0 < end);
+            let ts = self.points[start].0;
+            let bounds = partition_of(ts);
+            let end = bounds.map_or(i64::MAX, |(_, end)| end);
+            let len = match bounds {
+                Some(_) => self.points[start..].partition_point(|p| p.0 < end),
+                // The first and last days of the i64 range have no
+                // partition a block can name: such points stay in the head
+                // (and do not call for another seal).
+                None => self.points[start..]
+                    .iter()
+                    .take_while(|p| partition_of(p.0).is_none() && (ts < 0) == (p.0 < 0))
+                    .count(),
+            };
             let group = start..start + len;
             start += len;
-            let Some(w) = self.writer(partition)? else {
-                // Too many partitions for one seal: kept for the next.
+            let writer = match bounds {
+                Some((partition, _)) => self.writer(partition)?,
+                None => None,
+            };
+            let Some(w) = writer else {
                 for &(ts, value) in &self.points[group] {
-                    self.kept_low = Some(self.kept_low.map_or(ts, |l| l.min(ts)));
+                    if bounds.is_some() {
+                        // Too many partitions for one seal: for the next.
+                        self.kept_low = Some(self.kept_low.map_or(ts, |l| l.min(ts)));
+                    }
                     keep(ts, value);
                 }
                 continue;
@@ -186,6 +219,15 @@ impl Seal {
         Ok(())
     }
 
+    /// Makes the blocks durable (without the lock); returns what they hold.
+    pub(crate) fn write(&mut self) -> Result<Vec<BlockInfo>, BlockError> {
+        let mut infos = Vec::new();
+        for (_, writer) in self.writers.drain(..) {
+            infos.push(writer.finish()?);
+        }
+        Ok(infos)
+    }
+
     /// The writer of `partition` (its index), opened if there is room for
     /// one more.
     fn writer(&mut self, partition: i64) -> Result<Option<usize>, BlockError> {
@@ -201,34 +243,39 @@ impl Seal {
         Ok(Some(self.writers.len() - 1))
     }
 
-    /// Makes the blocks durable (without the lock); returns what they hold.
-    pub(crate) fn write(&mut self) -> Result<Vec<BlockInfo>, BlockError> {
-        let mut infos = Vec::new();
-        for (_, writer) in self.writers.drain(..) {
-            infos.push(writer.finish()?);
-        }
-        Ok(infos)
-    }
-
     /// After the new journal replaced the old one: removes the sealed and
     /// the expired points from the head and expired blocks from disk.
     /// Called with the lock held.
-    pub(crate) fn settle(self, store: &mut Store, sealed: &mut Sealed) -> std::io::Result<()> {
+    ///
+    /// Done a piece at a time (call until it returns true), so the lock is
+    /// released between pieces: until a point is removed, readers find it
+    /// in both places with the same value.
+    pub(crate) fn settle(&mut self, store: &mut Store, sealed: &mut Sealed) -> std::io::Result<bool> {
         let mut points = Vec::new();
-        for &slot in &self.sealed_slots {
+        let mut work = 0;
+        while let Some(&slot) = self.sealed_slots.last() {
             points.clear();
             sealed.points(slot, i64::MIN, Some(self.before), &mut points, &mut |_| {});
             store.remove_sealed(slot, self.before, &points);
+            self.sealed_slots.pop();
+            work += points.len() + 1;
+            if work >= SETTLE_STEP_POINTS {
+                return Ok(false);
+            }
         }
         if let Some(cutoff) = self.cutoff {
-            for slot in 0..store.keys() {
-                store.remove_before(slot, cutoff);
+            while self.expired_to < store.keys() {
+                work += store.remove_before(self.expired_to, cutoff) as usize + 1;
+                self.expired_to += 1;
+                if work >= SETTLE_STEP_POINTS {
+                    return Ok(false);
+                }
             }
             sealed.expire(cutoff)?;
         }
         let since = store.low();
         store.reset_low(self.kept_low, since);
-        Ok(())
+        Ok(true)
     }
 
     /// A seal that did not complete: its unfinished blocks are removed

@@ -182,6 +182,43 @@ impl Sealed {
         Ok(())
     }
 
+    /// The open blocks, in (partition start, seq) order, to read without
+    /// the lock (a merge).
+    pub(super) fn shared_blocks(&self) -> &[Arc<Block>] {
+        &self.blocks
+    }
+
+    /// Serves the merged block `merged` instead of `sources` and deletes
+    /// their files (sources already gone, expired meanwhile, are skipped).
+    pub(super) fn replace(
+        &mut self,
+        sources: &[Arc<Block>],
+        merged: &BlockInfo,
+    ) -> Result<(), BlockError> {
+        let block = Arc::new(Block::open(&merged.path)?);
+        self.blocks.retain(|b| !sources.iter().any(|s| Arc::ptr_eq(s, b)));
+        self.blocks.push(block);
+        self.blocks
+            .sort_by_key(|b| (b.info().partition_start, b.info().seq));
+        self.generation += 1;
+        let gone = |path: &Path| BlockError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::other("cannot delete a merged block"),
+        };
+        for source in sources {
+            let path = &source.info().path;
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(_) => return Err(gone(path)),
+            }
+        }
+        sync_dir(&self.dir).map_err(|source| BlockError::Io {
+            path: self.dir.clone(),
+            source,
+        })
+    }
+
     /// Deletes the blocks whose partition ends at or before `cutoff`;
     /// returns how many.
     pub fn expire(&mut self, cutoff: i64) -> io::Result<usize> {

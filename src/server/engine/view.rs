@@ -11,6 +11,7 @@
 
 use super::sealed::Sealed;
 use crate::protocol::{Point, Selector};
+use crate::server::log::{Level, LogSink};
 use crate::server::store::{Cursor, Store};
 
 /// The data as the commands read it, under the store's lock.
@@ -20,6 +21,8 @@ pub struct View<'a> {
     pub sealed: Option<&'a Sealed>,
     /// Points older than this are past the retention: never answered.
     pub cutoff: Option<i64>,
+    /// Where a damaged chunk met while reading is reported.
+    pub log: Option<&'a LogSink>,
 }
 
 /// Where a walk over a view stands between chunks.
@@ -52,6 +55,7 @@ impl<'a> View<'a> {
             head,
             sealed: None,
             cutoff: None,
+            log: None,
         }
     }
 
@@ -131,7 +135,11 @@ impl<'a> View<'a> {
         }
         let start = out.len();
         if let Some(sealed) = self.sealed {
-            sealed.points(slot, from, until, out, &mut |_warning| {});
+            sealed.points(slot, from, until, out, &mut |warning| {
+                if let Some(log) = self.log {
+                    log(Level::Warning, &warning);
+                }
+            });
         }
         if out.len() == start {
             self.head.each_in_range(slot, from, until, |ts, value| {

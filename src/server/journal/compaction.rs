@@ -21,6 +21,8 @@ use crate::server::store::{Cursor, Store};
 /// Bytes of snapshot the compactor makes per step (under the store's lock,
 /// about half a millisecond) before writing them and servicing the buffer.
 const COMPACT_STEP: usize = 64 << 10;
+/// Points a sealing step looks at, at most (and whole keys).
+const SEAL_STEP_POINTS: u64 = 1 << 16;
 /// Bytes of snapshot written between two fsyncs of the compaction file.
 const SYNC_EVERY: u64 = 8 << 20;
 
@@ -121,17 +123,23 @@ impl Compaction {
             Ok(()) => self.swap(file),
             Err(e) => Err(io::Error::other(e)),
         };
-        if let Some(seal) = self.seal.take() {
-            let mut state = shared.lock();
-            let crate::server::shared::State { store, sealed, .. } = &mut *state;
-            match (&swapped, sealed.as_mut()) {
-                (Ok(_), Some(sealed)) => {
-                    if let Err(e) = seal.settle(store, sealed) {
+        if let Some(mut seal) = self.seal.take() {
+            loop {
+                let mut state = shared.lock();
+                let crate::server::shared::State { store, sealed, .. } = &mut *state;
+                let Some(sealed) = sealed.as_mut().filter(|_| swapped.is_ok()) else {
+                    seal.abandon(store);
+                    break;
+                };
+                match seal.settle(store, sealed) {
+                    Ok(false) => continue,
+                    Ok(true) => break,
+                    Err(e) => {
                         let dir = sealed.dir().display().to_string();
                         shared.log(Level::Warning, &format!("{dir}: expiring blocks: {e}"));
+                        break;
                     }
                 }
-                _ => seal.abandon(store),
             }
         }
         swapped
@@ -186,6 +194,7 @@ fn seal_step(
     buf: &mut Vec<u8>,
 ) -> io::Result<(bool, u64)> {
     let mut lines = 0;
+    let visited = seal.visited;
     while *slot < store.keys() {
         let key = store.key(*slot).unwrap_or_default();
         seal.series(store, *slot, &mut |ts, value| {
@@ -194,7 +203,9 @@ fn seal_step(
         })
         .map_err(io::Error::other)?;
         *slot += 1;
-        if buf.len() >= COMPACT_STEP {
+        // Sealed points write nothing here: bound the step by the points
+        // looked at too, so the lock is held about as long as without.
+        if buf.len() >= COMPACT_STEP || seal.visited - visited >= SEAL_STEP_POINTS {
             return Ok((*slot >= store.keys(), lines));
         }
     }

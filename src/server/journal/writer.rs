@@ -53,6 +53,10 @@ pub(crate) fn run_writer(
     sealer: Option<Sealer>,
 ) -> Result<(), ServerError> {
     let mut writer = JournalWriter::new(shared, file, policy, FileDisk);
+    if let Some(sealer) = &sealer {
+        // Not at once: a server that starts serves first.
+        writer.seal_check = Instant::now() + sealer.storage.seal_interval;
+    }
     writer.sealer = sealer;
     writer.run(compact_min_bytes)
 }
@@ -583,10 +587,12 @@ mod tests {
                 state: Mutex::new(State {
                     store,
                     journal: Some(Journal::new()),
+                    sealed: None,
                 }),
                 journal_wake: Condvar::new(),
                 durable: watch::Sender::new(Durability::default()),
                 limits: Limits::default(),
+                storage: crate::server::engine::Storage::default(),
                 fsync: Some(policy),
                 log: Some({
                     let logged = Arc::clone(&logged);
