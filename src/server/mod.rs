@@ -249,8 +249,11 @@ impl Loading {
         // (the head's write-ahead log) on top.
         let (sealed, keys_file) = match &config.data {
             Some(path) => {
+                // Beside the real file when `data` is a symlink, as the
+                // journal's own renames are.
+                let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
                 let (sealed, keys_file, warnings) =
-                    engine::Sealed::open(&engine::blocks_dir(path), &mut store).map_err(
+                    engine::Sealed::open(&engine::blocks_dir(&real), &mut store).map_err(
                         |source| ServerError::Blocks {
                             path: path.clone(),
                             source,
