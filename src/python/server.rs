@@ -568,7 +568,9 @@ fn storage_settings(
     if let Some(retention) = retention.filter(|v| !v.is_none()) {
         let span = arguments::span(retention, "retention")?;
         if span.is_zero() {
-            return Err(crate::protocol::ArgumentError::value("retention", "must be more than 0").into());
+            return Err(
+                crate::protocol::ArgumentError::value("retention", "must be more than 0").into(),
+            );
         }
         storage.retention = Some(span);
     }

@@ -413,7 +413,7 @@ impl Server {
         let sealed: u64 = state
             .sealed
             .as_ref()
-            .map_or(0, |s| s.blocks().map(|b| b.points).sum());
+            .map_or(0, |s| s.blocks().map(|b| b.header.points).sum());
         (state.store.points() + sealed, state.store.keys())
     }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::budget::Budget;
-use super::engine::{now, Sealed, Storage, View};
 use super::config::Limits;
+use super::engine::{now, Sealed, Storage, View};
 use super::gateway::Gateway;
 use super::journal::{Durability, FsyncPolicy, Journal};
 use super::log::{Level, LogSink};

@@ -62,7 +62,8 @@ mod tests {
 
         let mut chunked = Vec::new();
         let mut chunks = 1;
-        let mut cursor = start(&View::of(&store), Selector::All, &mut chunked, 64).expect("more to come");
+        let mut cursor =
+            start(&View::of(&store), Selector::All, &mut chunked, 64).expect("more to come");
         while !fill(
             &View::of(&store),
             &mut cursor,

@@ -168,7 +168,11 @@ fn sealed_points_leave_the_head_and_recent_ones_stay() {
     }
     assert_eq!(engine.seal(now), 1000);
     let state = engine.state.lock().unwrap();
-    assert_eq!(state.store.points(), 1, "only the recent point stays in memory");
+    assert_eq!(
+        state.store.points(),
+        1,
+        "only the recent point stays in memory"
+    );
     assert_eq!(state.store.low(), Some(now - 60));
     let sealed = state.sealed.as_ref().unwrap();
     assert_eq!(sealed.blocks().count(), 1);
@@ -211,6 +215,12 @@ fn the_first_and_last_days_of_the_i64_range_stay_in_the_head() {
     assert!(state.store.low().is_none_or(|low| low >= now));
     drop(state);
     let all: Vec<i64> = engine.all(None).iter().map(|p| p.1).collect();
-    assert_eq!(all, [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX]);
-    assert_eq!(engine.range("k", i64::MAX, None), vec![(i64::MAX, i64::MAX as f64)]);
+    assert_eq!(
+        all,
+        [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX]
+    );
+    assert_eq!(
+        engine.range("k", i64::MAX, None),
+        vec![(i64::MAX, i64::MAX as f64)]
+    );
 }

@@ -120,10 +120,10 @@ fn next_partition(
     let blocks = sealed.shared_blocks();
     let mut at = 0;
     while at < blocks.len() {
-        let partition = blocks[at].info().partition_start;
+        let partition = blocks[at].info().header.partition_start;
         let run = blocks[at..]
             .iter()
-            .take_while(|b| b.info().partition_start == partition)
+            .take_while(|b| b.info().header.partition_start == partition)
             .count();
         let over = partition.saturating_add(PARTITION) <= horizon;
         if run >= 2 && (over || run >= MANY) && !failed.contains(&partition) {

@@ -83,7 +83,9 @@ impl Storage {
 /// `15m`, `2h`, `30d`, `4w`, `1y` of 365 days).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
-    let digits = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(digits);
     let unit_seconds: u64 = match unit.trim() {
         "" | "s" => 1,
@@ -167,6 +169,9 @@ mod tests {
         assert_eq!(storage.trigger(5000), 4850);
         assert_eq!(storage.cutoff(5000), Some(4000));
         assert_eq!(Storage::default().cutoff(5000), None);
-        assert_eq!(blocks_dir(Path::new("/d/m.log")), Path::new("/d/m.log.blocks"));
+        assert_eq!(
+            blocks_dir(Path::new("/d/m.log")),
+            Path::new("/d/m.log.blocks")
+        );
     }
 }

@@ -94,7 +94,13 @@ impl Sealer {
             let first_seq = sealed.take_seqs(MAX_PARTITIONS as u64);
             let low_before = store.low();
             store.reset_low(None, None);
-            (new_keys, numbered, sealed.dir().to_path_buf(), first_seq, low_before)
+            (
+                new_keys,
+                numbered,
+                sealed.dir().to_path_buf(),
+                first_seq,
+                low_before,
+            )
         };
         let result = (|| {
             let names: Vec<&str> = new_keys.iter().map(String::as_str).collect();
@@ -196,13 +202,14 @@ impl Seal {
             };
             self.chunk.clear();
             let writer = &mut self.writers[w].1;
-            let summary = chunk::encode(&self.points[group.clone()], &mut self.chunk).map_err(
-                |e| BlockError::BadChunk {
-                    path: writer.path().to_path_buf(),
-                    series: slot as u64,
-                    what: e.to_string(),
-                },
-            )?;
+            let summary =
+                chunk::encode(&self.points[group.clone()], &mut self.chunk).map_err(|e| {
+                    BlockError::BadChunk {
+                        path: writer.path().to_path_buf(),
+                        series: slot as u64,
+                        what: e.to_string(),
+                    }
+                })?;
             writer.add(
                 slot as u64,
                 &self.chunk,
@@ -250,7 +257,11 @@ impl Seal {
     /// Done a piece at a time (call until it returns true), so the lock is
     /// released between pieces: until a point is removed, readers find it
     /// in both places with the same value.
-    pub(crate) fn settle(&mut self, store: &mut Store, sealed: &mut Sealed) -> std::io::Result<bool> {
+    pub(crate) fn settle(
+        &mut self,
+        store: &mut Store,
+        sealed: &mut Sealed,
+    ) -> std::io::Result<bool> {
         let mut points = Vec::new();
         let mut work = 0;
         while let Some(&slot) = self.sealed_slots.last() {

@@ -58,7 +58,9 @@ impl Sealed {
         };
         debug_assert_eq!(store.keys(), 0);
         match fs::metadata(dir) {
-            Ok(meta) if !meta.is_dir() => return Err(EngineError::NotADirectory(dir.to_path_buf())),
+            Ok(meta) if !meta.is_dir() => {
+                return Err(EngineError::NotADirectory(dir.to_path_buf()))
+            }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir(dir).map_err(io_error)?;
@@ -177,7 +179,7 @@ impl Sealed {
             self.blocks.push(Arc::new(Block::open(&info.path)?));
         }
         self.blocks
-            .sort_by_key(|b| (b.info().partition_start, b.info().seq));
+            .sort_by_key(|b| (b.info().header.partition_start, b.info().header.seq));
         self.generation += 1;
         Ok(())
     }
@@ -196,10 +198,11 @@ impl Sealed {
         merged: &BlockInfo,
     ) -> Result<(), BlockError> {
         let block = Arc::new(Block::open(&merged.path)?);
-        self.blocks.retain(|b| !sources.iter().any(|s| Arc::ptr_eq(s, b)));
+        self.blocks
+            .retain(|b| !sources.iter().any(|s| Arc::ptr_eq(s, b)));
         self.blocks.push(block);
         self.blocks
-            .sort_by_key(|b| (b.info().partition_start, b.info().seq));
+            .sort_by_key(|b| (b.info().header.partition_start, b.info().header.seq));
         self.generation += 1;
         let gone = |path: &Path| BlockError::Io {
             path: path.to_path_buf(),
@@ -255,7 +258,7 @@ impl Sealed {
         let mut pieces = 0;
         for block in &self.blocks {
             let info = block.info();
-            if info.max_ts < from || until.is_some_and(|u| info.min_ts >= u) {
+            if info.header.max_ts < from || until.is_some_and(|u| info.header.min_ts >= u) {
                 continue;
             }
             let read = block.find(slot as u64).and_then(|entry| match entry {
@@ -273,12 +276,10 @@ impl Sealed {
                         Some(until) => chunk::decode_range(&bytes, from, until, out),
                         // An exclusive bound of i64::MAX would leave out a
                         // point at i64::MAX itself.
-                        None if entry.last == i64::MAX => {
-                            chunk::decode(&bytes, out).map(|()| {
-                                let keep = out[at..].partition_point(|p| p.0 < from);
-                                out.drain(at..at + keep);
-                            })
-                        }
+                        None if entry.last == i64::MAX => chunk::decode(&bytes, out).map(|()| {
+                            let keep = out[at..].partition_point(|p| p.0 < from);
+                            out.drain(at..at + keep);
+                        }),
                         None => chunk::decode_range(&bytes, from, i64::MAX, out),
                     };
                     match decoded {
@@ -320,8 +321,9 @@ pub(super) fn dedup_keep_last(out: &mut Vec<Point>, start: usize) {
 }
 
 fn partition_end(info: &BlockInfo) -> i64 {
-    info.partition_start
-        .saturating_add(i64::try_from(info.partition_len).unwrap_or(i64::MAX))
+    info.header
+        .partition_start
+        .saturating_add(i64::try_from(info.header.partition_len).unwrap_or(i64::MAX))
 }
 
 /// Moves a damaged file into `<dir>/quarantine/`; returns where it went.

@@ -24,13 +24,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::compaction::Compaction;
-use crate::server::engine::{self, seal::{Seal, Sealer}};
 use super::deferred::Deferred;
 use super::disk::{Disk, FileDisk};
 use super::file::{compaction_path, JournalFile};
 use super::{
     refusal_reason, Durability, FsyncPolicy, Writer, HIGH_WATER, RETRY_INTERVAL, SYNC_INTERVAL,
     WRITE_INTERVAL,
+};
+use crate::server::engine::{
+    self,
+    seal::{Seal, Sealer},
 };
 use crate::server::error::ServerError;
 use crate::server::log::Level;

@@ -90,7 +90,9 @@ impl Store {
         for c in 0..points.chunk_count() {
             kept.extend(points.chunk(c).iter().filter(|p| p.0 >= cutoff));
         }
-        let total: usize = (0..points.chunk_count()).map(|c| points.chunk(c).len()).sum();
+        let total: usize = (0..points.chunk_count())
+            .map(|c| points.chunk(c).len())
+            .sum();
         let removed = (total - kept.len()) as u64;
         let before_bytes = points.heap_bytes();
         let (fresh, fresh_bytes) = Points::from_sorted(&kept);

@@ -80,7 +80,10 @@ impl Points {
                 points: piece.to_vec(),
             })
             .collect();
-        let bytes = runs.iter().map(|run| chunk_bytes(&run.points)).sum::<usize>()
+        let bytes = runs
+            .iter()
+            .map(|run| chunk_bytes(&run.points))
+            .sum::<usize>()
             + heap_of::<Run>(runs.capacity());
         (Points::Chunked(runs), bytes)
     }
