@@ -203,7 +203,8 @@ class SymlinkedData(DataFileCase):
                 wait_until(lambda: os.path.getsize(target) < (1 << 20), message="compaction")
         self.assertTrue(os.path.islink(link))
         self.assertEqual(os.readlink(link), target)
-        self.assertEqual(sorted(os.listdir(real_dir)), ["data.log"])
+        # The blocks live beside the real file too.
+        self.assertEqual(sorted(os.listdir(real_dir)), ["data.log", "data.log.blocks"])
         self.assertEqual(sorted(os.listdir(self.dir)), ["link.log", "real"])
         with open(target, "rb") as f:
             self.assertTrue(f.read().startswith(HEADER))

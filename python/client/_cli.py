@@ -349,6 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve clients beyond loopback without client certificates (turns protected mode off)",
     )
+    storage = serve.add_argument_group("storage")
+    storage.add_argument(
+        "--retention",
+        metavar="SPAN",
+        help="drop points older than this, e.g. 30d (s, m, h, d, w, y; default: keep everything)",
+    )
+    storage.add_argument(
+        "--head-window",
+        metavar="SPAN",
+        help="with --data: points older than this are sealed into compressed blocks (default: 2h)",
+    )
     limits = serve.add_argument_group("limits")
     limits.add_argument(
         "--max-memory",
@@ -551,6 +562,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
                     "store",
                     "graphite_port",
                     "http_port",
+                    "retention",
+                    "head_window",
                 )
                 if getattr(args, name) is not None
             }

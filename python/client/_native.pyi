@@ -4,6 +4,7 @@ Every class here is a pyo3 class: created by ``__new__`` (there is no
 ``__init__`` to override) and not subclassable (``@final``).
 """
 
+import datetime
 import os
 import pathlib
 import ssl
@@ -255,6 +256,8 @@ class Server:
         store: str | None = None,
         graphite_port: int | None = None,
         http_port: int | None = None,
+        retention: float | datetime.timedelta | str | None = None,
+        head_window: float | datetime.timedelta | str | None = None,
     ) -> Self: ...
     @property
     def address(self) -> tuple[str, int]: ...

@@ -232,6 +232,41 @@ pub fn seconds(obj: &Bound<'_, PyAny>, argument: &'static str) -> Result<Duratio
     Duration::try_from_secs_f64(seconds).map_err(|_| ArgumentError::value(argument, "is too large"))
 }
 
+/// The server's `retention` and `head_window`: seconds (int or float), a
+/// `datetime.timedelta`, or a string such as `"30d"` (`s`, `m`, `h`, `d`,
+/// `w`, `y`).
+pub fn span(obj: &Bound<'_, PyAny>, argument: &'static str) -> Result<Duration, ArgumentError> {
+    if let Ok(text) = obj.cast::<pyo3::types::PyString>() {
+        let text = text
+            .to_str()
+            .map_err(|_| ArgumentError::value(argument, "must be valid Unicode"))?;
+        return crate::server::engine::parse_duration(text)
+            .map_err(|reason| ArgumentError::value(argument, reason));
+    }
+    if obj.hasattr("total_seconds").unwrap_or(false)
+        && !obj.is_instance_of::<pyo3::types::PyFloat>()
+    {
+        let seconds = obj
+            .call_method0("total_seconds")
+            .and_then(|s| s.extract::<f64>())
+            .map_err(|_| {
+                ArgumentError::type_(
+                    argument,
+                    "must be seconds, a timedelta or a string such as '30d'",
+                )
+            })?;
+        if seconds < 0.0 || !seconds.is_finite() {
+            return Err(ArgumentError::value(
+                argument,
+                format!("must not be negative, got {seconds}"),
+            ));
+        }
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| ArgumentError::value(argument, "is too large"));
+    }
+    seconds(obj, argument)
+}
+
 /// `port`: an int from 1 to 65535.
 pub fn port(obj: &Bound<'_, PyAny>) -> Result<u16, ArgumentError> {
     positive_int(obj, "port", "from 1 to 65535")

@@ -98,6 +98,15 @@ use crate::server::{self, Config, FsyncPolicy, Limits, ServerError};
 /// the same TLS and protected mode; ``graphite_address`` and
 /// ``http_address`` say where.
 ///
+/// Storage (keyword only): with ``data``, points older than
+/// ``head_window`` (default ``"2h"``) are sealed in the background into
+/// compressed, checksummed block files in ``<data>.blocks/`` (one per day
+/// of data), and the journal then holds only the newer points, so start-up
+/// replays only those. ``retention`` (for example ``"30d"``; seconds, a
+/// ``timedelta`` or a string with ``s``, ``m``, ``h``, ``d``, ``w`` or
+/// ``y``; default: keep everything) drops older points: they are never
+/// answered again, and whole days of blocks are deleted as they pass it.
+///
 /// ``close()`` (also on leaving a ``with`` block) stops the server and
 /// writes and fsyncs the journal whatever ``fsync`` says; it raises ``OSError``
 /// naming the file and what is missing from it if that fails.
@@ -289,8 +298,8 @@ impl Server {
         signature = (host=String::from("127.0.0.1"), port=None, data=None, fsync=None, *, log=false, wait=true,
                      max_memory=None, max_connections=None, idle_timeout=None, max_request_buffers=None,
                      tls_cert=None, tls_key=None, tls_client_ca=None, insecure=false, store=None,
-                     graphite_port=None, http_port=None),
-        text_signature = "(host='127.0.0.1', port=0, data=None, fsync=None, *, log=False, wait=True, max_memory=None, max_connections=10000, idle_timeout=None, max_request_buffers='256MiB', tls_cert=None, tls_key=None, tls_client_ca=None, insecure=False, store=None, graphite_port=None, http_port=None)"
+                     graphite_port=None, http_port=None, retention=None, head_window=None),
+        text_signature = "(host='127.0.0.1', port=0, data=None, fsync=None, *, log=False, wait=True, max_memory=None, max_connections=10000, idle_timeout=None, max_request_buffers='256MiB', tls_cert=None, tls_key=None, tls_client_ca=None, insecure=False, store=None, graphite_port=None, http_port=None, retention=None, head_window='2h')"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -312,7 +321,10 @@ impl Server {
         store: Option<&Bound<'_, PyAny>>,
         graphite_port: Option<&Bound<'_, PyAny>>,
         http_port: Option<&Bound<'_, PyAny>>,
+        retention: Option<&Bound<'_, PyAny>>,
+        head_window: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let storage = storage_settings(retention, head_window, data.is_some())?;
         let port = port.map(arguments::listen_port).transpose()?.unwrap_or(0);
         let graphite_port = graphite_port
             .filter(|v| !v.is_none())
@@ -375,6 +387,7 @@ impl Server {
             tls,
             insecure,
             store: store.clone(),
+            storage,
             ..Config::default()
         };
         let loading = py.detach(|| server::Server::prepare(config));
@@ -541,4 +554,40 @@ impl Server {
             host_port(&self.host, self.port)
         )
     }
+}
+
+/// `retention` and `head_window`: the head window only means something
+/// with a data file (without one everything is in memory); the retention
+/// holds for any server.
+fn storage_settings(
+    retention: Option<&Bound<'_, PyAny>>,
+    head_window: Option<&Bound<'_, PyAny>>,
+    has_data: bool,
+) -> PyResult<crate::server::engine::Storage> {
+    let mut storage = crate::server::engine::Storage::default();
+    if let Some(retention) = retention.filter(|v| !v.is_none()) {
+        let span = arguments::span(retention, "retention")?;
+        if span.is_zero() {
+            return Err(
+                crate::protocol::ArgumentError::value("retention", "must be more than 0").into(),
+            );
+        }
+        storage.retention = Some(span);
+    }
+    if let Some(window) = head_window.filter(|v| !v.is_none()) {
+        if !has_data {
+            return Err(crate::protocol::ArgumentError::value(
+                "head_window",
+                "needs data: without a data file every point stays in memory",
+            )
+            .into());
+        }
+        storage.head_window = arguments::span(window, "head_window")?;
+    }
+    // Look for points to seal every six-hundredth of the window, between a
+    // second and a minute (12 s for the default two hours): looking is a
+    // comparison under the lock, sealing happens only when due.
+    let secs = (storage.head_window.as_secs() / 600).clamp(1, 60);
+    storage.seal_interval = std::time::Duration::from_secs(secs);
+    Ok(storage)
 }

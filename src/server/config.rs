@@ -83,6 +83,9 @@ pub struct Config {
     /// Also serve Graphite's HTTP API and the dashboard on this port of
     /// `host` (0 picks a free one); `None`: not at all.
     pub http_port: Option<u16>,
+    /// How the storage engine seals points into blocks and expires them
+    /// (with `data`; the Redis gateway honours the retention too).
+    pub storage: crate::server::engine::Storage,
 }
 
 /// The PEM files of a TLS server.
@@ -113,6 +116,7 @@ impl Default for Config {
             store: None,
             graphite_port: None,
             http_port: None,
+            storage: crate::server::engine::Storage::default(),
         }
     }
 }
@@ -134,6 +138,7 @@ impl std::fmt::Debug for Config {
             .field("store", &self.store)
             .field("graphite_port", &self.graphite_port)
             .field("http_port", &self.http_port)
+            .field("storage", &self.storage)
             .finish()
     }
 }

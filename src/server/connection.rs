@@ -293,7 +293,8 @@ impl<'s> Connection<'s> {
                                 settle_first = true;
                                 break;
                             }
-                            streaming = get::start(&state.store, selector, &mut self.wbuf, chunk);
+                            let view = state.view(self.shared);
+                            streaming = get::start(&view, selector, &mut self.wbuf, chunk);
                             if streaming.is_some() {
                                 i += 1;
                                 break;
@@ -304,7 +305,8 @@ impl<'s> Connection<'s> {
                                 settle_first = true;
                                 break;
                             }
-                            querying = query::start(&state.store, &request, &mut self.wbuf, chunk);
+                            let view = state.view(self.shared);
+                            querying = query::start(&view, &request, &mut self.wbuf, chunk);
                             if querying.is_some() {
                                 i += 1;
                                 break;
@@ -329,7 +331,7 @@ impl<'s> Connection<'s> {
                 loop {
                     self.flush(stream).await?;
                     let done = get::fill(
-                        &self.shared.lock().store,
+                        &self.shared.lock().view(self.shared),
                         &mut cursor,
                         &mut self.wbuf,
                         chunk,
@@ -344,7 +346,7 @@ impl<'s> Connection<'s> {
                 loop {
                     self.flush(stream).await?;
                     let done = query::fill(
-                        &self.shared.lock().store,
+                        &self.shared.lock().view(self.shared),
                         &mut cursor,
                         &mut self.wbuf,
                         chunk,

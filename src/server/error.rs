@@ -36,6 +36,12 @@ pub enum ServerError {
     StoreWithData,
     #[error("the Graphite ports (graphite_port, http_port) serve the embedded store, not Redis: drop them or store")]
     GraphiteWithStore,
+    /// The blocks of the data file cannot be used.
+    #[error("data file {}: {source}", .path.display())]
+    Blocks {
+        path: PathBuf,
+        source: super::engine::EngineError,
+    },
     #[error("cannot start the server's threads: {0}")]
     Threads(io::Error),
     #[error("the journal failed, some puts may not be on disk: {0}")]
@@ -58,6 +64,7 @@ impl ServerError {
             | ServerError::DataInUse { path }
             | ServerError::NotRegular { path, .. }
             | ServerError::NotAJournal { path, .. }
+            | ServerError::Blocks { path, .. }
             | ServerError::Unwritten { path, .. } => Some(path),
             ServerError::Bind { .. }
             | ServerError::Tls { .. }
@@ -80,6 +87,7 @@ impl ServerError {
             ServerError::DataInUse { .. }
             | ServerError::NotRegular { .. }
             | ServerError::NotAJournal { .. }
+            | ServerError::Blocks { .. }
             | ServerError::Tls { .. }
             | ServerError::Cancelled
             | ServerError::Store(_)

@@ -99,6 +99,7 @@ pub struct Server {
     workers: Option<Workers>,
     shared: Arc<Shared>,
     writer: Option<JoinHandle<Result<(), ServerError>>>,
+    merger: Option<engine::merge::Merger>,
     recovery: Option<Recovery>,
 }
 
@@ -243,6 +244,26 @@ impl Loading {
             None => None,
         };
         let mut store = Store::new();
+        let mut block_warnings = Vec::new();
+        // The blocks' keys first, so each keeps its slot; then the journal
+        // (the head's write-ahead log) on top.
+        let (sealed, keys_file) = match &config.data {
+            Some(path) => {
+                // Beside the real file when `data` is a symlink, as the
+                // journal's own renames are.
+                let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                let (sealed, keys_file, warnings) =
+                    engine::Sealed::open(&engine::blocks_dir(&real), &mut store).map_err(
+                        |source| ServerError::Blocks {
+                            path: path.clone(),
+                            source,
+                        },
+                    )?;
+                block_warnings = warnings;
+                (Some(sealed), Some(keys_file))
+            }
+            None => (None, None),
+        };
         let (journal_file, recovery) = match journal {
             Some(journal) => {
                 let (journal_file, recovery) = journal.replay(
@@ -251,6 +272,8 @@ impl Loading {
                     config.log.as_ref(),
                     config.progress_interval,
                 )?;
+                let mut recovery = recovery;
+                recovery.blocks = std::mem::take(&mut block_warnings);
                 (Some(journal_file), Some(recovery))
             }
             None => (None, None),
@@ -260,10 +283,12 @@ impl Loading {
             state: Mutex::new(State {
                 store,
                 journal: journal_file.as_ref().map(|_| Journal::new()),
+                sealed,
             }),
             journal_wake: Condvar::new(),
             durable: watch::Sender::new(Durability::default()),
             limits: config.limits.clone(),
+            storage: config.storage.clone(),
             fsync: journal_file.as_ref().map(|_| config.fsync),
             log: config.log.clone(),
             connections: AtomicUsize::new(0),
@@ -286,14 +311,28 @@ impl Loading {
             Some(journal_file) => {
                 let shared = Arc::clone(&shared);
                 let (policy, compact) = (config.fsync, config.compact_min_bytes);
+                let sealer = keys_file.map(|keys| engine::seal::Sealer {
+                    keys,
+                    storage: config.storage.clone(),
+                });
                 Some(
                     std::thread::Builder::new()
                         .name("metrics-journal".into())
-                        .spawn(move || journal::run_writer(shared, journal_file, policy, compact))
+                        .spawn(move || {
+                            journal::run_writer(shared, journal_file, policy, compact, sealer)
+                        })
                         .map_err(ServerError::Threads)?,
                 )
             }
             None => None,
+        };
+        // Dropped (stopped) with the rest if the start fails below.
+        let merger = match shared.lock().sealed.is_some() {
+            true => Some(
+                engine::merge::Merger::start(Arc::clone(&shared), config.storage.clone())
+                    .map_err(ServerError::Threads)?,
+            ),
+            false => None,
         };
         let (graphite_address, http_address) = graphite.spawn(&runtimes, &shared);
         let workers = match Workers::start(runtimes, listener, &shared) {
@@ -329,6 +368,7 @@ impl Loading {
             workers: Some(workers),
             shared,
             writer,
+            merger,
             recovery,
         })
     }
@@ -365,10 +405,16 @@ impl Server {
         self.workers.is_none()
     }
 
-    /// Points and keys currently stored.
+    /// Points and keys currently stored: points in the head plus those
+    /// in blocks (a point sealed while the head still holds it, or sealed
+    /// twice before a merge, counts twice), and every key.
     pub fn stats(&self) -> (u64, usize) {
         let state = self.shared.lock();
-        (state.store.points(), state.store.keys())
+        let sealed: u64 = state
+            .sealed
+            .as_ref()
+            .map_or(0, |s| s.blocks().map(|b| b.header.points).sum());
+        (state.store.points() + sealed, state.store.keys())
     }
 
     /// Stops accepting, closes every connection, then writes and fsyncs the
@@ -380,6 +426,9 @@ impl Server {
         // Tasks are cancelled at their next await; none holds the lock
         // across one, so this is quick.
         workers.stop();
+        if let Some(mut merger) = self.merger.take() {
+            merger.stop();
+        }
         let mut result = Ok(());
         if let Some(writer) = self.writer.take() {
             if let Some(journal) = self.shared.lock().journal.as_mut() {

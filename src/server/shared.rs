@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::budget::Budget;
 use super::config::Limits;
+use super::engine::{now, Sealed, Storage, View};
 use super::gateway::Gateway;
 use super::journal::{Durability, FsyncPolicy, Journal};
 use super::log::{Level, LogSink};
@@ -23,6 +24,7 @@ pub(crate) struct Shared {
     pub(crate) journal_wake: Condvar,
     pub(crate) durable: watch::Sender<Durability>,
     pub(crate) limits: Limits,
+    pub(crate) storage: Storage,
     pub(crate) fsync: Option<FsyncPolicy>,
     pub(crate) log: Option<LogSink>,
     pub(crate) connections: AtomicUsize,
@@ -39,8 +41,23 @@ pub(crate) struct Shared {
 }
 
 pub(crate) struct State {
+    /// The head: every point not sealed into a block yet.
     pub(crate) store: Store,
     pub(crate) journal: Option<Journal>,
+    /// The blocks, with a data file.
+    pub(crate) sealed: Option<Sealed>,
+}
+
+impl State {
+    /// What commands read: the head over the blocks, past the retention.
+    pub(crate) fn view<'a>(&'a self, shared: &'a Shared) -> View<'a> {
+        View {
+            head: &self.store,
+            sealed: self.sealed.as_ref(),
+            cutoff: shared.storage.cutoff(now()),
+            log: shared.log.as_ref(),
+        }
+    }
 }
 
 impl Shared {

@@ -4,20 +4,20 @@
 //! connection writes each chunk, with the lock released, before the next.
 
 use crate::protocol::{encode_get_reply_end, encode_get_reply_start, push_point, Selector};
-use crate::server::store::{Cursor, Store};
+use crate::server::engine::{View, Walk};
 
 /// Starts the reply to a get of `selector` in `out`, filling it until it
 /// holds `chunk` bytes. Returns the cursor to go on from when the reply is
 /// not complete (continue with [`fill`], then [`finish`]).
 pub(in crate::server) fn start(
-    store: &Store,
+    view: &View<'_>,
     selector: Selector<&str>,
     out: &mut Vec<u8>,
     chunk: usize,
-) -> Option<Cursor> {
-    let mut cursor = store.cursor(selector);
+) -> Option<Walk> {
+    let mut cursor = view.walk_start(selector);
     encode_get_reply_start(out);
-    if fill(store, &mut cursor, out, chunk) {
+    if fill(view, &mut cursor, out, chunk) {
         finish(out);
         None
     } else {
@@ -28,12 +28,12 @@ pub(in crate::server) fn start(
 /// Encodes points from `cursor` until `out` holds `chunk` bytes; true when
 /// the walk is over.
 pub(in crate::server) fn fill(
-    store: &Store,
-    cursor: &mut Cursor,
+    view: &View<'_>,
+    cursor: &mut Walk,
     out: &mut Vec<u8>,
     chunk: usize,
 ) -> bool {
-    store.walk(cursor, |key, timestamp, value| {
+    view.walk(cursor, |key, timestamp, value| {
         push_point(out, key, value, timestamp);
         out.len() < chunk
     })
@@ -47,6 +47,7 @@ pub(in crate::server) fn finish(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::store::Store;
 
     #[test]
     fn a_reply_in_chunks_is_the_reply_in_one() {
@@ -55,15 +56,16 @@ mod tests {
             store.put(&format!("k{}", i % 7), i, i as f64 / 4.0);
         }
         let mut whole = Vec::new();
-        assert!(start(&store, Selector::All, &mut whole, usize::MAX).is_none());
+        assert!(start(&View::of(&store), Selector::All, &mut whole, usize::MAX).is_none());
         assert!(whole.starts_with(b"ok\n") && whole.ends_with(b"\n\n"));
         assert_eq!(whole.iter().filter(|&&b| b == b'\n').count(), 102);
 
         let mut chunked = Vec::new();
         let mut chunks = 1;
-        let mut cursor = start(&store, Selector::All, &mut chunked, 64).expect("more to come");
+        let mut cursor =
+            start(&View::of(&store), Selector::All, &mut chunked, 64).expect("more to come");
         while !fill(
-            &store,
+            &View::of(&store),
             &mut cursor,
             &mut chunked,
             whole.len().min(64 * (chunks + 1)),
@@ -75,7 +77,7 @@ mod tests {
         assert_eq!(chunked, whole);
 
         let mut one = Vec::new();
-        assert!(start(&store, Selector::Key("k3"), &mut one, usize::MAX).is_none());
+        assert!(start(&View::of(&store), Selector::Key("k3"), &mut one, usize::MAX).is_none());
         let text = String::from_utf8(one).unwrap();
         assert!(text.starts_with("ok\nk3 0.75 3\n"), "{text}");
         assert!(text

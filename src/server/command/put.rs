@@ -39,7 +39,7 @@ pub(in crate::server) fn apply<'s>(
         let reason = refusal(state, put.key, put.timestamp, max_memory);
         return Outcome::Refused(reason.unwrap_or(OUT_OF_MEMORY));
     }
-    let State { store, journal } = state;
+    let State { store, journal, .. } = state;
     let Some(journal) = journal.as_mut() else {
         store_point(store, put.key, put.timestamp, put.value);
         return Outcome::Stored;
@@ -104,6 +104,7 @@ mod tests {
         let mut state = State {
             store: Store::new(),
             journal: None,
+            sealed: None,
         };
         let mut wake = false;
         let outcome = apply(&mut state, &put("k", 1.0, 5), None, false, &mut wake);
@@ -117,6 +118,7 @@ mod tests {
         let mut state = State {
             store: Store::new(),
             journal: Some(Journal::new()),
+            sealed: None,
         };
         let mut wake = false;
         let outcome = apply(&mut state, &put("k", 1.0, 5), None, false, &mut wake);
@@ -140,6 +142,7 @@ mod tests {
         let mut state = State {
             store: Store::new(),
             journal: None,
+            sealed: None,
         };
         let mut wake = false;
         apply(&mut state, &put("k", 1.0, 5), None, false, &mut wake);

@@ -13,6 +13,7 @@
 
 use crate::protocol::{encode_get_reply_end, encode_get_reply_start, push_point, Point, Query};
 use crate::query::{Glob, Plan, SeriesAnswer};
+use crate::server::engine::View;
 use crate::server::store::Store;
 
 /// Points read from the source at a time.
@@ -89,6 +90,36 @@ impl Source for Store {
         out: &mut Vec<Point>,
     ) -> usize {
         self.read_range(key, from, until, limit, out)
+    }
+}
+
+/// The whole data: keys are the head's (it knows every key), points the
+/// head's over the blocks'.
+impl Source for View<'_> {
+    fn keys(&self, glob: &Glob, from: usize, budget: usize, out: &mut Vec<usize>) -> Option<usize> {
+        Source::keys(self.head, glob, from, budget, out)
+    }
+
+    fn key(&self, key: usize) -> Option<&str> {
+        Store::key(self.head, key)
+    }
+
+    fn bounds(&self, key: usize, from: i64, until: Option<i64>) -> Option<(i64, i64)> {
+        View::bounds(self, key, from, until)
+    }
+
+    fn read(
+        &self,
+        key: usize,
+        from: i64,
+        until: Option<i64>,
+        limit: usize,
+        out: &mut Vec<Point>,
+    ) -> usize {
+        let start = out.len();
+        View::read(self, key, from, until, out);
+        out.truncate(start + limit.min(out.len() - start));
+        out.len() - start
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! header   magic "MCKEYS\0\0" (8), version u32, CRC-32C of those 12 bytes
-//! record   key length u16 (1..=4096), the key, CRC-32C of length and key
+//! record   key length u32 (1..=1 MiB, the longest line a server reads),
+//!          the key, CRC-32C of length and key
 //! record   ...
 //! synced   0xFFFF, the number of keys before it u64, CRC-32C of those 10
 //!          bytes: written by `sync` before its fsync
@@ -37,11 +38,12 @@ use crate::protocol::{validate_key, KeyUse};
 pub const MAGIC: [u8; 8] = *b"MCKEYS\0\0";
 pub const VERSION: u32 = 1;
 /// The longest key the file holds.
-pub const MAX_KEY_BYTES: usize = 4096;
+/// The longest key a put can carry: the protocol's line limit.
+pub const MAX_KEY_BYTES: usize = crate::protocol::DEFAULT_MAX_LINE_BYTES;
 const HEADER_LEN: usize = 16;
 /// The length that marks a sync marker instead of a record.
-const SYNCED: u16 = u16::MAX;
-const MARKER_LEN: usize = 14;
+const SYNCED: u32 = u32::MAX;
+const MARKER_LEN: usize = 16;
 
 #[derive(Debug, Error)]
 pub enum KeysError {
@@ -238,7 +240,7 @@ fn header() -> [u8; HEADER_LEN] {
 
 fn push_record(out: &mut Vec<u8>, key: &str) {
     let start = out.len();
-    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
     out.extend_from_slice(key.as_bytes());
     let crc = crc32c::crc32c(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -246,10 +248,10 @@ fn push_record(out: &mut Vec<u8>, key: &str) {
 
 fn marker(keys: u64) -> [u8; MARKER_LEN] {
     let mut out = [0; MARKER_LEN];
-    out[..2].copy_from_slice(&SYNCED.to_le_bytes());
-    out[2..10].copy_from_slice(&keys.to_le_bytes());
-    let crc = crc32c::crc32c(&out[..10]);
-    out[10..].copy_from_slice(&crc.to_le_bytes());
+    out[..4].copy_from_slice(&SYNCED.to_le_bytes());
+    out[4..12].copy_from_slice(&keys.to_le_bytes());
+    let crc = crc32c::crc32c(&out[..12]);
+    out[12..].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
@@ -342,28 +344,28 @@ fn is_marker(bytes: &[u8], at: usize) -> bool {
 /// The item at `bytes[at..]` and where the next starts, or what is wrong.
 fn item_at(bytes: &[u8], at: usize) -> Result<(Item<'_>, usize), String> {
     let rest = &bytes[at..];
-    let Some(len) = rest.get(..2) else {
+    let Some(len) = rest.get(..4) else {
         return Err("cut short".into());
     };
-    let len = u16::from_le_bytes([len[0], len[1]]);
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
     let (body_len, is_marker) = match len {
         SYNCED => (8, true),
         0 => return Err("a key of length 0".into()),
-        len if usize::from(len) > MAX_KEY_BYTES => {
+        len if len as usize > MAX_KEY_BYTES => {
             return Err(format!("a key of length {len}, more than {MAX_KEY_BYTES}"));
         }
-        len => (usize::from(len), false),
+        len => (len as usize, false),
     };
-    let Some(item) = rest.get(..2 + body_len + 4) else {
+    let Some(item) = rest.get(..4 + body_len + 4) else {
         return Err("cut short".into());
     };
-    let (checked, crc) = item.split_at(2 + body_len);
+    let (checked, crc) = item.split_at(4 + body_len);
     let stored = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
     if stored != crc32c::crc32c(checked) {
         return Err("checksum mismatch".into());
     }
     let next = at + item.len();
-    let body = &checked[2..];
+    let body = &checked[4..];
     if is_marker {
         let count = u64::from_le_bytes(body.try_into().expect("8 bytes"));
         return Ok((Item::Synced(count), next));

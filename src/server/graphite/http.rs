@@ -183,7 +183,7 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let flag = |name: &str| get(name).is_some_and(|v| v != "0" && !v.is_empty());
     let read = |work: &mut dyn FnMut(&dyn super::Source)| {
         let state = shared.lock();
-        work(&state.store);
+        work(&state.view(shared));
     };
     match path.as_str() {
         "/" | "/index.html" => respond(

@@ -1,10 +1,12 @@
 //! What the Graphite API reads the data through: a narrow read trait (list
 //! the keys a glob matches; read a key's points in a range), so that the
 //! render, find and index paths do not depend on how points are stored.
-//! Implemented here for the in-memory [`Store`].
+//! Implemented here for the in-memory [`Store`] and for the whole data
+//! (head over blocks, [`View`]).
 
 use super::glob::PathGlob;
 use crate::protocol::Selector;
+use crate::server::engine::View;
 use crate::server::store::Store;
 
 pub trait Source {
@@ -41,6 +43,22 @@ impl Source for Store {
 
     fn points(&self, key: &str, from: i64, until: i64, visit: &mut dyn FnMut(i64, f64) -> bool) {
         if let Some(slot) = self.slot(key) {
+            self.each_in_range(slot, from, Some(until), visit);
+        }
+    }
+}
+
+impl Source for View<'_> {
+    fn matching_keys(&self, glob: &PathGlob, visit: &mut dyn FnMut(&str)) {
+        self.head.matching_keys(glob, visit);
+    }
+
+    fn all_keys(&self, visit: &mut dyn FnMut(&str)) {
+        self.head.each_key(visit);
+    }
+
+    fn points(&self, key: &str, from: i64, until: i64, visit: &mut dyn FnMut(i64, f64) -> bool) {
+        if let Some(slot) = self.head.slot(key) {
             self.each_in_range(slot, from, Some(until), visit);
         }
     }

@@ -1,5 +1,7 @@
 //! Compaction: rewriting the journal as one line per stored point while the
-//! server keeps serving, then swapping it in atomically.
+//! server keeps serving, then swapping it in atomically. With a seal (see
+//! `engine::seal`), the points old enough go to blocks instead, so the new
+//! journal holds only the head.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -11,12 +13,16 @@ use memchr::memchr_iter;
 
 use super::file::{compaction_path, lock_exclusive, sync_dir, JournalFile};
 use super::format::{encode_point_record, HEADER};
+use crate::server::engine::seal::Seal;
+use crate::server::log::Level;
 use crate::server::shared::Shared;
 use crate::server::store::{Cursor, Store};
 
 /// Bytes of snapshot the compactor makes per step (under the store's lock,
 /// about half a millisecond) before writing them and servicing the buffer.
 const COMPACT_STEP: usize = 64 << 10;
+/// Points a sealing step looks at, at most (and whole keys).
+const SEAL_STEP_POINTS: u64 = 1 << 16;
 /// Bytes of snapshot written between two fsyncs of the compaction file.
 const SYNC_EVERY: u64 = 8 << 20;
 
@@ -34,6 +40,9 @@ pub(super) struct Compaction {
     synced: u64,
     buf: Vec<u8>,
     started: Instant,
+    /// Sealing as it goes (walking key by key from `slot`).
+    seal: Option<Seal>,
+    slot: usize,
 }
 
 impl Compaction {
@@ -57,13 +66,28 @@ impl Compaction {
             synced: 0,
             buf,
             started: Instant::now(),
+            seal: None,
+            slot: 0,
         })
+    }
+
+    /// Seals as it compacts.
+    pub(super) fn with_seal(mut self, seal: Option<Seal>) -> Self {
+        self.seal = seal;
+        self
+    }
+
+    pub(super) fn seal(&self) -> Option<&Seal> {
+        self.seal.as_ref()
     }
 
     /// Writes the next piece of the snapshot; true when it is complete.
     pub(super) fn step(&mut self, shared: &Shared) -> io::Result<bool> {
         let buf = &mut self.buf;
-        let (done, lines) = snapshot(&shared.lock().store, &mut self.cursor, buf);
+        let (done, lines) = match self.seal.as_mut() {
+            Some(seal) => seal_step(&shared.lock().store, seal, &mut self.slot, buf)?,
+            None => snapshot(&shared.lock().store, &mut self.cursor, buf),
+        };
         self.tmp.write_all(buf)?;
         self.lines += lines;
         self.bytes += buf.len() as u64;
@@ -77,8 +101,51 @@ impl Compaction {
         Ok(done)
     }
 
-    /// Appends what was journaled since the snapshot began and swaps the files.
-    pub(super) fn finish(mut self, file: &mut JournalFile) -> io::Result<(u64, u64, Duration)> {
+    /// Appends what was journaled since the snapshot began and swaps the
+    /// files; with a seal, first makes its blocks durable and serves them,
+    /// and after the swap removes the sealed points from the head.
+    pub(super) fn finish(
+        mut self,
+        file: &mut JournalFile,
+        shared: &Shared,
+    ) -> io::Result<(u64, u64, Duration)> {
+        let served = match self.seal.as_mut() {
+            Some(seal) => seal.write().and_then(|written| {
+                let mut state = shared.lock();
+                match state.sealed.as_mut() {
+                    Some(sealed) => sealed.add(&written),
+                    None => Ok(()),
+                }
+            }),
+            None => Ok(()),
+        };
+        let swapped = match served {
+            Ok(()) => self.swap(file),
+            Err(e) => Err(io::Error::other(e)),
+        };
+        if let Some(mut seal) = self.seal.take() {
+            loop {
+                let mut state = shared.lock();
+                let crate::server::shared::State { store, sealed, .. } = &mut *state;
+                let Some(sealed) = sealed.as_mut().filter(|_| swapped.is_ok()) else {
+                    seal.abandon(store);
+                    break;
+                };
+                match seal.settle(store, sealed) {
+                    Ok(false) => continue,
+                    Ok(true) => break,
+                    Err(e) => {
+                        let dir = sealed.dir().display().to_string();
+                        shared.log(Level::Warning, &format!("{dir}: expiring blocks: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        swapped
+    }
+
+    fn swap(&mut self, file: &mut JournalFile) -> io::Result<(u64, u64, Duration)> {
         let mut at = self.start_len;
         self.buf.resize(COMPACT_STEP, 0);
         while at < file.len {
@@ -103,16 +170,46 @@ impl Compaction {
         }
         fs::rename(&self.tmp_path, &file.path)?;
         sync_dir(&file.path)?;
-        file.handle = self.tmp;
+        file.handle = self.tmp.try_clone()?;
         file.len = self.bytes;
         file.lines = self.lines;
         Ok((self.lines, self.bytes, self.started.elapsed()))
     }
 
-    pub(super) fn abandon(self) {
+    pub(super) fn abandon(self, shared: &Shared) {
         drop(self.tmp);
         let _ = fs::remove_file(&self.tmp_path);
+        if let Some(seal) = self.seal {
+            seal.abandon(&mut shared.lock().store);
+        }
     }
+}
+
+/// With a seal: seals or journals the points of each key from `slot` on
+/// until `buf` holds `COMPACT_STEP` bytes. Called with the lock held.
+fn seal_step(
+    store: &Store,
+    seal: &mut Seal,
+    slot: &mut usize,
+    buf: &mut Vec<u8>,
+) -> io::Result<(bool, u64)> {
+    let mut lines = 0;
+    let visited = seal.visited;
+    while *slot < store.keys() {
+        let key = store.key(*slot).unwrap_or_default();
+        seal.series(store, *slot, &mut |ts, value| {
+            encode_point_record(buf, key, value, ts);
+            lines += 1;
+        })
+        .map_err(io::Error::other)?;
+        *slot += 1;
+        // Sealed points write nothing here: bound the step by the points
+        // looked at too, so the lock is held about as long as without.
+        if buf.len() >= COMPACT_STEP || seal.visited - visited >= SEAL_STEP_POINTS {
+            return Ok((*slot >= store.keys(), lines));
+        }
+    }
+    Ok((true, lines))
 }
 
 /// Appends one record per point from `cursor` on until `buf` holds

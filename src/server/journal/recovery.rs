@@ -57,6 +57,9 @@ pub struct Recovery {
     pub keys: usize,
     pub points: u64,
     pub elapsed: Duration,
+    /// What opening the blocks found that a user should hear (damaged
+    /// blocks moved to quarantine, a torn keys record).
+    pub blocks: Vec<String>,
 }
 
 impl Recovery {
@@ -76,6 +79,7 @@ impl Recovery {
             keys: 0,
             points: 0,
             elapsed: Duration::ZERO,
+            blocks: Vec::new(),
         }
     }
 
@@ -111,6 +115,7 @@ impl Recovery {
                 "{path}: removed an unfinished compaction file from an earlier run"
             ));
         }
+        warnings.extend(self.blocks.iter().cloned());
         warnings
     }
 

@@ -31,6 +31,10 @@ use super::{
     refusal_reason, Durability, FsyncPolicy, Writer, HIGH_WATER, RETRY_INTERVAL, SYNC_INTERVAL,
     WRITE_INTERVAL,
 };
+use crate::server::engine::{
+    self,
+    seal::{Seal, Sealer},
+};
 use crate::server::error::ServerError;
 use crate::server::log::Level;
 use crate::server::shared::Shared;
@@ -49,8 +53,15 @@ pub(crate) fn run_writer(
     file: JournalFile,
     policy: FsyncPolicy,
     compact_min_bytes: u64,
+    sealer: Option<Sealer>,
 ) -> Result<(), ServerError> {
-    JournalWriter::new(shared, file, policy, FileDisk).run(compact_min_bytes)
+    let mut writer = JournalWriter::new(shared, file, policy, FileDisk);
+    if let Some(sealer) = &sealer {
+        // Not at once: a server that starts serves first.
+        writer.seal_check = Instant::now() + sealer.storage.seal_interval;
+    }
+    writer.sealer = sealer;
+    writer.run(compact_min_bytes)
 }
 
 /// Which operation failed.
@@ -86,6 +97,10 @@ pub(super) struct JournalWriter<D: Disk> {
     retry_at: Option<Instant>,
     /// No compaction is started before this, after one failed.
     compaction_after: Option<Instant>,
+    /// With blocks: seals the head's old points during compactions.
+    sealer: Option<Sealer>,
+    /// When to look next for something to seal.
+    seal_check: Instant,
 }
 
 impl<D: Disk> JournalWriter<D> {
@@ -113,6 +128,8 @@ impl<D: Disk> JournalWriter<D> {
             failing_since: None,
             retry_at: None,
             compaction_after: None,
+            sealer: None,
+            seal_check: Instant::now(),
         }
     }
 
@@ -131,26 +148,35 @@ impl<D: Disk> JournalWriter<D> {
 
             if closing {
                 if let Some(c) = compaction.take() {
-                    c.abandon();
+                    c.abandon(&self.shared);
                 }
                 return self.close_outcome(outcome);
             }
             if self.failing_since.is_some() {
                 if let Some(c) = compaction.take() {
-                    c.abandon();
+                    c.abandon(&self.shared);
                 }
                 continue;
             }
 
+            let retry_ok = self.compaction_after.is_none_or(|at| Instant::now() >= at);
+            let seal = match compaction.is_none() && retry_ok {
+                true => self.begin_seal(),
+                false => None,
+            };
             if compaction.is_none()
-                && self.compaction_after.is_none_or(|at| Instant::now() >= at)
-                && self.file.len >= compact_min_bytes
-                && self.file.lines > 0
-                && self.file.lines >= points.saturating_mul(2)
+                && retry_ok
+                && (seal.is_some()
+                    || (self.file.len >= compact_min_bytes
+                        && self.file.lines > 0
+                        && self.file.lines >= points.saturating_mul(2)))
             {
                 match Compaction::begin(&self.file) {
-                    Ok(c) => compaction = Some(c),
+                    Ok(c) => compaction = Some(c.with_seal(seal)),
                     Err(e) => {
+                        if let Some(seal) = seal {
+                            seal.abandon(&mut self.shared.lock().store);
+                        }
                         self.warn(&format!("cannot start compaction: {e}"));
                         self.compaction_after = Some(Instant::now() + COMPACTION_RETRY);
                     }
@@ -206,6 +232,13 @@ impl<D: Disk> JournalWriter<D> {
                 }
                 journal.writer = Writer::Idle;
                 Some(due - now)
+            } else if self.sealer.is_some() {
+                // Time passing makes points old enough to seal.
+                if now >= self.seal_check {
+                    break;
+                }
+                journal.writer = Writer::Idle;
+                Some(self.seal_check - now)
             } else {
                 journal.writer = Writer::Idle;
                 None
@@ -406,12 +439,37 @@ impl<D: Disk> JournalWriter<D> {
         );
     }
 
+    /// A seal to run with the next compaction, when one is due (looked for
+    /// every `seal_interval`).
+    fn begin_seal(&mut self) -> Option<Seal> {
+        let sealer = self.sealer.as_mut()?;
+        let now = Instant::now();
+        if now < self.seal_check {
+            return None;
+        }
+        self.seal_check = now + sealer.storage.seal_interval;
+        let epoch = engine::now();
+        if !sealer.due(&self.shared.lock().store, epoch) {
+            return None;
+        }
+        let shared = Arc::clone(&self.shared);
+        match sealer.begin(epoch, || shared.lock()) {
+            Ok(seal) => Some(seal),
+            Err(e) => {
+                self.warn(&format!("cannot seal old points into blocks: {e}"));
+                None
+            }
+        }
+    }
+
     /// Runs one step of a compaction; returns it while it is unfinished.
     fn compaction_step(&mut self, mut c: Compaction) -> Option<Compaction> {
         let before = (self.file.lines, self.file.len);
-        match c.step(&self.shared) {
+        let stepped = c.step(&self.shared);
+        let sealing = c.seal().map(|s| (s.sealed, s.dropped));
+        match stepped {
             Ok(false) => return Some(c),
-            Ok(true) => match c.finish(&mut self.file) {
+            Ok(true) => match c.finish(&mut self.file, &self.shared) {
                 Ok((lines, bytes, took)) => {
                     // The new file was fsynced with everything in it.
                     self.synced = (self.file.len, self.file.lines);
@@ -420,10 +478,16 @@ impl<D: Disk> JournalWriter<D> {
                     self.shared.log(
                         Level::Info,
                         &format!(
-                            "{}: compacted {} lines ({} bytes) to {lines} lines ({bytes} bytes) in {:.3} s",
+                            "{}: compacted {} lines ({} bytes) to {lines} lines ({bytes} bytes){} in {:.3} s",
                             self.file.path.display(),
                             before.0,
                             before.1,
+                            match sealing {
+                                Some((sealed, dropped)) => format!(
+                                    ", sealing {sealed} points into blocks and dropping {dropped} past the retention"
+                                ),
+                                None => String::new(),
+                            },
                             took.as_secs_f64()
                         ),
                     );
@@ -440,7 +504,7 @@ impl<D: Disk> JournalWriter<D> {
                 self.warn(&format!(
                     "compaction failed, keeping the journal as it is: {e}"
                 ));
-                c.abandon();
+                c.abandon(&self.shared);
                 self.compaction_after = Some(Instant::now() + COMPACTION_RETRY);
             }
         }
@@ -526,10 +590,12 @@ mod tests {
                 state: Mutex::new(State {
                     store,
                     journal: Some(Journal::new()),
+                    sealed: None,
                 }),
                 journal_wake: Condvar::new(),
                 durable: watch::Sender::new(Durability::default()),
                 limits: Limits::default(),
+                storage: crate::server::engine::Storage::default(),
                 fsync: Some(policy),
                 log: Some({
                     let logged = Arc::clone(&logged);

@@ -16,6 +16,7 @@
 //! byte order, for glob prefixes); neither changes what puts do.
 
 mod arena;
+mod head;
 mod index;
 mod memory;
 mod range;
@@ -40,6 +41,9 @@ pub struct Store {
     bytes: usize,
     /// The keys in byte order, built for queries (`sorted`).
     sorted: sorted::SortedKeys,
+    /// No point stored is older than this (`None`: none stored since the
+    /// bound was last reset); the storage engine's cue to seal (`head`).
+    low: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -92,6 +96,7 @@ impl Store {
     /// Stores `value` at `timestamp`; returns whether the point is new
     /// (false when it replaced an earlier value).
     pub fn put(&mut self, key: &str, timestamp: i64, value: f64) -> bool {
+        self.low = Some(self.low.map_or(timestamp, |low| low.min(timestamp)));
         let hash = self.index.hash(key);
         if let Some(slot) = self.find(hash, key) {
             let Some(series) = self.series.get_mut(slot) else {
@@ -101,8 +106,15 @@ impl Store {
             self.points += u64::from(new);
             return new;
         }
-        let (at, key_bytes) = self.keys.push(key);
         let (points, point_bytes) = Points::new(timestamp, value);
+        self.push_key(hash, key, points, point_bytes);
+        self.points += 1;
+        true
+    }
+
+    /// Adds a key not stored yet with `points`; returns its slot.
+    fn push_key(&mut self, hash: u64, key: &str, points: Points, point_bytes: usize) -> usize {
+        let (at, key_bytes) = self.keys.push(key);
         let (slot, slot_bytes) = self.series.push(Series { key: at, points });
         let Store {
             keys,
@@ -117,8 +129,7 @@ impl Store {
             series.get(slot).map_or("", |s| keys.get(s.key))
         });
         self.bytes += key_bytes + point_bytes + slot_bytes + index_bytes;
-        self.points += 1;
-        true
+        slot
     }
 
     /// Whether `key` has a point at `timestamp`.
@@ -206,7 +217,7 @@ mod tests {
     impl Store {
         /// Recounts every allocation and checks the running count and the
         /// series' invariants.
-        fn check(&self) {
+        pub(super) fn check(&self) {
             let mut points = 0;
             let mut series_bytes = 0;
             for slot in 0..self.series.len() {

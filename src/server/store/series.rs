@@ -60,6 +60,34 @@ impl Points {
         (Points::Single(chunk), bytes)
     }
 
+    /// A series with no point yet (a key whose points are all sealed).
+    pub(super) fn empty() -> Self {
+        Points::Single(Vec::new())
+    }
+
+    /// The series of `points` (sorted by timestamp, no timestamp twice),
+    /// in full chunks, and the bytes it allocated.
+    pub(super) fn from_sorted(points: &[Point]) -> (Self, usize) {
+        if points.len() <= CHUNK {
+            let chunk = points.to_vec();
+            let bytes = chunk_bytes(&chunk);
+            return (Points::Single(chunk), bytes);
+        }
+        let runs: Vec<Run> = points
+            .chunks(CHUNK)
+            .map(|piece| Run {
+                first: piece[0].0,
+                points: piece.to_vec(),
+            })
+            .collect();
+        let bytes = runs
+            .iter()
+            .map(|run| chunk_bytes(&run.points))
+            .sum::<usize>()
+            + heap_of::<Run>(runs.capacity());
+        (Points::Chunked(runs), bytes)
+    }
+
     pub(super) fn chunk_count(&self) -> usize {
         match self {
             Points::Single(_) => 1,
@@ -201,8 +229,7 @@ impl Points {
     }
 
     /// Allocated bytes, counted from scratch (the store keeps a running
-    /// count; this checks it).
-    #[cfg(test)]
+    /// count; tests check it, and replacing a whole series uses it).
     pub(super) fn heap_bytes(&self) -> usize {
         match self {
             Points::Single(chunk) => chunk_bytes(chunk),
@@ -220,7 +247,9 @@ impl Points {
         let mut last = None;
         for c in 0..self.chunk_count() {
             let chunk = self.chunk(c);
-            assert!(!chunk.is_empty() && chunk.len() <= CHUNK);
+            // Only a series whose points were all sealed is empty.
+            let empty_single = chunk.is_empty() && matches!(self, Points::Single(_));
+            assert!((empty_single || !chunk.is_empty()) && chunk.len() <= CHUNK);
             if let Points::Chunked(runs) = self {
                 assert_eq!(runs[c].first, chunk[0].0);
             }

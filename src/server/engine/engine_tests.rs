@@ -1,0 +1,226 @@
+//! The engine end to end, without a server: puts into the head, seals
+//! into blocks (what the journal's compaction does), more puts, and every
+//! read compared with a map of sorted maps: the course's semantics (any
+//! timestamp, in any order; a later put replaces) whatever was sealed.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::block::tests::TestDir;
+use super::seal::Sealer;
+use super::{Sealed, Storage, View, PARTITION};
+use crate::protocol::{Point, Selector};
+use crate::server::shared::State;
+use crate::server::store::Store;
+
+type Model = BTreeMap<String, BTreeMap<i64, f64>>;
+
+struct Engine {
+    state: Mutex<State>,
+    sealer: Sealer,
+    _dir: TestDir,
+}
+
+impl Engine {
+    fn new(storage: Storage) -> Engine {
+        let dir = TestDir::new("view");
+        let mut store = Store::new();
+        let (sealed, keys, warnings) = Sealed::open(&dir.0.join("blocks"), &mut store).unwrap();
+        assert!(warnings.is_empty());
+        Engine {
+            state: Mutex::new(State {
+                store,
+                journal: None,
+                sealed: Some(sealed),
+            }),
+            sealer: Sealer { keys, storage },
+            _dir: dir,
+        }
+    }
+
+    /// Runs a whole seal at `now`; returns the points it sealed.
+    fn seal(&mut self, now: i64) -> u64 {
+        let state = &self.state;
+        let mut seal = self.sealer.begin(now, || state.lock().unwrap()).unwrap();
+        let mut state = self.state.lock().unwrap();
+        for slot in 0..state.store.keys() {
+            seal.series(&state.store, slot, &mut |_, _| {}).unwrap();
+        }
+        let written = seal.write().unwrap();
+        let State { store, sealed, .. } = &mut *state;
+        let sealed = sealed.as_mut().unwrap();
+        sealed.add(&written).unwrap();
+        let count = seal.sealed;
+        while !seal.settle(store, sealed).unwrap() {}
+        count
+    }
+
+    fn all(&self, cutoff: Option<i64>) -> Vec<(String, i64, f64)> {
+        let state = self.state.lock().unwrap();
+        let view = View {
+            head: &state.store,
+            sealed: state.sealed.as_ref(),
+            cutoff,
+            log: None,
+        };
+        let mut walk = view.walk_start(Selector::All);
+        let mut out = Vec::new();
+        // In chunks of 7 points, as a streamed reply is.
+        loop {
+            let mut n = 0;
+            let done = view.walk(&mut walk, |k, t, v| {
+                out.push((k.to_owned(), t, v));
+                n += 1;
+                n < 7
+            });
+            if done {
+                return out;
+            }
+        }
+    }
+
+    fn range(&self, key: &str, from: i64, until: Option<i64>) -> Vec<Point> {
+        let state = self.state.lock().unwrap();
+        let view = View {
+            head: &state.store,
+            sealed: state.sealed.as_ref(),
+            cutoff: None,
+            log: None,
+        };
+        let mut out = Vec::new();
+        if let Some(slot) = state.store.slot(key) {
+            view.read(slot, from, until, &mut out);
+        }
+        out
+    }
+}
+
+fn flatten(model: &Model, keys: &[String]) -> Vec<(String, i64, f64)> {
+    keys.iter()
+        .filter_map(|k| model.get(k).map(|points| (k, points)))
+        .flat_map(|(k, points)| points.iter().map(move |(&t, &v)| (k.clone(), t, v)))
+        .collect()
+}
+
+fn storage(head_window: u64) -> Storage {
+    Storage {
+        head_window: Duration::from_secs(head_window),
+        ..Storage::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Puts, seals and puts again: every answer is the model's.
+    #[test]
+    fn sealing_never_changes_an_answer(
+        rounds in prop::collection::vec(
+            prop::collection::vec(
+                (0u8..4, prop_oneof![0i64..40 * PARTITION, -5 * PARTITION..0, any::<i64>()], -50i32..50),
+                0..120,
+            ),
+            1..4,
+        ),
+        window in prop_oneof![Just(0u64), Just(3 * 86_400)],
+    ) {
+        let mut engine = Engine::new(storage(window));
+        let mut model = Model::new();
+        let mut order: Vec<String> = Vec::new();
+        let now = 40 * PARTITION;
+        for puts in &rounds {
+            {
+                let mut state = engine.state.lock().unwrap();
+                for &(k, ts, v) in puts {
+                    let key = format!("k{k}");
+                    if !order.contains(&key) {
+                        order.push(key.clone());
+                    }
+                    state.store.put(&key, ts, f64::from(v) / 4.0);
+                    model.entry(key).or_default().insert(ts, f64::from(v) / 4.0);
+                }
+            }
+            engine.seal(now);
+            prop_assert_eq!(engine.all(None), flatten(&model, &order));
+        }
+        for (key, points) in &model {
+            let from = 3 * PARTITION;
+            let until = Some(20 * PARTITION);
+            let want: Vec<Point> = points.range(from..20 * PARTITION).map(|(&t, &v)| (t, v)).collect();
+            prop_assert_eq!(engine.range(key, from, until), want);
+        }
+    }
+}
+
+#[test]
+fn sealed_points_leave_the_head_and_recent_ones_stay() {
+    let mut engine = Engine::new(storage(3600));
+    let now = 100 * PARTITION;
+    {
+        let mut state = engine.state.lock().unwrap();
+        for i in 0..1000 {
+            state.store.put("old", now - 3 * PARTITION + i, 1.0);
+        }
+        state.store.put("new", now - 60, 2.0);
+    }
+    assert_eq!(engine.seal(now), 1000);
+    let state = engine.state.lock().unwrap();
+    assert_eq!(
+        state.store.points(),
+        1,
+        "only the recent point stays in memory"
+    );
+    assert_eq!(state.store.low(), Some(now - 60));
+    let sealed = state.sealed.as_ref().unwrap();
+    assert_eq!(sealed.blocks().count(), 1);
+    drop(state);
+    assert_eq!(engine.all(None).len(), 1001);
+    // Past a retention cut nothing older is answered.
+    assert_eq!(engine.all(Some(now - 3600)).len(), 1);
+}
+
+#[test]
+fn a_put_into_a_sealed_day_wins_over_the_block_then_merges_into_a_newer_one() {
+    let mut engine = Engine::new(storage(0));
+    let now = 10 * PARTITION;
+    engine.state.lock().unwrap().store.put("k", 5, 1.0);
+    engine.seal(now);
+    engine.state.lock().unwrap().store.put("k", 5, 2.0);
+    assert_eq!(engine.range("k", i64::MIN, None), vec![(5, 2.0)]);
+    engine.seal(now);
+    let state = engine.state.lock().unwrap();
+    assert_eq!(state.store.points(), 0);
+    assert_eq!(state.sealed.as_ref().unwrap().blocks().count(), 2);
+    drop(state);
+    assert_eq!(engine.range("k", i64::MIN, None), vec![(5, 2.0)]);
+}
+
+#[test]
+fn the_first_and_last_days_of_the_i64_range_stay_in_the_head() {
+    let mut engine = Engine::new(storage(0));
+    let now = 10 * PARTITION;
+    {
+        let mut state = engine.state.lock().unwrap();
+        for ts in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX] {
+            state.store.put("k", ts, ts as f64);
+        }
+    }
+    assert_eq!(engine.seal(now), 3);
+    let state = engine.state.lock().unwrap();
+    assert_eq!(state.store.points(), 4);
+    // Nothing left that a seal could move: no seal is due again.
+    assert!(state.store.low().is_none_or(|low| low >= now));
+    drop(state);
+    let all: Vec<i64> = engine.all(None).iter().map(|p| p.1).collect();
+    assert_eq!(
+        all,
+        [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX]
+    );
+    assert_eq!(
+        engine.range("k", i64::MAX, None),
+        vec![(i64::MAX, i64::MAX as f64)]
+    );
+}

@@ -1,0 +1,298 @@
+//! Sealing: moving the head's points older than the head window into block
+//! files, one block per day partition touched, inside the journal's
+//! compaction. The compaction walks the store key by key; for each key the
+//! points to seal go to the blocks, the rest into the new journal. Once the
+//! blocks are durable (fsynced, renamed, directory fsynced) they are
+//! served; once the new journal has replaced the old one, the sealed
+//! points leave the head. A crash at any step leaves either the old
+//! journal (which still has every point) or the new journal with the
+//! blocks, never neither: a point is always in the journal or a durable
+//! block, and duplicates between the two are harmless (the head wins).
+//!
+//! Points past the retention are neither sealed nor journaled: dropped.
+
+use std::path::PathBuf;
+
+use super::block::{BlockError, BlockInfo, BlockWriter};
+use super::keys::KeysFile;
+use super::{chunk, EngineError, Sealed, Storage, PARTITION};
+use crate::protocol::Point;
+use crate::server::store::Store;
+
+/// Partitions one seal writes blocks for, at most: points of others stay
+/// in the head for the next seal (a bound on open files however widely
+/// the timestamps spread).
+const MAX_PARTITIONS: usize = 64;
+/// Points removed from the head per piece of `settle` (under the lock).
+const SETTLE_STEP_POINTS: usize = 1 << 16;
+
+/// A seal in progress, owned by the journal writer's compaction.
+pub(crate) struct Seal {
+    dir: PathBuf,
+    before: i64,
+    cutoff: Option<i64>,
+    /// Slots below this are numbered in the keys file: only they can be
+    /// sealed (keys added meanwhile wait for the next seal).
+    numbered: usize,
+    first_seq: u64,
+    writers: Vec<(i64, BlockWriter)>,
+    /// Slots that had points sealed (to remove from the head afterwards).
+    sealed_slots: Vec<usize>,
+    /// The oldest point kept in the head.
+    kept_low: Option<i64>,
+    /// The store's lower bound when the seal began, for an abandoned seal.
+    low_before: Option<i64>,
+    points: Vec<Point>,
+    chunk: Vec<u8>,
+    pub(crate) sealed: u64,
+    pub(crate) dropped: u64,
+    /// Points looked at so far.
+    pub(crate) visited: u64,
+    /// Retention: slots below this have been cut.
+    expired_to: usize,
+}
+
+/// The day `[start, end)` that holds `ts`, when both ends fit in an i64.
+fn partition_of(ts: i64) -> Option<(i64, i64)> {
+    let start = ts.div_euclid(PARTITION).checked_mul(PARTITION)?;
+    Some((start, start.checked_add(PARTITION)?))
+}
+
+/// What the writer keeps between seals.
+pub(crate) struct Sealer {
+    pub(crate) keys: KeysFile,
+    pub(crate) storage: Storage,
+}
+
+impl Sealer {
+    /// Whether the head holds anything to seal or expire at `now`.
+    pub(crate) fn due(&self, store: &Store, now: i64) -> bool {
+        let Some(low) = store.low() else {
+            return false;
+        };
+        low < self.storage.trigger(now) || self.storage.cutoff(now).is_some_and(|c| low < c)
+    }
+
+    /// Begins a seal at `now`: numbers the keys not numbered yet (the keys
+    /// file is appended and fsynced without the store's lock). `lock` gives
+    /// the store and the sealed blocks.
+    pub(crate) fn begin<'s>(
+        &mut self,
+        now: i64,
+        mut lock: impl FnMut() -> std::sync::MutexGuard<'s, crate::server::shared::State>,
+    ) -> Result<Seal, EngineError> {
+        let (new_keys, numbered, dir, first_seq, low_before) = {
+            let mut state = lock();
+            let crate::server::shared::State { store, sealed, .. } = &mut *state;
+            let Some(sealed) = sealed.as_mut() else {
+                return Err(EngineError::NotSealing);
+            };
+            let numbered = sealed.numbered();
+            let new_keys: Vec<String> = (numbered..store.keys())
+                .filter_map(|slot| store.key(slot).map(str::to_owned))
+                .collect();
+            let first_seq = sealed.take_seqs(MAX_PARTITIONS as u64);
+            let low_before = store.low();
+            store.reset_low(None, None);
+            (
+                new_keys,
+                numbered,
+                sealed.dir().to_path_buf(),
+                first_seq,
+                low_before,
+            )
+        };
+        let result = (|| {
+            let names: Vec<&str> = new_keys.iter().map(String::as_str).collect();
+            self.keys.append(&names)?;
+            self.keys.sync()
+        })();
+        let mut state = lock();
+        if let Err(e) = result {
+            let store = &mut state.store;
+            let since = store.low();
+            store.reset_low(low_before, since);
+            return Err(e.into());
+        }
+        if let Some(sealed) = state.sealed.as_mut() {
+            sealed.numbered_up_to(numbered + new_keys.len());
+        }
+        Ok(Seal {
+            dir,
+            before: self.storage.horizon(now),
+            cutoff: self.storage.cutoff(now),
+            numbered: numbered + new_keys.len(),
+            first_seq,
+            writers: Vec::new(),
+            sealed_slots: Vec::new(),
+            kept_low: None,
+            low_before,
+            points: Vec::new(),
+            chunk: Vec::new(),
+            sealed: 0,
+            dropped: 0,
+            visited: 0,
+            expired_to: 0,
+        })
+    }
+}
+
+impl Seal {
+    /// Seals what is old enough of the key in `slot` and calls `keep` with
+    /// every other point (for the new journal). Called with the lock held.
+    pub(crate) fn series(
+        &mut self,
+        store: &Store,
+        slot: usize,
+        keep: &mut dyn FnMut(i64, f64),
+    ) -> Result<(), BlockError> {
+        self.points.clear();
+        let sealable = slot < self.numbered;
+        let mut kept_low = self.kept_low;
+        let (before, cutoff) = (self.before, self.cutoff);
+        let mut dropped = 0;
+        let points = &mut self.points;
+        let mut visited = 0;
+        store.each_in_range(slot, i64::MIN, None, |ts, value| {
+            visited += 1;
+            if cutoff.is_some_and(|c| ts < c) {
+                dropped += 1;
+            } else if sealable && ts < before {
+                points.push((ts, value));
+            } else {
+                kept_low = Some(kept_low.map_or(ts, |l: i64| l.min(ts)));
+                keep(ts, value);
+            }
+            true
+        });
+        self.dropped += dropped;
+        self.visited += visited;
+        self.kept_low = kept_low;
+        let mut start = 0;
+        let mut any = false;
+        while start < self.points.len() {
+            let ts = self.points[start].0;
+            let bounds = partition_of(ts);
+            let end = bounds.map_or(i64::MAX, |(_, end)| end);
+            let len = match bounds {
+                Some(_) => self.points[start..].partition_point(|p| p.0 < end),
+                // The first and last days of the i64 range have no
+                // partition a block can name: such points stay in the head
+                // (and do not call for another seal).
+                None => self.points[start..]
+                    .iter()
+                    .take_while(|p| partition_of(p.0).is_none() && (ts < 0) == (p.0 < 0))
+                    .count(),
+            };
+            let group = start..start + len;
+            start += len;
+            let writer = match bounds {
+                Some((partition, _)) => self.writer(partition)?,
+                None => None,
+            };
+            let Some(w) = writer else {
+                for &(ts, value) in &self.points[group] {
+                    if bounds.is_some() {
+                        // Too many partitions for one seal: for the next.
+                        self.kept_low = Some(self.kept_low.map_or(ts, |l| l.min(ts)));
+                    }
+                    keep(ts, value);
+                }
+                continue;
+            };
+            self.chunk.clear();
+            let writer = &mut self.writers[w].1;
+            let summary =
+                chunk::encode(&self.points[group.clone()], &mut self.chunk).map_err(|e| {
+                    BlockError::BadChunk {
+                        path: writer.path().to_path_buf(),
+                        series: slot as u64,
+                        what: e.to_string(),
+                    }
+                })?;
+            writer.add(
+                slot as u64,
+                &self.chunk,
+                summary.count,
+                summary.first,
+                summary.last,
+            )?;
+            self.sealed += u64::from(summary.count);
+            any = true;
+        }
+        if any {
+            self.sealed_slots.push(slot);
+        }
+        Ok(())
+    }
+
+    /// Makes the blocks durable (without the lock); returns what they hold.
+    pub(crate) fn write(&mut self) -> Result<Vec<BlockInfo>, BlockError> {
+        let mut infos = Vec::new();
+        for (_, writer) in self.writers.drain(..) {
+            infos.push(writer.finish()?);
+        }
+        Ok(infos)
+    }
+
+    /// The writer of `partition` (its index), opened if there is room for
+    /// one more.
+    fn writer(&mut self, partition: i64) -> Result<Option<usize>, BlockError> {
+        if let Some(i) = self.writers.iter().position(|(p, _)| *p == partition) {
+            return Ok(Some(i));
+        }
+        if self.writers.len() == MAX_PARTITIONS {
+            return Ok(None);
+        }
+        let seq = self.first_seq + self.writers.len() as u64;
+        let writer = BlockWriter::create(&self.dir, partition, PARTITION as u64, seq)?;
+        self.writers.push((partition, writer));
+        Ok(Some(self.writers.len() - 1))
+    }
+
+    /// After the new journal replaced the old one: removes the sealed and
+    /// the expired points from the head and expired blocks from disk.
+    /// Called with the lock held.
+    ///
+    /// Done a piece at a time (call until it returns true), so the lock is
+    /// released between pieces: until a point is removed, readers find it
+    /// in both places with the same value.
+    pub(crate) fn settle(
+        &mut self,
+        store: &mut Store,
+        sealed: &mut Sealed,
+    ) -> std::io::Result<bool> {
+        let mut points = Vec::new();
+        let mut work = 0;
+        while let Some(&slot) = self.sealed_slots.last() {
+            points.clear();
+            sealed.points(slot, i64::MIN, Some(self.before), &mut points, &mut |_| {});
+            store.remove_sealed(slot, self.before, &points);
+            self.sealed_slots.pop();
+            work += points.len() + 1;
+            if work >= SETTLE_STEP_POINTS {
+                return Ok(false);
+            }
+        }
+        if let Some(cutoff) = self.cutoff {
+            while self.expired_to < store.keys() {
+                work += store.remove_before(self.expired_to, cutoff) as usize + 1;
+                self.expired_to += 1;
+                if work >= SETTLE_STEP_POINTS {
+                    return Ok(false);
+                }
+            }
+            sealed.expire(cutoff)?;
+        }
+        let since = store.low();
+        store.reset_low(self.kept_low, since);
+        Ok(true)
+    }
+
+    /// A seal that did not complete: its unfinished blocks are removed
+    /// (dropping a writer deletes its file) and the head keeps everything.
+    pub(crate) fn abandon(self, store: &mut Store) {
+        let since = store.low();
+        store.reset_low(self.low_before, since);
+    }
+}

@@ -1,0 +1,347 @@
+//! The sealed part of the data: the block files of `<data>.blocks/` and the
+//! keys file that numbers their series, opened at start and read on demand.
+//!
+//! A series' number in every block is its key's slot in the store (the
+//! head): the keys file lists the keys in slot order, and start-up adds
+//! them to the store before the journal is replayed, so the numbering
+//! holds across restarts. Blocks are immutable; a later block of the same
+//! partition (a higher `seq`) holds newer values where the two overlap,
+//! and the head is newer than every block.
+//!
+//! Start-up reads each block's header and footer only (its index stays on
+//! disk), so it costs the same whatever the blocks hold. A block that is
+//! ours but damaged is moved to `quarantine/` with a warning and the rest
+//! are served; a file that is not ours is refused, left untouched.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::block::{scan_dir, Block, BlockError, BlockInfo};
+use super::chunk;
+use super::keys::{KeysError, KeysFile};
+use super::EngineError;
+use crate::protocol::Point;
+use crate::server::store::Store;
+
+/// The keys file's name in the blocks directory.
+pub(super) const KEYS: &str = "keys";
+/// Where damaged files go.
+const QUARANTINE: &str = "quarantine";
+
+#[derive(Debug)]
+pub struct Sealed {
+    dir: PathBuf,
+    /// In (partition start, seq) order.
+    blocks: Vec<Arc<Block>>,
+    /// Keys in the keys file: slots below this may have sealed points.
+    numbered: usize,
+    next_seq: u64,
+    /// Bumped whenever the set of blocks changes, so a walk that cached a
+    /// series' sealed points knows to read them again.
+    generation: u64,
+}
+
+impl Sealed {
+    /// Opens (creating if needed) the blocks directory `dir` and adds the
+    /// keys of its blocks to `store`, which must be empty. Returns the keys
+    /// file (for the journal writer, which alone appends to it) and the
+    /// warnings to log (quarantined files, a torn keys record).
+    pub fn open(
+        dir: &Path,
+        store: &mut Store,
+    ) -> Result<(Sealed, KeysFile, Vec<String>), EngineError> {
+        let io_error = |source: io::Error| EngineError::Dir {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        debug_assert_eq!(store.keys(), 0);
+        match fs::metadata(dir) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(EngineError::NotADirectory(dir.to_path_buf()))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(dir).map_err(io_error)?;
+                sync_dir(dir.parent().unwrap_or(Path::new("."))).map_err(io_error)?;
+            }
+            Err(e) => return Err(io_error(e)),
+        }
+        let mut warnings = Vec::new();
+        let scan = scan_dir(dir)?;
+        let foreign: Vec<PathBuf> = scan
+            .foreign
+            .into_iter()
+            .filter(|path| {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                !(name == KEYS || name == QUARANTINE || name.starts_with("keys.quarantine"))
+            })
+            .collect();
+        if !foreign.is_empty() {
+            return Err(EngineError::Foreign {
+                dir: dir.to_path_buf(),
+                files: foreign,
+            });
+        }
+        let (keys, names) = KeysFile::open(&dir.join(KEYS))?;
+        if let Some(torn) = keys.torn() {
+            let copy = dir.join(format!("keys.quarantine.{}", torn.offset));
+            fs::write(&copy, &torn.bytes).map_err(io_error)?;
+            warnings.push(format!(
+                "{}: cut a torn final record of {} bytes at offset {} (an unfinished write \
+                 from a crash); a copy is in {}",
+                keys.path().display(),
+                torn.bytes.len(),
+                torn.offset,
+                copy.display()
+            ));
+        }
+        for (slot, key) in names.iter().enumerate() {
+            if store.add_key(key) != slot {
+                return Err(EngineError::Keys(KeysError::Corrupt {
+                    path: dir.join(KEYS),
+                    what: format!("key {key:?} is listed twice"),
+                }));
+            }
+        }
+        for leftover in &scan.temporary {
+            // An unfinished block of a seal a crash interrupted: its points
+            // are still in the journal.
+            fs::remove_file(leftover).map_err(io_error)?;
+        }
+        let mut blocks = Vec::new();
+        let mut next_seq = 0;
+        for (name, path) in scan.blocks {
+            next_seq = next_seq.max(name.seq + 1);
+            match Block::open(&path) {
+                Ok(block) => blocks.push(Arc::new(block)),
+                Err(BlockError::Corrupt { what, .. }) => {
+                    let moved = quarantine(dir, &path).map_err(io_error)?;
+                    warnings.push(format!(
+                        "block file {} is damaged ({what}); it was moved to {} and its points \
+                         are not served",
+                        path.display(),
+                        moved.display()
+                    ));
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        sync_dir(dir).map_err(io_error)?;
+        let numbered = names.len();
+        Ok((
+            Sealed {
+                dir: dir.to_path_buf(),
+                blocks,
+                numbered,
+                next_seq,
+                generation: 0,
+            },
+            keys,
+            warnings,
+        ))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn blocks(&self) -> impl Iterator<Item = &BlockInfo> {
+        self.blocks.iter().map(|b| b.info())
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Slots below this are numbered in the keys file.
+    pub fn numbered(&self) -> usize {
+        self.numbered
+    }
+
+    /// Records that the keys file now numbers the slots below `n`.
+    pub fn numbered_up_to(&mut self, n: usize) {
+        self.numbered = self.numbered.max(n);
+    }
+
+    /// Sequence numbers for `n` new blocks.
+    pub fn take_seqs(&mut self, n: u64) -> u64 {
+        let first = self.next_seq;
+        self.next_seq += n;
+        first
+    }
+
+    /// Serves the blocks written by a seal (opened again from disk, so what
+    /// is served is what was written).
+    pub fn add(&mut self, written: &[BlockInfo]) -> Result<(), BlockError> {
+        for info in written {
+            self.blocks.push(Arc::new(Block::open(&info.path)?));
+        }
+        self.blocks
+            .sort_by_key(|b| (b.info().header.partition_start, b.info().header.seq));
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// The open blocks, in (partition start, seq) order, to read without
+    /// the lock (a merge).
+    pub(super) fn shared_blocks(&self) -> &[Arc<Block>] {
+        &self.blocks
+    }
+
+    /// Serves the merged block `merged` instead of `sources` and deletes
+    /// their files (sources already gone, expired meanwhile, are skipped).
+    pub(super) fn replace(
+        &mut self,
+        sources: &[Arc<Block>],
+        merged: &BlockInfo,
+    ) -> Result<(), BlockError> {
+        let block = Arc::new(Block::open(&merged.path)?);
+        self.blocks
+            .retain(|b| !sources.iter().any(|s| Arc::ptr_eq(s, b)));
+        self.blocks.push(block);
+        self.blocks
+            .sort_by_key(|b| (b.info().header.partition_start, b.info().header.seq));
+        self.generation += 1;
+        let gone = |path: &Path| BlockError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::other("cannot delete a merged block"),
+        };
+        for source in sources {
+            let path = &source.info().path;
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(_) => return Err(gone(path)),
+            }
+        }
+        sync_dir(&self.dir).map_err(|source| BlockError::Io {
+            path: self.dir.clone(),
+            source,
+        })
+    }
+
+    /// Deletes the blocks whose partition ends at or before `cutoff`;
+    /// returns how many.
+    pub fn expire(&mut self, cutoff: i64) -> io::Result<usize> {
+        let (old, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.blocks)
+            .into_iter()
+            .partition(|b| partition_end(b.info()) <= cutoff);
+        self.blocks = kept;
+        for block in &old {
+            fs::remove_file(&block.info().path)?;
+        }
+        if !old.is_empty() {
+            self.generation += 1;
+            sync_dir(&self.dir)?;
+        }
+        Ok(old.len())
+    }
+
+    /// Appends the sealed points of `slot` with `from <= t < until` to
+    /// `out`, by timestamp, one per timestamp (the newest block's value).
+    /// A damaged chunk is skipped and reported through `warn`.
+    pub fn points(
+        &self,
+        slot: usize,
+        from: i64,
+        until: Option<i64>,
+        out: &mut Vec<Point>,
+        warn: &mut dyn FnMut(String),
+    ) {
+        if slot >= self.numbered {
+            return;
+        }
+        let start = out.len();
+        let mut bytes = Vec::new();
+        let mut pieces = 0;
+        for block in &self.blocks {
+            let info = block.info();
+            if info.header.max_ts < from || until.is_some_and(|u| info.header.min_ts >= u) {
+                continue;
+            }
+            let read = block.find(slot as u64).and_then(|entry| match entry {
+                Some(entry) if entry.last >= from && until.is_none_or(|u| entry.first < u) => {
+                    bytes.clear();
+                    block.read_chunk(&entry, &mut bytes).map(|()| Some(entry))
+                }
+                _ => Ok(None),
+            });
+            match read {
+                Ok(None) => {}
+                Ok(Some(entry)) => {
+                    let at = out.len();
+                    let decoded = match until {
+                        Some(until) => chunk::decode_range(&bytes, from, until, out),
+                        // An exclusive bound of i64::MAX would leave out a
+                        // point at i64::MAX itself.
+                        None if entry.last == i64::MAX => chunk::decode(&bytes, out).map(|()| {
+                            let keep = out[at..].partition_point(|p| p.0 < from);
+                            out.drain(at..at + keep);
+                        }),
+                        None => chunk::decode_range(&bytes, from, i64::MAX, out),
+                    };
+                    match decoded {
+                        Ok(()) => pieces += 1,
+                        Err(e) => {
+                            out.truncate(at);
+                            warn(format!(
+                                "block file {}: series {slot} cannot be read ({e}); its points \
+                                 there are not served",
+                                info.path.display()
+                            ));
+                        }
+                    }
+                }
+                Err(e) => warn(format!("{e}; those points are not served")),
+            }
+        }
+        if pieces > 1 {
+            // Several blocks: later blocks were appended later, so a stable
+            // sort keeps their value last among equal timestamps.
+            out[start..].sort_by_key(|p| p.0);
+            dedup_keep_last(out, start);
+        }
+    }
+}
+
+/// Removes from `out[start..]` (sorted by timestamp) every point followed
+/// by one with the same timestamp.
+pub(super) fn dedup_keep_last(out: &mut Vec<Point>, start: usize) {
+    let mut write = start;
+    for read in start..out.len() {
+        if read + 1 < out.len() && out[read + 1].0 == out[read].0 {
+            continue;
+        }
+        out[write] = out[read];
+        write += 1;
+    }
+    out.truncate(write);
+}
+
+fn partition_end(info: &BlockInfo) -> i64 {
+    info.header
+        .partition_start
+        .saturating_add(i64::try_from(info.header.partition_len).unwrap_or(i64::MAX))
+}
+
+/// Moves a damaged file into `<dir>/quarantine/`; returns where it went.
+fn quarantine(dir: &Path, path: &Path) -> io::Result<PathBuf> {
+    let target_dir = dir.join(QUARANTINE);
+    fs::create_dir_all(&target_dir)?;
+    let name = path.file_name().unwrap_or_default();
+    let mut target = target_dir.join(name);
+    let mut n = 1;
+    while target.exists() {
+        target = target_dir.join(format!("{}.{n}", name.to_string_lossy()));
+        n += 1;
+    }
+    fs::rename(path, &target)?;
+    sync_dir(&target_dir)?;
+    Ok(target)
+}
+
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}

@@ -1,0 +1,197 @@
+//! Reads over the whole data: the head (the store, newest) over the sealed
+//! blocks, past the retention cut. Every command reads through a `View`,
+//! so `get`, queries and the Graphite API answer the same points.
+//!
+//! Without blocks a view reads the store directly, as before the engine
+//! existed. With blocks, a walk reads each key's points once, when it
+//! reaches the key (sealed and head merged, the head's value winning), and
+//! reads them again if the set of blocks changes under it (a seal that
+//! moved points from the head into a block); so a `get *` of any size
+//! sees every point once, in key then timestamp order.
+
+use super::sealed::Sealed;
+use crate::protocol::{Point, Selector};
+use crate::server::log::{Level, LogSink};
+use crate::server::store::{Cursor, Store};
+
+/// The data as the commands read it, under the store's lock.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub head: &'a Store,
+    pub sealed: Option<&'a Sealed>,
+    /// Points older than this are past the retention: never answered.
+    pub cutoff: Option<i64>,
+    /// Where a damaged chunk met while reading is reported.
+    pub log: Option<&'a LogSink>,
+}
+
+/// Where a walk over a view stands between chunks.
+#[derive(Debug)]
+pub struct Walk {
+    /// The store's cursor: used as is when nothing is sealed, else only
+    /// for its slot bookkeeping (`slot`, `single`).
+    cursor: Cursor,
+    slot: Option<usize>,
+    single: bool,
+    /// The points of `slot` not visited yet, merged (`points[next..]`).
+    points: Vec<Point>,
+    next: usize,
+    /// The last timestamp visited in `slot`.
+    after: Option<i64>,
+    /// The blocks' generation `points` were read at.
+    generation: Option<u64>,
+}
+
+impl Walk {
+    pub fn is_done(&self) -> bool {
+        self.cursor.is_done() && self.slot.is_none()
+    }
+}
+
+impl<'a> View<'a> {
+    /// A view of the store alone (no blocks, no retention).
+    pub fn of(head: &'a Store) -> View<'a> {
+        View {
+            head,
+            sealed: None,
+            cutoff: None,
+            log: None,
+        }
+    }
+
+    fn has_blocks(&self) -> bool {
+        self.sealed.is_some_and(|s| s.numbered() > 0) || self.cutoff.is_some()
+    }
+
+    /// A walk at the start of what `selector` asks for.
+    pub fn walk_start(&self, selector: Selector<&str>) -> Walk {
+        let cursor = self.head.cursor(selector);
+        let (slot, single) = match selector {
+            Selector::All => (Some(0), false),
+            Selector::Key(key) => (self.head.slot(key), true),
+        };
+        let slot = slot.filter(|&s| s < self.head.keys());
+        Walk {
+            cursor,
+            slot: if self.has_blocks() { slot } else { None },
+            single,
+            points: Vec::new(),
+            next: 0,
+            after: None,
+            generation: None,
+        }
+    }
+
+    /// Calls `visit(key, timestamp, value)` for points from `walk` on until
+    /// `visit` returns false (after that point) or the walk ends. Returns
+    /// true when the walk is over.
+    pub fn walk(&self, walk: &mut Walk, mut visit: impl FnMut(&str, i64, f64) -> bool) -> bool {
+        if !self.has_blocks() && walk.slot.is_none() {
+            return self.head.walk(&mut walk.cursor, visit);
+        }
+        let generation = self.sealed.map_or(0, Sealed::generation);
+        while let Some(slot) = walk.slot {
+            let Some(key) = self.head.key(slot) else {
+                walk.slot = None;
+                break;
+            };
+            if walk.generation != Some(generation) || walk.next == walk.points.len() {
+                // (Re)read what is left of this key: after a change of
+                // blocks, or to see puts ahead of the walk.
+                walk.points.clear();
+                walk.next = 0;
+                let from = walk.after.map_or(i64::MIN, |t| t.saturating_add(1));
+                if walk.after != Some(i64::MAX) {
+                    self.read(slot, from, None, &mut walk.points);
+                }
+                walk.generation = Some(generation);
+            }
+            while walk.next < walk.points.len() {
+                let (ts, value) = walk.points[walk.next];
+                walk.next += 1;
+                walk.after = Some(ts);
+                if !visit(key, ts, value) {
+                    return false;
+                }
+            }
+            walk.points.clear();
+            walk.next = 0;
+            walk.after = None;
+            walk.generation = None;
+            walk.slot = if walk.single || slot + 1 >= self.head.keys() {
+                None
+            } else {
+                Some(slot + 1)
+            };
+        }
+        true
+    }
+
+    /// Appends the points of `slot` with `from <= t < until`, by timestamp.
+    pub fn read(&self, slot: usize, from: i64, until: Option<i64>, out: &mut Vec<Point>) {
+        let from = self.cutoff.map_or(from, |c| from.max(c));
+        if until.is_some_and(|u| u <= from) {
+            return;
+        }
+        let start = out.len();
+        if let Some(sealed) = self.sealed {
+            sealed.points(slot, from, until, out, &mut |warning| {
+                if let Some(log) = self.log {
+                    log(Level::Warning, &warning);
+                }
+            });
+        }
+        if out.len() == start {
+            self.head.each_in_range(slot, from, until, |ts, value| {
+                out.push((ts, value));
+                true
+            });
+            return;
+        }
+        let sealed: Vec<Point> = out.drain(start..).collect();
+        let mut s = 0;
+        self.head.each_in_range(slot, from, until, |ts, value| {
+            while s < sealed.len() && sealed[s].0 < ts {
+                out.push(sealed[s]);
+                s += 1;
+            }
+            if s < sealed.len() && sealed[s].0 == ts {
+                s += 1; // the head's value is newer
+            }
+            out.push((ts, value));
+            true
+        });
+        out.extend_from_slice(&sealed[s..]);
+    }
+
+    /// Calls `visit(timestamp, value)` for the points of `slot` with `from
+    /// <= t < until`, by timestamp, until it returns false.
+    pub fn each_in_range(
+        &self,
+        slot: usize,
+        from: i64,
+        until: Option<i64>,
+        mut visit: impl FnMut(i64, f64) -> bool,
+    ) {
+        if !self.has_blocks() {
+            return self.head.each_in_range(slot, from, until, visit);
+        }
+        let mut points = Vec::new();
+        self.read(slot, from, until, &mut points);
+        for (ts, value) in points {
+            if !visit(ts, value) {
+                return;
+            }
+        }
+    }
+
+    /// The first and last timestamps of `slot` within `from <= t < until`.
+    pub fn bounds(&self, slot: usize, from: i64, until: Option<i64>) -> Option<(i64, i64)> {
+        if !self.has_blocks() {
+            return self.head.bounds(slot, from, until);
+        }
+        let mut points = Vec::new();
+        self.read(slot, from, until, &mut points);
+        Some((points.first()?.0, points.last()?.0))
+    }
+}

@@ -1,0 +1,186 @@
+//! What the storage engine needs of the store when it serves as the head
+//! (the recent points, in memory): keys known from sealed blocks but with
+//! no point in memory, a lower bound on the timestamps held (the cue that
+//! something is old enough to seal), and removing points once sealed.
+
+use super::series::Points;
+use super::Store;
+use crate::protocol::Point;
+
+impl Store {
+    /// Adds `key` with no points, or finds it; returns its slot. Keys of
+    /// sealed blocks are added in their slot order before the journal is
+    /// replayed, so a key keeps its slot (its series number in the blocks)
+    /// across restarts.
+    pub fn add_key(&mut self, key: &str) -> usize {
+        let hash = self.index.hash(key);
+        match self.find(hash, key) {
+            Some(slot) => slot,
+            None => self.push_key(hash, key, Points::empty(), 0),
+        }
+    }
+
+    /// No point held is older than this; `None` when nothing was stored
+    /// since [`Store::reset_low`].
+    pub fn low(&self) -> Option<i64> {
+        self.low
+    }
+
+    /// Sets the lower bound after a seal: `low` is what the seal kept
+    /// (puts made meanwhile have lowered the bound already, so the new
+    /// bound is the lower of the two).
+    pub fn reset_low(&mut self, kept: Option<i64>, since: Option<i64>) {
+        self.low = match (kept, since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// Removes the points of `slot` older than `before` that hold exactly
+    /// what `sealed` holds at their timestamp: once a block has them, the
+    /// head need not. A point replaced since (a put while sealing) stays,
+    /// since it is newer than the block. Returns how many were removed.
+    pub fn remove_sealed(&mut self, slot: usize, before: i64, sealed: &[Point]) -> u64 {
+        let Some(series) = self.series.get_mut(slot) else {
+            return 0;
+        };
+        let points = &series.points;
+        let mut kept: Vec<Point> = Vec::new();
+        let mut removed = 0u64;
+        let mut s = 0;
+        for c in 0..points.chunk_count() {
+            for &(ts, value) in points.chunk(c) {
+                if ts < before {
+                    while s < sealed.len() && sealed[s].0 < ts {
+                        s += 1;
+                    }
+                    let same = sealed
+                        .get(s)
+                        .is_some_and(|&(t, v)| t == ts && v.to_bits() == value.to_bits());
+                    if same {
+                        removed += 1;
+                        continue;
+                    }
+                }
+                kept.push((ts, value));
+            }
+        }
+        if removed == 0 {
+            return 0;
+        }
+        let before_bytes = points.heap_bytes();
+        let (fresh, fresh_bytes) = Points::from_sorted(&kept);
+        series.points = fresh;
+        self.bytes = self.bytes - before_bytes + fresh_bytes;
+        self.points -= removed;
+        removed
+    }
+
+    /// Removes every point of `slot` older than `cutoff` (past the
+    /// retention); returns how many.
+    pub fn remove_before(&mut self, slot: usize, cutoff: i64) -> u64 {
+        let Some(series) = self.series.get_mut(slot) else {
+            return 0;
+        };
+        let points = &series.points;
+        if points.chunk(0).first().is_none_or(|&(ts, _)| ts >= cutoff) {
+            return 0;
+        }
+        let mut kept: Vec<Point> = Vec::new();
+        for c in 0..points.chunk_count() {
+            kept.extend(points.chunk(c).iter().filter(|p| p.0 >= cutoff));
+        }
+        let total: usize = (0..points.chunk_count())
+            .map(|c| points.chunk(c).len())
+            .sum();
+        let removed = (total - kept.len()) as u64;
+        let before_bytes = points.heap_bytes();
+        let (fresh, fresh_bytes) = Points::from_sorted(&kept);
+        series.points = fresh;
+        self.bytes = self.bytes - before_bytes + fresh_bytes;
+        self.points -= removed;
+        removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Selector;
+
+    fn all(store: &Store, key: &str) -> Vec<Point> {
+        let mut out = Vec::new();
+        if let Some(slot) = store.slot(key) {
+            store.read_range(slot, i64::MIN, None, usize::MAX, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn keys_without_points_keep_their_slot_and_answer_nothing() {
+        let mut store = Store::new();
+        assert_eq!(store.add_key("a"), 0);
+        assert_eq!(store.add_key("b"), 1);
+        assert_eq!(store.add_key("a"), 0);
+        assert_eq!(store.low(), None);
+        assert!(all(&store, "a").is_empty());
+        assert!(store.put("b", 5, 1.0));
+        assert!(store.put("c", 3, 1.0));
+        assert_eq!(store.slot("c"), Some(2));
+        assert_eq!((store.points(), store.keys(), store.low()), (2, 3, Some(3)));
+        store.check();
+        let mut cursor = store.cursor(Selector::All);
+        let mut seen = Vec::new();
+        assert!(store.walk(&mut cursor, |k, t, _| {
+            seen.push((k.to_owned(), t));
+            true
+        }));
+        assert_eq!(seen, vec![("b".to_owned(), 5), ("c".to_owned(), 3)]);
+    }
+
+    #[test]
+    fn only_points_the_block_holds_as_they_are_are_removed() {
+        let mut store = Store::new();
+        for ts in 0..300 {
+            store.put("k", ts, ts as f64);
+        }
+        // Sealed: 0..200, but 7 was replaced since and 150 is missing.
+        let sealed: Vec<Point> = (0..200)
+            .filter(|&t| t != 150)
+            .map(|t| (t, t as f64))
+            .collect();
+        store.put("k", 7, -1.0);
+        let removed = store.remove_sealed(0, 200, &sealed);
+        assert_eq!(removed, 198);
+        store.check();
+        let left = all(&store, "k");
+        assert_eq!(left.len(), 102);
+        assert_eq!(left[0], (7, -1.0));
+        assert_eq!(left[1], (150, 150.0));
+        assert_eq!(left[2], (200, 200.0));
+        assert_eq!(store.points(), 102);
+        assert_eq!(store.remove_sealed(0, 200, &sealed), 0);
+        // Everything sealed: the key stays, with no points.
+        let rest: Vec<Point> = left.clone();
+        assert_eq!(store.remove_sealed(0, i64::MAX, &rest), 102);
+        store.check();
+        assert_eq!((store.points(), store.keys()), (0, 1));
+        assert!(store.put("k", 1, 1.0));
+        store.check();
+    }
+
+    #[test]
+    fn points_past_the_retention_are_dropped() {
+        let mut store = Store::new();
+        for ts in (0..1000).rev() {
+            store.put("k", ts, 1.0);
+        }
+        assert_eq!(store.remove_before(0, 900), 900);
+        store.check();
+        assert_eq!(all(&store, "k").first(), Some(&(900, 1.0)));
+        assert_eq!(store.remove_before(0, 900), 0);
+        assert_eq!(store.remove_before(0, i64::MAX), 100);
+        assert_eq!(store.points(), 0);
+        store.check();
+    }
+}
