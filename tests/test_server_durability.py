@@ -62,6 +62,31 @@ def everything(path: str) -> Dict[str, List[Tuple[int, float]]]:
         return cl.get("*")
 
 
+def storm(address: Tuple[str, int], acked: List[Set[Tuple[str, int]]],
+          enough: threading.Event, stop: threading.Event, index: int, pipelined: bool,
+          enough_at: int = 10_000) -> None:
+    """Puts unique points until the connection dies, recording each one
+    whose ``ok`` arrived."""
+    key = f"storm.{index}"
+    batch = 50 if pipelined else 1
+    try:
+        with socket.create_connection(address, timeout=BOUND) as sock:
+            buf = bytearray()
+            ts = 0
+            while not stop.is_set():
+                sock.sendall(b"".join(f"put {key} {t}.5 {t}\n".encode()
+                                      for t in range(ts, ts + batch)))
+                for t in range(ts, ts + batch):
+                    if read_reply(sock, buf) != b"ok\n\n":
+                        raise AssertionError("not ok")
+                    acked[index].add((key, t))
+                ts += batch
+                if sum(len(a) for a in acked) >= enough_at:
+                    enough.set()
+    except OSError:
+        pass  # the server was killed
+
+
 class KillNine(TestCase):
     def setUp(self) -> None:
         super().setUp()
@@ -69,36 +94,13 @@ class KillNine(TestCase):
         self.addCleanup(tmp.cleanup)
         self.path = os.path.join(tmp.name, "metrics.log")
 
-    def storm(self, address: Tuple[str, int], acked: List[Set[Tuple[str, int]]],
-              enough: threading.Event, stop: threading.Event, index: int, pipelined: bool) -> None:
-        """Puts unique points until the connection dies, recording each one
-        whose ``ok`` arrived."""
-        key = f"storm.{index}"
-        batch = 50 if pipelined else 1
-        try:
-            with socket.create_connection(address, timeout=BOUND) as sock:
-                buf = bytearray()
-                ts = 0
-                while not stop.is_set():
-                    sock.sendall(b"".join(f"put {key} {t}.5 {t}\n".encode()
-                                          for t in range(ts, ts + batch)))
-                    for t in range(ts, ts + batch):
-                        if read_reply(sock, buf) != b"ok\n\n":
-                            raise AssertionError("not ok")
-                        acked[index].add((key, t))
-                    ts += batch
-                    if sum(len(a) for a in acked) >= 10_000:
-                        enough.set()
-        except OSError:
-            pass  # the server was killed
-
     def test_acknowledged_puts_survive_kill_9_with_fsync_always(self) -> None:
         server = ServerProcess(self.path, "always")
         self.addCleanup(server.kill)
         writers = 4
         acked: List[Set[Tuple[str, int]]] = [set() for _ in range(writers)]
         enough, stop = threading.Event(), threading.Event()
-        threads = [threading.Thread(target=self.storm,
+        threads = [threading.Thread(target=storm,
                                     args=(server.address, acked, enough, stop, i, i % 2 == 1))
                    for i in range(writers)]
         for t in threads:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 import warnings
-from typing import Dict, List, Tuple
+from typing import Dict, List, Set, Tuple
 
 from client import Client, Server
 from tests.support import BOUND, TestCase, wait_until
+from tests.support.processes import ServerProcess
+from tests.test_server_durability import storm
 
 DAY = 86_400
 Series = Dict[str, List[Tuple[int, float]]]
@@ -134,6 +137,18 @@ class Sealing(EngineCase):
         srv, _ = self.start()
         with Client(*srv.address, timeout=BOUND) as cl:
             self.assertEqual(cl.get("*"), want)
+
+    def test_near_the_memory_limit_points_past_the_head_window_are_sealed_at_once(self) -> None:
+        # Ten minutes of window; the points are 11 to 14 minutes old: past
+        # the window, but not yet old enough for a seal without pressure.
+        srv, _ = self.start(head_window=600, max_memory="4MiB")
+        points = [(f"k{i}", 1.0, self.now - 660 - 2 * t) for i in range(1000) for t in range(100)]
+        with Client(*srv.address, timeout=BOUND) as cl:
+            cl.put_many(points)
+            wait_until(lambda: self.block_files(), timeout=BOUND, interval=0.05,
+                       message="a seal under memory pressure")
+            got = cl.get("*")
+        self.assertEqual(sum(map(len, got.values())), len(points))
 
     def test_recent_points_stay_in_the_head(self) -> None:
         srv, _ = self.start(head_window="10m")
@@ -269,3 +284,38 @@ class Migration(EngineCase):
         srv, _ = self.start()
         with Client(*srv.address, timeout=BOUND) as cl:
             self.assertEqual(cl.get("*"), want)
+
+
+class KillNineWhileSealing(EngineCase):
+    def test_acknowledged_puts_survive_kill_9_during_seals_with_fsync_always(self) -> None:
+        # Old timestamps and no head window: seals run about every second
+        # while the puts go on, so the kill lands among them.
+        server = ServerProcess(self.path, "always", kind="cli", options=["--head-window", "0"])
+        self.addCleanup(server.kill)
+        writers = 4
+        acked: List[Set[Tuple[str, int]]] = [set() for _ in range(writers)]
+        enough, stop = threading.Event(), threading.Event()
+        threads = [threading.Thread(target=storm, args=(server.address, acked, enough, stop, i,
+                                                        i % 2 == 1, 5_000))
+                   for i in range(writers)]
+        for t in threads:
+            t.start()
+        try:
+            self.assertTrue(enough.wait(BOUND), "the storm did not get going")
+            # Two seals at least, then the kill, puts still coming.
+            wait_until(lambda: len(self.block_files()) >= 2, timeout=3 * BOUND, interval=0.02,
+                       message="two seals")
+            server.kill()
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(BOUND)
+        self.assertFalse(any(t.is_alive() for t in threads))
+        srv, _ = self.start()
+        with Client(*srv.address, timeout=BOUND) as cl:
+            data = cl.get("*")
+        for index in range(writers):
+            key = f"storm.{index}"
+            stored = dict(data.get(key, []))
+            lost = [t for _, t in acked[index] if stored.get(t) != t + 0.5]
+            self.assertEqual(lost, [], f"{len(lost)} acknowledged puts of {key} lost")

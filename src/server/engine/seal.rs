@@ -65,12 +65,17 @@ pub(crate) struct Sealer {
 }
 
 impl Sealer {
-    /// Whether the head holds anything to seal or expire at `now`.
-    pub(crate) fn due(&self, store: &Store, now: i64) -> bool {
+    /// Whether the head holds anything to seal or expire at `now`. Past
+    /// half the memory limit, anything older than the head window is
+    /// sealed at once, to make room before puts would be refused.
+    pub(crate) fn due(&self, store: &Store, now: i64, max_memory: Option<usize>) -> bool {
         let Some(low) = store.low() else {
             return false;
         };
-        low < self.storage.trigger(now) || self.storage.cutoff(now).is_some_and(|c| low < c)
+        let pressed = max_memory.is_some_and(|limit| store.memory() >= limit / 2);
+        low < self.storage.trigger(now)
+            || (pressed && low < self.storage.horizon(now))
+            || self.storage.cutoff(now).is_some_and(|c| low < c)
     }
 
     /// Begins a seal at `now`: numbers the keys not numbered yet (the keys

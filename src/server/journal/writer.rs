@@ -449,7 +449,8 @@ impl<D: Disk> JournalWriter<D> {
         }
         self.seal_check = now + sealer.storage.seal_interval;
         let epoch = engine::now();
-        if !sealer.due(&self.shared.lock().store, epoch) {
+        let limit = self.shared.limits.max_memory;
+        if !sealer.due(&self.shared.lock().store, epoch, limit) {
             return None;
         }
         let shared = Arc::clone(&self.shared);
