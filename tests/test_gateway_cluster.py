@@ -204,6 +204,69 @@ class ManyGateways(GatewayTestCase):
         self.assertEqual(set(storm.acknowledged) - stored, set())
 
 
+class Queries(GatewayTestCase):
+    def test_the_gateway_answers_queries_itself_as_the_embedded_store_does(self) -> None:
+        rng = random.Random(11)
+        points = [(f"{host}.{metric}", round(rng.uniform(-50, 50), 1), rng.randrange(0, 5000))
+                  for host in ("web1", "web2", "db1") for metric in ("cpu", "mem")
+                  for _ in range(150)]
+        queries = [
+            "get *.cpu from=1000 until=3000",
+            "get web?.{cpu,mem} step=300 agg=max",
+            "get db1.mem from=0 until=5000 step=60 agg=count",
+            "get * points=10 agg=avg",
+            "get web1.cpu from=4000 agg=last step=1000",
+            "get nothing.here from=1",
+            "get [a-z]eb2.* until=100",
+            "get web1.cpu from=10 until=10",
+            "get web1.cpu step=0",
+        ]
+
+        def answers(srv: Server) -> List[bytes]:
+            with Client(*srv.address, timeout=BOUND) as c:
+                c.put_many(points)
+            conn = RawConnection(srv.address)
+            try:
+                out = []
+                for query in queries:
+                    conn.send(query.encode() + b"\n")
+                    out.append(conn.reply())
+                return out
+            finally:
+                conn.close()
+
+        api = {"since": 1000, "until": 2000, "step": 100, "agg": "min"}
+        with Server() as embedded:
+            want = answers(embedded)
+            with Client(*embedded.address, timeout=BOUND) as c:
+                want_api = c.get("web*.cpu", **api)
+        gateway = self.gateway()
+        got = answers(gateway)
+        for query, mine, theirs in zip(queries, got, want):
+            with self.subTest(query=query):
+                self.assertNotEqual(mine, b"error\nwrong command\n\n")
+                # Keys come in slot order from Redis: compare lines as sets.
+                self.assertEqual(mine.split(b"\n")[0], theirs.split(b"\n")[0])
+                self.assertEqual(sorted(mine.split(b"\n")), sorted(theirs.split(b"\n")))
+        # And through the client's API.
+        with Client(*gateway.address, timeout=BOUND) as c:
+            self.assertEqual(c.get("web*.cpu", **api), want_api)
+
+    def test_retention_holds_through_the_gateway(self) -> None:
+        now = int(time.time())
+        srv = Server(store=self.cluster.url, retention="1h")
+        self.addCleanup(srv.close)
+        with Client(*srv.address, timeout=BOUND) as c:
+            c.put_many([("k", 1.0, now - 7200), ("k", 2.0, now)])
+            self.assertEqual(c.get("k"), {"k": [(now, 2.0)]})
+            self.assertEqual(c.get("*"), {"k": [(now, 2.0)]})
+            self.assertEqual(c.get("k", since=0), {"k": [(now, 2.0)]})
+        # The old point was never written to Redis.
+        fields = [node.cli("hkeys", "m:k").split() for node in self.cluster.masters()
+                  if "m:k" in node.cli("keys", "*").split()]
+        self.assertEqual(fields, [[str(now)]])
+
+
 class MasterKilled(GatewayTestCase):
     """``kill -9`` of the master holding the storm's key, with Redis's
     default durability (appendonly off, asynchronous replication) and with

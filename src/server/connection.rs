@@ -1,8 +1,8 @@
 //! One client connection: read what is available, answer every complete
 //! line in order, write the answers, repeat. Stream I/O (plain or TLS) is in
-//! `stream`, what each command does in `command`; this file holds the loop,
-//! the buffers, back-pressure, batching requests under one lock and the
-//! acknowledgements that wait for the journal.
+//! `stream`, how a storage backend answers a batch in `backend`, what each
+//! command does in `command`; this file holds the loop, the buffers,
+//! back-pressure and the acknowledgements that wait for the journal.
 
 use std::io;
 use std::sync::Arc;
@@ -10,9 +10,9 @@ use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
+use super::backend;
 use super::budget::Account;
-use super::command::{self, get, put, query, Parsed};
-use super::gateway::Gateway;
+use super::command::{self, Parsed};
 use super::listener::ConnectionSlot;
 use super::log::Level;
 use super::shared::Shared;
@@ -20,10 +20,7 @@ use super::socket::{unless, within, LINGER};
 use super::stream::{Stream, HANDSHAKE_TIMEOUT};
 use super::tls::TlsConfig;
 use super::{Durability, BUFFERS_FULL, LINE_TOO_LONG};
-use crate::protocol::{
-    encode_error, encode_get_reply_end, encode_get_reply_start, encode_ok, encode_wrong_command,
-    Command, LineSplitter, Put, Selector,
-};
+use crate::protocol::{encode_error, LineSplitter};
 
 /// Requests parsed before the store's lock is taken to apply them.
 const MAX_OPS: usize = 512;
@@ -96,23 +93,23 @@ pub(super) async fn refuse(std_stream: std::net::TcpStream, shared: &Shared, mes
     }
 }
 
-struct Connection<'s> {
-    shared: &'s Shared,
+pub(super) struct Connection<'s> {
+    pub(super) shared: &'s Shared,
     /// This connection's share of the request buffer budget.
-    account: Account<'s>,
+    pub(super) account: Account<'s>,
     /// Unconsumed input is `rbuf[..end]`; the rest is space to read into.
-    rbuf: Vec<u8>,
-    end: usize,
-    wbuf: Vec<u8>,
-    splitter: LineSplitter,
-    ops: Vec<Parsed>,
+    pub(super) rbuf: Vec<u8>,
+    pub(super) end: usize,
+    pub(super) wbuf: Vec<u8>,
+    pub(super) splitter: LineSplitter,
+    pub(super) ops: Vec<Parsed>,
     /// Under `fsync=always`, the puts answered `ok` in `wbuf` whose lines
     /// are not known to be durable yet: where the reply starts in `wbuf` and
     /// the journal position the line ends at. Settled before `wbuf` is written.
-    unsettled: Vec<(usize, u64)>,
+    pub(super) unsettled: Vec<(usize, u64)>,
     /// The journal's rejection count when the unsettled puts were journaled.
-    unsettled_rejections: u64,
-    durable: Option<watch::Receiver<Durability>>,
+    pub(super) unsettled_rejections: u64,
+    pub(super) durable: Option<watch::Receiver<Durability>>,
 }
 
 /// What `encode_ok` writes, replaced in place when a put is rejected.
@@ -232,226 +229,19 @@ impl<'s> Connection<'s> {
         true
     }
 
-    /// Answers the parsed requests in order. Puts and small gets are done
-    /// under one lock; a large get is streamed chunk by chunk, the lock
-    /// released while each chunk is written.
-    ///
-    /// Under `fsync=always` a put's point reaches the store only once its
-    /// line is fsynced (the journal writer stores it), so a get first waits
-    /// for this connection's own earlier puts to settle: it sees them, and
-    /// no other connection ever sees a point that is not durable.
+    /// Answers the parsed requests in order, through the server's
+    /// storage backend (see `backend`).
     async fn execute(&mut self, stream: &mut Stream) -> io::Result<()> {
-        let shared = self.shared;
-        if let Some(gateway) = &shared.gateway {
-            return self.execute_on(gateway, stream).await;
+        match &self.shared.gateway {
+            Some(gateway) => backend::redis::execute(self, gateway, stream).await,
+            None => backend::embedded::execute(self, stream).await,
         }
-        let chunk = self.shared.limits.write_chunk_bytes;
-        let mut i = 0;
-        while i < self.ops.len() {
-            let mut streaming = None;
-            let mut querying = None;
-            let mut wake = false;
-            let mut settle_first = false;
-            {
-                let mut state = self.shared.lock();
-                while i < self.ops.len() {
-                    // SAFETY: `rbuf` is not changed between parsing a batch
-                    // and applying it (it is compacted after `execute`).
-                    let request = self.ops[i]
-                        .as_ref()
-                        .map(|c| unsafe { command::resolve(&self.rbuf, c) });
-                    match request {
-                        Ok(Command::Put(request)) => {
-                            let defer = self.durable.is_some();
-                            if defer {
-                                let journal = state.journal.as_ref().expect("a journal");
-                                let rejections = journal.rejections().count();
-                                if self.unsettled.is_empty() {
-                                    self.unsettled_rejections = rejections;
-                                } else if rejections != self.unsettled_rejections {
-                                    // A batch was rejected since the unsettled
-                                    // puts were journaled: learn their fate
-                                    // before journaling more.
-                                    settle_first = true;
-                                    break;
-                                }
-                            }
-                            let limit = self.shared.limits.max_memory;
-                            match put::apply(&mut state, &request, limit, defer, &mut wake) {
-                                put::Outcome::Refused(reason) => {
-                                    encode_error(&mut self.wbuf, reason);
-                                }
-                                put::Outcome::Stored => encode_ok(&mut self.wbuf),
-                                put::Outcome::Deferred { settled_at } => {
-                                    self.unsettled.push((self.wbuf.len(), settled_at));
-                                    encode_ok(&mut self.wbuf);
-                                }
-                            }
-                        }
-                        Ok(Command::Get(selector)) => {
-                            if !self.unsettled.is_empty() {
-                                settle_first = true;
-                                break;
-                            }
-                            let view = state.view(self.shared);
-                            streaming = get::start(&view, selector, &mut self.wbuf, chunk);
-                            if streaming.is_some() {
-                                i += 1;
-                                break;
-                            }
-                        }
-                        Ok(Command::Query(request)) => {
-                            if !self.unsettled.is_empty() {
-                                settle_first = true;
-                                break;
-                            }
-                            let view = state.view(self.shared);
-                            querying = query::start(&view, &request, &mut self.wbuf, chunk);
-                            if querying.is_some() {
-                                i += 1;
-                                break;
-                            }
-                        }
-                        Err(refusal) => refusal.encode(&mut self.wbuf),
-                    }
-                    i += 1;
-                    if self.wbuf.len() >= chunk {
-                        break;
-                    }
-                }
-            }
-            if wake {
-                self.shared.wake_journal();
-            }
-            if settle_first {
-                self.settle().await?;
-                continue;
-            }
-            if let Some(mut cursor) = streaming {
-                loop {
-                    self.flush(stream).await?;
-                    let done = get::fill(
-                        &self.shared.lock().view(self.shared),
-                        &mut cursor,
-                        &mut self.wbuf,
-                        chunk,
-                    );
-                    if done {
-                        get::finish(&mut self.wbuf);
-                        break;
-                    }
-                }
-            }
-            if let Some(mut cursor) = querying {
-                loop {
-                    self.flush(stream).await?;
-                    let done = query::fill(
-                        &self.shared.lock().view(self.shared),
-                        &mut cursor,
-                        &mut self.wbuf,
-                        chunk,
-                    );
-                    if done {
-                        query::finish(&mut self.wbuf);
-                        break;
-                    }
-                }
-            }
-            if self.wbuf.len() >= chunk {
-                self.flush(stream).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Answers the parsed requests in order from Redis: each run of puts is
-    /// sent as one batch, a get streams chunk by chunk. A Redis failure is
-    /// the error reply of the requests it touched; one in the middle of a
-    /// get whose first chunk was already written can no longer be, and
-    /// closes the connection instead (the client sees a broken reply).
-    async fn execute_on(&mut self, gateway: &Gateway, stream: &mut Stream) -> io::Result<()> {
-        let chunk = self.shared.limits.write_chunk_bytes;
-        let mut i = 0;
-        while i < self.ops.len() {
-            let puts: Vec<Put<&str>> = self.ops[i..]
-                .iter()
-                .map_while(
-                    // SAFETY: as in `execute`: `rbuf` holds, unchanged, the
-                    // bytes the batch was parsed from until it is compacted.
-                    |op| match op
-                        .as_ref()
-                        .map(|c| unsafe { command::resolve(&self.rbuf, c) })
-                    {
-                        Ok(Command::Put(put)) => Some(put),
-                        _ => None,
-                    },
-                )
-                .collect();
-            if !puts.is_empty() {
-                i += puts.len();
-                let results = gateway.put(&puts).await;
-                drop(puts);
-                for result in results {
-                    match result {
-                        Ok(()) => encode_ok(&mut self.wbuf),
-                        Err(reason) => encode_error(&mut self.wbuf, &reason),
-                    }
-                }
-            } else {
-                drop(puts);
-                // SAFETY: as above.
-                match self.ops[i]
-                    .as_ref()
-                    .map(|c| unsafe { command::resolve(&self.rbuf, c) })
-                {
-                    Ok(Command::Get(selector)) => {
-                        let selector = match selector {
-                            Selector::All => Selector::All,
-                            Selector::Key(key) => Selector::Key(key.to_owned()),
-                        };
-                        let mut walk = gateway.get(selector);
-                        let start = self.wbuf.len();
-                        let mut written = false;
-                        encode_get_reply_start(&mut self.wbuf);
-                        loop {
-                            match walk.fill(&mut self.wbuf, chunk).await {
-                                Ok(true) => {
-                                    encode_get_reply_end(&mut self.wbuf);
-                                    break;
-                                }
-                                Ok(false) => {
-                                    self.flush(stream).await?;
-                                    written = true;
-                                }
-                                Err(reason) if written => return Err(io::Error::other(reason)),
-                                Err(reason) => {
-                                    self.wbuf.truncate(start);
-                                    encode_error(&mut self.wbuf, &reason);
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    Err(refusal) => refusal.encode(&mut self.wbuf),
-                    // A query: the gateway does not answer them yet. Like a
-                    // course server it says `wrong command`, and clients
-                    // compute the answer from a plain get. (Puts never get
-                    // here: runs of them are sent above.)
-                    Ok(_) => encode_wrong_command(&mut self.wbuf),
-                }
-                i += 1;
-            }
-            if self.wbuf.len() >= chunk {
-                self.flush(stream).await?;
-            }
-        }
-        Ok(())
     }
 
     /// Under `fsync=always`: waits until the journal has settled every
     /// unsettled put, then turns the `ok` of each rejected one into the
     /// error reply saying why.
-    async fn settle(&mut self) -> io::Result<()> {
+    pub(super) async fn settle(&mut self) -> io::Result<()> {
         let Some(&(_, need)) = self.unsettled.last() else {
             return Ok(());
         };
@@ -501,7 +291,7 @@ impl<'s> Connection<'s> {
 
     /// Writes pending replies, first settling (under `fsync=always`) the
     /// puts they answer.
-    async fn flush(&mut self, stream: &mut Stream) -> io::Result<()> {
+    pub(super) async fn flush(&mut self, stream: &mut Stream) -> io::Result<()> {
         self.settle().await?;
         stream
             .write_all(&self.wbuf, self.shared.limits.idle_timeout)

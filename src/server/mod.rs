@@ -33,6 +33,7 @@
 //! share one budget (`budget`); the store counts its memory for
 //! `max_memory`, past which puts that need memory are refused.
 
+mod backend;
 mod budget;
 mod command;
 mod config;

@@ -25,7 +25,8 @@ use thiserror::Error;
 
 pub use address::{StoreAddress, StoreAddressError};
 
-use crate::protocol::{parse_float, push_point, push_py_float, Put, Selector};
+use crate::protocol::{parse_float, push_point, push_py_float, Point, Put, Selector};
+use crate::query::Plan;
 use model::{bucket_of, bucket_tags, index_key, series_key};
 
 /// How long one command may take (per attempt, and for all of a cluster
@@ -114,9 +115,36 @@ impl Gateway {
     }
 
     /// Stores a batch of puts; one result per put, in order (`Err` holds
-    /// the text of its error reply).
-    pub(crate) async fn put(&self, puts: &[Put<&str>]) -> Vec<Result<(), String>> {
-        let mut results = join_all(puts.iter().map(|put| self.put_one(put))).await;
+    /// the text of its error reply). A point older than `cutoff` (past the
+    /// retention) is acknowledged and not stored: it would never be read.
+    pub(crate) async fn put(
+        &self,
+        puts: &[Put<&str>],
+        cutoff: Option<i64>,
+    ) -> Vec<Result<(), String>> {
+        // The puts of a batch are in flight together, so Redis may apply
+        // two of one key and timestamp in either order: only the last is
+        // sent (the earlier ones are replaced by it, as a later put replaces
+        // an earlier one in the embedded store).
+        let mut last: HashSet<(&str, i64)> = HashSet::with_capacity(puts.len());
+        let superseded: Vec<bool> = puts
+            .iter()
+            .rev()
+            .map(|put| !last.insert((put.key, put.timestamp)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let mut results = join_all(puts.iter().zip(superseded).map(
+            |(put, superseded)| async move {
+                match cutoff {
+                    _ if superseded => Ok(()),
+                    Some(cutoff) if put.timestamp < cutoff => Ok(()),
+                    _ => self.put_one(put).await,
+                }
+            },
+        ))
+        .await;
         if self.wait_replicas > 0 && results.iter().any(Result::is_ok) {
             if let Err(reason) = self.wait().await {
                 for result in results.iter_mut().filter(|r| r.is_ok()) {
@@ -165,13 +193,34 @@ impl Gateway {
         Ok(())
     }
 
-    /// A walk over the points `selector` asks for.
-    pub(crate) fn get(&self, selector: Selector<String>) -> Walk<'_> {
+    /// A walk over the points `selector` asks for; none older than
+    /// `cutoff` (the retention).
+    pub(crate) fn get(&self, selector: Selector<String>, cutoff: Option<i64>) -> Walk<'_> {
         Walk {
             gateway: self,
             single: match selector {
                 Selector::All => None,
                 Selector::Key(key) => Some(key),
+            },
+            answer: Answer { plan: None, cutoff },
+            bucket: 0,
+            cursor: None,
+            keys: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// A walk answering a query: the same walk over the index, each key
+    /// the glob matches answered by the query code the embedded server and
+    /// the client's fallback use (`crate::query`), so all three agree.
+    pub(crate) fn query(&self, plan: Plan, cutoff: Option<i64>) -> Walk<'_> {
+        let single = plan.glob.literal().map(str::to_owned);
+        Walk {
+            gateway: self,
+            single,
+            answer: Answer {
+                plan: Some(plan),
+                cutoff,
             },
             bucket: 0,
             cursor: None,
@@ -180,19 +229,38 @@ impl Gateway {
         }
     }
 
-    /// Appends the lines of `key`'s points, sorted by timestamp, to `out`.
-    async fn encode_series(&self, key: &str, out: &mut Vec<u8>) -> Result<(), String> {
+    /// Appends the lines of `key`'s answer to `out`.
+    async fn encode_series(
+        &self,
+        key: &str,
+        answer: &Answer,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         let mut all = redis::cmd("HGETALL");
         all.arg(series_key(key));
         let fields: Vec<(String, String)> =
             self.link.query(&all).await.map_err(|e| reply_text(&e))?;
-        encode_fields(key, fields, out)
+        encode_fields(key, fields, answer, out)
+    }
+}
+
+/// What a walk answers for each key: every point (a `get`) or a query's
+/// answer, none older than the retention's cut.
+struct Answer {
+    plan: Option<Plan>,
+    cutoff: Option<i64>,
+}
+
+impl Answer {
+    fn wants(&self, key: &str) -> bool {
+        self.plan.as_ref().is_none_or(|plan| plan.glob.matches(key))
     }
 }
 
 fn encode_fields(
     key: &str,
     fields: Vec<(String, String)>,
+    answer: &Answer,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
     let mut points = Vec::with_capacity(fields.len());
@@ -207,6 +275,16 @@ fn encode_fields(
         }
     }
     points.sort_unstable_by_key(|&(timestamp, _)| timestamp);
+    if let Some(cutoff) = answer.cutoff {
+        points.retain(|p: &Point| p.0 >= cutoff);
+    }
+    let points = match &answer.plan {
+        None => points,
+        Some(plan) => match plan.answer(vec![(key.to_owned(), points)]).pop() {
+            Some((_, answered)) => answered,
+            None => return Ok(()),
+        },
+    };
     for (timestamp, value) in points {
         push_point(out, key, value, timestamp);
     }
@@ -219,6 +297,7 @@ fn encode_fields(
 pub(crate) struct Walk<'g> {
     gateway: &'g Gateway,
     single: Option<String>,
+    answer: Answer,
     bucket: usize,
     /// The bucket's `SSCAN` cursor; `None` before its first page.
     cursor: Option<u64>,
@@ -232,7 +311,7 @@ impl Walk<'_> {
     pub(crate) async fn fill(&mut self, out: &mut Vec<u8>, chunk: usize) -> Result<bool, String> {
         let gateway = self.gateway;
         if let Some(key) = self.single.take() {
-            gateway.encode_series(&key, out).await?;
+            gateway.encode_series(&key, &self.answer, out).await?;
             return Ok(true);
         }
         loop {
@@ -245,7 +324,7 @@ impl Walk<'_> {
                 }))
                 .await;
                 for (key, fields) in keys.iter().zip(series) {
-                    encode_fields(key, fields.map_err(|e| reply_text(&e))?, out)?;
+                    encode_fields(key, fields.map_err(|e| reply_text(&e))?, &self.answer, out)?;
                 }
                 if out.len() >= chunk {
                     return Ok(false);
@@ -273,7 +352,7 @@ impl Walk<'_> {
                 .map_err(|e| reply_text(&e))?;
             self.cursor = Some(next);
             for key in page {
-                if self.seen.insert(key.clone()) {
+                if self.answer.wants(&key) && self.seen.insert(key.clone()) {
                     self.keys.push(key);
                 }
             }
