@@ -98,7 +98,7 @@ pub fn native_cause(
     let made = py
         .import(intern!(py, "ssl"))
         .and_then(|ssl| ssl.getattr(name))
-        .and_then(|class| class.call1((what,)));
+        .and_then(|class| class.call1((SSL_ERROR_SSL, what)));
     match made {
         Ok(exception) => {
             if refused_certificate {
@@ -109,6 +109,9 @@ pub fn native_cause(
         Err(error) => error,
     }
 }
+
+/// The `errno` of `ssl`'s own errors: a failure in the TLS library.
+const SSL_ERROR_SSL: i32 = 1;
 
 fn ssl_class<'py>(py: Python<'py>, name: &str) -> PyResult<&'py Bound<'py, PyType>> {
     static SSL_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();

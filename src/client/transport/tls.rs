@@ -84,6 +84,8 @@ impl NativeSocket<TlsSocket> {
         native.socket.set_deadline(None);
         match done {
             Ok(()) => Ok(native),
+            // `close()` shut the socket down under the handshake.
+            Err(_) if closing.is_closed() => Err(ClientError::ClosedDuringCall),
             Err(ClientError::Timeout { .. }) => Err(ClientError::Connect {
                 address,
                 timed_out: true,
