@@ -374,7 +374,7 @@ class FaultTest(TestCase):
         # Still down: fails again, fast.
         with self.assertRaises(ClientSocketError):
             c.put("k", 2, 2)
-        second = self.metrics_server(port=first.port, store=store)
+        self.metrics_server(port=first.port, store=store)
         self.assertEqual(c.get("k"), {"k": [(1, 1.5)]})
 
     def test_server_closing_an_idle_connection(self):

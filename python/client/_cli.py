@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands -----------------------------------------------------------------
 
 
-def _tls_options(args: argparse.Namespace) -> Dict[str, str]:
+def _tls_options(args: argparse.Namespace) -> Dict[str, Any]:
     """The Client keywords the --tls-* options ask for (none: plain text).
     TLS is then the Rust core's; a file that cannot be used is refused by
     Client, naming it."""

@@ -59,13 +59,17 @@ class TlsLayer:
 
     def send(self, data: bytes) -> None:
         """Encrypts ``data`` and sends it (OSError if the client has gone)."""
+        with self._send_lock:
+            self._sock.sendall(self.records(data))
+
+    def records(self, data: bytes) -> bytes:
+        """The TLS records for ``data``, not sent: a test may send them
+        altered, straight on the socket."""
         if not self.handshaken.wait(self._bound):
             raise TimeoutError("the client did not finish the TLS handshake")
-        with self._send_lock:
-            with self._lock:
-                self._tls.write(data)
-                records = self._outgoing.read()
-            self._sock.sendall(records)
+        with self._lock:
+            self._tls.write(data)
+            return self._outgoing.read()
 
     def _flush_quietly(self) -> None:
         records = self._outgoing.read()

@@ -72,10 +72,9 @@ impl TlsStream {
 
     /// Encrypts `data` and appends the records to `out`.
     pub fn encrypt(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), ClientError> {
-        self.connection
-            .writer()
-            .write_all(data)
-            .map_err(|e| ClientError::Socket(Box::new(e)))?;
+        if let Err(error) = self.connection.writer().write_all(data) {
+            return Err(self.io_failure(error));
+        }
         self.outgoing(out)
     }
 
@@ -104,12 +103,29 @@ impl TlsStream {
         // rustls takes a few KiB at a time and holds at most 16 KiB of
         // plaintext: decrypted records are handed on as they come.
         while !data.is_empty() {
-            self.connection
-                .read_tls(&mut data)
-                .map_err(|e| ClientError::Socket(Box::new(e)))?;
+            if let Err(error) = self.connection.read_tls(&mut data) {
+                return Err(self.io_failure(error));
+            }
             total += self.process(sink)?;
         }
         Ok(total)
+    }
+
+    /// An I/O error of rustls's: the TLS failure it stands for (a
+    /// connection that failed before refuses every later write with it),
+    /// else a socket error.
+    fn io_failure(&self, error: io::Error) -> ClientError {
+        match error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
+            Some(tls) => ClientError::Tls {
+                address: Some(self.address.clone()),
+                what: describe(tls, false),
+                source: Box::new(tls.clone()),
+            },
+            None => ClientError::Socket(Box::new(error)),
+        }
     }
 
     fn process(&mut self, sink: &mut dyn FnMut(&[u8])) -> Result<usize, ClientError> {
