@@ -84,14 +84,29 @@ def raw(address: tuple, context: "ssl.SSLContext | None" = None) -> RawPuts:
     return RawPuts(sock)
 
 
-def medians(timers: Dict[str, Callable[[], float]], rounds: int) -> Dict[str, float]:
-    """The median seconds of each timer over `rounds`, run in turn: many
-    short rounds, so a burst of load from elsewhere spoils few of them."""
+def timed_rounds(timers: Dict[str, Callable[[], float]], rounds: int) -> Dict[str, List[float]]:
+    """The seconds of each timer in each of `rounds`, the timers run in turn
+    within a round: many short rounds, so a burst of load from elsewhere
+    spoils few of them, and the timers of one round saw the same load."""
     times: Dict[str, List[float]] = {name: [] for name in timers}
     for _ in range(rounds):
         for name, timer in timers.items():
             times[name].append(timer())
+    return times
+
+
+def median(times: Dict[str, List[float]]) -> Dict[str, float]:
     return {name: statistics.median(each) for name, each in times.items()}
+
+
+def paired_ratio(times: Dict[str, List[float]], over: str, under: str) -> float:
+    """The median over rounds of `over`'s time / `under`'s in the same round."""
+    return statistics.median(a / b for a, b in zip(times[over], times[under]))
+
+
+def paired_extra(times: Dict[str, List[float]], over: str, under: str) -> float:
+    """The median over rounds of `over`'s time - `under`'s in the same round."""
+    return statistics.median(a - b for a, b in zip(times[over], times[under]))
 
 
 def verdict(ratio: float, goal: float) -> str:
@@ -124,8 +139,8 @@ def main() -> None:
             }
             for client in clients.values():
                 time_puts(client, min(args.puts, 1000))  # warm-up
-            puts = medians({name: (lambda c=c: time_puts(c, args.puts)) for name, c in clients.items()},
-                           args.rounds)
+            put_times = timed_rounds(
+                {name: (lambda c=c: time_puts(c, args.puts)) for name, c in clients.items()}, args.rounds)
             batch = [(f"bench.many.{i % 1000}", float(i), 1_700_000_000 + i) for i in range(args.points)]
 
             def put_many(client: Client) -> float:
@@ -133,8 +148,8 @@ def main() -> None:
                 client.put_many(batch)
                 return time.perf_counter() - started
 
-            many = medians({"plain": lambda: put_many(clients["plain"]),
-                            "tls": lambda: put_many(clients["tls"])}, max(5, args.rounds // 3))
+            many_times = timed_rounds({"plain": lambda: put_many(clients["plain"]),
+                                       "tls": lambda: put_many(clients["tls"])}, max(5, args.rounds // 3))
             getters = {"plain": Client(*plain_get.address), "tls": Client(*tls_get.address, **native)}
             keys = 1000
             per_key = max(1, args.get_points // keys)
@@ -150,30 +165,32 @@ def main() -> None:
                 assert sum(map(len, got.values())) == keys * per_key
                 return elapsed
 
-            gets = medians({name: (lambda c=c: get_all(c)) for name, c in getters.items()},
-                           max(5, args.rounds // 5))
+            get_times = timed_rounds({name: (lambda c=c: get_all(c)) for name, c in getters.items()},
+                                     max(5, args.rounds // 5))
             for client in [*clients.values(), *getters.values()]:
                 client.close()
+    puts, many, gets = median(put_times), median(many_times), median(get_times)
     print(f"{args.puts} single puts per round, median of {args.rounds} rounds, loopback")
     print(f"{'':14} {'puts/s':>10} {'us/put':>8} {'x plain':>8}")
     for name, seconds in puts.items():
         print(f"{name:14} {args.puts / seconds:10.0f} {seconds / args.puts * 1e6:8.1f} "
-              f"{seconds / puts['plain']:8.2f}")
+              f"{paired_ratio(put_times, name, 'plain'):8.2f}")
     print(f"put_many of {args.points} points: plain {many['plain'] * 1e3:.1f} ms, "
           f"tls {many['tls'] * 1e3:.1f} ms")
     print(f"get * of {keys * per_key} points: plain {gets['plain'] * 1e3:.1f} ms, "
           f"tls {gets['tls'] * 1e3:.1f} ms")
+    print("(ratios: the median over rounds of the ratio within a round)")
     print()
-    print(f"TLS put / plain put:           {verdict(puts['tls'] / puts['plain'], PUT_GOAL)}")
-    print(f"TLS put_many / plain put_many: {verdict(many['tls'] / many['plain'], PUT_MANY_GOAL)}")
-    print(f"TLS get * / plain get *:       {verdict(gets['tls'] / gets['plain'], GET_GOAL)}")
-    per_put = {name: seconds / args.puts * 1e6 for name, seconds in puts.items()}
-    native_extra = per_put["tls"] - per_put["plain"]
-    python_extra = per_put["python ssl"] - per_put["plain"]
+    print(f"TLS put / plain put:           {verdict(paired_ratio(put_times, 'tls', 'plain'), PUT_GOAL)}")
+    print(f"TLS put_many / plain put_many: "
+          f"{verdict(paired_ratio(many_times, 'tls', 'plain'), PUT_MANY_GOAL)}")
+    print(f"TLS get * / plain get *:       {verdict(paired_ratio(get_times, 'tls', 'plain'), GET_GOAL)}")
+    native_extra = paired_extra(put_times, "tls", "plain") / args.puts * 1e6
+    python_extra = paired_extra(put_times, "python ssl", "plain") / args.puts * 1e6
     share = native_extra / python_extra if python_extra > 0 else float("inf")
     print(f"what TLS adds to a put: native {native_extra:.1f} us, Python ssl {python_extra:.1f} us: "
           f"{share:.2f} of it ({'within' if share <= EXTRA_GOAL else 'OVER'} the {EXTRA_GOAL} goal)")
-    floor = puts["py ssl socket"] / puts["py socket"]
+    floor = paired_ratio(put_times, "py ssl socket", "py socket")
     print(f"by hand, Python ssl socket / Python socket: {floor:.2f}x (Python's ssl by itself)")
 
 
