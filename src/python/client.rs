@@ -34,6 +34,12 @@ use crate::protocol::{
 /// still interrupts. ``Client([(host, port), ...])`` is given several
 /// servers: it connects to the one that worked last, else the next.
 ///
+/// TLS: ``ssl=True`` checks the server against the system's CAs and the
+/// host name; ``tls_ca="ca.pem"`` trusts that CA instead, ``tls_cert=`` and
+/// ``tls_key=`` present a client certificate (any ``tls_*`` means TLS).
+/// That TLS is rustls in the Rust core; an ``ssl.SSLContext`` as ``ssl``
+/// goes through Python's ``ssl`` module instead, which is slower.
+///
 /// After any failure in the middle of a call (timeout, reset, malformed reply,
 /// interruption) the connection is discarded and the next call reconnects; a
 /// failed request is resent only as ``retry=client.Retry(...)`` says (never
