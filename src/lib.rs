@@ -18,6 +18,7 @@ compile_error!(
 );
 
 pub mod client;
+pub mod pem;
 pub mod protocol;
 pub mod query;
 pub mod server;

@@ -19,6 +19,7 @@ import client
 from client import AsyncClient, ClientProtocolError, ClientReplyError, ClientSocketError
 from tests.support import BOUND, TestCase, refused_address, respond
 from tests.support.proxy import ProxyTestCase
+from tests.support.transports import OverTls
 
 
 def reply_bytes(points):
@@ -33,9 +34,7 @@ class AsyncTestCase(TestCase):
         return asyncio.run(bounded())
 
     def embedded(self):
-        srv = client.Server()
-        self.addCleanup(srv.close)
-        return srv
+        return self.embedded_server()
 
 
 class AsyncClientApiTest(AsyncTestCase):
@@ -43,7 +42,7 @@ class AsyncClientApiTest(AsyncTestCase):
         srv = self.embedded()
 
         async def session():
-            async with AsyncClient(*srv.address, timeout=BOUND) as c:
+            async with self.async_client(*srv.address, timeout=BOUND) as c:
                 await c.put("a", 1.5, 10)
                 await c.put("a", 2, 11)
                 await c.put_many([("b", 1, 1), ("b", 2.5, 2, ), ("c", 3, 3)])
@@ -66,7 +65,7 @@ class AsyncClientApiTest(AsyncTestCase):
         points = [("good", 1, 1), ("bad", 2, 2), ("good", 3, 3), ("bad", 4, 4)] * 3000
 
         async def session():
-            async with AsyncClient(*srv.address, timeout=BOUND) as c:
+            async with self.async_client(*srv.address, timeout=BOUND) as c:
                 for window in (None, 7):
                     with self.assertRaises(client.ClientRejectedError) as caught:
                         await c.put_many(points, window=window)
@@ -94,7 +93,7 @@ class AsyncClientApiTest(AsyncTestCase):
 
         async def session():
             got = []
-            async with AsyncClient(*srv.address, timeout=BOUND) as c:
+            async with self.async_client(*srv.address, timeout=BOUND) as c:
                 for name, args in bad_calls:
                     try:
                         await getattr(c, name)(*args)
@@ -111,7 +110,7 @@ class AsyncClientApiTest(AsyncTestCase):
         for args, kwargs in [(("h",), {}), ((5, 1), {}), (("h", 0), {}), (("h", 1), {"timeout": -1}),
                              (("h", 1), {"retry": 3}), (([],), {})]:
             with self.assertRaises(client.ClientError, msg=(args, kwargs)) as caught:
-                AsyncClient(*args, **kwargs)
+                self.async_client(*args, **kwargs)
             with self.assertRaises(type(caught.exception)) as blocking_caught:
                 client.Client(*args, **kwargs)
             self.assertEqual(str(caught.exception), str(blocking_caught.exception))
@@ -120,7 +119,7 @@ class AsyncClientApiTest(AsyncTestCase):
         srv = self.metrics_server()
 
         async def session():
-            async with AsyncClient(*srv.address, timeout=BOUND) as c:
+            async with self.async_client(*srv.address, timeout=BOUND) as c:
                 await asyncio.gather(*(c.put(f"k{i}", i + 0.5, i) for i in range(200)))
                 return await asyncio.gather(*(c.get(f"k{i}") for i in range(200)))
 
@@ -134,7 +133,7 @@ class AsyncClientApiTest(AsyncTestCase):
         srv = self.server(respond(lambda line: next(answers)))
 
         async def session():
-            c = AsyncClient(*srv.address, timeout=BOUND)
+            c = self.async_client(*srv.address, timeout=BOUND)
             with self.assertRaises(ClientProtocolError) as caught:
                 await c.put("k", 1, 1)
             self.assertEqual(caught.exception.message, "wrong command")
@@ -154,11 +153,11 @@ class AsyncClientApiTest(AsyncTestCase):
 
         async def session():
             with self.assertRaises(ClientSocketError) as caught:
-                await AsyncClient(*refused, timeout=BOUND).get("k")
+                await self.async_client(*refused, timeout=BOUND).get("k")
             self.assertEqual(caught.exception.address, f"{refused[0]}:{refused[1]}")
             self.assertIsNotNone(caught.exception.errno)
             self.assertIsInstance(caught.exception.__cause__, ConnectionRefusedError)
-            async with AsyncClient([refused, srv.address], timeout=BOUND) as c:
+            async with self.async_client([refused, srv.address], timeout=BOUND) as c:
                 await c.put("k", 1, 1)
                 return await c.get("k")
 
@@ -168,7 +167,7 @@ class AsyncClientApiTest(AsyncTestCase):
         srv = self.server(respond(lambda line: None))  # never answers
 
         async def session():
-            c = AsyncClient(*srv.address)
+            c = self.async_client(*srv.address)
             await c.connect()
             calls = [asyncio.ensure_future(c.get(f"k{i}")) for i in range(5)]
             await asyncio.to_thread(srv.peer(0).wait_data, lambda d: d.count(b"\n") == 5)
@@ -188,7 +187,7 @@ class AsyncClientApiTest(AsyncTestCase):
         srv = self.server(respond(lambda line: None))
 
         async def session():
-            c = AsyncClient(*srv.address, timeout=0.2)
+            c = self.async_client(*srv.address, timeout=0.2)
             first = asyncio.ensure_future(c.get("a"))
             await asyncio.sleep(0)
             second = asyncio.ensure_future(c.get("b"))
@@ -354,7 +353,7 @@ class RetryTest(AsyncTestCase):
         srv = self.server([first, respond(b"ok\n\n")])
 
         async def session():
-            c = AsyncClient(*srv.address, timeout=BOUND, retry=client.Retry(attempts=2, backoff=0))
+            c = self.async_client(*srv.address, timeout=BOUND, retry=client.Retry(attempts=2, backoff=0))
             await c.put("k", 1)
             c.close()
 
@@ -379,7 +378,7 @@ class RetryTest(AsyncTestCase):
         async_server = self.server(first_line_only)
 
         async def session():
-            ac = AsyncClient(*async_server.address, timeout=0.3, retry=retry)
+            ac = self.async_client(*async_server.address, timeout=0.3, retry=retry)
             with self.assertRaises(client.ClientTimeoutError) as caught:
                 await ac.put_many(points)
             self.assertIn("answered 1 of the 3", str(caught.exception))
@@ -391,7 +390,7 @@ class RetryTest(AsyncTestCase):
     def test_several_addresses_move_to_the_next_when_one_is_down(self):
         srv = self.embedded()
         refused = self.enterContext(refused_address())
-        c = client.Client([refused, srv.address], timeout=BOUND)
+        c = client.Client([refused, srv.address], timeout=BOUND, **self.tls_options())
         self.addCleanup(c.close)
         c.put("k", 1, 1)
         self.assertEqual(c.get("k"), {"k": [(1, 1.0)]})
@@ -434,6 +433,23 @@ class PoolTest(TestCase):
             c.get("k")
         self.assertEqual(srv.connection_count, 1)
         self.assertEqual(c.max_connections, 16)
+
+
+
+# The same on TLS: the Rust core's (asyncio moving the bytes, rustls in
+# client._async_tls), and Python's ssl (an ssl.SSLContext).
+
+
+class AsyncClientApiOverTlsTest(OverTls, AsyncClientApiTest):
+    pass
+
+
+class RetryOverTlsTest(OverTls, RetryTest):
+    pass
+
+
+class AsyncClientApiOverPythonSslTest(OverTls, AsyncClientApiTest):
+    client_path = "python"
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from unittest import mock
 import client
 from client import Client, ClientSocketError, ClientTimeoutError
 from tests.support import BOUND, MetricsStore, TestCase, wait_until
+from tests.support.transports import OverTls
 
 #: What a test accepts as "prompt"; the goal is 0.1 s, the figures printed.
 PROMPT = 1.0
@@ -244,13 +245,11 @@ class CloseRacingWithCallsTest(CloseTestCase):
         return outcome
 
     def test_close_racing_with_calls_on_a_real_server(self) -> None:
-        srv = client.Server()
-        self.addCleanup(srv.close)
+        srv = self.embedded_server()
         worst_close = worst_end = 0.0
         totals = {"completed": 0, "aborted": 0, "refused": 0}
         for round_ in range(12):
-            c = Client(*srv.address, timeout=BOUND)
-            self.addCleanup(c.close)
+            c = self.client(srv.address, timeout=BOUND)
             # From "at once" to "well under way".
             outcome = self.run_round(c, lambda o, after=round_ * 40: o["completed"] >= after)
             worst_close = max(worst_close, outcome["close"])
@@ -504,6 +503,22 @@ class ServerCloseTest(TestCase):
 
     def test_fsync_everysec(self) -> None:
         self.check_server_close("everysec")
+
+
+# The same tests on TLS (the Rust core's): servers speaking TLS, clients
+# connecting with tls_ca.
+
+
+class CloseAbortsABlockedCallOverTlsTest(OverTls, CloseAbortsABlockedCallTest):
+    pass
+
+
+class CloseRacingWithCallsOverTlsTest(OverTls, CloseRacingWithCallsTest):
+    pass
+
+
+class ForkedChildCloseOverTlsTest(OverTls, ForkedChildCloseTest):
+    pass
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ from client import (
 from tests.support import (
     BOUND,
     TCP_CLOSE_WAIT,
-    MetricsServer,
     MetricsStore,
     TestCase,
     refused_address,
     respond,
     wait_client_socket,
 )
+from tests.support.transports import OverTls
 
 #: Allowed lateness of a timeout: timeout * 1.1 + SLACK.
 SLACK = 0.1
@@ -343,24 +343,21 @@ class HostileServerTest(TestCase):
 class FaultTest(TestCase):
     def test_server_restarted_between_calls(self):
         store = MetricsStore()
-        first = MetricsServer(store=store)
-        self.addCleanup(first.stop)
+        first = self.metrics_server(store=store)
         c = self.client(first)
         c.put("k", 1.5, 1)
         old = first.peer(0)
         first.stop()
         wait_client_socket(self, old, lambda state, rx: state == TCP_CLOSE_WAIT,
                            "the client's socket to see the server close")
-        second = MetricsServer(port=first.port, store=store)
-        self.addCleanup(second.stop)
+        second = self.metrics_server(port=first.port, store=store)
         self.assertEqual(c.get("k"), {"k": [(1, 1.5)]})
         self.assertEqual(second.connection_count, 1)
         self.assertEqual(second.peer(0).received(), b"get k\n")
 
     def test_server_down_fails_fast_then_recovers(self):
         store = MetricsStore()
-        first = MetricsServer(store=store)
-        self.addCleanup(first.stop)
+        first = self.metrics_server(store=store)
         c = self.client(first, timeout=5)
         c.put("k", 1.5, 1)
         old = first.peer(0)
@@ -377,8 +374,7 @@ class FaultTest(TestCase):
         # Still down: fails again, fast.
         with self.assertRaises(ClientSocketError):
             c.put("k", 2, 2)
-        second = MetricsServer(port=first.port, store=store)
-        self.addCleanup(second.stop)
+        self.metrics_server(port=first.port, store=store)
         self.assertEqual(c.get("k"), {"k": [(1, 1.5)]})
 
     def test_server_closing_an_idle_connection(self):
@@ -451,6 +447,26 @@ class FaultTest(TestCase):
         self.assertEqual(srv.connection_count, 2)
         self.assertEqual(srv.peer(0).received(), b"put child 7 1\nput parent.after 2 2\n")
         self.assertEqual(srv.peer(1).received(), b"get child\nput from.child 1 1\n")
+
+
+# The same tests on TLS (the Rust core's): scripted servers speaking TLS,
+# clients connecting with tls_ca.
+
+
+class TimeoutOverTlsTest(OverTls, TimeoutTest):
+    pass
+
+
+class LateReplyOverTlsTest(OverTls, LateReplyTest):
+    pass
+
+
+class HostileServerOverTlsTest(OverTls, HostileServerTest):
+    pass
+
+
+class FaultOverTlsTest(OverTls, FaultTest):
+    pass
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import unittest
 
 from client import ClientTimeoutError
 from tests.support import BOUND, TestCase, respond
+from tests.support.transports import OverTls
 
 TIMEOUT = 2.0
 
@@ -49,6 +50,14 @@ class ForkDuringACallTest(TestCase):
         # The parent's own call is unaffected: it still times out on its silent server.
         thread.join(BOUND)
         self.assertEqual([type(e) for e in outcomes], [ClientTimeoutError])
+
+
+# The same tests on TLS (the Rust core's): a scripted server speaking TLS,
+# clients connecting with tls_ca.
+
+
+class ForkDuringACallOverTlsTest(OverTls, ForkDuringACallTest):
+    pass
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import time
 import unittest
 
 from tests.support import BOUND, TestCase
+from tests.support.transports import OverTls
 
 #: KeyboardInterrupt must be delivered, and the child gone, within this long.
 LATENCY_BOUND = 2.0
@@ -33,7 +34,9 @@ CHILD = textwrap.dedent("""
         threading.Thread(target=threading.Event().wait, daemon=True).start()
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     import client
-    c = client.Client("127.0.0.1", int(sys.argv[1]), timeout=None)
+    # sys.argv[3]: the CA to trust, for TLS; "" for plain TCP.
+    tls = {"tls_ca": sys.argv[3]} if sys.argv[3] else {}
+    c = client.Client("127.0.0.1", int(sys.argv[1]), timeout=None, **tls)
     try:
         c.get("waiting")
     except KeyboardInterrupt:
@@ -76,7 +79,7 @@ class CtrlCTest(TestCase):
         env.pop("PYTHONPATH", None)
         # Run from an empty directory so `import client` finds the installed wheel.
         child = subprocess.Popen(
-            [sys.executable, script, str(srv.port), mode],
+            [sys.executable, script, str(srv.port), mode, self.tls_options().get("tls_ca", "")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=workdir.name)
         self.addCleanup(self.reap, child)
 
@@ -112,6 +115,11 @@ class CtrlCTest(TestCase):
         if child.poll() is None:
             child.kill()
         child.communicate(timeout=BOUND)
+
+
+
+class CtrlCOverTlsTest(OverTls, CtrlCTest):
+    """The same on TLS (the Rust core's): the child connects with tls_ca."""
 
 
 if __name__ == "__main__":

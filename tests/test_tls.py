@@ -1,8 +1,12 @@
-"""TLS: the server's rustls side, the client's ``ssl`` side, mutual TLS.
+"""TLS: the server's rustls side, the client's two paths, mutual TLS.
 
-Certificates are made at test time (tests/support/certificates.py). Every
-refusal is checked to say what failed, to leave nothing stored and to leave
-the server serving the next client.
+The client's tests run on both of its paths: the Rust core's TLS (rustls,
+``tls_ca=``/``tls_cert=``/``tls_key=``/``ssl=True``; the ``Native`` classes)
+and Python's ``ssl`` (an ``ssl.SSLContext``). Each refusal must raise the
+same class on both, chained to an ``ssl`` error, with a message saying what
+failed. Certificates are made at test time (tests/support/certificates.py).
+Every refusal is checked to leave nothing stored and to leave the server
+serving the next client.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import socket
 import ssl
 import tempfile
 import threading
-from typing import Optional
+from typing import Optional, Tuple
 
 import client
 from client import AsyncClient, Client, ClientProtocolError, ClientSocketError, Server
@@ -48,10 +52,29 @@ def trusting(ca: Optional[str] = None, presenting: Optional[Pair] = None) -> ssl
 
 
 class TlsCase(TestCase):
+    #: "python": an ssl.SSLContext; "native": the Rust core's TLS.
+    client_path = "python"
+
     def setUp(self) -> None:
         super().setUp()
         assert CERTIFICATES is not None
         self.certs = CERTIFICATES
+
+    def trusting(self, ca: Optional[str] = None, presenting: Optional[Pair] = None) -> dict:
+        """The client keywords trusting the test CA (or ``ca``), presenting a
+        client certificate when given one, on this case's path."""
+        if self.client_path == "python":
+            return {"ssl": trusting(ca, presenting)}
+        options = {"tls_ca": ca or self.certs.ca.cert}
+        if presenting is not None:
+            options.update(tls_cert=presenting.cert, tls_key=presenting.key)
+        return options
+
+    def system_trust(self) -> dict:
+        """The client keywords trusting the system's CAs only."""
+        if self.client_path == "python":
+            return {"ssl": ssl.create_default_context()}
+        return {"ssl": True}
 
     def tls_server(self, pair: Optional[Pair] = None, client_ca: Optional[str] = None) -> Server:
         pair = pair or self.certs.server
@@ -59,24 +82,28 @@ class TlsCase(TestCase):
         self.addCleanup(server.close)
         return server
 
-    def assert_serves(self, server: Server, context: ssl.SSLContext, stored: frozenset = frozenset()) -> None:
+    def assert_serves(self, server: Server, options: dict, stored: frozenset = frozenset()) -> None:
         """The server still serves a good client, and holds only the keys
         ``stored`` by good clients before."""
-        with Client(*server.address, timeout=BOUND, ssl=context) as good:
+        with Client(*server.address, timeout=BOUND, **options) as good:
             self.assertEqual(set(good.get("*")), stored)
             good.put("after", 1.0, 7)
             self.assertEqual(good.get("after"), {"after": [(7, 1.0)]})
 
-    def assert_tls_error(self, error: BaseException, words: str) -> None:
+    def assert_tls_error(self, error: BaseException, words: str, verification: bool = False) -> None:
+        """``error`` is the TLS failure both paths raise; ``verification``:
+        our check of the server's certificate refused it."""
         self.assertIsInstance(error, ClientSocketError)
         self.assertIn(words, str(error))
         self.assertIsInstance(error.__cause__, ssl.SSLError)
+        if verification:
+            self.assertIsInstance(error.__cause__, ssl.SSLCertVerificationError)
 
 
 class RoundTripTest(TlsCase):
     def test_put_get_and_put_many_over_tls(self) -> None:
         server = self.tls_server()
-        with Client(*server.address, timeout=BOUND, ssl=trusting(), max_connections=2) as c:
+        with Client(*server.address, timeout=BOUND, **self.trusting(), max_connections=2) as c:
             c.put("cpu", 0.5, 10)
             c.put_many([("cpu", 1.5, 11), ("mem", 2.0, 11)] * 200)
             self.assertEqual(c.get("*"), {"cpu": [(10, 0.5), (11, 1.5)], "mem": [(11, 2.0)]})
@@ -86,15 +113,15 @@ class RoundTripTest(TlsCase):
 
     def test_mutual_tls_serves_a_client_with_a_certificate_of_the_ca(self) -> None:
         server = self.tls_server(client_ca=self.certs.ca.cert)
-        with Client(*server.address, timeout=BOUND, ssl=trusting(presenting=self.certs.client)) as c:
+        with Client(*server.address, timeout=BOUND, **self.trusting(presenting=self.certs.client)) as c:
             c.put("a", 1.0, 1)
             self.assertEqual(c.get("a"), {"a": [(1, 1.0)]})
 
     def test_ssl_true_checks_against_the_system_trust_store(self) -> None:
         server = self.tls_server()
         with self.assertRaises(ClientSocketError) as caught:
-            Client(*server.address, timeout=BOUND, ssl=True)
-        self.assert_tls_error(caught.exception, "unknown CA")
+            Client(*server.address, timeout=BOUND, **self.system_trust())
+        self.assert_tls_error(caught.exception, "unknown CA", verification=True)
         self.assertEqual(caught.exception.address, f"127.0.0.1:{server.address[1]}")
 
     def test_ssl_argument_is_checked(self) -> None:
@@ -109,24 +136,24 @@ class RoundTripTest(TlsCase):
 
         async def main() -> None:
             async with AsyncClient(*server.address, timeout=BOUND,
-                                   ssl=trusting(presenting=self.certs.client)) as c:
+                                   **self.trusting(presenting=self.certs.client)) as c:
                 await c.put("a", 1.0, 1)
                 await c.put_many([("b", 2.0, 2)] * 50)
                 self.assertEqual(await c.get("*"), {"a": [(1, 1.0)], "b": [(2, 2.0)]})
             stranger = AsyncClient(*server.address, timeout=BOUND,
-                                   ssl=trusting(ca=self.certs.stranger_ca.cert))
+                                   **self.trusting(ca=self.certs.stranger_ca.cert))
             with self.assertRaises(ClientSocketError) as caught:
                 await stranger.put("x", 1.0, 1)
             self.assert_tls_error(caught.exception, "unknown CA")
             stranger.close()
-            lacking = AsyncClient(*server.address, timeout=BOUND, ssl=trusting())
+            lacking = AsyncClient(*server.address, timeout=BOUND, **self.trusting())
             with self.assertRaises(ClientSocketError) as caught:
                 await lacking.put("x", 1.0, 1)
             self.assert_tls_error(caught.exception, "requires a client certificate")
             lacking.close()
 
         asyncio.run(main())
-        self.assert_serves(server, trusting(presenting=self.certs.client), frozenset({"a", "b"}))
+        self.assert_serves(server, self.trusting(presenting=self.certs.client), frozenset({"a", "b"}))
 
 
 class ServerCertificateTest(TlsCase):
@@ -135,23 +162,27 @@ class ServerCertificateTest(TlsCase):
     def test_certificate_of_another_ca(self) -> None:
         server = self.tls_server(self.certs.stranger_server)
         with self.assertRaises(ClientSocketError) as caught:
-            Client(*server.address, timeout=BOUND, ssl=trusting())
-        self.assert_tls_error(caught.exception, "unknown CA")
-        self.assert_serves(server, trusting(ca=self.certs.stranger_ca.cert))
+            Client(*server.address, timeout=BOUND, **self.trusting())
+        self.assert_tls_error(caught.exception, "unknown CA", verification=True)
+        self.assert_serves(server, self.trusting(ca=self.certs.stranger_ca.cert))
 
     def test_hostname_mismatch(self) -> None:
         server = self.tls_server(self.certs.misnamed_server)
         with self.assertRaises(ClientSocketError) as caught:
-            Client(*server.address, timeout=BOUND, ssl=trusting())
-        self.assert_tls_error(caught.exception, "hostname mismatch")
+            Client(*server.address, timeout=BOUND, **self.trusting())
+        self.assert_tls_error(caught.exception, "hostname mismatch", verification=True)
         context = trusting()
         context.check_hostname = False
-        self.assert_serves(server, context)
+        self.assert_serves(server, {"ssl": context})
 
-    def test_expired_certificate(self) -> None:
-        # Our server refuses to start with it: a Python TLS server serves it.
+    def python_tls_server(self, pair: Pair, names: Optional[list] = None) -> Tuple[threading.Thread, int]:
+        """A Python TLS server serving one connection with ``pair`` until
+        the client leaves, recording the SNI names it is sent in ``names``;
+        returns its thread and port."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.certs.expired_server.cert, self.certs.expired_server.key)
+        context.load_cert_chain(pair.cert, pair.key)
+        if names is not None:
+            context.sni_callback = lambda _socket, name, _context: names.append(name)
         listener = socket.create_server(("127.0.0.1", 0))
         self.addCleanup(listener.close)
         listener.settimeout(BOUND)
@@ -160,16 +191,38 @@ class ServerCertificateTest(TlsCase):
             connection, _ = listener.accept()
             connection.settimeout(BOUND)
             try:
-                context.wrap_socket(connection, server_side=True).close()
+                with context.wrap_socket(connection, server_side=True) as tls:
+                    tls.recv(1)
             except (OSError, ssl.SSLError):
                 connection.close()
 
         thread = threading.Thread(target=serve_one, daemon=True)
         thread.start()
         self.addCleanup(thread.join, BOUND)
+        return thread, listener.getsockname()[1]
+
+    def test_expired_certificate(self) -> None:
+        # Our server refuses to start with it: a Python TLS server serves it.
+        _, port = self.python_tls_server(self.certs.expired_server)
         with self.assertRaises(ClientSocketError) as caught:
-            Client(*listener.getsockname(), timeout=BOUND, ssl=trusting())
-        self.assert_tls_error(caught.exception, "expired")
+            Client("127.0.0.1", port, timeout=BOUND, **self.trusting())
+        self.assert_tls_error(caught.exception, "expired", verification=True)
+
+    def test_self_signed_certificate(self) -> None:
+        server = self.tls_server(self.certs.self_signed_server)
+        with self.assertRaises(ClientSocketError) as caught:
+            Client(*server.address, timeout=BOUND, **self.trusting())
+        self.assert_tls_error(caught.exception, "self-signed", verification=True)
+        self.assertIn("unknown CA", str(caught.exception))
+        self.assert_serves(server, self.trusting(ca=self.certs.self_signed_server.cert))
+
+    def test_the_host_name_is_sent_as_sni_and_checked(self) -> None:
+        names: list = []
+        thread, port = self.python_tls_server(self.certs.server, names)
+        # The handshake is done when Client() returns.
+        Client("localhost", port, timeout=BOUND, **self.trusting()).close()
+        thread.join(BOUND)
+        self.assertEqual(names, ["localhost"])
 
 
 class ClientCertificateTest(TlsCase):
@@ -179,10 +232,10 @@ class ClientCertificateTest(TlsCase):
         server = self.tls_server(client_ca=self.certs.ca.cert)
         with self.assertRaises(ClientSocketError) as caught:
             # TLS 1.3 clients learn of the refusal on their first read.
-            with Client(*server.address, timeout=BOUND, ssl=trusting(presenting=presenting)) as c:
+            with Client(*server.address, timeout=BOUND, **self.trusting(presenting=presenting)) as c:
                 c.put("stranger", 1.0, 1)
         self.assert_tls_error(caught.exception, words)
-        self.assert_serves(server, trusting(presenting=self.certs.client))
+        self.assert_serves(server, self.trusting(presenting=self.certs.client))
 
     def test_no_client_certificate(self) -> None:
         self.refused(None, "requires a client certificate")
@@ -201,16 +254,85 @@ class WrongSideTest(TlsCase):
             with self.assertRaises(ClientProtocolError) as caught:
                 plain.put("plain", 1.0, 1)
         self.assertIn("requires TLS", str(caught.exception))
-        self.assert_serves(server, trusting())
+        self.assert_serves(server, self.trusting())
 
     def test_tls_client_to_a_plain_port(self) -> None:
         server = Server()
         self.addCleanup(server.close)
         with self.assertRaises(ClientSocketError) as caught:
-            Client(*server.address, timeout=BOUND, ssl=trusting())
+            Client(*server.address, timeout=BOUND, **self.trusting())
         self.assert_tls_error(caught.exception, "did not answer with TLS")
         with Client(*server.address, timeout=BOUND) as plain:
             self.assertEqual(plain.get("*"), {})
+
+
+class NativeRoundTripTest(RoundTripTest):
+    client_path = "native"
+
+
+class NativeServerCertificateTest(ServerCertificateTest):
+    client_path = "native"
+
+
+class NativeClientCertificateTest(ClientCertificateTest):
+    client_path = "native"
+
+
+class NativeWrongSideTest(WrongSideTest):
+    client_path = "native"
+
+
+class NativeArgumentsTest(TlsCase):
+    """What the Rust core's TLS takes: ``ssl=True``, ``tls_*`` files."""
+
+    def test_unusable_files_are_refused_naming_the_argument_and_the_file(self) -> None:
+        certs = self.certs
+        with tempfile.TemporaryDirectory() as directory:
+            missing = os.path.join(directory, "missing.pem")
+            garbage = os.path.join(directory, "garbage.pem")
+            with open(garbage, "w") as out:
+                out.write("not a certificate\n")
+            cases = [
+                ({"tls_ca": missing}, "tls_ca", missing, "cannot read"),
+                ({"tls_ca": garbage}, "tls_ca", garbage, "no PEM certificate"),
+                ({"tls_cert": garbage, "tls_key": certs.client.key}, "tls_cert", garbage,
+                 "no PEM certificate"),
+                ({"tls_cert": certs.client.cert, "tls_key": garbage}, "tls_key", garbage,
+                 "private key"),
+                ({"tls_cert": certs.client.cert, "tls_key": certs.server.key}, "tls_key",
+                 certs.server.key, "does not match"),
+            ]
+            for options, argument, path, words in cases:
+                for make in (Client, AsyncClient):
+                    with self.subTest(options=options, make=make.__name__):
+                        with self.assertRaises(client.ClientValueError) as caught:
+                            make("127.0.0.1", 1, **options)
+                        message = str(caught.exception)
+                        for expected in (argument, path, words):
+                            self.assertIn(expected, message)
+
+    def test_contradicting_arguments_are_refused(self) -> None:
+        ca = self.certs.ca.cert
+        for options, words in [({"tls_key": self.certs.client.key}, "needs tls_cert"),
+                               ({"ssl": False, "tls_ca": ca}, "ssl is False"),
+                               ({"ssl": trusting(), "tls_ca": ca}, "ssl.SSLContext")]:
+            with self.subTest(options=options):
+                with self.assertRaises(client.ClientValueError) as caught:
+                    Client("127.0.0.1", 1, **options)
+                self.assertIn(words, str(caught.exception))
+
+    def test_a_key_in_the_certificate_file(self) -> None:
+        server = self.tls_server(client_ca=self.certs.ca.cert)
+        with tempfile.TemporaryDirectory() as directory:
+            both = os.path.join(directory, "client-with-key.pem")
+            with open(both, "w") as out:
+                for path in (self.certs.client.cert, self.certs.client.key):
+                    with open(path) as part:
+                        out.write(part.read())
+            with Client(*server.address, timeout=BOUND, tls_ca=self.certs.ca.cert,
+                        tls_cert=both) as c:
+                c.put("a", 1.0, 1)
+                self.assertEqual(c.get("a"), {"a": [(1, 1.0)]})
 
 
 class StartTest(TlsCase):

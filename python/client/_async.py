@@ -31,12 +31,14 @@ from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, 
 
 from . import _native
 from ._address import host_port
+from ._async_tls import TlsProtocol
 from ._errors import ClientProtocolError, ClientReplyError, ClientSocketError
 from ._query import Columns, Instant, Step
 
 __all__ = ["AsyncClient"]
 
 Result = Dict[str, List[Tuple[int, float]]]
+_Path = Union[str, "os.PathLike[str]"]
 
 #: Requests written at once by ``put_many`` when no window is given: large
 #: enough to amortise each write, small enough to keep memory flat.
@@ -201,7 +203,9 @@ class _Connection(asyncio.Protocol):
                     return
         self.lost = True
         self.unsent.clear()
-        if isinstance(exc, _ssl.SSLError):
+        if isinstance(exc, ClientSocketError):
+            error: BaseException = exc  # the Rust core's TLS, described already
+        elif isinstance(exc, _ssl.SSLError):
             error = _native.error("tls", address=self.address, cause=exc)
         elif exc is not None:
             error = _native.error("socket", cause=exc)
@@ -352,8 +356,11 @@ class AsyncClient:
     """A client for asyncio: ``await put/get/put_many``, ``async with``.
 
     ``AsyncClient(host, port, timeout=None, *, max_reply_bytes=None,
-    retry=None, ssl=None)`` takes the same arguments as :class:`Client` (also a list
-    of ``(host, port)`` pairs) and raises the same errors. It connects on
+    retry=None, ssl=None, tls_ca=None, tls_cert=None, tls_key=None)`` takes
+    the same arguments as :class:`Client` (also a list of ``(host, port)``
+    pairs) and raises the same errors; TLS is the Rust core's for
+    ``ssl=True`` and ``tls_*`` files, Python's ``ssl`` for an
+    ``ssl.SSLContext``. It connects on
     first use (or ``await client.connect()``, or ``async with``). Calls
     from many tasks share one connection, pipelined: each task gets its own
     reply. ``timeout`` bounds each call, connecting included; a timeout
@@ -365,9 +372,13 @@ class AsyncClient:
     def __init__(self, host: Union[str, Sequence[Tuple[str, int]]], port: Optional[int] = None,
                  timeout: Optional[float] = None, *, max_reply_bytes: Optional[int] = None,
                  retry: Optional[_native.Retry] = None,
-                 ssl: Union[bool, None, _ssl.SSLContext] = None) -> None:
+                 ssl: Union[bool, None, _ssl.SSLContext] = None,
+                 tls_ca: Optional[_Path] = None, tls_cert: Optional[_Path] = None,
+                 tls_key: Optional[_Path] = None) -> None:
         addresses, seconds, limit = _native.options(host, port, timeout, max_reply_bytes, retry)
-        self._ssl: Optional[_ssl.SSLContext] = _native.ssl_context(ssl)
+        #: None (plain text), the Rust core's TLS, or the caller's context.
+        self._tls: Union[None, _native.TlsConfig, _ssl.SSLContext] = _native.tls_mode(
+            ssl, tls_ca, tls_cert, tls_key)
         self._addresses: List[Tuple[str, int]] = addresses
         self._preferred = 0
         self._timeout: Optional[float] = seconds
@@ -643,6 +654,28 @@ class AsyncClient:
             self._connection = connection
             return connection
 
+    async def _connect(self, host: str, port: int, address: str) -> _Connection:
+        """One connection, its TLS handshake done."""
+        loop = asyncio.get_running_loop()
+        tls = self._tls
+        if isinstance(tls, _native.TlsConfig):
+            connection = _Connection(self._max_reply_bytes, address)
+            handshake: "asyncio.Future[None]" = loop.create_future()
+            session = tls.session(host, address)
+            transport, _ = await loop.create_connection(
+                lambda: TlsProtocol(session, connection, address, handshake), host, port)
+            try:
+                await handshake
+            except BaseException:
+                transport.abort()
+                raise
+            return connection
+        ssl_context: Optional[_ssl.SSLContext] = tls
+        _, made = await loop.create_connection(
+            lambda: _Connection(self._max_reply_bytes, address), host, port,
+            ssl=ssl_context, server_hostname=host if ssl_context else None)
+        return made
+
     async def _open(self, deadline: Optional[float]) -> _Connection:
         """Connects to the address that worked last, else the next ones."""
         loop = asyncio.get_running_loop()
@@ -654,11 +687,13 @@ class AsyncClient:
             address = host_port(host, port)
             limit = None if deadline is None else max(0.0, deadline - loop.time())
             try:
-                _, connection = await asyncio.wait_for(
-                    loop.create_connection(
-                        lambda: _Connection(self._max_reply_bytes, address), host, port,
-                        ssl=self._ssl, server_hostname=host if self._ssl else None),
-                    limit)
+                connection = await asyncio.wait_for(self._connect(host, port, address), limit)
+            except ClientSocketError as exc:
+                # From the Rust core's TLS: a refused handshake is final (as
+                # below), a connection lost during it tries the next address.
+                if isinstance(exc.__cause__, _ssl.SSLError):
+                    raise
+                error = exc
             except asyncio.TimeoutError:
                 error = _native.error("connect", address=address,
                                       cause=TimeoutError("timed out"), timed_out=True)

@@ -445,31 +445,20 @@ def build_parser() -> argparse.ArgumentParser:
 # -- commands -----------------------------------------------------------------
 
 
-def _ssl_context(args: argparse.Namespace) -> Any:
-    """The ssl.SSLContext the --tls-* options ask for, or None (plain text)."""
-    if not (args.tls_ca or args.tls_cert or args.tls_key):
-        return None
-    import ssl
-
+def _tls_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The Client keywords the --tls-* options ask for (none: plain text).
+    TLS is then the Rust core's; a file that cannot be used is refused by
+    Client, naming it."""
     if args.tls_key and not args.tls_cert:
         raise CommandError("--tls-key needs --tls-cert")
-    try:
-        context = ssl.create_default_context(cafile=args.tls_ca)
-    except (OSError, ssl.SSLError) as exc:
-        raise CommandError(f"cannot use --tls-ca {args.tls_ca}: {exc.strerror or exc}") from None
-    if args.tls_cert:
-        try:
-            context.load_cert_chain(args.tls_cert, args.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            files = args.tls_cert + (f" and {args.tls_key}" if args.tls_key else "")
-            raise CommandError(f"cannot use the client certificate {files}: {exc.strerror or exc}") from None
-    return context
+    names = {"tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key}
+    return {name: path for name, path in names.items() if path}
 
 
 def _client(args: argparse.Namespace) -> Any:
     from ._native import Client
 
-    return Client(args.host, args.port, timeout=args.timeout, ssl=_ssl_context(args))
+    return Client(args.host, args.port, timeout=args.timeout, **_tls_options(args))
 
 
 def _cmd_put(args: argparse.Namespace, out: TextIO) -> int:
@@ -706,10 +695,10 @@ def _cmd_agent(args: argparse.Namespace, out: TextIO) -> int:
     name = args.name or default_name()
     server = _address((args.host, args.port))
     host, port, timeout = args.host, args.port, args.timeout
-    context = _ssl_context(args)
+    tls = _tls_options(args)
 
     def connect() -> Any:
-        return Client(host, port, timeout=timeout, ssl=context)
+        return Client(host, port, timeout=timeout, **tls)
 
     agent = Agent(
         connect,

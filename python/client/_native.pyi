@@ -28,7 +28,9 @@ __all__ = [
     "__version__",
     "error",
     "options",
-    "ssl_context",
+    "tls_mode",
+    "TlsConfig",
+    "TlsSession",
     "window",
 ]
 
@@ -68,6 +70,9 @@ class Client:
         max_connections: int | None = None,
         retry: Retry | None = None,
         ssl: bool | ssl.SSLContext | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
     ) -> Self: ...
     @overload
     def __new__(
@@ -80,6 +85,9 @@ class Client:
         max_connections: int | None = None,
         retry: Retry | None = None,
         ssl: bool | ssl.SSLContext | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
     ) -> Self: ...
     # A value is an int or float, or anything int() or float() takes without
     # loss (numpy scalars, Decimal, Fraction); bool is refused at run time.
@@ -228,7 +236,27 @@ def options(
     retry: Retry | None = None,
 ) -> tuple[list[tuple[str, int]], float | None, int]: ...
 def window(window: int | None) -> int | None: ...
-def ssl_context(ssl: bool | ssl.SSLContext | None) -> ssl.SSLContext | None: ...
+def tls_mode(
+    ssl: bool | ssl.SSLContext | None = None,
+    tls_ca: str | os.PathLike[str] | None = None,
+    tls_cert: str | os.PathLike[str] | None = None,
+    tls_key: str | os.PathLike[str] | None = None,
+) -> TlsConfig | ssl.SSLContext | None: ...
+@final
+class TlsConfig:
+    """A client's TLS in the Rust core: whom it trusts, what it presents."""
+
+    def session(self, host: str, address: str) -> TlsSession: ...
+
+@final
+class TlsSession:
+    """One connection's TLS state, for asyncio (``client._async_tls``)."""
+
+    def outgoing(self) -> bytes: ...
+    def encrypt(self, data: bytes | bytearray | memoryview) -> bytes: ...
+    def feed(self, data: bytes) -> tuple[bytes, bytes]: ...
+    @property
+    def handshaking(self) -> bool: ...
 
 # -- the embedded server ---------------------------------------------------
 

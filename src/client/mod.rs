@@ -12,4 +12,5 @@ pub mod query;
 pub mod retry;
 pub mod session;
 pub mod shared;
+pub mod tls;
 pub mod transport;

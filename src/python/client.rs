@@ -1,6 +1,7 @@
 //! The `Client` class: argument conversion, then the Rust session does the
 //! work with the GIL released.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -13,7 +14,7 @@ use super::points::encode_put_many;
 use super::query_args::{query_request, Keywords};
 use super::results::metrics_to_dict;
 use super::retry;
-use super::tls;
+use super::tls_mode::{TlsFiles, TlsMode};
 use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
 use crate::client::query::{self, QuerySupport};
@@ -32,6 +33,12 @@ use crate::protocol::{
 /// connection included; ``None`` waits as long as it takes, but Ctrl-C
 /// still interrupts. ``Client([(host, port), ...])`` is given several
 /// servers: it connects to the one that worked last, else the next.
+///
+/// TLS: ``ssl=True`` checks the server against the system's CAs and the
+/// host name; ``tls_ca="ca.pem"`` trusts that CA instead, ``tls_cert=`` and
+/// ``tls_key=`` present a client certificate (any ``tls_*`` means TLS).
+/// That TLS is rustls in the Rust core; an ``ssl.SSLContext`` as ``ssl``
+/// goes through Python's ``ssl`` module instead, which is slower.
 ///
 /// After any failure in the middle of a call (timeout, reset, malformed reply,
 /// interruption) the connection is discarded and the next call reconnects; a
@@ -124,7 +131,7 @@ impl Client {
     #[new]
     #[pyo3(signature = (
         host, port=None, timeout=None, *, max_reply_bytes=None, max_connections=None, retry=None,
-        ssl=None
+        ssl=None, tls_ca=None, tls_cert=None, tls_key=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -136,6 +143,9 @@ impl Client {
         max_connections: Option<&Bound<'_, PyAny>>,
         retry: Option<&Bound<'_, PyAny>>,
         ssl: Option<&Bound<'_, PyAny>>,
+        tls_ca: Option<PathBuf>,
+        tls_cert: Option<PathBuf>,
+        tls_key: Option<PathBuf>,
     ) -> PyResult<Self> {
         let addresses = arguments::addresses(host, port).map_err(ClientError::from)?;
         let timeout = arguments::timeout(timeout, "timeout").map_err(ClientError::from)?;
@@ -146,8 +156,13 @@ impl Client {
             Some(m) => arguments::count(m, "max_connections").map_err(ClientError::from)?,
         };
         let retry = retry::policy(retry)?;
-        let ssl = tls::client_context(ssl)?;
-        let connector = PyConnector::new(addresses.clone(), timeout, ssl);
+        let files = TlsFiles {
+            ca: tls_ca,
+            cert: tls_cert,
+            key: tls_key,
+        };
+        let tls = TlsMode::new(ssl, files)?;
+        let connector = PyConnector::new(addresses.clone(), timeout, tls);
         let closing = CloseSignal::new();
         let mut sessions: Vec<_> = (0..max_connections)
             .map(|_| Session::new(connector.clone(), closing.clone(), timeout, max_reply_bytes))

@@ -17,10 +17,11 @@ use pyo3::types::PyType;
 use super::errors::foreign;
 use super::socket_like::{is_timeout, PySocketLike};
 use super::tls;
+use super::tls_mode::TlsMode;
 use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
 use crate::client::session::Connector;
-use crate::client::transport::{NativeSocket, Transport};
+use crate::client::transport::{NativeSocket, TlsSocket, Transport};
 use crate::protocol::host_port;
 
 /// `socket.socket` as it was when `client` was imported: a test may patch the
@@ -33,43 +34,41 @@ pub fn capture_socket_class(py: Python<'_>) -> PyResult<()> {
 
 pub enum AnyTransport {
     Native(NativeSocket),
+    /// TLS in the Rust core (rustls).
+    Tls(Box<NativeSocket<TlsSocket>>),
     Python(PySocketLike),
+}
+
+/// Runs `$call` on whichever transport `$self` holds.
+macro_rules! each {
+    ($self:expr, $t:ident => $call:expr) => {
+        match $self {
+            AnyTransport::Native($t) => $call,
+            AnyTransport::Tls($t) => $call,
+            AnyTransport::Python($t) => $call,
+        }
+    };
 }
 
 impl Transport for AnyTransport {
     fn send_all(&mut self, data: &[u8]) -> Result<(), ClientError> {
-        match self {
-            AnyTransport::Native(t) => t.send_all(data),
-            AnyTransport::Python(t) => t.send_all(data),
-        }
+        each!(self, t => t.send_all(data))
     }
 
     fn receive(&mut self, sink: &mut dyn FnMut(&[u8])) -> Result<usize, ClientError> {
-        match self {
-            AnyTransport::Native(t) => t.receive(sink),
-            AnyTransport::Python(t) => t.receive(sink),
-        }
+        each!(self, t => t.receive(sink))
     }
 
     fn set_deadline(&mut self, deadline: Option<std::time::Instant>) {
-        match self {
-            AnyTransport::Native(t) => t.set_deadline(deadline),
-            AnyTransport::Python(t) => t.set_deadline(deadline),
-        }
+        each!(self, t => t.set_deadline(deadline))
     }
 
     fn is_reusable(&mut self) -> bool {
-        match self {
-            AnyTransport::Native(t) => t.is_reusable(),
-            AnyTransport::Python(t) => t.is_reusable(),
-        }
+        each!(self, t => t.is_reusable())
     }
 
     fn close(&mut self) {
-        match self {
-            AnyTransport::Native(t) => t.close(),
-            AnyTransport::Python(t) => t.close(),
-        }
+        each!(self, t => t.close())
     }
 }
 
@@ -82,21 +81,17 @@ pub struct PyConnector {
     pub addresses: Arc<[(String, u16)]>,
     pub timeout: Option<Duration>,
     preferred: Arc<AtomicUsize>,
-    /// The `ssl.SSLContext` wrapping every connection; `None`: plain text.
-    ssl: Option<Arc<Py<PyAny>>>,
+    /// Which TLS every connection speaks, if any.
+    tls: TlsMode,
 }
 
 impl PyConnector {
-    pub fn new(
-        addresses: Vec<(String, u16)>,
-        timeout: Option<Duration>,
-        ssl: Option<Py<PyAny>>,
-    ) -> Self {
+    pub fn new(addresses: Vec<(String, u16)>, timeout: Option<Duration>, tls: TlsMode) -> Self {
         PyConnector {
             addresses: addresses.into(),
             timeout,
             preferred: Arc::new(AtomicUsize::new(0)),
-            ssl: ssl.map(Arc::new),
+            tls,
         }
     }
 
@@ -150,8 +145,8 @@ impl PyConnector {
                     foreign(e)
                 }
             })?;
-        if let Some(context) = &self.ssl {
-            let address = host_port(host, port);
+        let address = host_port(host, port);
+        if let TlsMode::Python(context) = &self.tls {
             let wrapped = tls::wrap(context.bind(py), socket, host, &address)?;
             return PySocketLike::new(wrapped.unbind(), closing)
                 .map(|s| AnyTransport::Python(s.speaking_tls_with(py, address)));
@@ -160,13 +155,35 @@ impl PyConnector {
             .import(py, "socket", "socket")
             .map_err(foreign)?;
         if !socket.get_type().is(socket_class) {
+            if let TlsMode::Native(_) = &self.tls {
+                let type_name = socket.get_type().name().map_err(foreign)?;
+                let message = format!(
+                    "TLS needs a socket.socket from socket.create_connection, not {type_name}"
+                );
+                return Err(foreign(pyo3::exceptions::PyTypeError::new_err(message)));
+            }
             return PySocketLike::new(socket.unbind(), closing).map(AnyTransport::Python);
         }
         // `detach()` hands us the descriptor; the Python object no longer
         // owns it and will not close it.
         let stream = take_over(&socket).map_err(foreign)?;
-        let native = NativeSocket::new(stream, self.timeout, Box::new(deliver_signals), closing)?;
-        Ok(AnyTransport::Native(native))
+        let on_wait = Box::new(deliver_signals);
+        match &self.tls {
+            TlsMode::Native(config) => {
+                // The handshake waits for the server: without the GIL.
+                let timeout = self.timeout;
+                let tls = py.detach(|| {
+                    NativeSocket::handshake(
+                        stream, timeout, on_wait, closing, config, host, address,
+                    )
+                })?;
+                Ok(AnyTransport::Tls(Box::new(tls)))
+            }
+            _ => {
+                let native = NativeSocket::new(stream, self.timeout, on_wait, closing)?;
+                Ok(AnyTransport::Native(native))
+            }
+        }
     }
 }
 

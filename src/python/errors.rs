@@ -59,10 +59,24 @@ fn exception(error: ClientError, message: String) -> PyErr {
             with_cause(error, source)
         }
         ClientError::Tls {
-            address, source, ..
+            address,
+            what,
+            source,
         } => {
             let args = (message, address, None::<i32>, None::<String>);
-            with_cause(classes::ClientSocketError::new_err(args), source)
+            let error = classes::ClientSocketError::new_err(args);
+            match source.downcast::<PyErr>() {
+                Ok(ssl_error) => with_cause(error, ssl_error),
+                // The Rust core's TLS: chained as the `ssl` error the
+                // Python path would chain, so callers catch one class.
+                Err(native) => {
+                    Python::attach(|py| {
+                        let cause = super::tls::native_cause(py, &what, &*native);
+                        error.set_cause(py, Some(cause));
+                    });
+                    error
+                }
+            }
         }
         ClientError::Socket(source) => {
             let (errno, strerror) = os_error_details(&source);

@@ -15,6 +15,8 @@ mod retry;
 mod server;
 mod socket_like;
 mod tls;
+mod tls_mode;
+mod tls_session;
 
 use pyo3::prelude::*;
 
@@ -33,7 +35,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codec::cut_short, m)?)?;
     m.add_function(wrap_pyfunction!(codec::options, m)?)?;
     m.add_function(wrap_pyfunction!(codec::window, m)?)?;
-    m.add_function(wrap_pyfunction!(tls::ssl_context, m)?)?;
+    m.add_function(wrap_pyfunction!(tls_session::tls_mode, m)?)?;
+    m.add_class::<tls_session::TlsConfig>()?;
+    m.add_class::<tls_session::TlsSession>()?;
     m.add_class::<server::Server>()?;
     m.add(
         "DEFAULT_MAX_REPLY_BYTES",

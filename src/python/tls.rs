@@ -1,6 +1,6 @@
-//! Client TLS through Python's own `ssl` module: the caller's
-//! `ssl.SSLContext` (or the default one for `ssl=True`) wraps the connected
-//! socket, and the `SSLSocket` is then driven as a socket-like object. An
+//! Client TLS through Python's own `ssl` module, the slower path (every
+//! record goes through Python): the caller's `ssl.SSLContext` wraps the
+//! connected socket, and the `SSLSocket` is then driven as a socket-like object. An
 //! `ssl` failure becomes a `ClientError::Tls` saying what failed in words
 //! (unknown CA, host name mismatch, expired...), the `ssl` error chained.
 
@@ -8,43 +8,22 @@ use pyo3::exceptions::PyOSError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyType};
+use pyo3::types::{PyDict, PyType};
 
 use super::errors::foreign;
 use super::socket_like::is_timeout;
 use crate::client::error::ClientError;
 use crate::protocol::ArgumentError;
 
-/// The context a client's `ssl` argument asks for: `None` or `False` for
-/// plain text, `True` for `ssl.create_default_context()` (system trust
-/// store, host name checked), or an `ssl.SSLContext`.
-pub fn client_context(ssl: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
-    let Some(ssl) = ssl.filter(|s| !s.is_none()) else {
-        return Ok(None);
-    };
-    let py = ssl.py();
-    if let Ok(flag) = ssl.cast::<PyBool>() {
-        if !flag.is_true() {
-            return Ok(None);
-        }
-        let context = py
-            .import(intern!(py, "ssl"))?
-            .call_method0(intern!(py, "create_default_context"))?;
-        return Ok(Some(context.unbind()));
-    }
-    if ssl.is_instance(ssl_class(py, "SSLContext")?)? {
-        return Ok(Some(ssl.clone().unbind()));
+/// The caller's `ssl.SSLContext` (checked to be one) for the Python path;
+/// `True`, `False` and `None` are handled before (see `tls_mode`).
+pub fn python_context(ssl: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    if ssl.is_instance(ssl_class(ssl.py(), "SSLContext")?)? {
+        return Ok(ssl.clone().unbind());
     }
     let type_name = ssl.get_type().name()?;
     let reason = format!("must be True, False, None or an ssl.SSLContext, not {type_name}");
     Err(ClientError::Argument(ArgumentError::type_("ssl", reason)).into())
-}
-
-/// The ``ssl.SSLContext`` a client's ``ssl`` argument asks for (None for
-/// plain text), checked as ``Client`` checks it: for ``AsyncClient``.
-#[pyfunction]
-pub fn ssl_context(ssl: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
-    client_context(ssl)
 }
 
 /// Wraps a connected `socket` with `context`, doing the handshake now; the
@@ -98,6 +77,41 @@ pub fn failure(py: Python<'_>, error: &PyErr, address: Option<&str>) -> Option<C
         source: Box::new(error.clone_ref(py)),
     })
 }
+
+/// The `ssl` exception standing for a failure of the Rust core's TLS:
+/// `ssl.SSLCertVerificationError` when the server's certificate was
+/// refused, else `ssl.SSLError`, with `what` as its message.
+pub fn native_cause(
+    py: Python<'_>,
+    what: &str,
+    source: &(dyn std::error::Error + Send + Sync + 'static),
+) -> PyErr {
+    let refused_certificate = matches!(
+        source.downcast_ref::<rustls::Error>(),
+        Some(rustls::Error::InvalidCertificate(_))
+    );
+    let name = if refused_certificate {
+        "SSLCertVerificationError"
+    } else {
+        "SSLError"
+    };
+    let made = py
+        .import(intern!(py, "ssl"))
+        .and_then(|ssl| ssl.getattr(name))
+        .and_then(|class| class.call1((SSL_ERROR_SSL, what)));
+    match made {
+        Ok(exception) => {
+            if refused_certificate {
+                let _ = exception.setattr(intern!(py, "verify_message"), what);
+            }
+            PyErr::from_value(exception)
+        }
+        Err(error) => error,
+    }
+}
+
+/// The `errno` of `ssl`'s own errors: a failure in the TLS library.
+const SSL_ERROR_SSL: i32 = 1;
 
 fn ssl_class<'py>(py: Python<'py>, name: &str) -> PyResult<&'py Bound<'py, PyType>> {
     static SSL_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();

@@ -15,7 +15,7 @@ use crate::protocol::encode_error;
 
 /// The error reply to a client speaking plain text to a TLS port.
 pub const TLS_REQUIRED: &str =
-    "this server requires TLS: connect with TLS (Client(..., ssl=...) or --tls-ca)";
+    "this server requires TLS: connect with TLS (Client(..., ssl=True or tls_ca=...), or --tls-ca)";
 
 /// Longest a TLS handshake may take.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

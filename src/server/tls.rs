@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -17,6 +16,7 @@ use rustls::{RootCertStore, ServerConfig};
 use super::config::TlsFiles;
 use super::error::ServerError;
 use super::validity::{format_time, validity};
+use crate::pem;
 
 pub(super) type TlsConfig = Arc<ServerConfig>;
 
@@ -62,22 +62,12 @@ fn problem(what: &'static str, path: &Path, problem: String) -> ServerError {
     }
 }
 
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, ServerError> {
-    std::fs::read(path).map_err(|e| problem(what, path, format!("cannot read it: {e}")))
-}
-
 /// Every certificate of a PEM file, each checked to be valid now.
 fn certificates(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, ServerError> {
-    let pem = read(what, path)?;
-    let certificates = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| problem(what, path, format!("not a PEM file: {e}")))?;
-    if certificates.is_empty() {
-        return Err(problem(what, path, "holds no PEM certificate".into()));
-    }
+    let certificates = pem::certificates(path).map_err(|e| problem(what, path, e))?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -111,7 +101,5 @@ fn certificates(
 }
 
 fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, ServerError> {
-    let pem = read("key", path)?;
-    PrivateKeyDer::from_pem_slice(&pem)
-        .map_err(|e| problem("key", path, format!("holds no usable PEM private key: {e}")))
+    pem::private_key(path).map_err(|e| problem("key", path, e))
 }

@@ -12,6 +12,7 @@ import faulthandler
 import os
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -21,6 +22,8 @@ import warnings
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import client
+
+from .tls_peer import TlsLayer
 
 __all__ = [
     "BOUND",
@@ -87,9 +90,12 @@ class Peer:
     ``read_lines`` and answers with ``send``.
     """
 
-    def __init__(self, server: "ScriptedServer", sock: socket.socket, index: int) -> None:
+    def __init__(self, server: "ScriptedServer", sock: socket.socket, index: int,
+                 tls: Optional[ssl.SSLContext] = None) -> None:
         self.server = server
         self.sock = sock
+        #: TLS on the socket (``ScriptedServer(tls=)``); bytes here are plaintext.
+        self.tls = TlsLayer(tls, sock, BOUND) if tls is not None else None
         self.index = index
         #: The client's (host, port) as seen by the server.
         self.address = sock.getpeername()[:2]
@@ -115,9 +121,14 @@ class Peer:
                 chunk = self.sock.recv(1 << 16)
             except OSError:
                 chunk = b""
+            data = chunk
+            if chunk and self.tls is not None:
+                plaintext = self.tls.received(chunk)
+                # TLS failing is the end of this connection's stream.
+                data, chunk = (plaintext, chunk) if plaintext is not None else (b"", b"")
             with self._cond:
                 if chunk:
-                    self._data += chunk
+                    self._data += data
                 else:
                     self._eof = True
                 self._cond.notify_all()
@@ -215,7 +226,10 @@ class Peer:
 
     def send(self, data: bytes) -> None:
         """Sends ``data`` (raises OSError if the client has gone)."""
-        self.sock.sendall(data)
+        if self.tls is not None:
+            self.tls.send(data)
+        else:
+            self.sock.sendall(data)
         self.sent += len(data)
 
     def try_send(self, data: bytes) -> bool:
@@ -273,7 +287,10 @@ class ScriptedServer:
     """
 
     def __init__(self, script: Union[None, Script, Sequence[Optional[Script]]] = None, *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0,
+                 tls: Optional[ssl.SSLContext] = None) -> None:
+        #: A server context: every connection speaks TLS (see tls_peer.py).
+        self.tls = tls
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.listener = socket.socket(family, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -326,7 +343,7 @@ class ScriptedServer:
                 if self.stopping:
                     sock.close()
                     return
-                peer = Peer(self, sock, len(self.peers))
+                peer = Peer(self, sock, len(self.peers), self.tls)
                 self.peers.append(peer)
                 peer.start()
                 script = self._script_for(peer.index)
@@ -483,9 +500,9 @@ class MetricsServer(ScriptedServer):
     """A ScriptedServer whose every connection is served by one MetricsStore."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
-                 store: Optional[MetricsStore] = None) -> None:
+                 store: Optional[MetricsStore] = None, tls: Optional[ssl.SSLContext] = None) -> None:
         self.store = store or MetricsStore()
-        super().__init__(self.store.script, host=host, port=port)
+        super().__init__(self.store.script, host=host, port=port, tls=tls)
 
 
 # --------------------------------------------------------------------------
@@ -589,15 +606,34 @@ class TestCase(unittest.TestCase):
         self.addCleanup(server.stop)
         return server
 
+    def tls_options(self) -> dict:
+        """The client keywords of the transport under test: none for plain
+        TCP (``support.transports.OverTls`` gives TLS's)."""
+        return {}
+
     def client(self, server_or_address, **kwargs) -> client.Client:
         if isinstance(server_or_address, ScriptedServer):
             host, port = server_or_address.address
         else:
             host, port = server_or_address
         kwargs.setdefault("timeout", BOUND)
+        for name, value in self.tls_options().items():
+            kwargs.setdefault(name, value)
         c = client.Client(host, port, **kwargs)
         self.addCleanup(c.close)
         return c
+
+    def async_client(self, *address, **kwargs) -> client.AsyncClient:
+        """An AsyncClient on the transport under test (closed by the test)."""
+        for name, value in self.tls_options().items():
+            kwargs.setdefault(name, value)
+        return client.AsyncClient(*address, **kwargs)
+
+    def embedded_server(self, **kwargs) -> client.Server:
+        """The embedded server, on the transport under test."""
+        server = client.Server(**kwargs)
+        self.addCleanup(server.close)
+        return server
 
     def run_forked(self, child: Callable[[], int]) -> int:
         """Runs ``child`` in a forked process and returns its exit code. The

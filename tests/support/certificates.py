@@ -102,6 +102,24 @@ class _Authority:
         return builder.sign(self.key, hashes.SHA256()), key
 
 
+def _self_signed(name: str, names: List[str]) -> Tuple[Any, Any]:
+    """A server certificate signed by its own key, not by any CA."""
+    authority = _Authority(name)
+    alternative = [x509.IPAddress(ipaddress.ip_address(n)) if n[0].isdigit() or ":" in n
+                   else x509.DNSName(n) for n in names]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(authority.name).issuer_name(authority.name)
+        .public_key(authority.key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - datetime.timedelta(days=1))
+        .not_valid_after(_now() + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(alternative), critical=False)
+        .sign(authority.key, hashes.SHA256())
+    )
+    return cert, authority.key
+
+
 def _write(directory: pathlib.Path, stem: str, cert: Any, key: Any) -> Pair:
     cert_path, key_path = directory / f"{stem}.pem", directory / f"{stem}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -120,6 +138,7 @@ class Certificates:
     ``stranger_ca``, ``stranger_server``, ``stranger_client``: the same by
     another CA. ``expired_server``, ``expired_client``: signed by ``ca``,
     expired. ``misnamed_server``: signed by ``ca`` for another host name.
+    ``self_signed_server``: signed by its own key.
     """
 
     def __init__(self, directory: str) -> None:
@@ -139,6 +158,8 @@ class Certificates:
                                      *ca.issue("server", client=False, names=names, expired=True))
         self.expired_client = _write(path, "expired-client",
                                      *ca.issue("client", client=True, expired=True))
+        self.self_signed_server = _write(path, "self-signed-server",
+                                         *_self_signed("server", names))
         self.misnamed_server = _write(path, "misnamed-server",
                                       *ca.issue("server", client=False,
                                                 names=["elsewhere.example"]))

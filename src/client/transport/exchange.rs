@@ -10,8 +10,9 @@ pub trait Transport {
     /// Writes all of `data` (as one `sendall` where the transport has one).
     fn send_all(&mut self, data: &[u8]) -> Result<(), ClientError>;
 
-    /// Waits for more bytes and hands them to `sink`; returns how many bytes
-    /// were received, 0 meaning the peer closed the stream.
+    /// Waits for more bytes and hands them to `sink` (in one or more
+    /// pieces); returns how many bytes were received, 0 meaning the peer
+    /// closed the stream.
     fn receive(&mut self, sink: &mut dyn FnMut(&[u8])) -> Result<usize, ClientError>;
 
     /// Sets the instant by which the current call must finish; `None` waits
@@ -68,6 +69,11 @@ pub fn read_replies<T: Transport + ?Sized>(
     while replies.len() < count {
         let mut outcome: Result<(), ClientError> = Ok(());
         let received = transport.receive(&mut |chunk| {
+            // A transport may hand over a read in several pieces: after an
+            // error the rest is not decoded.
+            if outcome.is_err() {
+                return;
+            }
             let mut rest = chunk;
             while !rest.is_empty() {
                 if replies.len() == total {

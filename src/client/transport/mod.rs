@@ -3,6 +3,10 @@
 
 mod exchange;
 mod native;
+mod socket;
+mod tls;
 
 pub use exchange::{exchange, read_replies, read_reply, Transport};
-pub use native::{NativeSocket, WaitHook, WAIT_SLICE};
+pub use native::{Framing, NativeSocket, Plain};
+pub use socket::{WaitHook, WaitingSocket, WAIT_SLICE};
+pub use tls::TlsSocket;

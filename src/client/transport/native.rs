@@ -1,44 +1,70 @@
-//! A TCP socket driven from Rust, so waiting for the server can happen with
-//! the Python interpreter released.
-//!
-//! Waiting is done in short slices (`WAIT_SLICE`) with a hook run between
-//! them: the Python layer uses it to deliver Ctrl-C promptly even with no
-//! timeout, while the deadline bounds the call as a whole.
-//!
-//! The stream is shared (`Arc`) with the client's close signal, which shuts
-//! it down from the closing thread to wake a blocked read or write; the
-//! signal is also checked before every wait, so a reply that keeps
-//! streaming in is abandoned too.
+//! The transport driven from Rust: a `WaitingSocket` under a framing, plain
+//! text or TLS (`super::tls`). The framing only turns request bytes into
+//! what goes on the socket and what comes off it back into reply bytes;
+//! waiting, timeouts, Ctrl-C and closing are the socket's, the same for both.
 
-use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Transport;
-use crate::client::closing::{Abort, CloseSignal};
+use super::socket::{Waiting, WaitingSocket};
+use super::{Transport, WaitHook};
+use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
-
-/// Longest uninterrupted wait before the hook runs again.
-pub const WAIT_SLICE: Duration = Duration::from_millis(50);
 
 const RECEIVE_BUFFER: usize = 256 * 1024;
 
-/// Run while waiting; an error from it aborts the call (e.g. KeyboardInterrupt).
-pub type WaitHook = Box<dyn FnMut() -> Result<(), ClientError> + Send>;
+/// What goes on the wire for the bytes of requests and replies.
+pub trait Framing: Send {
+    /// Sends all of `data` (one batch of requests) on `socket`.
+    fn send_all(&mut self, socket: &mut WaitingSocket, data: &[u8]) -> Result<(), ClientError>;
 
-pub struct NativeSocket {
-    stream: Arc<TcpStream>,
-    closing: Arc<CloseSignal>,
-    timeout: Option<Duration>,
-    deadline: Option<Instant>,
-    on_wait: WaitHook,
-    buffer: Vec<u8>,
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+    /// Waits for more reply bytes and hands them to `sink` (in one or more
+    /// pieces); returns how many, 0 meaning the peer closed the stream.
+    /// `buffer` is the transport's, for what is read off the socket.
+    fn receive(
+        &mut self,
+        socket: &mut WaitingSocket,
+        buffer: &mut [u8],
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, ClientError>;
+
+    /// False when the idle connection is known to be unusable; never blocks.
+    fn is_reusable(&mut self, socket: &mut WaitingSocket, buffer: &mut [u8]) -> bool;
 }
 
-impl NativeSocket {
+/// Requests and replies as they are.
+pub struct Plain;
+
+impl Framing for Plain {
+    fn send_all(&mut self, socket: &mut WaitingSocket, data: &[u8]) -> Result<(), ClientError> {
+        socket.write_all(data)
+    }
+
+    fn receive(
+        &mut self,
+        socket: &mut WaitingSocket,
+        buffer: &mut [u8],
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, ClientError> {
+        let n = socket.read(buffer)?;
+        sink(&buffer[..n]);
+        Ok(n)
+    }
+
+    fn is_reusable(&mut self, socket: &mut WaitingSocket, buffer: &mut [u8]) -> bool {
+        // 0: the peer closed; bytes: nobody asked for them.
+        matches!(socket.waiting(&mut buffer[..1], true), Waiting::Nothing)
+    }
+}
+
+pub struct NativeSocket<F: Framing = Plain> {
+    pub(super) socket: WaitingSocket,
+    pub(super) framing: F,
+    pub(super) buffer: Vec<u8>,
+}
+
+impl NativeSocket<Plain> {
     /// Takes over a connected stream, registered with `closing` so that
     /// closing the client aborts it; `timeout` is reported in timeout errors.
     pub fn new(
@@ -47,122 +73,37 @@ impl NativeSocket {
         on_wait: WaitHook,
         closing: &Arc<CloseSignal>,
     ) -> Result<Self, ClientError> {
-        // Python leaves a socket with a timeout in non-blocking mode; we
-        // wait with SO_RCVTIMEO/SO_SNDTIMEO slices instead.
-        stream.set_nonblocking(false).map_err(Self::socket_error)?;
-        // Each request is one small write answered by the server: Nagle's
-        // algorithm would only add latency.
-        stream.set_nodelay(true).map_err(Self::socket_error)?;
-        let stream = Arc::new(stream);
-        let abort: Arc<dyn Abort> = stream.clone();
-        closing.register(Arc::downgrade(&abort))?;
-        Ok(NativeSocket {
-            stream,
-            closing: Arc::clone(closing),
-            timeout,
-            deadline: None,
-            on_wait,
-            buffer: Vec::new(),
-            read_timeout: None,
-            write_timeout: None,
-        })
-    }
-
-    /// How long the next blocking step may wait, or why the call must stop.
-    fn next_wait(&self) -> Result<Duration, ClientError> {
-        if self.closing.is_closed() {
-            return Err(ClientError::ClosedDuringCall);
-        }
-        match self.deadline {
-            None => Ok(WAIT_SLICE),
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    Err(ClientError::Timeout {
-                        after: self.timeout,
-                    })
-                } else {
-                    Ok(left.min(WAIT_SLICE))
-                }
-            }
-        }
-    }
-
-    fn socket_error(error: io::Error) -> ClientError {
-        ClientError::Socket(Box::new(error))
+        let socket = WaitingSocket::new(stream, timeout, on_wait, closing)?;
+        Ok(NativeSocket::framed(socket, Plain))
     }
 }
 
-/// True for the errors that only mean "nothing happened within the slice".
-fn is_wait_over(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
+impl<F: Framing> NativeSocket<F> {
+    pub(super) fn framed(socket: WaitingSocket, framing: F) -> Self {
+        NativeSocket {
+            socket,
+            framing,
+            buffer: vec![0; RECEIVE_BUFFER],
+        }
+    }
 }
 
-impl Transport for NativeSocket {
+impl<F: Framing> Transport for NativeSocket<F> {
     fn set_deadline(&mut self, deadline: Option<Instant>) {
-        self.deadline = deadline;
+        self.socket.set_deadline(deadline);
     }
 
-    fn send_all(&mut self, mut data: &[u8]) -> Result<(), ClientError> {
-        while !data.is_empty() {
-            let wait = self.next_wait()?;
-            if self.write_timeout != Some(wait) {
-                self.stream
-                    .set_write_timeout(Some(wait))
-                    .map_err(Self::socket_error)?;
-                self.write_timeout = Some(wait);
-            }
-            match (&*self.stream).write(data) {
-                Ok(0) => return Err(Self::socket_error(io::ErrorKind::WriteZero.into())),
-                Ok(n) => data = &data[n..],
-                Err(e) if is_wait_over(&e) => (self.on_wait)()?,
-                Err(e) => return Err(Self::socket_error(e)),
-            }
-        }
-        Ok(())
+    fn send_all(&mut self, data: &[u8]) -> Result<(), ClientError> {
+        self.framing.send_all(&mut self.socket, data)
     }
 
     fn receive(&mut self, sink: &mut dyn FnMut(&[u8])) -> Result<usize, ClientError> {
-        if self.buffer.is_empty() {
-            self.buffer.resize(RECEIVE_BUFFER, 0);
-        }
-        loop {
-            let wait = self.next_wait()?;
-            if self.read_timeout != Some(wait) {
-                self.stream
-                    .set_read_timeout(Some(wait))
-                    .map_err(Self::socket_error)?;
-                self.read_timeout = Some(wait);
-            }
-            match (&*self.stream).read(&mut self.buffer) {
-                Ok(n) => {
-                    sink(&self.buffer[..n]);
-                    return Ok(n);
-                }
-                Err(e) if is_wait_over(&e) => (self.on_wait)()?,
-                Err(e) => return Err(Self::socket_error(e)),
-            }
-        }
+        self.framing
+            .receive(&mut self.socket, &mut self.buffer, sink)
     }
 
-    #[cfg(unix)]
     fn is_reusable(&mut self) -> bool {
-        use rustix::net::{recv, RecvFlags};
-        let mut probe = [0u8; 1];
-        // MSG_DONTWAIT keeps the call from blocking whatever the socket's mode.
-        match recv(
-            &self.stream,
-            &mut probe,
-            RecvFlags::PEEK | RecvFlags::DONTWAIT,
-        ) {
-            // Nothing to read (EAGAIN): the normal idle state.
-            Err(e) => is_wait_over(&e.into()),
-            // 0: the peer closed; more: bytes nobody asked for.
-            Ok(_) => false,
-        }
+        self.framing.is_reusable(&mut self.socket, &mut self.buffer)
     }
 }
 
@@ -171,6 +112,7 @@ mod tests {
     use super::*;
     use crate::client::transport::exchange;
     use crate::protocol::{Expect, Reply, ReplyDecoder};
+    use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -315,11 +257,12 @@ mod tests {
         // Wait (bounded) until the bytes are visible to the client.
         let mut probe = [0u8; 1];
         socket
+            .socket
             .stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        socket.read_timeout = Some(Duration::from_secs(5));
-        assert_eq!(socket.stream.peek(&mut probe).unwrap(), 1);
+        socket.socket.read_timeout = Some(Duration::from_secs(5));
+        assert_eq!(socket.socket.stream.peek(&mut probe).unwrap(), 1);
         assert!(!socket.is_reusable());
     }
 
