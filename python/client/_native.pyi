@@ -26,6 +26,7 @@ __all__ = [
     "Retry",
     "Server",
     "__version__",
+    "cut_short",
     "error",
     "options",
     "tls_mode",
@@ -285,7 +286,7 @@ class Server:
         graphite_port: int | None = None,
         http_port: int | None = None,
         retention: float | datetime.timedelta | str | None = None,
-        head_window: float | datetime.timedelta | str | None = None,
+        head_window: float | datetime.timedelta | str | None = "2h",
     ) -> Self: ...
     @property
     def address(self) -> tuple[str, int]: ...
