@@ -199,6 +199,30 @@ class Recovery(TestCase):
         with Client(*srv.address, timeout=BOUND) as cl:
             self.assertEqual(cl.get("*"), {"a": [(1, 1.0)], "b": [(2, 2.0)]})
 
+    def test_a_restart_does_not_copy_quarantined_records_again(self) -> None:
+        with open(self.path, "wb") as f:
+            f.write(b"put a 1 1\nnot a put\nput b 2 2\nalso garbage\n")
+        for start in range(3):
+            srv, warned = self.start()
+            srv.close()
+            self.assertEqual(len(warned), 1, warned)
+            self.assertIn("2 unreadable record(s)", warned[0])
+            if start:
+                self.assertIn("2 of them already there from an earlier start", warned[0])
+            with open(self.path + ".quarantine", "rb") as f:
+                side = f.read()
+            self.assertEqual(side.count(b"\nnot a put\n"), 1, side)
+            self.assertEqual(side.count(b"\nalso garbage\n"), 1, side)
+        # A new piece (the journal changed) is still copied.
+        with open(self.path, "ab") as f:
+            f.write(b"third garbage\n")
+        srv, warned = self.start()
+        srv.close()
+        self.assertIn("3 unreadable record(s)", warned[0])
+        self.assertIn("2 of them already there", warned[0])
+        with open(self.path + ".quarantine", "rb") as f:
+            self.assertEqual(f.read().count(b"\nthird garbage\n"), 1)
+
     def test_every_fsync_policy_keeps_everything_after_close(self) -> None:
         for fsync in ("always", "everysec", "no"):
             with self.subTest(fsync=fsync):

@@ -6,6 +6,7 @@
 //! record after garbage on the same line (a NUL run without `\n` runs into
 //! the next record) is found again by its `put ` start and applied.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -47,6 +48,9 @@ pub struct Recovery {
     /// all of them are in the quarantine file.
     pub quarantined: u64,
     pub quarantined_bytes: u64,
+    /// Of those, found already copied by an earlier start (the journal
+    /// keeps them until its next compaction): not copied again.
+    pub quarantined_before: u64,
     /// Where unapplied bytes were copied, when there were any.
     pub quarantine: Option<PathBuf>,
     /// The first few unapplied lines: offset and a printable excerpt.
@@ -73,6 +77,7 @@ impl Recovery {
             torn: None,
             quarantined: 0,
             quarantined_bytes: 0,
+            quarantined_before: 0,
             quarantine: None,
             samples: Vec::new(),
             removed_compaction: false,
@@ -103,9 +108,15 @@ impl Recovery {
                 .iter()
                 .map(|(offset, text)| format!("offset {offset}: {text:?}"))
                 .collect();
+            let before = match self.quarantined_before {
+                0 => String::new(),
+                n => {
+                    format!(" ({n} of them already there from an earlier start, not copied again)")
+                }
+            };
             warnings.push(format!(
                 "{path}: {unreadable} unreadable record(s) were not applied and were copied \
-                 to {side} ({} bytes in all, with the torn record if any; {})",
+                 to {side}{before} ({} bytes in all, with the torn record if any; {})",
                 self.quarantined_bytes,
                 samples.join("; ")
             ));
@@ -169,23 +180,37 @@ pub(super) fn excerpt(line: &[u8]) -> String {
 
 /// The side file that receives every byte recovery does not apply. Each
 /// piece is a `#` line saying where it came from, the bytes as they were,
-/// and a `\n`.
+/// and a `\n`. A piece already there from an earlier start (the same
+/// offset and bytes: the journal keeps an unapplied record until its next
+/// compaction) is not copied again.
 pub(super) struct Quarantine {
     path: PathBuf,
     source: PathBuf,
     file: Option<File>,
+    /// (offset, length, CRC-32C) of the pieces the file holds already.
+    copied: HashSet<(u64, u64, u32)>,
+    /// Pieces found again and not copied again.
+    pub(super) again: u64,
 }
 
 impl Quarantine {
     pub(super) fn new(path: PathBuf, source: &Path) -> Self {
+        let copied = copied_pieces(&path).unwrap_or_default();
         Quarantine {
             path,
             source: source.to_owned(),
             file: None,
+            copied,
+            again: 0,
         }
     }
 
     pub(super) fn add(&mut self, offset: u64, bytes: &[u8], reason: &str) -> io::Result<()> {
+        let piece = (offset, bytes.len() as u64, crc32c::crc32c(bytes));
+        if !self.copied.insert(piece) {
+            self.again += 1;
+            return Ok(());
+        }
         if self.file.is_none() {
             self.file = Some(
                 OpenOptions::new()
@@ -222,6 +247,50 @@ impl Quarantine {
             }
             None => Ok(false),
         }
+    }
+}
+
+/// The pieces a quarantine file holds: each `#` line names an offset and a
+/// length, and that many bytes and a `\n` follow it. Read in pieces (the
+/// file may be large); what does not parse ends the list (a file of ours is
+/// never damaged in a way that matters here: at worst a piece is copied
+/// twice).
+fn copied_pieces(path: &Path) -> io::Result<HashSet<(u64, u64, u32)>> {
+    let mut pieces = HashSet::new();
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(pieces),
+        Err(e) => return Err(e),
+    };
+    let mut reader = io::BufReader::new(file);
+    let mut header = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        header.clear();
+        if io::BufRead::read_until(&mut reader, b'\n', &mut header)? == 0 {
+            return Ok(pieces);
+        }
+        let text = String::from_utf8_lossy(&header);
+        let Some(at) = text.rfind(" offset ").filter(|_| text.starts_with("# ")) else {
+            return Ok(pieces);
+        };
+        let mut words = text[at + 8..].split([' ', ':']);
+        let (Some(offset), Some("length"), Some(len)) = (words.next(), words.next(), words.next())
+        else {
+            return Ok(pieces);
+        };
+        let (Ok(offset), Ok(len)) = (offset.parse::<u64>(), len.parse::<u64>()) else {
+            return Ok(pieces);
+        };
+        let (mut left, mut crc) = (len, 0u32);
+        while left > 0 {
+            let want = left.min(chunk.len() as u64) as usize;
+            io::Read::read_exact(&mut reader, &mut chunk[..want])?;
+            crc = crc32c::crc32c_append(crc, &chunk[..want]);
+            left -= want as u64;
+        }
+        io::Read::read_exact(&mut reader, &mut chunk[..1])?;
+        pieces.insert((offset, len, crc));
     }
 }
 
@@ -348,6 +417,7 @@ pub(super) fn replay(
     });
     recovery.quarantined += found.pieces;
     recovery.quarantined_bytes += found.bytes;
+    recovery.quarantined_before = quarantine.again;
     if found.pieces > 0 {
         recovery.quarantine = Some(quarantine.path().to_owned());
     }
