@@ -253,6 +253,30 @@ class Loading(TestCase):
                 else open(os.devnull, "rb") as f:
             self.assertEqual(f.read(), b"")
 
+    def test_sigterm_during_a_seal_stops_at_once_leaving_journal_and_blocks_whole(self) -> None:
+        points = 900_000
+        write_log(self.path, points)  # old timestamps: everything is to be sealed
+        blocks = self.path + ".blocks"
+        child = Child(["-m", "client", "serve", "--port", "0", "--data", self.path,
+                       "--head-window", "0"])
+        self.addCleanup(child.kill)
+        child.wait_stderr("listening on", timeout=4 * BOUND)
+
+        def sealing() -> bool:
+            return os.path.isdir(blocks) and any(n.endswith(".tmp") for n in os.listdir(blocks))
+
+        wait_until(sealing, interval=0.0005, message="a seal")
+        sent = time.monotonic()
+        child.proc.send_signal(signal.SIGTERM)
+        status = child.finish(BOUND)
+        self.assertLess(time.monotonic() - sent, STOP_WITHIN)
+        self.assertEqual(status, 0, child.err[-2000:])
+        self.assertFalse(sealing(), "an unfinished block was left behind")
+        with Server(data=self.path) as srv, Client(*srv.address, timeout=BOUND) as cl:
+            last = f"key.{points - 1}"
+            self.assertEqual(cl.get(last), {last: [(points - 1, (points - 1) % 1000 + 0.5)]})
+            self.assertEqual(len(cl.get("*")), points)
+
 
 if __name__ == "__main__":
     unittest.main()
