@@ -42,8 +42,10 @@ def rows(f: Dict[str, Any]) -> List[Row]:
     for shape, label in (("series", "shape 1"), ("keys", "shape 2")):
         r = _ratio(bpp(f"new/{shape}"), bpp(f"vm/{shape}"))
         d = disk[f"new/{shape}"]
+        vm = disk.get(f"vm/{shape}", {})
+        parts = ", ".join(f"{k} {v / 1e6:,.2f} MB" for k, v in vm.items() if k not in ("bytes", "per_point") and v)
         out.append((f"bytes/point on disk, {label}", f"{bpp(f'new/{shape}'):.2f} (journal {d['journal']:,} B, "
-                    f"keys {d['keys']:,} B)", f"{bpp(f'vm/{shape}') or 0:.2f}", r, "≤ 1", le(r)))
+                    f"keys {d['keys']:,} B)", f"{bpp(f'vm/{shape}') or 0:.2f} ({parts})", r, "≤ 1", le(r)))
     out.append(("bytes/point on disk, shape 1 x10 points", f"{bpp('new/growth'):.2f}", "", None, "", None))
     out.append(("bytes/point, old server (journal), shape 1", f"{bpp('old/series') or 0:.2f}", "", None, "", None))
     for shape, label in (("series", "shape 1"), ("keys", "shape 2")):
@@ -55,7 +57,7 @@ def rows(f: Dict[str, Any]) -> List[Row]:
                 _ms(_median(f, "new/series", "startup_s")), g, f"flat (≤ {FLAT})", le(g, FLAT)))
     out.append(("start-up, old server, shape 1 (replays everything)", _ms(_median(f, "old/series", "startup_s")),
                 "", None, "", None))
-    out.append(("of which `python -m client --version` (interpreter, imports)", _ms(_median(f, "python", "startup_s")),
+    out.append(("of which `python -c 'import client'` (interpreter, imports)", _ms(_median(f, "python", "startup_s")),
                 "", None, "", None))
     for shape, label in (("series", "shape 1"), ("keys", "shape 2")):
         ours, vm = _median(f, f"new/{shape}", "rss"), _median(f, f"vm/{shape}", "rss")
@@ -106,8 +108,11 @@ def chart(f: Dict[str, Any], path: str) -> str:
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     colours = {"new": "tab:blue", "vm": "tab:orange", "old": "tab:gray"}
 
-    def bars(ax: Any, title: str, items: List[Tuple[str, str, Optional[float]]], unit: str) -> None:
+    def bars(ax: Any, title: str, items: List[Tuple[str, str, Optional[float]]], unit: str,
+             log: bool = False) -> None:
         items = [i for i in items if i[2] is not None]
+        if log:
+            ax.set_yscale("log")
         ax.bar([i[0] for i in items], [i[2] for i in items], color=[colours[i[1]] for i in items])
         for x, (_, _, v) in enumerate(items):
             ax.annotate(f"{v:,.3g}", (x, v), ha="center", va="bottom", fontsize=8)
@@ -118,7 +123,7 @@ def chart(f: Dict[str, Any], path: str) -> str:
     d = {k: v["per_point"] for k, v in f["disk"].items()}
     bars(axes[0][0], "disk, bytes per point", [("ours s1", "new", d.get("new/series")),
          ("VM s1", "vm", d.get("vm/series")), ("ours s1x10", "new", d.get("new/growth")),
-         ("ours s2", "new", d.get("new/keys")), ("VM s2", "vm", d.get("vm/keys"))], "bytes")
+         ("ours s2", "new", d.get("new/keys")), ("VM s2", "vm", d.get("vm/keys"))], "bytes (log scale)", log=True)
 
     def med(name: str, what: str, k: float = 1.0) -> Optional[float]:
         v = _median(f, name, what)
@@ -136,7 +141,8 @@ def chart(f: Dict[str, Any], path: str) -> str:
     bars(axes[1][0], "ingest until readable", [("ours s1", "new", i.get("new/series")),
          ("ours s1 always", "new", i.get("new-always/series")), ("VM s1", "vm", i.get("vm/series")),
          ("old s1", "old", i.get("old/series")), ("ours s2", "new", i.get("new/keys")),
-         ("ours s2 always", "new", i.get("new-always/keys")), ("VM s2", "vm", i.get("vm/keys"))], "M points/s")
+         ("ours s2 always", "new", i.get("new-always/keys")), ("VM s2", "vm", i.get("vm/keys"))],
+         "M points/s (log scale)", log=True)
     g = f.get("get", {})
     for ax, what, title in ((axes[1][1], "get_one", "get <key>, 20,000 points"),
                             (axes[1][2], "get_all", "get *, shape 1")):
@@ -150,3 +156,12 @@ def chart(f: Dict[str, Any], path: str) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return f"chart written to {path}"
+
+
+if __name__ == "__main__":  # redraw: python benches/storage_report.py FIGURES.json [PNG]
+    import json
+    import sys
+    with open(sys.argv[1]) as source:
+        saved = json.load(source)
+    print(table(saved))
+    print(chart(saved, sys.argv[2] if len(sys.argv) > 2 else "storage.png"))
