@@ -23,22 +23,19 @@ import argparse
 import http.client
 import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
-from tests.support.graphite import GraphiteWeb, free_port, graphite_web_missing, wait_port  # noqa: E402
+from children import VICTORIA, Serve, Victoria, send_all, wait  # noqa: E402
 
-VICTORIA = shutil.which("victoria-metrics")
+from tests.support.graphite import GraphiteWeb, graphite_web_missing  # noqa: E402
 
 
 def payloads(points: int, connections: int, now: int) -> List[bytes]:
@@ -52,80 +49,11 @@ def payloads(points: int, connections: int, now: int) -> List[bytes]:
     return out
 
 
-def send_all(port: int, chunks: List[bytes]) -> None:
-    def one(data: bytes) -> None:
-        with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
-            sock.sendall(data)
-    threads = [threading.Thread(target=one, args=(c,)) for c in chunks]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-
-def wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.002)
-
-
-class Ours:
-    """``python -m client serve`` with the Graphite ports, in a child."""
-
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="bench-graphite-")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "client", "serve", "--port", "0", "--graphite-port", "0", "--http-port", "0",
-             "--data", os.path.join(self.dir, "metrics.log")],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=self.dir)
-        assert self.proc.stdout is not None
-        lines = [self.proc.stdout.readline().decode().strip() for _ in range(3)]
-        self.port = int(lines[0].rsplit(":", 1)[1])
-        self.graphite_port = int(lines[1].rsplit(":", 1)[1])
-        self.url = lines[2].split(" on ", 1)[1].rstrip("/")
-
-    def has(self, key: str) -> bool:
-        from client import Client
-        with Client("127.0.0.1", self.port, timeout=30) as client:
-            return bool(client.get(key))
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(60)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class Victoria:
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="bench-vm-")
-        self.graphite_port, self.http_port = free_port(), free_port()
-        self.proc = subprocess.Popen(
-            [VICTORIA or "victoria-metrics", f"-graphiteListenAddr=127.0.0.1:{self.graphite_port}",
-             f"-httpListenAddr=127.0.0.1:{self.http_port}", f"-storageDataPath={self.dir}", "-loggerLevel=ERROR"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.http_port, 60, self.proc)
-        wait_port(self.graphite_port, 60, self.proc)
-
-    def rows(self) -> int:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=30) as r:
-            for line in r.read().decode().splitlines():
-                if line.startswith("vm_rows_added_to_storage_total "):
-                    return int(float(line.split()[1]))
-        return 0
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(60)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def ingest(points: int, connections: int) -> Tuple[float, Optional[float]]:
     now = int(time.time())
     chunks = payloads(points, connections, now)
     total = sum(c.count(b"\n") for c in chunks)
-    ours = Ours()
+    ours = Serve(graphite=True)  # with the Graphite ports
     try:
         marked = [c + b"bench.end%d 1 %d\n" % (i, now) for i, c in enumerate(chunks)]
         start = time.perf_counter()
@@ -176,7 +104,7 @@ def render(seconds: float, threads: int) -> Tuple[float, Optional[float]]:
     base = now - now % 10 - 86400 - 600
     lines = b"".join(b"bench.render %d.25 %d\n" % (i % 1000, base + 10 * i) for i in range(8640))
     path = f"/render?target=bench.render&from={base - 1}&until={base + 86400 - 10}&format=json"
-    ours = Ours()
+    ours = Serve(graphite=True)  # with the Graphite ports
     try:
         send_all(ours.graphite_port, [lines + b"bench.rendered 1 %d\n" % now])
         wait(lambda: ours.has("bench.rendered"), 60, "the server's points")
