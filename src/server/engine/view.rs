@@ -148,6 +148,9 @@ impl<'a> View<'a> {
             });
             return;
         }
+        if self.head.bounds(slot, from, until).is_none() {
+            return; // nothing newer to merge: the common case once sealed
+        }
         let sealed: Vec<Point> = out.drain(start..).collect();
         let mut s = 0;
         self.head.each_in_range(slot, from, until, |ts, value| {
