@@ -21,6 +21,8 @@ use crate::server::store::{Cursor, Store};
 /// Bytes of snapshot the compactor makes per step (under the store's lock,
 /// about half a millisecond) before writing them and servicing the buffer.
 const COMPACT_STEP: usize = 64 << 10;
+/// How often a long seal logs how far it is.
+const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 /// Points a sealing step looks at, at most (and whole keys).
 const SEAL_STEP_POINTS: u64 = 1 << 16;
 /// Bytes of snapshot written between two fsyncs of the compaction file.
@@ -43,6 +45,7 @@ pub(super) struct Compaction {
     /// Sealing as it goes (walking key by key from `slot`).
     seal: Option<Seal>,
     slot: usize,
+    last_progress: Instant,
 }
 
 impl Compaction {
@@ -68,6 +71,7 @@ impl Compaction {
             started: Instant::now(),
             seal: None,
             slot: 0,
+            last_progress: Instant::now(),
         })
     }
 
@@ -79,6 +83,22 @@ impl Compaction {
 
     pub(super) fn seal(&self) -> Option<&Seal> {
         self.seal.as_ref()
+    }
+
+    /// A progress line every few seconds of a long seal (as a long replay
+    /// has): `None` when one is not due.
+    pub(super) fn progress(&mut self, keys: usize) -> Option<String> {
+        let seal = self.seal.as_ref()?;
+        if self.last_progress.elapsed() < PROGRESS_EVERY {
+            return None;
+        }
+        self.last_progress = Instant::now();
+        Some(format!(
+            "sealing: {} of {keys} keys done, {} points into blocks so far ({:.0} s)",
+            self.slot,
+            seal.sealed,
+            self.started.elapsed().as_secs_f64()
+        ))
     }
 
     /// Writes the next piece of the snapshot; true when it is complete.

@@ -469,7 +469,16 @@ impl<D: Disk> JournalWriter<D> {
         let stepped = c.step(&self.shared);
         let sealing = c.seal().map(|s| (s.sealed, s.dropped));
         match stepped {
-            Ok(false) => return Some(c),
+            Ok(false) => {
+                let keys = self.shared.lock().store.keys();
+                if let Some(line) = c.progress(keys) {
+                    self.shared.log(
+                        Level::Info,
+                        &format!("{}: {line}", self.file.path.display()),
+                    );
+                }
+                return Some(c);
+            }
             Ok(true) => match c.finish(&mut self.file, &self.shared) {
                 Ok((lines, bytes, took)) => {
                     // The new file was fsynced with everything in it.
