@@ -50,11 +50,10 @@ impl Engine {
             seal.series(&state.store, slot, &mut |_, _| {}).unwrap();
         }
         let written = seal.write().unwrap();
-        let State { store, sealed, .. } = &mut *state;
-        let sealed = sealed.as_mut().unwrap();
-        sealed.add(&written).unwrap();
+        let blocks = state.sealed.as_mut().unwrap().add(&written).unwrap();
         let count = seal.sealed;
-        while !seal.settle(store, sealed).unwrap() {}
+        drop(state);
+        seal.settle(|| self.state.lock().unwrap(), &blocks).unwrap();
         count
     }
 

@@ -12,11 +12,13 @@
 //! Points past the retention are neither sealed nor journaled: dropped.
 
 use std::path::PathBuf;
+use std::sync::{Arc, MutexGuard};
 
-use super::block::{BlockError, BlockInfo, BlockWriter};
+use super::block::{Block, BlockError, BlockInfo, BlockWriter};
 use super::keys::KeysFile;
-use super::{chunk, EngineError, Sealed, Storage, PARTITION};
+use super::{chunk, EngineError, Storage, PARTITION};
 use crate::protocol::Point;
+use crate::server::shared::State;
 use crate::server::store::Store;
 
 /// Partitions one seal writes blocks for, at most: points of others stay
@@ -36,8 +38,6 @@ pub(crate) struct Seal {
     numbered: usize,
     first_seq: u64,
     writers: Vec<(i64, BlockWriter)>,
-    /// Slots that had points sealed (to remove from the head afterwards).
-    sealed_slots: Vec<usize>,
     /// The oldest point kept in the head.
     kept_low: Option<i64>,
     /// The store's lower bound when the seal began, for an abandoned seal.
@@ -48,8 +48,6 @@ pub(crate) struct Seal {
     pub(crate) dropped: u64,
     /// Points looked at so far.
     pub(crate) visited: u64,
-    /// Retention: slots below this have been cut.
-    expired_to: usize,
 }
 
 /// The day `[start, end)` that holds `ts`, when both ends fit in an i64.
@@ -84,7 +82,7 @@ impl Sealer {
     pub(crate) fn begin<'s>(
         &mut self,
         now: i64,
-        mut lock: impl FnMut() -> std::sync::MutexGuard<'s, crate::server::shared::State>,
+        mut lock: impl FnMut() -> MutexGuard<'s, State>,
     ) -> Result<Seal, EngineError> {
         let (new_keys, numbered, dir, first_seq, low_before) = {
             let mut state = lock();
@@ -129,7 +127,6 @@ impl Sealer {
             numbered: numbered + new_keys.len(),
             first_seq,
             writers: Vec::new(),
-            sealed_slots: Vec::new(),
             kept_low: None,
             low_before,
             points: Vec::new(),
@@ -137,7 +134,6 @@ impl Sealer {
             sealed: 0,
             dropped: 0,
             visited: 0,
-            expired_to: 0,
         })
     }
 }
@@ -174,7 +170,6 @@ impl Seal {
         self.visited += visited;
         self.kept_low = kept_low;
         let mut start = 0;
-        let mut any = false;
         while start < self.points.len() {
             let ts = self.points[start].0;
             let bounds = partition_of(ts);
@@ -223,10 +218,6 @@ impl Seal {
                 summary.last,
             )?;
             self.sealed += u64::from(summary.count);
-            any = true;
-        }
-        if any {
-            self.sealed_slots.push(slot);
         }
         Ok(())
     }
@@ -255,43 +246,81 @@ impl Seal {
         Ok(Some(self.writers.len() - 1))
     }
 
-    /// After the new journal replaced the old one: removes the sealed and
-    /// the expired points from the head and expired blocks from disk.
-    /// Called with the lock held.
+    /// After the new journal replaced the old one: removes from the head
+    /// the points this seal's `blocks` hold (walking each block's index in
+    /// order and reading its chunks without the lock), then what is past
+    /// the retention, and expired blocks from disk.
     ///
-    /// Done a piece at a time (call until it returns true), so the lock is
-    /// released between pieces: until a point is removed, readers find it
-    /// in both places with the same value.
-    pub(crate) fn settle(
-        &mut self,
-        store: &mut Store,
-        sealed: &mut Sealed,
-    ) -> std::io::Result<bool> {
-        let mut points = Vec::new();
-        let mut work = 0;
-        while let Some(&slot) = self.sealed_slots.last() {
-            points.clear();
-            sealed.points(slot, i64::MIN, Some(self.before), &mut points, &mut |_| {});
-            store.remove_sealed(slot, self.before, &points);
-            self.sealed_slots.pop();
-            work += points.len() + 1;
-            if work >= SETTLE_STEP_POINTS {
-                return Ok(false);
+    /// Done a piece at a time, the lock released between pieces: until a
+    /// point is removed, readers find it in both places with the same
+    /// value. A stop request ends it early: the head may keep points that
+    /// blocks hold, which costs memory until the restart, nothing else.
+    pub(crate) fn settle<'s>(
+        self,
+        lock: impl Fn() -> MutexGuard<'s, State>,
+        blocks: &[Arc<Block>],
+    ) -> Result<(), BlockError> {
+        let stopping = |state: &State| state.journal.as_ref().is_some_and(|j| j.is_closing());
+        let mut bytes = Vec::new();
+        for block in blocks {
+            let mut entries = block.entries();
+            loop {
+                let mut batch: Vec<(usize, Vec<Point>)> = Vec::new();
+                let mut work = 0;
+                for entry in entries.by_ref() {
+                    let entry = entry?;
+                    block.read_chunk(&entry, &mut bytes)?;
+                    let mut points = Vec::with_capacity(entry.count as usize);
+                    chunk::decode(&bytes, &mut points).map_err(|e| BlockError::Corrupt {
+                        path: block.info().path.clone(),
+                        what: format!("series {}: {e}", entry.series_id),
+                    })?;
+                    work += points.len() + 1;
+                    batch.push((entry.series_id as usize, points));
+                    if work >= SETTLE_STEP_POINTS {
+                        break;
+                    }
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                let mut state = lock();
+                if stopping(&state) {
+                    return Ok(());
+                }
+                for (slot, points) in &batch {
+                    state.store.remove_sealed(*slot, self.before, points);
+                }
             }
         }
         if let Some(cutoff) = self.cutoff {
-            while self.expired_to < store.keys() {
-                work += store.remove_before(self.expired_to, cutoff) as usize + 1;
-                self.expired_to += 1;
-                if work >= SETTLE_STEP_POINTS {
-                    return Ok(false);
+            let mut slot = 0;
+            loop {
+                let mut state = lock();
+                if stopping(&state) {
+                    return Ok(());
+                }
+                let mut work = 0;
+                while slot < state.store.keys() && work < SETTLE_STEP_POINTS {
+                    work += state.store.remove_before(slot, cutoff) as usize + 1;
+                    slot += 1;
+                }
+                if slot >= state.store.keys() {
+                    if let Some(sealed) = state.sealed.as_mut() {
+                        sealed.expire(cutoff).map_err(|source| BlockError::Io {
+                            path: sealed.dir().to_path_buf(),
+                            source,
+                        })?;
+                    }
+                    break;
                 }
             }
-            sealed.expire(cutoff)?;
         }
+        let mut state = lock();
+        let store = &mut state.store;
         let since = store.low();
         store.reset_low(self.kept_low, since);
-        Ok(true)
+        Ok(())
     }
 
     /// A seal that did not complete: its unfinished blocks are removed

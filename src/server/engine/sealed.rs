@@ -173,15 +173,17 @@ impl Sealed {
     }
 
     /// Serves the blocks written by a seal (opened again from disk, so what
-    /// is served is what was written).
-    pub fn add(&mut self, written: &[BlockInfo]) -> Result<(), BlockError> {
+    /// is served is what was written); returns them.
+    pub fn add(&mut self, written: &[BlockInfo]) -> Result<Vec<Arc<Block>>, BlockError> {
+        let mut added = Vec::new();
         for info in written {
-            self.blocks.push(Arc::new(Block::open(&info.path)?));
+            added.push(Arc::new(Block::open(&info.path)?));
         }
+        self.blocks.extend(added.iter().cloned());
         self.blocks
             .sort_by_key(|b| (b.info().header.partition_start, b.info().header.seq));
         self.generation += 1;
-        Ok(())
+        Ok(added)
     }
 
     /// The open blocks, in (partition start, seq) order, to read without

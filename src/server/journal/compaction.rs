@@ -129,37 +129,47 @@ impl Compaction {
         file: &mut JournalFile,
         shared: &Shared,
     ) -> io::Result<(u64, u64, Duration)> {
+        let stopping = shared
+            .lock()
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.is_closing());
+        if stopping && self.seal.is_some() {
+            // Making the blocks durable takes fsyncs: not while stopping.
+            if let Some(seal) = self.seal.take() {
+                seal.abandon(&mut shared.lock().store);
+            }
+            let _ = fs::remove_file(&self.tmp_path);
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "the server is stopping",
+            ));
+        }
         let served = match self.seal.as_mut() {
             Some(seal) => seal.write().and_then(|written| {
                 let mut state = shared.lock();
                 match state.sealed.as_mut() {
                     Some(sealed) => sealed.add(&written),
-                    None => Ok(()),
+                    None => Ok(Vec::new()),
                 }
             }),
-            None => Ok(()),
+            None => Ok(Vec::new()),
         };
-        let swapped = match served {
-            Ok(()) => self.swap(file),
-            Err(e) => Err(io::Error::other(e)),
+        let (swapped, blocks) = match served {
+            Ok(blocks) => (self.swap(file), blocks),
+            Err(e) => (Err(io::Error::other(e)), Vec::new()),
         };
-        if let Some(mut seal) = self.seal.take() {
-            loop {
-                let mut state = shared.lock();
-                let crate::server::shared::State { store, sealed, .. } = &mut *state;
-                let Some(sealed) = sealed.as_mut().filter(|_| swapped.is_ok()) else {
-                    seal.abandon(store);
-                    break;
-                };
-                match seal.settle(store, sealed) {
-                    Ok(false) => continue,
-                    Ok(true) => break,
-                    Err(e) => {
-                        let dir = sealed.dir().display().to_string();
-                        shared.log(Level::Warning, &format!("{dir}: expiring blocks: {e}"));
-                        break;
+        if let Some(seal) = self.seal.take() {
+            match &swapped {
+                Ok(_) => {
+                    if let Err(e) = seal.settle(|| shared.lock(), &blocks) {
+                        shared.log(
+                            Level::Warning,
+                            &format!("after sealing, the head keeps some sealed points: {e}"),
+                        );
                     }
                 }
+                Err(_) => seal.abandon(&mut shared.lock().store),
             }
         }
         swapped

@@ -239,6 +239,11 @@ impl Journal {
     pub(crate) fn close(&mut self) {
         self.closing = true;
     }
+
+    /// Whether the server is stopping (long work should give up).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing
+    }
 }
 
 #[cfg(test)]

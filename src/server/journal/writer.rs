@@ -502,6 +502,8 @@ impl<D: Disk> JournalWriter<D> {
                         ),
                     );
                 }
+                // Stopping: given up, the journal and blocks as they were.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.warn(&format!(
                         "compaction failed, keeping the journal as it is: {e}"
