@@ -17,7 +17,7 @@ from client import Client, ClientError, Server
 from tests.support import BOUND, TestCase, wait_until
 from tests.support.processes import ServerProcess
 from tests.support.raw import RawConnection
-from tests.support.redis_cluster import RedisCluster, free_port, redis_missing
+from tests.support.redis_cluster import RedisCluster, free_port, skip_without_redis
 from tests.test_week6_checker import run_checker
 
 #: How long a storm of puts runs around the event under test.
@@ -347,9 +347,7 @@ class MinReplicasToWrite(GatewayTestCase):
 class StoreFailures(TestCase):
     def setUp(self) -> None:
         super().setUp()
-        reason = redis_missing()
-        if reason:
-            self.skipTest(reason)
+        skip_without_redis(self)
 
     def test_a_store_that_does_not_answer_at_start_is_an_oserror(self) -> None:
         port = free_port()

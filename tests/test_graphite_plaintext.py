@@ -3,7 +3,7 @@ senders: graphyte (PyPI) and collectd's write_graphite plugin (Debian's
 ``collectd``, a child process with a config file written here), and by a
 raw socket for the bad lines, which are counted, logged and skipped
 without losing their neighbours. Skipped, saying why, where a sender is
-absent."""
+absent (a failure under CI=true, where .ci/run installs both)."""
 from __future__ import annotations
 
 import math
@@ -19,6 +19,7 @@ from typing import Dict, List, Tuple
 
 from client import Client, Server
 from tests.support import BOUND, TestCase, wait_until
+from tests.support.dependencies import requires
 from tests.support.graphite import LogRecords
 
 try:
@@ -48,7 +49,7 @@ class PlaintextTestCase(TestCase):
         return wait_until(enough, timeout=BOUND, interval=0.02, message=f"{count} points")  # type: ignore[return-value]
 
 
-@unittest.skipIf(graphyte is None, "graphyte is not installed: pip install graphyte")
+@requires("graphyte is not installed: pip install graphyte" if graphyte is None else None)
 class FromGraphyte(PlaintextTestCase):
     def test_points_sent_one_by_one_are_stored(self) -> None:
         server = self.start()
@@ -75,8 +76,8 @@ class FromGraphyte(PlaintextTestCase):
         self.assertEqual(data["batch.k0"][-1], (now, 0.0))
 
 
-@unittest.skipIf(COLLECTD is None or not os.path.exists(f"{COLLECTD_PLUGINS}/write_graphite.so"),
-                 "collectd with write_graphite is not installed (Debian package collectd)")
+@requires("collectd with write_graphite is not installed (Debian package collectd)"
+          if COLLECTD is None or not os.path.exists(f"{COLLECTD_PLUGINS}/write_graphite.so") else None)
 class FromCollectd(PlaintextTestCase):
     def test_write_graphite_metrics_are_stored(self) -> None:
         server = self.start()

@@ -2,7 +2,8 @@
 lines go to carbon-cache (whose whisper files graphite-web reads) and to
 the embedded server, then the same queries go to both and the parsed JSON
 (and the CSV text) must be equal. Skipped, saying why, without Debian's
-graphite-web and graphite-carbon."""
+graphite-web and graphite-carbon (a failure under CI=true, where .ci/run
+installs them)."""
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ from typing import Any, ClassVar, List, Tuple
 
 from client import Server
 from tests.support import BOUND, TestCase, wait_until
+from tests.support.dependencies import requires
 from tests.support.graphite import STEP, GraphiteWeb, graphite_web_missing, http_get
 
 MISSING = graphite_web_missing()
@@ -47,11 +49,15 @@ TARGETS = [
     "movingAverage(web.host1.cpu,5)",
     "movingAverage(web.host2.cpu,'1min')",
     "sumSeries(scale(web.*.cpu,2))",
+    # NaN rows (inf - inf): Python's max/min keep a NaN that comes first.
+    "maxSeries(derivative(scale(web.host1.cpu,1e999)),web.host2.cpu)",
+    "minSeries(web.host2.cpu,derivative(scale(web.host1.cpu,1e999)))",
+    "summarize(derivative(scale(web.host1.cpu,1e999)),'5min','max')",
     "no.such.metric",
 ]
 
 
-@unittest.skipIf(MISSING, MISSING or "")
+@requires(MISSING)
 class SameAnswersAsGraphiteWeb(TestCase):
     web: ClassVar[GraphiteWeb]
     server: ClassVar[Server]

@@ -16,7 +16,7 @@ mod glob;
 mod rollup;
 
 pub use glob::{has_metacharacters, Glob, GlobError, MAX_ALTERNATIVES};
-pub use rollup::{bucket_start, consolidated_step, Agg, Rollup};
+pub use rollup::{bucket_start, consolidated_step, fewest_steps_per_bucket, Agg, Rollup};
 
 use crate::protocol::{Metrics, Point, Query, QueryError};
 

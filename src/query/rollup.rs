@@ -57,6 +57,19 @@ impl Agg {
     pub fn from_name(name: &str) -> Option<Agg> {
         Agg::ALL.into_iter().find(|agg| agg.name() == name)
     }
+
+    /// The aggregate of `values` in the order given, as one bucket's
+    /// (`None` when there are none): the one implementation of the six,
+    /// which Graphite's render functions use too. Their values can be NaN
+    /// (computed, not stored); `min`/`max` then compare as Python's `min`
+    /// and `max` do (a NaN first stays, a NaN later is passed over), which
+    /// is what graphite-web does with them.
+    pub fn over(self, values: impl IntoIterator<Item = f64>) -> Option<f64> {
+        let mut values = values.into_iter();
+        let mut bucket = Bucket::new(0, values.next()?);
+        values.for_each(|value| bucket.add(value));
+        Some(bucket.value(self))
+    }
 }
 
 /// The start of the bucket of width `step` (> 0) holding `timestamp`.
@@ -64,6 +77,17 @@ pub fn bucket_start(timestamp: i64, step: i64) -> i64 {
     debug_assert!(step > 0);
     let start = i128::from(timestamp.div_euclid(step)) * i128::from(step);
     i64::try_from(start).unwrap_or(i64::MIN)
+}
+
+/// The fewest steps per bucket with which `max_points` buckets of
+/// `step * m` seconds can cover `span` seconds: `ceil(span / (max_points *
+/// step))`, at least 1. Where buckets are aligned to multiples (here) one
+/// more may be needed; Graphite's `maxDataPoints` takes it as its
+/// `valuesPerPoint` as it is.
+pub fn fewest_steps_per_bucket(span: i128, step: i64, max_points: u64) -> i128 {
+    debug_assert!(step > 0 && max_points > 0);
+    let per_bucket = i128::from(step.max(1)) * i128::from(max_points.max(1));
+    (span + per_bucket - 1).div_euclid(per_bucket).max(1)
 }
 
 /// How many buckets of width `step` cover the timestamps `first..=last`.
@@ -84,11 +108,11 @@ fn buckets(first: i64, last: i64, step: i128) -> i128 {
 /// `i64::MAX`.
 pub fn consolidated_step(step: i64, max_points: u64, first: i64, last: i64) -> i64 {
     debug_assert!(step > 0 && max_points > 0 && last >= first);
+    let span = i128::from(last) - i128::from(first) + 1;
+    let m0 = fewest_steps_per_bucket(span, step, max_points);
     let step = i128::from(step.max(1));
     let n = i128::from(max_points.max(1));
-    let span = i128::from(last) - i128::from(first) + 1;
     let ceil_div = |a: i128, b: i128| (a + b - 1).div_euclid(b);
-    let m0 = ceil_div(span, n * step).max(1);
     let found = (m0..m0 + 64).find(|&m| buckets(first, last, m * step) <= n);
     let m = found.unwrap_or_else(|| {
         if n >= 2 {

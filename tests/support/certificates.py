@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import pathlib
-import unittest
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
+
+from .dependencies import unavailable
 
 try:
     from cryptography import x509
@@ -33,8 +34,8 @@ PROTECTED_ADDRESS = "10.213.0.1"
 def require() -> None:
     """Skips the calling test when certificates cannot be made here."""
     if x509 is None:
-        raise unittest.SkipTest("the 'cryptography' package is not installed: "
-                                "pip install cryptography to run the TLS tests")
+        unavailable("the 'cryptography' package is not installed: "
+                    "pip install cryptography to run the TLS tests")
 
 
 @dataclass

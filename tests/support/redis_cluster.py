@@ -21,6 +21,7 @@ import unittest
 from typing import Dict, List, Optional, Sequence
 
 from . import BOUND
+from .dependencies import unavailable
 
 __all__ = ["RedisCluster", "OnRedisCluster", "redis_missing", "skip_without_redis", "free_port"]
 
@@ -39,7 +40,7 @@ def redis_missing() -> Optional[str]:
 def skip_without_redis(test: unittest.TestCase) -> None:
     reason = redis_missing()
     if reason:
-        test.skipTest(reason)
+        unavailable(reason)
 
 
 def _port_free(port: int) -> bool:
@@ -145,7 +146,7 @@ class RedisCluster:
                  settings: Optional[Dict[str, str]] = None, timeout: float = 3 * BOUND) -> None:
         reason = redis_missing()
         if reason:
-            raise unittest.SkipTest(reason)
+            unavailable(reason)
         self.root = tempfile.mkdtemp(prefix="redis-cluster-")
         self.nodes: List[RedisNode] = []
         try:

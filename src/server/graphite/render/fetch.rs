@@ -6,10 +6,13 @@
 //! `[from, until]`, the series covers the slots after `from`'s slot up to
 //! and including `until`'s, and a slot's value is the latest point in it.
 //! Ranges too long for that step are rolled up to a multiple of it
-//! (averages), so one series never exceeds [`MAX_SLOTS`].
+//! (averages), so one series never exceeds [`MAX_SLOTS`]. The slots are the
+//! query API's rollup buckets (see [`fill`]).
 
 use super::series::Series;
 use super::RenderError;
+use crate::protocol::Point;
+use crate::query::{bucket_start, Agg, Rollup};
 use crate::server::graphite::glob::PathGlob;
 use crate::server::graphite::source::Source;
 
@@ -91,6 +94,11 @@ fn mode_interval(points: &[(i64, f64)]) -> i64 {
     best.max(1)
 }
 
+/// The series' slots: the query API's rollup at the slot step, whose
+/// buckets are the slots (both aligned to multiples of the step), with
+/// `last` at the native step (a slot holds the latest point in it) and
+/// `avg` when the range is rolled up; a bucket without points is a `None`
+/// slot.
 fn fill(
     source: &dyn Source,
     key: &str,
@@ -101,10 +109,10 @@ fn fill(
     raw: &[(i64, f64)],
 ) -> Series {
     let bounds = |step: i64| {
-        let start = from - from.rem_euclid(step) + step;
-        let end = until - until.rem_euclid(step) + step;
+        let start = bucket_start(from, step).saturating_add(step);
+        let end = bucket_start(until, step).saturating_add(step);
         // As whisper: a range within one slot still reads that slot.
-        (start, end.max(start + step))
+        (start, end.max(start.saturating_add(step)))
     };
     let mut step = native;
     let (mut start, mut end) = bounds(step);
@@ -114,38 +122,35 @@ fn fill(
         (start, end) = bounds(step);
     }
     let mut series = Series::fetched(key, path, start, end, step);
-    let rolled = step != native;
-    let mut counts = if rolled {
-        vec![0u32; series.values.len()]
-    } else {
-        Vec::new()
+    let agg = if step == native { Agg::Last } else { Agg::Avg };
+    let mut rollup = Rollup::new(agg, step);
+    let values = &mut series.values;
+    let mut put = |(bucket, value): Point| {
+        let slot = usize::try_from((bucket - start) / step).unwrap_or(usize::MAX);
+        if let Some(slot) = values.get_mut(slot) {
+            *slot = Some(value);
+        }
     };
-    let mut put = |t: i64, v: f64| {
-        if t < start || t >= end {
+    let mut push = |t: i64, v: f64| {
+        if !(start..end).contains(&t) {
             return;
         }
-        let slot = ((t - start) / step) as usize;
-        let Some(value) = series.values.get_mut(slot) else {
-            return;
-        };
-        if rolled {
-            // A running mean keeps the slot a plain value.
-            counts[slot] += 1;
-            let old = value.unwrap_or(0.0);
-            *value = Some(old + (v - old) / f64::from(counts[slot]));
-        } else {
-            *value = Some(v);
+        if let Some(point) = rollup.push(t, v) {
+            put(point);
         }
     };
     for &(t, v) in raw {
-        put(t, v);
+        push(t, v);
     }
     // Points after `until` that still fall in its slot.
     let tail_from = until.saturating_add(1).max(start);
     source.points(key, tail_from, end, &mut |t, v| {
-        put(t, v);
+        push(t, v);
         true
     });
+    if let Some(point) = rollup.finish() {
+        put(point);
+    }
     series
 }
 

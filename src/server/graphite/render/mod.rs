@@ -151,4 +151,6 @@ pub fn render(
 }
 
 #[cfg(test)]
+mod query_tests;
+#[cfg(test)]
 mod tests;

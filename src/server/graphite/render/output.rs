@@ -8,6 +8,7 @@
 use super::series::Series;
 use super::time::format_utc;
 use crate::protocol::{push_i64, push_py_float};
+use crate::query::{bucket_start, fewest_steps_per_bucket};
 
 /// graphite-web's `renderViewJson`.
 pub fn json(mut list: Vec<Series>, max_points: Option<i64>, no_null_points: bool) -> Vec<u8> {
@@ -15,29 +16,14 @@ pub fn json(mut list: Vec<Series>, max_points: Option<i64>, no_null_points: bool
     out.push(b'[');
     let start = list.iter().map(|s| s.start).min().unwrap_or(0);
     let end = list.iter().map(|s| s.end).max().unwrap_or(0);
-    let range = (end - start) as f64;
+    let range = i128::from(end) - i128::from(start);
     let mut first = true;
     for series in &mut list {
-        let mut per_point = 1usize;
-        if let Some(max) = max_points {
-            if max == 1 {
-                per_point = series.values.len().max(1);
-            } else {
-                let points = range / series.step as f64;
-                if (max as f64) < points {
-                    let per = (points / max as f64).ceil() as i64;
-                    let seconds = per * series.step;
-                    // graphite-web nudges the start so that bands stay put
-                    // from one refresh to the next.
-                    let nudge = seconds + series.start.rem_euclid(series.step)
-                        - series.start.rem_euclid(seconds);
-                    series.start += nudge;
-                    let lose = usize::try_from(nudge / series.step - 1).unwrap_or(0);
-                    series.values.drain(..lose.min(series.values.len()));
-                    per_point = usize::try_from(per).unwrap_or(1);
-                }
-            }
-        }
+        let per_point = match max_points {
+            None => 1,
+            Some(1) => series.values.len().max(1),
+            Some(max) => nudged(series, range, max),
+        };
         let values = series.consolidated(per_point);
         let stride = series.step * per_point as i64;
         let points = values
@@ -81,6 +67,41 @@ pub fn json(mut list: Vec<Series>, max_points: Option<i64>, no_null_points: bool
     }
     out.push(b']');
     out
+}
+
+/// graphite-web's `maxDataPoints` for one series (of a list spanning
+/// `range` seconds): how many values each point averages, the start moved
+/// and the values it passed dropped. graphite-web computes
+/// `ceil((range / step) / maxDataPoints)` in doubles when `maxDataPoints <
+/// range / step`: that is the query API's fewest steps per bucket, above 1
+/// exactly then (the same number for every range below 2^52 s, where the
+/// doubles are exact enough; beyond, theirs are rounded and this is not).
+/// What stays Graphite's: the points are groups of that many slots (`None`
+/// ones included) from the new start, averaged without their `None`s,
+/// where a rollup would bucket points by time; and the nudge: the start
+/// moves to the first multiple of the group's seconds after it (the next
+/// of the query API's buckets), plus its offset in its step, so that bands
+/// stay put from one refresh to the next, but only one value fewer than
+/// the slots it passes is dropped, so each group begins one slot before
+/// the time it is reported at.
+fn nudged(series: &mut Series, range: i128, max_points: i64) -> usize {
+    let max_points = u64::try_from(max_points).unwrap_or(1).max(1);
+    let per = fewest_steps_per_bucket(range, series.step, max_points);
+    let seconds = per.saturating_mul(i128::from(series.step));
+    let (Ok(per), Ok(seconds)) = (usize::try_from(per), i64::try_from(seconds)) else {
+        return series.values.len().max(1);
+    };
+    if per <= 1 {
+        return 1;
+    }
+    let start = bucket_start(series.start, seconds)
+        .saturating_add(seconds)
+        .saturating_add(series.start.rem_euclid(series.step));
+    let nudge = start - series.start;
+    series.start = start;
+    let lose = usize::try_from(nudge / series.step - 1).unwrap_or(0);
+    series.values.drain(..lose.min(series.values.len()));
+    per
 }
 
 fn push_value(out: &mut Vec<u8>, value: Option<f64>) {

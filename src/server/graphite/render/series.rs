@@ -3,8 +3,20 @@
 //! `start + step`, ... before `end`, `None` where there is no data. The
 //! aggregation functions are graphite-web's `safe*` ones: they skip `None`
 //! and give `None` when nothing is left.
+//!
+//! Six of them are the query API's aggregations ([`Agg::over`]) over the
+//! values that are not `None`: `safeAvg`, `safeSum`, `safeMin`, `safeMax`,
+//! `safeLen` and `safeLast` skip `None` and then mean what `avg`, `sum`,
+//! `min`, `max`, `count` and `last` mean for one bucket's points (Python
+//! adds left to right as the rollup does; its `min`/`max` compare as
+//! `Agg::over` does, NaN included). What only Graphite has: `count` of a
+//! row without values is 0 (a rollup has no such bucket), and the
+//! aggregations that see the `None` slots themselves (`avg_zero` counts
+//! them, `multiply` refuses a row with one) or that the query API lacks
+//! (`median`, `diff`, `stddev`, `range`).
 
 use crate::protocol::push_py_float;
+use crate::query::Agg;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -111,47 +123,59 @@ impl AggFunc {
         })
     }
 
+    /// The query API's aggregation that this one is, over the values that
+    /// are not `None`.
+    pub fn shared(self) -> Option<Agg> {
+        Some(match self {
+            AggFunc::Average => Agg::Avg,
+            AggFunc::Sum => Agg::Sum,
+            AggFunc::Min => Agg::Min,
+            AggFunc::Max => Agg::Max,
+            AggFunc::Count => Agg::Count,
+            AggFunc::Last => Agg::Last,
+            _ => return None,
+        })
+    }
+
     pub fn apply(self, values: &[Option<f64>]) -> Option<f64> {
         let safe = || values.iter().flatten().copied();
         let count = safe().count();
-        if count == 0 && !matches!(self, AggFunc::Count | AggFunc::AvgZero) {
-            return None;
-        }
-        Some(match self {
-            AggFunc::Average => safe().sum::<f64>() / count as f64,
-            AggFunc::AvgZero if values.is_empty() => return None,
-            AggFunc::AvgZero => safe().sum::<f64>() / values.len() as f64,
+        match self {
+            // `safeLen` of a row of `None` is 0, not "no value".
+            AggFunc::Count => Some(Agg::Count.over(safe()).unwrap_or(0.0)),
+            AggFunc::Average | AggFunc::Sum | AggFunc::Min | AggFunc::Max | AggFunc::Last => {
+                self.shared().and_then(|agg| agg.over(safe()))
+            }
+            AggFunc::AvgZero if values.is_empty() => None,
+            AggFunc::AvgZero => Some(safe().sum::<f64>() / values.len() as f64),
+            _ if count == 0 => None,
             AggFunc::Median => {
                 let mut sorted: Vec<f64> = safe().collect();
                 sorted.sort_by(f64::total_cmp);
                 let mid = sorted.len() / 2;
-                if sorted.len() % 2 == 0 {
+                Some(if sorted.len() % 2 == 0 {
                     (sorted[mid - 1] + sorted[mid]) / 2.0
                 } else {
                     sorted[mid]
-                }
+                })
             }
-            AggFunc::Sum => safe().sum(),
-            AggFunc::Min => safe().fold(f64::INFINITY, f64::min),
-            AggFunc::Max => safe().fold(f64::NEG_INFINITY, f64::max),
             AggFunc::Diff => {
                 let mut it = safe();
                 let first = it.next().unwrap_or(0.0);
-                it.fold(first, |acc, v| acc - v)
+                Some(it.fold(first, |acc, v| acc - v))
             }
             AggFunc::Stddev => {
-                let mean = safe().sum::<f64>() / count as f64;
-                (safe().map(|v| (v - mean) * (v - mean)).sum::<f64>() / count as f64).sqrt()
+                // `safeStdDev`: the mean is `safeAvg`'s.
+                let mean = Agg::Avg.over(safe())?;
+                let squares = safe().map(|v| (v - mean) * (v - mean)).sum::<f64>();
+                Some((squares / count as f64).sqrt())
             }
-            AggFunc::Count => count as f64,
-            AggFunc::Range => {
-                safe().fold(f64::NEG_INFINITY, f64::max) - safe().fold(f64::INFINITY, f64::min)
-            }
+            // `safeSubtract(safeMax(row), safeMin(row))`.
+            AggFunc::Range => Some(Agg::Max.over(safe())? - Agg::Min.over(safe())?),
             // `safeMul` refuses a row with any None in it.
-            AggFunc::Multiply if count != values.len() => return None,
-            AggFunc::Multiply => safe().product(),
-            AggFunc::Last => safe().last().unwrap_or(0.0),
-        })
+            AggFunc::Multiply if count != values.len() => None,
+            AggFunc::Multiply => Some(safe().product()),
+        }
     }
 }
 

@@ -3,11 +3,13 @@
 //! (which fetches its target again, from earlier by the window), as
 //! graphite-web computes them.
 
+use super::fetch::MAX_REQUEST_SLOTS;
 use super::functions::{bad, evaluate, Args, Context, Value};
 use super::series::{py_float, AggFunc, Series};
 use super::target::Expr;
 use super::time::parse_offset;
 use super::RenderError;
+use crate::query::bucket_start;
 
 pub(super) fn summarize(a: &mut Args<'_>) -> Result<Vec<Series>, RenderError> {
     let list = a.series(0)?;
@@ -30,43 +32,9 @@ pub(super) fn summarize(a: &mut Args<'_>) -> Result<Vec<Series>, RenderError> {
         None | Some(Value::None) => false,
         Some(_) => return Err(bad(a.function, "alignToFrom must be true or false")),
     };
-    Ok(list
-        .into_iter()
+    list.into_iter()
         .map(|mut series| {
-            let (start, mut end) = if align {
-                (series.start, series.end)
-            } else {
-                (
-                    series.start - series.start.rem_euclid(interval),
-                    series.end - series.end.rem_euclid(interval) + interval,
-                )
-            };
-            let count = usize::try_from((series.end - series.start) / series.step).unwrap_or(0);
-            let points = count.min(series.values.len());
-            let stamp = |i: usize| series.start + i as i64 * series.step;
-            let mut values = Vec::new();
-            let (mut i, mut bucket) = (0, start);
-            while bucket < end {
-                let (mut s, mut non_null) = (i, 0);
-                while i < points && stamp(i) < bucket + interval {
-                    if stamp(i) <= bucket {
-                        s = i;
-                    }
-                    if stamp(i) >= bucket && series.values[i].is_some() {
-                        non_null += 1;
-                    }
-                    i += 1;
-                }
-                values.push(if non_null > 0 {
-                    agg.apply(&series.values[s..i])
-                } else {
-                    None
-                });
-                bucket += interval;
-            }
-            if align {
-                end = bucket;
-            }
+            let (start, end, values) = summarize_values(&series, interval, agg, align)?;
             series.set_tag("summarize", interval_text.clone());
             series.set_tag("summarizeFunction", func.clone());
             let name = format!(
@@ -76,9 +44,72 @@ pub(super) fn summarize(a: &mut Args<'_>) -> Result<Vec<Series>, RenderError> {
             );
             let mut out = series.renamed(name, values);
             (out.start, out.end, out.step) = (start, end, interval);
-            out
+            Ok(out)
         })
-        .collect())
+        .collect()
+}
+
+/// graphite-web's `_summarizeValues` (with its default xFilesFactor of 0):
+/// the query API's buckets of `interval` seconds, aligned to multiples of
+/// it ([`bucket_start`]) or, with `alignToFrom`, to the series' start, each
+/// the aggregate of the slots in it. What stays Graphite's: the answer is a
+/// fixed-step series from the first bucket to past the last slot (its
+/// `end`), a bucket without a value is a `None` slot where a rollup has no
+/// bucket at all, and the aggregation sees the bucket's `None` slots (only
+/// `avg_zero` and `multiply` care). With `alignToFrom` the series ends
+/// where the last bucket does; without, one bucket past `end`'s.
+/// Returns the start, the end and the values; refuses more buckets than a
+/// request may read slots.
+pub(super) fn summarize_values(
+    series: &Series,
+    interval: i64,
+    agg: AggFunc,
+    align: bool,
+) -> Result<(i64, i64, Vec<Option<f64>>), RenderError> {
+    // graphite-web walks the buckets and, in each, the slots before its
+    // end; as slots and buckets both begin at or after the start, that is
+    // the slots whose bucket (by `bucket_start`) it is.
+    let origin = if align { series.start } else { 0 };
+    let bucket_of = |t: i64| origin + bucket_start(t - origin, interval);
+    let start = bucket_of(series.start);
+    let end = if align {
+        series.end
+    } else {
+        bucket_of(series.end).saturating_add(interval)
+    };
+    let span = i128::from(end) - i128::from(start);
+    let buckets = (span + i128::from(interval) - 1).div_euclid(i128::from(interval));
+    // Each bucket is a slot of the answer: as many as a request may read.
+    if buckets > MAX_REQUEST_SLOTS as i128 {
+        return Err(RenderError::TooManyPoints(MAX_REQUEST_SLOTS));
+    }
+    let buckets = usize::try_from(buckets).unwrap_or(0);
+    let slots = usize::try_from((series.end - series.start) / series.step)
+        .unwrap_or(0)
+        .min(series.values.len());
+    let stamp = |i: usize| series.start + i as i64 * series.step;
+    let mut values = vec![None; buckets];
+    let mut first = 0;
+    while first < slots {
+        let bucket = bucket_of(stamp(first));
+        let past = (first..slots)
+            .find(|&i| bucket_of(stamp(i)) != bucket)
+            .unwrap_or(slots);
+        let group = &series.values[first..past];
+        if group.iter().any(Option::is_some) {
+            let index = usize::try_from((bucket - start) / interval).unwrap_or(usize::MAX);
+            if let Some(slot) = values.get_mut(index) {
+                *slot = agg.apply(group);
+            }
+        }
+        first = past;
+    }
+    let end = if align {
+        start.saturating_add(interval.saturating_mul(buckets as i64))
+    } else {
+        end
+    };
+    Ok((start, end, values))
 }
 
 /// graphite-web's `perSecond`: a non-negative delta per second, rounded to
