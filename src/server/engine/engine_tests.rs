@@ -223,3 +223,52 @@ fn the_first_and_last_days_of_the_i64_range_stay_in_the_head() {
         vec![(i64::MAX, i64::MAX as f64)]
     );
 }
+
+#[test]
+fn a_walk_begun_before_the_first_seal_sees_every_point_after_it() {
+    let mut engine = Engine::new(storage(0));
+    {
+        let mut state = engine.state.lock().unwrap();
+        for k in 0..3 {
+            for t in 0..10 {
+                state
+                    .store
+                    .put(&format!("k{k}"), t, f64::from(k * 10 + t as i32));
+            }
+        }
+    }
+    let want = engine.all(None);
+    let mut seen = Vec::new();
+    let mut walk = {
+        let state = engine.state.lock().unwrap();
+        let view = View {
+            head: &state.store,
+            sealed: state.sealed.as_ref(),
+            cutoff: None,
+            log: None,
+        };
+        let mut walk = view.walk_start(Selector::All);
+        let mut n = 0;
+        assert!(!view.walk(&mut walk, |k, t, v| {
+            seen.push((k.to_owned(), t, v));
+            n += 1;
+            n < 5
+        }));
+        walk
+    };
+    // The first seal moves every point out of the head between two chunks.
+    engine.seal(10 * PARTITION);
+    assert_eq!(engine.state.lock().unwrap().store.points(), 0);
+    let state = engine.state.lock().unwrap();
+    let view = View {
+        head: &state.store,
+        sealed: state.sealed.as_ref(),
+        cutoff: None,
+        log: None,
+    };
+    assert!(view.walk(&mut walk, |k, t, v| {
+        seen.push((k.to_owned(), t, v));
+        true
+    }));
+    assert_eq!(seen, want);
+}

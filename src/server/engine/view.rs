@@ -25,26 +25,28 @@ pub struct View<'a> {
     pub log: Option<&'a LogSink>,
 }
 
-/// Where a walk over a view stands between chunks.
+/// Where a walk over a view stands between chunks: one position, whether
+/// the walk reads the store alone (nothing sealed) or head and blocks, so
+/// a walk that the first seal overtakes goes on from where it was.
 #[derive(Debug)]
 pub struct Walk {
-    /// The store's cursor: used as is when nothing is sealed, else only
-    /// for its slot bookkeeping (`slot`, `single`).
-    cursor: Cursor,
+    /// The slot being walked; `None` once the walk is over.
     slot: Option<usize>,
+    /// Only the one key at `slot` (a `get key`), or every key from it on.
     single: bool,
-    /// The points of `slot` not visited yet, merged (`points[next..]`).
-    points: Vec<Point>,
-    next: usize,
     /// The last timestamp visited in `slot`.
     after: Option<i64>,
+    /// The points of `slot` read but not visited yet, merged
+    /// (`points[next..]`); read with blocks only.
+    points: Vec<Point>,
+    next: usize,
     /// The blocks' generation `points` were read at.
     generation: Option<u64>,
 }
 
 impl Walk {
     pub fn is_done(&self) -> bool {
-        self.cursor.is_done() && self.slot.is_none()
+        self.slot.is_none()
     }
 }
 
@@ -65,19 +67,16 @@ impl<'a> View<'a> {
 
     /// A walk at the start of what `selector` asks for.
     pub fn walk_start(&self, selector: Selector<&str>) -> Walk {
-        let cursor = self.head.cursor(selector);
         let (slot, single) = match selector {
             Selector::All => (Some(0), false),
             Selector::Key(key) => (self.head.slot(key), true),
         };
-        let slot = slot.filter(|&s| s < self.head.keys());
         Walk {
-            cursor,
-            slot: if self.has_blocks() { slot } else { None },
+            slot: slot.filter(|&s| s < self.head.keys()),
             single,
+            after: None,
             points: Vec::new(),
             next: 0,
-            after: None,
             generation: None,
         }
     }
@@ -86,8 +85,12 @@ impl<'a> View<'a> {
     /// `visit` returns false (after that point) or the walk ends. Returns
     /// true when the walk is over.
     pub fn walk(&self, walk: &mut Walk, mut visit: impl FnMut(&str, i64, f64) -> bool) -> bool {
-        if !self.has_blocks() && walk.slot.is_none() {
-            return self.head.walk(&mut walk.cursor, visit);
+        if !self.has_blocks() && walk.next == walk.points.len() {
+            // Nothing sealed: the store's own walk, from the same position.
+            let mut cursor = Cursor::at(walk.slot, walk.single, walk.after);
+            let done = self.head.walk(&mut cursor, visit);
+            (walk.slot, walk.after) = cursor.position();
+            return done;
         }
         let generation = self.sealed.map_or(0, Sealed::generation);
         while let Some(slot) = walk.slot {

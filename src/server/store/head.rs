@@ -4,8 +4,27 @@
 //! something is old enough to seal), and removing points once sealed.
 
 use super::series::Points;
-use super::Store;
+use super::{Cursor, Store};
 use crate::protocol::Point;
+
+impl Cursor {
+    /// A cursor at this position: key `slot` (`None`: the walk is over),
+    /// only that key or every key from it on, after timestamp `after`.
+    /// With [`Cursor::position`], how a walk over head and blocks moves
+    /// between reading the store alone and reading both.
+    pub fn at(slot: Option<usize>, single: bool, after: Option<i64>) -> Cursor {
+        Cursor {
+            slot,
+            single,
+            after,
+        }
+    }
+
+    /// The slot and the last timestamp visited in it.
+    pub fn position(&self) -> (Option<usize>, Option<i64>) {
+        (self.slot, self.after)
+    }
+}
 
 impl Store {
     /// Adds `key` with no points, or finds it; returns its slot. Keys of
