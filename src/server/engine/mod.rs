@@ -60,13 +60,12 @@ impl Default for Storage {
 impl Storage {
     /// The oldest timestamp still answered at `now` (epoch seconds).
     pub fn cutoff(&self, now: i64) -> Option<i64> {
-        let retention = self.retention?;
-        Some(now.saturating_sub(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX)))
+        Some(ago(now, self.retention?))
     }
 
     /// Points older than this are sealed at `now`.
     pub fn horizon(&self, now: i64) -> i64 {
-        now.saturating_sub(i64::try_from(self.head_window.as_secs()).unwrap_or(i64::MAX))
+        ago(now, self.head_window)
     }
 
     /// A seal is due once the head holds a point older than this: half a
@@ -77,6 +76,11 @@ impl Storage {
         let half = i64::try_from(self.head_window.as_secs() / 2).unwrap_or(i64::MAX);
         self.horizon(now).saturating_sub(half)
     }
+}
+
+/// The epoch second `span` before `now`.
+fn ago(now: i64, span: Duration) -> i64 {
+    now.saturating_sub(i64::try_from(span.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Reads a span of time: whole seconds, or a number with a unit (`90s`,

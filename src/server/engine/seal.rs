@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, MutexGuard};
 
-use super::block::{Block, BlockError, BlockInfo, BlockWriter};
+use super::block::{partition_end, Block, BlockError, BlockInfo, BlockWriter};
 use super::keys::KeysFile;
 use super::{chunk, EngineError, Storage, PARTITION};
 use crate::protocol::Point;
@@ -53,7 +53,7 @@ pub(crate) struct Seal {
 /// The day `[start, end)` that holds `ts`, when both ends fit in an i64.
 fn partition_of(ts: i64) -> Option<(i64, i64)> {
     let start = ts.div_euclid(PARTITION).checked_mul(PARTITION)?;
-    Some((start, start.checked_add(PARTITION)?))
+    Some((start, partition_end(start, PARTITION as u64)?))
 }
 
 /// What the writer keeps between seals.

@@ -18,7 +18,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::block::{scan_dir, Block, BlockError, BlockInfo};
+use super::block::{partition_end, scan_dir, Block, BlockError, BlockInfo};
 use super::chunk;
 use super::keys::{KeysError, KeysFile};
 use super::EngineError;
@@ -206,16 +206,17 @@ impl Sealed {
         self.blocks
             .sort_by_key(|b| (b.info().header.partition_start, b.info().header.seq));
         self.generation += 1;
-        let gone = |path: &Path| BlockError::Io {
-            path: path.to_path_buf(),
-            source: io::Error::other("cannot delete a merged block"),
-        };
         for source in sources {
             let path = &source.info().path;
             match fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(_) => return Err(gone(path)),
+                Err(source) => {
+                    return Err(BlockError::Io {
+                        path: path.clone(),
+                        source,
+                    })
+                }
             }
         }
         sync_dir(&self.dir).map_err(|source| BlockError::Io {
@@ -229,7 +230,7 @@ impl Sealed {
     pub fn expire(&mut self, cutoff: i64) -> io::Result<usize> {
         let (old, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.blocks)
             .into_iter()
-            .partition(|b| partition_end(b.info()) <= cutoff);
+            .partition(|b| block_end(b.info()) <= cutoff);
         self.blocks = kept;
         for block in &old {
             fs::remove_file(&block.info().path)?;
@@ -322,10 +323,9 @@ pub(super) fn dedup_keep_last(out: &mut Vec<Point>, start: usize) {
     out.truncate(write);
 }
 
-fn partition_end(info: &BlockInfo) -> i64 {
-    info.header
-        .partition_start
-        .saturating_add(i64::try_from(info.header.partition_len).unwrap_or(i64::MAX))
+/// Where a block's partition ends (a block's writer checked that it fits).
+fn block_end(info: &BlockInfo) -> i64 {
+    partition_end(info.header.partition_start, info.header.partition_len).unwrap_or(i64::MAX)
 }
 
 /// Moves a damaged file into `<dir>/quarantine/`; returns where it went.

@@ -28,7 +28,9 @@ mod tests_damage;
 pub use entries::Entries;
 pub use error::BlockError;
 pub(crate) use files::{open_regular, publish};
-pub use format::{Header, IndexEntry, ENTRIES_PER_PAGE, ENTRY_LEN, MAGIC, PAGE_LEN, VERSION};
+pub use format::{
+    partition_end, Header, IndexEntry, ENTRIES_PER_PAGE, ENTRY_LEN, MAGIC, PAGE_LEN, VERSION,
+};
 pub use name::{classify, scan_dir, BlockName, DirScan, NameKind};
 pub use reader::{Block, BlockInfo};
 pub use writer::BlockWriter;
