@@ -76,7 +76,25 @@ def _stop(proc: Optional[subprocess.Popen], timeout: float = START_BOUND) -> Non
         proc.wait(60)
 
 
-class Serve:
+class _Child:
+    """A child server process with its data directory (``owned``: made for
+    it, removed by ``close()``)."""
+
+    proc: Optional[subprocess.Popen]
+    dir: str
+    owned: bool
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        if self.owned:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Serve(_Child):
     """``<python> -m client serve --port 0 [args]`` in a child; ``.port``
     (and ``.graphite_port``, ``.url`` when asked for) from what it prints.
     ``data``: the journal's path; without it, one in a new directory."""
@@ -120,17 +138,9 @@ class Serve:
         with Client("127.0.0.1", self.port, timeout=30) as client:
             return bool(client.get(key))
 
-    def stop(self) -> None:
-        _stop(self.proc)
-        self.proc = None
-
-    def close(self) -> None:
-        self.stop()
-        if self.owned:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Victoria:
+class Victoria(_Child):
     """VictoriaMetrics with its Graphite listener; ``data``: its storage
     directory (default: a new one, removed by ``close()``)."""
 
@@ -176,11 +186,3 @@ class Victoria:
     def rows(self) -> int:
         return int(self.metric("vm_rows_added_to_storage_total"))
 
-    def stop(self) -> None:
-        _stop(self.proc)
-        self.proc = None
-
-    def close(self) -> None:
-        self.stop()
-        if self.owned:
-            shutil.rmtree(self.dir, ignore_errors=True)
