@@ -116,10 +116,7 @@ impl Source for View<'_> {
         limit: usize,
         out: &mut Vec<Point>,
     ) -> usize {
-        let start = out.len();
-        View::read(self, key, from, until, out);
-        out.truncate(start + limit.min(out.len() - start));
-        out.len() - start
+        self.read_some(key, from, until, limit, out)
     }
 }
 

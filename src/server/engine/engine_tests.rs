@@ -97,6 +97,42 @@ impl Engine {
     }
 }
 
+impl Engine {
+    fn view_of<'s>(state: &'s State) -> View<'s> {
+        View {
+            head: &state.store,
+            sealed: state.sealed.as_ref(),
+            cutoff: None,
+            log: None,
+        }
+    }
+
+    /// Reads as a query does: `limit` points at a time, each piece from
+    /// after the last point of the one before, until a short piece.
+    fn pieces(&self, key: &str, from: i64, until: Option<i64>, limit: usize) -> Vec<Point> {
+        let state = self.state.lock().unwrap();
+        let view = Engine::view_of(&state);
+        let mut out = Vec::new();
+        let Some(slot) = state.store.slot(key) else {
+            return out;
+        };
+        let mut from = from;
+        loop {
+            let read = view.read_some(slot, from, until, limit, &mut out);
+            match out.last().and_then(|p| p.0.checked_add(1)) {
+                Some(next) if read == limit => from = next,
+                _ => return out,
+            }
+        }
+    }
+
+    fn bounds(&self, key: &str, from: i64, until: Option<i64>) -> Option<(i64, i64)> {
+        let state = self.state.lock().unwrap();
+        let slot = state.store.slot(key)?;
+        Engine::view_of(&state).bounds(slot, from, until)
+    }
+}
+
 fn flatten(model: &Model, keys: &[String]) -> Vec<(String, i64, f64)> {
     keys.iter()
         .filter_map(|k| model.get(k).map(|points| (k, points)))
@@ -149,7 +185,15 @@ proptest! {
             let from = 3 * PARTITION;
             let until = Some(20 * PARTITION);
             let want: Vec<Point> = points.range(from..20 * PARTITION).map(|(&t, &v)| (t, v)).collect();
-            prop_assert_eq!(engine.range(key, from, until), want);
+            prop_assert_eq!(engine.range(key, from, until), want.clone());
+            // A query reads a few points at a time, from after the last.
+            prop_assert_eq!(engine.pieces(key, from, until, 5), want.clone());
+            let all: Vec<Point> = points.iter().map(|(&t, &v)| (t, v)).collect();
+            prop_assert_eq!(engine.pieces(key, i64::MIN, None, 3), all);
+            prop_assert_eq!(
+                engine.bounds(key, from, until),
+                want.first().zip(want.last()).map(|(f, l)| (f.0, l.0))
+            );
         }
     }
 }

@@ -309,6 +309,37 @@ impl Sealed {
     }
 }
 
+impl Sealed {
+    /// The partitions (start, end) whose blocks hold points of `slot` in
+    /// `[from, until)`, by their index entries (no chunk is read), in time
+    /// order, each with how many points its chunks hold.
+    pub fn partitions(&self, slot: usize, from: i64, until: Option<i64>) -> Vec<(i64, i64, u64)> {
+        let mut out: Vec<(i64, i64, u64)> = Vec::new();
+        if slot >= self.numbered {
+            return out;
+        }
+        for block in &self.blocks {
+            let header = &block.info().header;
+            if header.max_ts < from || until.is_some_and(|u| header.min_ts >= u) {
+                continue;
+            }
+            // A damaged index page is reported when the chunks are read.
+            let Ok(Some(entry)) = block.find(slot as u64) else {
+                continue;
+            };
+            if entry.last < from || until.is_some_and(|u| entry.first >= u) {
+                continue;
+            }
+            let end = block_end(block.info());
+            match out.last_mut() {
+                Some(last) if last.0 == header.partition_start => last.2 += u64::from(entry.count),
+                _ => out.push((header.partition_start, end, u64::from(entry.count))),
+            }
+        }
+        out
+    }
+}
+
 /// Removes from `out[start..]` (sorted by timestamp) every point followed
 /// by one with the same timestamp.
 pub(super) fn dedup_keep_last(out: &mut Vec<Point>, start: usize) {

@@ -191,13 +191,93 @@ impl<'a> View<'a> {
         }
     }
 
-    /// The first and last timestamps of `slot` within `from <= t < until`.
-    pub fn bounds(&self, slot: usize, from: i64, until: Option<i64>) -> Option<(i64, i64)> {
-        if !self.has_blocks() {
-            return self.head.bounds(slot, from, until);
+    /// Appends at most `limit` points of `slot` with `from <= t < until`,
+    /// by timestamp; returns how many. Only the sealed days needed to find
+    /// `limit` points are decoded, so reading a long series `limit` points
+    /// at a time costs about its points once, not once per piece.
+    pub fn read_some(
+        &self,
+        slot: usize,
+        from: i64,
+        until: Option<i64>,
+        limit: usize,
+        out: &mut Vec<Point>,
+    ) -> usize {
+        let start = out.len();
+        let mut from = from;
+        loop {
+            let want = limit - (out.len() - start);
+            let days = self
+                .sealed
+                .map_or_else(Vec::new, |sealed| sealed.partitions(slot, from, until));
+            if days.is_empty() {
+                // Only the head holds points there: its own bounded read.
+                let from = self.cutoff.map_or(from, |c| from.max(c));
+                self.head.read_range(slot, from, until, want, out);
+                break;
+            }
+            // The end of the sealed day by which `want` points are covered,
+            // if the blocks hold that many before `until`.
+            let mut covered = 0u64;
+            let cap = days
+                .into_iter()
+                .find(|&(_, _, count)| {
+                    covered += count;
+                    covered >= want as u64
+                })
+                .map(|(_, end, _)| end)
+                .filter(|&end| until.is_none_or(|u| end < u));
+            self.read(slot, from, cap.or(until), out);
+            if out.len() - start >= limit {
+                out.truncate(start + limit);
+                break;
+            }
+            // Fewer than counted (some points of those days lie before
+            // `from`, or were replaced in the head): on from that day's end.
+            match cap {
+                Some(end) => from = end,
+                None => break,
+            }
         }
-        let mut points = Vec::new();
-        self.read(slot, from, until, &mut points);
-        Some((points.first()?.0, points.last()?.0))
+        out.len() - start
+    }
+
+    /// The first and last timestamps of `slot` within `from <= t < until`:
+    /// the head's bounds and those of the first and last sealed days that
+    /// hold points there (only those days are decoded).
+    pub fn bounds(&self, slot: usize, from: i64, until: Option<i64>) -> Option<(i64, i64)> {
+        let from = self.cutoff.map_or(from, |c| from.max(c));
+        let head = self.head.bounds(slot, from, until);
+        if !self.has_blocks() {
+            return head;
+        }
+        let mut first = head.map(|b| b.0);
+        let mut last = head.map(|b| b.1);
+        if let Some(sealed) = self.sealed {
+            let days = sealed.partitions(slot, from, until);
+            let mut points = Vec::new();
+            let within = |(start, end, _): (i64, i64, u64)| {
+                (from.max(start), Some(until.map_or(end, |u| u.min(end))))
+            };
+            for &day in &days {
+                let (lo, hi) = within(day);
+                points.clear();
+                sealed.points(slot, lo, hi, &mut points, &mut |_| {});
+                if let Some(p) = points.first() {
+                    first = Some(first.map_or(p.0, |f| f.min(p.0)));
+                    break;
+                }
+            }
+            for &day in days.iter().rev() {
+                let (lo, hi) = within(day);
+                points.clear();
+                sealed.points(slot, lo, hi, &mut points, &mut |_| {});
+                if let Some(p) = points.last() {
+                    last = Some(last.map_or(p.0, |l| l.max(p.0)));
+                    break;
+                }
+            }
+        }
+        Some((first?, last?))
     }
 }
