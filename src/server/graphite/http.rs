@@ -27,6 +27,7 @@ use super::{dashboard, metrics, render};
 use crate::server::listener::ConnectionSlot;
 use crate::server::log::Level;
 use crate::server::shared::Shared;
+use crate::server::socket::{LINGER, LINGER_BYTES};
 use crate::server::stream::HANDSHAKE_TIMEOUT;
 use crate::server::PROTECTED_MODE;
 
@@ -94,7 +95,7 @@ pub(in crate::server) async fn accept_loop(listener: TcpListener, shared: Arc<Sh
     }
 }
 
-async fn serve<S>(stream: S, slot: ConnectionSlot, refusal: Option<(StatusCode, &'static str)>)
+async fn serve<S>(mut stream: S, slot: ConnectionSlot, refusal: Option<(StatusCode, &'static str)>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -114,7 +115,8 @@ where
         .header_read_timeout(HEAD_TIMEOUT)
         .max_buf_size(MAX_HEAD)
         .keep_alive(refusal.is_none());
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    // hyper borrows the stream so that it is still here to linger on.
+    let connection = builder.serve_connection(TokioIo::new(&mut stream), service);
     let idle = slot.0.limits.idle_timeout;
     // Errors are the peer's (reset, bad request, slow head): hyper answered
     // what could be answered.
@@ -124,7 +126,33 @@ where
             .unwrap_or(Ok(())),
         None => connection.await,
     };
+    linger(&mut stream).await;
     drop(slot);
+}
+
+/// As on the metrics port: half-closes the stream, then reads and drops
+/// what the peer still sends (at most `LINGER`, `LINGER_BYTES`). A peer
+/// refused mid-body (413, 431) is still sending; closing on its unread
+/// bytes would reset the connection, and the reset destroys the refusal in
+/// the peer's buffer before it reads it.
+async fn linger<S>(stream: &mut S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(LINGER, async {
+        // Errors mean the peer is gone, which is what lingering waits for.
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 16 << 10];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
@@ -155,6 +183,13 @@ async fn handle(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
         );
     }
     if method == Method::POST {
+        // A body announced too long is refused before any of it is read.
+        if hyper::body::Body::size_hint(request.body()).lower() > MAX_BODY as u64 {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body: longer than {MAX_BODY} bytes"),
+            );
+        }
         match Limited::new(request.into_body(), MAX_BODY).collect().await {
             Ok(body) => params.extend(form_urlencoded::parse(&body.to_bytes()).into_owned()),
             Err(e) => {
