@@ -13,19 +13,23 @@
 //! read again.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use futures_util::future::join_all;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisResult, Value};
 
 use super::known::KnownKeys;
 use super::link::{slots_moved, Link};
-use super::model::{bucket_of, series_key, slot, INDEX_BUCKETS};
+use super::model::{bucket_of_slot, slot, write_series_key, INDEX_BUCKETS};
 use super::reply_text;
 use crate::protocol::{push_py_float, Put};
 
 /// The puts of a batch that are sent, by key and by master.
 pub(super) struct Batch<'p> {
     keys: Vec<Series<'p>>,
+    /// The points of every key, key after key, each with the index of its
+    /// put in the batch (a key's are `Series::points` of it).
+    points: Vec<(i64, f64, usize)>,
     /// For each index bucket, the keys (positions in `keys`) to add to it.
     unindexed: Vec<Vec<usize>>,
     groups: Vec<Group>,
@@ -33,11 +37,11 @@ pub(super) struct Batch<'p> {
 
 struct Series<'p> {
     key: &'p str,
-    hash: String,
+    /// The slot of its hash.
+    slot: u16,
     bucket: usize,
-    points: Vec<(i64, f64)>,
-    /// Which puts of the batch these points are.
-    puts: Vec<usize>,
+    /// Where its points are in `Batch::points`.
+    points: Range<usize>,
     /// Known to be in the index: no `SADD` for it.
     indexed: bool,
 }
@@ -80,28 +84,45 @@ impl<'p> Batch<'p> {
         link: &Link,
         index: &[String],
     ) -> Batch<'p> {
+        // Each put's key numbered in order of first appearance, then the
+        // points laid out key after key (a counting sort, stable, so a
+        // key's points stay in batch order).
         let mut keys: Vec<Series<'p>> = Vec::new();
-        let mut position: HashMap<&str, usize> = HashMap::new();
+        let mut number: HashMap<&str, usize> = HashMap::new();
+        let mut numbered: Vec<(usize, usize)> = Vec::with_capacity(puts.len());
+        let mut name = Vec::with_capacity(64);
         for (i, put) in puts.iter().enumerate().filter(|&(i, _)| sent[i]) {
-            let s = *position.entry(put.key).or_insert_with(|| {
-                let hash = series_key(put.key);
+            let s = *number.entry(put.key).or_insert_with(|| {
+                write_series_key(&mut name, put.key);
+                let slot = slot(&name);
                 keys.push(Series {
                     key: put.key,
-                    bucket: bucket_of(&hash),
-                    hash,
-                    points: Vec::new(),
-                    puts: Vec::new(),
+                    slot,
+                    bucket: bucket_of_slot(slot),
+                    points: 0..0,
                     indexed: known.is_some_and(|known| known.contains(put.key)),
                 });
                 keys.len() - 1
             });
-            keys[s].points.push((put.timestamp, put.value));
-            keys[s].puts.push(i);
+            keys[s].points.end += 1;
+            numbered.push((s, i));
+        }
+        let mut start = 0;
+        for series in &mut keys {
+            let len = series.points.end;
+            series.points = start..start;
+            start += len;
+        }
+        let mut points = vec![(0, 0.0, 0); numbered.len()];
+        for (s, i) in numbered {
+            let at = &mut keys[s].points.end;
+            points[*at] = (puts[i].timestamp, puts[i].value, i);
+            *at += 1;
         }
         let mut unindexed = vec![Vec::new(); usize::from(INDEX_BUCKETS)];
         let mut groups = Groups::default();
         for (s, series) in keys.iter().enumerate() {
-            groups.of(link, slot(series.hash.as_bytes())).keys.push(s);
+            groups.of(link, series.slot).keys.push(s);
             if !series.indexed {
                 if unindexed[series.bucket].is_empty() {
                     let set = slot(index[series.bucket].as_bytes());
@@ -113,6 +134,7 @@ impl<'p> Batch<'p> {
         let groups = groups.groups;
         Batch {
             keys,
+            points,
             unindexed,
             groups,
         }
@@ -158,7 +180,7 @@ impl<'p> Batch<'p> {
             if result.is_ok() && !series.indexed {
                 indexed.push(series.key);
             }
-            for &i in &series.puts {
+            for &(_, _, i) in &self.points[series.points.clone()] {
                 outcome(i, result.clone());
             }
         }
@@ -168,12 +190,20 @@ impl<'p> Batch<'p> {
     /// The group's commands: an `HSET` per key, then an `SADD` per bucket.
     fn commands(&self, group: &Group, index: &[String]) -> Vec<Cmd> {
         let mut value = Vec::with_capacity(24);
+        let mut name = Vec::with_capacity(64);
         let mut commands = Vec::with_capacity(group.keys.len() + group.buckets.len());
         for &s in &group.keys {
             let series = &self.keys[s];
-            let mut hset = redis::cmd("HSET");
-            hset.arg(&series.hash);
-            for &(timestamp, point) in &series.points {
+            let points = &self.points[series.points.clone()];
+            // Room for the arguments and their bytes (a timestamp and a
+            // value take about 30), so building it does not reallocate.
+            let mut hset = Cmd::with_capacity(
+                2 + 2 * points.len(),
+                8 + series.key.len() + 32 * points.len(),
+            );
+            write_series_key(&mut name, series.key);
+            hset.arg("HSET").arg(&name[..]);
+            for &(timestamp, point, _) in points {
                 // Stored as `get` writes it, so reading back is a plain
                 // copy of what Python's str(float) gives.
                 value.clear();
@@ -204,7 +234,7 @@ impl<'p> Batch<'p> {
         let len = commands.len();
         // The master of the first command's key is the group's.
         let route = match group.keys.first() {
-            Some(&s) => slot(self.keys[s].hash.as_bytes()),
+            Some(&s) => self.keys[s].slot,
             None => slot(index[group.buckets[0]].as_bytes()),
         };
         let mut pipe = Pipeline::with_capacity(len);
