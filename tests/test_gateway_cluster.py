@@ -20,6 +20,7 @@ from tests.support.redis_cluster import RedisCluster, free_port, redis_missing
 from tests.support.storm import Storm
 from tests.test_week6_checker import run_checker
 
+
 class GatewayTestCase(TestCase):
     cluster: RedisCluster
     settings: Dict[str, str] = {}
