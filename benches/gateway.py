@@ -10,10 +10,17 @@ waits), spread round-robin over the gateways. Measured per round and
 contender, interleaved, medians printed:
 
 - puts: each client sends its share of ``--points`` with ``put_many``
-  (pipelined), distinct keys;
+  (pipelined), distinct keys, new to the store;
+- puts again: the same keys once more, later timestamps (keys a gateway
+  already knows are indexed);
 - single puts: each client sends 500 one-by-one ``put`` round trips;
 - get: each client asks ``get`` of one 100-point key 200 times;
 - get *: one client reads every key back.
+
+For the gateways it also prints the Redis commands each put cost (the
+masters' ``INFO commandstats`` counts, reset before each put phase, summed
+over the masters; the counting's own ``INFO`` and ``CONFIG RESETSTAT`` left
+out).
 
 Needs redis-server and redis-cli (Debian's ``redis-server`` package).
 """
@@ -55,18 +62,41 @@ def in_threads(count, work):
     return time.perf_counter() - started
 
 
-def measure(addresses, points, clients, tag):
-    """One round against the servers at ``addresses``; rates per second."""
+def commands_run(cluster):
+    """Commands the cluster's masters ran since their last reset, by name,
+    and the reset for the next count."""
+    calls = {}
+    for node in cluster.masters():
+        for name, fields in node.info("commandstats").items():
+            command = name.removeprefix("cmdstat_")
+            if command not in ("info", "config|resetstat"):
+                calls[command] = calls.get(command, 0) + int(fields.split(",")[0].split("=")[1])
+        node.cli("config", "resetstat")
+    return calls
+
+
+def measure(addresses, points, clients, tag, cluster=None):
+    """One round against the servers at ``addresses``: rates per second,
+    and with ``cluster`` the Redis commands per point of each put phase."""
     share = points // clients
     conns = [Client(*addresses[i % len(addresses)], timeout=60) for i in range(clients)]
     try:
-        rates = {}
-        elapsed = in_threads(clients, lambda i: conns[i].put_many(
-            [(f"{tag}.c{i}.k{j}", j * 0.5, j) for j in range(share)]))
-        rates["puts (put_many)"] = share * clients / elapsed
+        rates, costs = {}, {}
+        for what, base in (("puts (put_many)", 0), ("puts again (known keys)", share)):
+            if cluster is not None:
+                commands_run(cluster)
+            elapsed = in_threads(clients, lambda i: conns[i].put_many(
+                [(f"{tag}.c{i}.k{j}", j * 0.5, base + j) for j in range(share)]))
+            rates[what] = share * clients / elapsed
+            if cluster is not None:
+                costs[what] = {name: calls / (share * clients)
+                               for name, calls in commands_run(cluster).items()}
         elapsed = in_threads(clients, lambda i: [
             conns[i].put(f"{tag}.single{i}", float(j), timestamp=j) for j in range(500)])
         rates["single puts"] = 500 * clients / elapsed
+        if cluster is not None:
+            costs["single puts"] = {name: calls / (500 * clients)
+                                    for name, calls in commands_run(cluster).items()}
         conns[0].put_many([(f"{tag}.hot", float(j), j) for j in range(100)])
         elapsed = in_threads(clients, lambda i: [conns[i].get(f"{tag}.hot") for _ in range(200)])
         rates["get (100 points)"] = 200 * clients / elapsed
@@ -74,7 +104,7 @@ def measure(addresses, points, clients, tag):
         everything = conns[0].get("*")
         elapsed = time.perf_counter() - started
         rates["get * (points/s)"] = sum(len(v) for v in everything.values()) / elapsed
-        return rates
+        return rates, costs
     finally:
         for c in conns:
             c.close()
@@ -101,10 +131,15 @@ def main():
             "2 gateways": [g.address for g in gateways],
         }
         results = {name: {} for name in contenders}
+        costs = {name: {} for name in contenders}
         for r in range(args.rounds):
             for name, addresses in contenders.items():
-                for what, rate in measure(addresses, args.points, args.clients, f"r{r}").items():
+                counted = None if name == "embedded store" else cluster
+                rates, cost = measure(addresses, args.points, args.clients, f"r{r}", counted)
+                for what, rate in rates.items():
                     results[name].setdefault(what, []).append(rate)
+                for what, per_command in cost.items():
+                    costs[name].setdefault(what, []).append(per_command)
             cluster.flush()
         print(f"{os.cpu_count()} cores, {args.clients} client threads, {args.points} points "
               f"per put_many round, median of {args.rounds} rounds (per second)")
@@ -118,6 +153,13 @@ def main():
                 base = statistics.median(results["embedded store"][what])
                 cells.append(f"{rate:,.0f} ({rate / base:.2f}x)")
             print(f"| {name} | {' | '.join(cells)} |")
+        print("\nRedis commands per point (median of the rounds):")
+        for name, phases in costs.items():
+            for what, rounds in phases.items():
+                names = sorted({c for per in rounds for c in per})
+                each = {c: statistics.median(per.get(c, 0) for per in rounds) for c in names}
+                detail = ", ".join(f"{c} {n:.3f}" for c, n in each.items() if n >= 0.0005)
+                print(f"  {name}, {what}: {sum(each.values()):.3f} ({detail})")
     finally:
         for server in servers:
             server.kill()

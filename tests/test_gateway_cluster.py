@@ -8,56 +8,17 @@ of puts, resharding while serving, and Redis failures as error replies.
 from __future__ import annotations
 
 import random
-import threading
 import time
 import unittest
 from typing import Dict, List, Tuple
 
-from client import Client, ClientError, Server
+from client import Client, Server
 from tests.support import BOUND, TestCase, wait_until
 from tests.support.processes import ServerProcess
 from tests.support.raw import RawConnection
 from tests.support.redis_cluster import RedisCluster, free_port, skip_without_redis
+from tests.support.storm import Storm
 from tests.test_week6_checker import run_checker
-
-#: How long a storm of puts runs around the event under test.
-STORM = 2.0
-
-
-class Storm:
-    """Puts from one client in a thread until stopped: records which puts
-    were acknowledged and how many failed, so a test can check that every
-    acknowledged put is still there."""
-
-    def __init__(self, addresses: List[Tuple[str, int]], key: str) -> None:
-        self.client = Client(addresses, timeout=BOUND) if len(addresses) > 1 else \
-            Client(*addresses[0], timeout=BOUND)
-        self.key = key
-        self.acknowledged: List[int] = []
-        self.failures = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        n = 0
-        deadline = time.monotonic() + 6 * BOUND
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            n += 1
-            try:
-                self.client.put(self.key, float(n), timestamp=n)
-            except ClientError:
-                self.failures += 1
-                continue
-            self.acknowledged.append(n)
-
-    def wait_for(self, count: int) -> None:
-        wait_until(lambda: len(self.acknowledged) >= count, 3 * BOUND)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(BOUND)
-        self.client.close()
 
 
 class GatewayTestCase(TestCase):

@@ -103,6 +103,9 @@ pub(super) struct Connection<'s> {
     pub(super) wbuf: Vec<u8>,
     pub(super) splitter: LineSplitter,
     pub(super) ops: Vec<Parsed>,
+    /// Requests parsed into one batch: `MAX_OPS`, or more for a gateway
+    /// (see `backend::redis::BATCH_OPS`).
+    max_ops: usize,
     /// Under `fsync=always`, the puts answered `ok` in `wbuf` whose lines
     /// are not known to be durable yet: where the reply starts in `wbuf` and
     /// the journal position the line ends at. Settled before `wbuf` is written.
@@ -126,6 +129,10 @@ impl<'s> Connection<'s> {
             wbuf: Vec::new(),
             splitter: LineSplitter::new(limits.max_line_bytes),
             ops: Vec::new(),
+            max_ops: match shared.gateway {
+                Some(_) => backend::redis::BATCH_OPS,
+                None => MAX_OPS,
+            },
             unsettled: Vec::new(),
             unsettled_rejections: 0,
             durable: shared.acks_wait_for_fsync().then(|| shared.durability()),
@@ -141,7 +148,7 @@ impl<'s> Connection<'s> {
             let mut pos = 0;
             let mut too_long = false;
             self.ops.clear();
-            while self.ops.len() < MAX_OPS {
+            while self.ops.len() < self.max_ops {
                 match self.splitter.next_line(&self.rbuf[pos..self.end]) {
                     Ok(Some(len)) => {
                         self.ops.push(command::parse(&self.rbuf, pos, len));
@@ -154,7 +161,7 @@ impl<'s> Connection<'s> {
                     }
                 }
             }
-            let more_lines = self.ops.len() == MAX_OPS;
+            let more_lines = self.ops.len() == self.max_ops;
             self.execute(stream).await?;
             since_yield += self.ops.len();
             if since_yield >= FAIR_OPS {
@@ -169,7 +176,7 @@ impl<'s> Connection<'s> {
             if more_lines {
                 continue;
             }
-            if !self.fit_read_buffer() {
+            if !self.fit_read_buffer(last_read_filled) {
                 return self.refuse(stream, BUFFERS_FULL).await;
             }
 
@@ -204,12 +211,15 @@ impl<'s> Connection<'s> {
 
     /// Grows the read buffer when an unfinished line fills it (never past
     /// the line limit), shrinks it back once a long line is consumed.
-    /// Returns false when growing would pass the request buffer budget and
-    /// this connection holds the most (it must shed).
-    fn fit_read_buffer(&mut self) -> bool {
+    /// A gateway's buffer also grows, to `BATCH_READ_BYTES`, while reads
+    /// fill it (see `backend::redis`). Returns false when growing would
+    /// pass the request buffer budget and this connection holds the most
+    /// (it must shed).
+    fn fit_read_buffer(&mut self, last_read_filled: bool) -> bool {
         let initial = self.shared.limits.read_buffer_bytes;
         let base = self.rbuf.len().min(initial.max(1));
         let len = self.rbuf.len();
+        let gateway = self.shared.gateway.is_some();
         if self.end == len {
             // The splitter refuses a partial line longer than the limit, so
             // a full buffer is at most max_line bytes and can grow.
@@ -221,7 +231,19 @@ impl<'s> Connection<'s> {
                 return false;
             }
             self.rbuf.resize(grown, 0);
-        } else if len > 4 * initial && self.end <= initial {
+        } else if gateway && last_read_filled && len < backend::redis::BATCH_READ_BYTES {
+            // Not accounted: at most BATCH_READ_BYTES a connection, as
+            // the initial buffer is not.
+            self.rbuf
+                .resize((len * 2).min(backend::redis::BATCH_READ_BYTES), 0);
+        } else if len
+            > 4 * initial.max(if gateway {
+                backend::redis::BATCH_READ_BYTES
+            } else {
+                0
+            })
+            && self.end <= initial
+        {
             self.rbuf.truncate(base.max(initial));
             self.rbuf.shrink_to_fit();
             self.account.hold(self.rbuf.len().saturating_sub(initial));

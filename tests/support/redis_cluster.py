@@ -65,13 +65,16 @@ def free_port(exclude: Sequence[int] = ()) -> int:
 
 
 class RedisNode:
-    """One ``redis-server`` process in cluster mode."""
+    """One ``redis-server`` process, in cluster mode unless ``cluster`` is
+    false."""
 
-    def __init__(self, root: str, port: int, settings: Dict[str, str]) -> None:
+    def __init__(self, root: str, port: int, settings: Dict[str, str],
+                 cluster: bool = True) -> None:
         self.port = port
         self.dir = os.path.join(root, str(port))
         os.mkdir(self.dir)
         self.settings = settings
+        self.cluster = cluster
         self.proc: Optional[subprocess.Popen] = None
         self.start()
 
@@ -82,10 +85,11 @@ class RedisNode:
     def start(self) -> None:
         """Starts (or restarts, on the same directory and port) the node."""
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "1000", "--dir", self.dir,
-                "--save", "", "--protected-mode", "no", "--daemonize", "no",
-                "--logfile", "redis.log"]
+                "--dir", self.dir, "--save", "", "--protected-mode", "no",
+                "--daemonize", "no", "--logfile", "redis.log"]
+        if self.cluster:
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                     "--cluster-node-timeout", "1000"]
         for name, value in self.settings.items():
             args += [f"--{name}", value]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,

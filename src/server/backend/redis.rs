@@ -5,6 +5,14 @@
 
 use std::io;
 
+/// Requests of a gateway connection parsed into one batch, and the read
+/// buffer a pipelining client's connection grows to so a read holds them:
+/// a batch costs one round trip to each master it touches, so the larger
+/// the batches of a `put_many`, the fewer round trips (the embedded store
+/// takes 512 at a time, which bounds how long it holds its lock).
+pub(in crate::server) const BATCH_OPS: usize = 4096;
+pub(in crate::server) const BATCH_READ_BYTES: usize = 64 << 10;
+
 use crate::protocol::{
     encode_error, encode_get_reply_end, encode_get_reply_start, encode_ok, Command, Put, Selector,
 };

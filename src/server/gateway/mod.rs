@@ -1,9 +1,10 @@
 //! The gateway backend: the server keeps nothing itself and stores every
 //! point in Redis (one node, or a Redis Cluster), so any number of servers
 //! can serve the same data. The data model is in `model`, the `store`
-//! argument in `address`.
+//! argument in `address`, the connection and its retries in `link`, how a
+//! batch of puts becomes commands in `batch`, reads in `walk`.
 //!
-//! Each connection's batch of puts is sent at once (every command of the
+//! Each connection's batch of puts is sent at once (every pipeline of the
 //! batch in flight together on the shared multiplexed connections) and
 //! answered once Redis has answered all of them, then, with `wait=N`, once
 //! `WAIT N` says enough replicas have them. A Redis failure is answered
@@ -12,51 +13,42 @@
 //! connection.
 
 mod address;
+mod batch;
+mod known;
+mod link;
 mod model;
+mod walk;
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use futures_util::future::{join_all, try_join};
-use redis::aio::MultiplexedConnection;
-use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, RedisError, RedisResult};
+use redis::RedisError;
 use thiserror::Error;
 
 pub use address::{StoreAddress, StoreAddressError};
+pub(crate) use walk::Walk;
 
-use crate::protocol::{parse_float, push_point, push_py_float, Point, Put, Selector};
-use crate::query::Plan;
-use model::{bucket_of, bucket_tags, index_key, series_key};
-
-/// How long one command may take (per attempt, and for all of a cluster
-/// command's retries and redirections together).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-const OVERALL_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Index members asked for by one `SSCAN` of a `get *`.
-const SCAN_PAGE: usize = 128;
+use crate::protocol::Put;
+use batch::Batch;
+use known::KnownKeys;
+use link::Link;
+use model::{bucket_tags, index_key};
 
 /// Why a gateway could not start.
 #[derive(Debug, Error)]
 pub enum GatewayError {
     #[error("cannot connect to the store {store}: {reason}")]
     Connect { store: String, reason: String },
-}
-
-#[derive(Clone)]
-enum Link {
-    Cluster(ClusterConnection),
-    Single(MultiplexedConnection),
-}
-
-impl Link {
-    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        match self.clone() {
-            Link::Cluster(mut connection) => cmd.query_async(&mut connection).await,
-            Link::Single(mut connection) => cmd.query_async(&mut connection).await,
-        }
-    }
+    #[error(
+        "store {store}: wait={wanted} asks for {wanted} replicas, the node has {connected} \
+         (a single node's puts are as durable as its appendfsync; drop wait or add replicas)"
+    )]
+    Replicas {
+        store: String,
+        wanted: u32,
+        connected: u32,
+    },
 }
 
 /// The connection to the store every client connection of a server shares.
@@ -64,6 +56,8 @@ pub(crate) struct Gateway {
     link: Link,
     /// The name of each index bucket's set.
     index: Vec<String>,
+    /// Keys known to be indexed: their puts send no `SADD`.
+    known: Mutex<KnownKeys>,
     wait_replicas: u32,
     wait_timeout: Duration,
 }
@@ -76,39 +70,34 @@ fn reply_text(error: &RedisError) -> String {
 
 impl Gateway {
     /// Connects (bounded by the client's timeouts) and checks the store
-    /// answers.
+    /// answers, and, for one node with `wait=N`, that it has N replicas.
     pub(crate) async fn connect(address: &StoreAddress) -> Result<Gateway, GatewayError> {
+        let store = address.nodes.join(",");
         let failed = |error: RedisError| GatewayError::Connect {
-            store: address.nodes.join(","),
+            store: store.clone(),
             reason: error.to_string().replace('\n', " "),
         };
-        let link = if address.cluster {
-            let client = redis::cluster::ClusterClient::builder(address.urls())
-                .connection_timeout(CONNECT_TIMEOUT)
-                .response_timeout(RESPONSE_TIMEOUT)
-                .overall_response_timeout(Some(OVERALL_TIMEOUT))
-                .retries(6)
-                .min_retry_wait(50)
-                .max_retry_wait(500)
-                .build()
-                .map_err(failed)?;
-            Link::Cluster(client.get_async_connection().await.map_err(failed)?)
-        } else {
-            let client = redis::Client::open(address.urls()[0].as_str()).map_err(failed)?;
-            let config = redis::AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_response_timeout(Some(RESPONSE_TIMEOUT));
-            Link::Single(
-                client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await
-                    .map_err(failed)?,
-            )
-        };
+        let link = Link::open(address).await.map_err(failed)?;
         let _: String = link.query(&redis::cmd("PING")).await.map_err(failed)?;
+        if link.single() && address.wait_replicas > 0 {
+            // WAIT counts replicas: on a node without them every put would
+            // be refused after wait_timeout. Said at start instead.
+            let mut info = redis::cmd("INFO");
+            info.arg("replication");
+            let text: String = link.query(&info).await.map_err(failed)?;
+            let connected = connected_replicas(&text);
+            if connected < address.wait_replicas {
+                return Err(GatewayError::Replicas {
+                    store,
+                    wanted: address.wait_replicas,
+                    connected,
+                });
+            }
+        }
         Ok(Gateway {
             link,
             index: bucket_tags().iter().map(|tag| index_key(tag)).collect(),
+            known: Mutex::new(KnownKeys::new(Instant::now())),
             wait_replicas: address.wait_replicas,
             wait_timeout: address.wait_timeout,
         })
@@ -122,58 +111,54 @@ impl Gateway {
         puts: &[Put<&str>],
         cutoff: Option<i64>,
     ) -> Vec<Result<(), String>> {
-        // The puts of a batch are in flight together, so Redis may apply
-        // two of one key and timestamp in either order: only the last is
-        // sent (the earlier ones are replaced by it, as a later put replaces
-        // an earlier one in the embedded store).
+        // Of two puts of one key and timestamp in a batch only the last is
+        // sent (it replaces the earlier, as a later put replaces an earlier
+        // one in the embedded store).
         let mut last: HashSet<(&str, i64)> = HashSet::with_capacity(puts.len());
-        let superseded: Vec<bool> = puts
+        let mut sent: Vec<bool> = puts
             .iter()
             .rev()
-            .map(|put| !last.insert((put.key, put.timestamp)))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
+            .map(|put| last.insert((put.key, put.timestamp)))
             .collect();
-        let mut results = join_all(puts.iter().zip(superseded).map(
-            |(put, superseded)| async move {
-                match cutoff {
-                    _ if superseded => Ok(()),
-                    Some(cutoff) if put.timestamp < cutoff => Ok(()),
-                    _ => self.put_one(put).await,
-                }
-            },
-        ))
-        .await;
+        sent.reverse();
+        for (sent, put) in sent.iter_mut().zip(puts) {
+            *sent &= cutoff.is_none_or(|cutoff| put.timestamp >= cutoff);
+        }
+        let failures = self.link.failures();
+        let batch = {
+            let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            known.refresh(Instant::now(), failures);
+            Batch::new(puts, &sent, Some(&known), &self.link, &self.index)
+        };
+        let mut results: Vec<Result<(), String>> = vec![Ok(()); puts.len()];
+        let mut indexed = batch
+            .send(&self.link, &self.index, |i, result| results[i] = result)
+            .await;
+        if self.link.failures() != failures {
+            // The store failed meanwhile (a restart, a failover): the index
+            // entries taken as known may have gone with it. The puts stored
+            // are sent again with their keys' entries (both idempotent).
+            for (sent, result) in sent.iter_mut().zip(&results) {
+                *sent &= result.is_ok();
+            }
+            indexed = Batch::new(puts, &sent, None, &self.link, &self.index)
+                .send(&self.link, &self.index, |i, result| results[i] = result)
+                .await;
+        }
         if self.wait_replicas > 0 && results.iter().any(Result::is_ok) {
             if let Err(reason) = self.wait().await {
                 for result in results.iter_mut().filter(|r| r.is_ok()) {
                     *result = Err(reason.clone());
                 }
+                return results;
             }
         }
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let (now, failures) = (Instant::now(), self.link.failures());
+        for key in indexed {
+            known.insert(key, now, failures);
+        }
         results
-    }
-
-    async fn put_one(&self, put: &Put<&str>) -> Result<(), String> {
-        let series = series_key(put.key);
-        // Stored as `get` writes it, so reading back is a plain copy of
-        // what Python's str(float) gives.
-        let mut value = Vec::with_capacity(24);
-        push_py_float(&mut value, put.value);
-        let mut index = redis::cmd("SADD");
-        index.arg(&self.index[bucket_of(&series)]).arg(put.key);
-        let mut point = redis::cmd("HSET");
-        point.arg(&series).arg(put.timestamp).arg(value);
-        // Both in flight at once; the put is acknowledged only when both are
-        // stored (an index entry without its hash is skipped by `get *`).
-        try_join(
-            self.link.query::<redis::Value>(&index),
-            self.link.query::<redis::Value>(&point),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| reply_text(&e))
     }
 
     /// `WAIT wait_replicas wait_timeout` (on every master of a cluster;
@@ -192,170 +177,22 @@ impl Gateway {
         }
         Ok(())
     }
-
-    /// A walk over the points `selector` asks for; none older than
-    /// `cutoff` (the retention).
-    pub(crate) fn get(&self, selector: Selector<String>, cutoff: Option<i64>) -> Walk<'_> {
-        Walk {
-            gateway: self,
-            single: match selector {
-                Selector::All => None,
-                Selector::Key(key) => Some(key),
-            },
-            answer: Answer { plan: None, cutoff },
-            bucket: 0,
-            cursor: None,
-            keys: Vec::new(),
-            seen: HashSet::new(),
-        }
-    }
-
-    /// A walk answering a query: the same walk over the index, each key
-    /// the glob matches answered by the query code the embedded server and
-    /// the client's fallback use (`crate::query`), so all three agree.
-    pub(crate) fn query(&self, plan: Plan, cutoff: Option<i64>) -> Walk<'_> {
-        let single = plan.glob.literal().map(str::to_owned);
-        Walk {
-            gateway: self,
-            single,
-            answer: Answer {
-                plan: Some(plan),
-                cutoff,
-            },
-            bucket: 0,
-            cursor: None,
-            keys: Vec::new(),
-            seen: HashSet::new(),
-        }
-    }
-
-    /// Appends the lines of `key`'s answer to `out`.
-    async fn encode_series(
-        &self,
-        key: &str,
-        answer: &Answer,
-        out: &mut Vec<u8>,
-    ) -> Result<(), String> {
-        let mut all = redis::cmd("HGETALL");
-        all.arg(series_key(key));
-        let fields: Vec<(String, String)> =
-            self.link.query(&all).await.map_err(|e| reply_text(&e))?;
-        encode_fields(key, fields, answer, out)
-    }
 }
 
-/// What a walk answers for each key: every point (a `get`) or a query's
-/// answer, none older than the retention's cut.
-struct Answer {
-    plan: Option<Plan>,
-    cutoff: Option<i64>,
+/// `connected_slaves` of an `INFO replication` answer (0 if absent).
+fn connected_replicas(info: &str) -> u32 {
+    info.lines()
+        .find_map(|line| line.trim().strip_prefix("connected_slaves:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
-impl Answer {
-    fn wants(&self, key: &str) -> bool {
-        self.plan.as_ref().is_none_or(|plan| plan.glob.matches(key))
-    }
-}
-
-fn encode_fields(
-    key: &str,
-    fields: Vec<(String, String)>,
-    answer: &Answer,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    let mut points = Vec::with_capacity(fields.len());
-    for (timestamp, value) in fields {
-        match (timestamp.parse::<i64>(), parse_float(value.as_bytes())) {
-            (Ok(timestamp), Some(value)) => points.push((timestamp, value)),
-            _ => {
-                return Err(format!(
-                    "store holds a malformed point for {key}: {timestamp} {value}"
-                ))
-            }
-        }
-    }
-    points.sort_unstable_by_key(|&(timestamp, _)| timestamp);
-    if let Some(cutoff) = answer.cutoff {
-        points.retain(|p: &Point| p.0 >= cutoff);
-    }
-    let points = match &answer.plan {
-        None => points,
-        Some(plan) => match plan.answer(vec![(key.to_owned(), points)]).pop() {
-            Some((_, answered)) => answered,
-            None => return Ok(()),
-        },
-    };
-    for (timestamp, value) in points {
-        push_point(out, key, value, timestamp);
-    }
-    Ok(())
-}
-
-/// Where a `get` is: `get *` goes through the index buckets in order, each
-/// with `SSCAN` pages, so what it holds is one page of key names and the
-/// names seen in the current bucket (`SSCAN` may return a name twice).
-pub(crate) struct Walk<'g> {
-    gateway: &'g Gateway,
-    single: Option<String>,
-    answer: Answer,
-    bucket: usize,
-    /// The bucket's `SSCAN` cursor; `None` before its first page.
-    cursor: Option<u64>,
-    keys: Vec<String>,
-    seen: HashSet<String>,
-}
-
-impl Walk<'_> {
-    /// Appends points to `out` until it holds `chunk` bytes (at least one
-    /// key's points, however many); `Ok(true)` when the walk is over.
-    pub(crate) async fn fill(&mut self, out: &mut Vec<u8>, chunk: usize) -> Result<bool, String> {
-        let gateway = self.gateway;
-        if let Some(key) = self.single.take() {
-            gateway.encode_series(&key, &self.answer, out).await?;
-            return Ok(true);
-        }
-        loop {
-            if !self.keys.is_empty() {
-                let keys = std::mem::take(&mut self.keys);
-                let series = join_all(keys.iter().map(|key| {
-                    let mut all = redis::cmd("HGETALL");
-                    all.arg(series_key(key));
-                    async move { gateway.link.query::<Vec<(String, String)>>(&all).await }
-                }))
-                .await;
-                for (key, fields) in keys.iter().zip(series) {
-                    encode_fields(key, fields.map_err(|e| reply_text(&e))?, &self.answer, out)?;
-                }
-                if out.len() >= chunk {
-                    return Ok(false);
-                }
-                continue;
-            }
-            if self.bucket >= gateway.index.len() {
-                return Ok(true);
-            }
-            if self.cursor == Some(0) {
-                self.bucket += 1;
-                self.cursor = None;
-                self.seen.clear();
-                continue;
-            }
-            let mut scan = redis::cmd("SSCAN");
-            scan.arg(&gateway.index[self.bucket])
-                .arg(self.cursor.unwrap_or(0))
-                .arg("COUNT")
-                .arg(SCAN_PAGE);
-            let (next, page): (u64, Vec<String>) = gateway
-                .link
-                .query(&scan)
-                .await
-                .map_err(|e| reply_text(&e))?;
-            self.cursor = Some(next);
-            for key in page {
-                if self.answer.wants(&key) && self.seen.insert(key.clone()) {
-                    self.keys.push(key);
-                }
-            }
-        }
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_replica_count_of_info() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=...\r\n";
+        assert_eq!(super::connected_replicas(info), 2);
+        assert_eq!(super::connected_replicas("role:master\r\n"), 0);
     }
 }

@@ -30,9 +30,17 @@ pub(super) fn index_key(tag: &str) -> String {
     format!("i:{{{tag}}}")
 }
 
-/// The index bucket of the hash `series_key`.
-pub(super) fn bucket_of(series_key: &str) -> usize {
-    usize::from(slot(series_key.as_bytes()) / (SLOTS / INDEX_BUCKETS))
+/// The index bucket of the keys in `slot` (of a hash `m:<key>`).
+pub(super) fn bucket_of_slot(slot: u16) -> usize {
+    usize::from(slot / (SLOTS / INDEX_BUCKETS))
+}
+
+/// Writes the name of `key`'s hash into `name` (a buffer reused for the
+/// keys of a batch): what [`series_key`] gives, without allocating.
+pub(super) fn write_series_key(name: &mut Vec<u8>, key: &str) {
+    name.clear();
+    name.extend_from_slice(b"m:");
+    name.extend_from_slice(key.as_bytes());
 }
 
 /// For each bucket the shortest decimal tag whose slot falls in the
@@ -100,11 +108,24 @@ mod tests {
     }
 
     #[test]
+    fn the_written_series_key_is_the_series_key() {
+        let mut name = b"left over".to_vec();
+        write_series_key(&mut name, "web1.{cpu}");
+        assert_eq!(name, series_key("web1.{cpu}").as_bytes());
+        // The hash tag decides its slot, as for any Redis key.
+        assert_eq!(slot(&name), slot(b"cpu"));
+    }
+
+    #[test]
     fn every_bucket_has_a_tag_in_its_own_slot_range() {
         let tags = bucket_tags();
         assert_eq!(tags.len(), usize::from(INDEX_BUCKETS));
         for (bucket, tag) in tags.iter().enumerate() {
-            assert_eq!(bucket_of(&index_key(tag)), bucket, "tag {tag}");
+            assert_eq!(
+                bucket_of_slot(slot(index_key(tag).as_bytes())),
+                bucket,
+                "tag {tag}"
+            );
         }
     }
 }
