@@ -20,7 +20,10 @@ contender, interleaved, medians printed:
 For the gateways it also prints the Redis commands each put cost (the
 masters' ``INFO commandstats`` counts, reset before each put phase, summed
 over the masters; the counting's own ``INFO`` and ``CONFIG RESETSTAT`` left
-out).
+out), and where the CPU of the ``put_many`` phase went: CPU seconds per
+million points of the servers, the Redis nodes (masters and replicas) and
+the clients, and the rate the cores would allow if Redis' share were all
+the work (its ceiling: no gateway can put faster than that).
 
 Needs redis-server and redis-cli (Debian's ``redis-server`` package).
 """
@@ -33,6 +36,8 @@ import statistics
 import sys
 import threading
 import time
+
+import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -75,9 +80,20 @@ def commands_run(cluster):
     return calls
 
 
-def measure(addresses, points, clients, tag, cluster=None):
+def cpu_seconds(pids):
+    """User and system CPU seconds the processes ``pids`` used so far."""
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def measure(addresses, points, clients, tag, cpu, cluster=None):
     """One round against the servers at ``addresses``: rates per second,
-    and with ``cluster`` the Redis commands per point of each put phase."""
+    with ``cluster`` the Redis commands per point of each put phase, and
+    the CPU seconds per point of the put_many phase, by the process groups
+    of ``cpu`` (name: pids)."""
     share = points // clients
     conns = [Client(*addresses[i % len(addresses)], timeout=60) for i in range(clients)]
     try:
@@ -85,9 +101,15 @@ def measure(addresses, points, clients, tag, cluster=None):
         for what, base in (("puts (put_many)", 0), ("puts again (known keys)", share)):
             if cluster is not None:
                 commands_run(cluster)
-            elapsed = in_threads(clients, lambda i: conns[i].put_many(
-                [(f"{tag}.c{i}.k{j}", j * 0.5, base + j) for j in range(share)]))
+            # The clients build their batches before the clock starts.
+            batches = [[(f"{tag}.c{i}.k{j}", j * 0.5, base + j) for j in range(share)]
+                       for i in range(clients)]
+            before = {group: cpu_seconds(pids) for group, pids in cpu.items()}
+            elapsed = in_threads(clients, lambda i: conns[i].put_many(batches[i]))
             rates[what] = share * clients / elapsed
+            if what == "puts (put_many)":
+                costs["cpu"] = {group: (cpu_seconds(pids) - before[group]) / (share * clients)
+                                for group, pids in cpu.items()}
             if cluster is not None:
                 costs[what] = {name: calls / (share * clients)
                                for name, calls in commands_run(cluster).items()}
@@ -126,16 +148,21 @@ def main():
         gateways = [ServerProcess(kind="cli", options=["--store", cluster.url]) for _ in range(2)]
         servers = [embedded, *gateways]
         contenders = {
-            "embedded store": [embedded.address],
-            "1 gateway": [gateways[0].address],
-            "2 gateways": [g.address for g in gateways],
+            "embedded store": ([embedded], [embedded.address]),
+            "1 gateway": (gateways[:1], [gateways[0].address]),
+            "2 gateways": (gateways, [g.address for g in gateways]),
         }
+        redis_pids = [node.proc.pid for node in cluster.nodes if node.proc is not None]
         results = {name: {} for name in contenders}
         costs = {name: {} for name in contenders}
+        cpus = {name: [] for name in contenders}
         for r in range(args.rounds):
-            for name, addresses in contenders.items():
+            for name, (serving, addresses) in contenders.items():
                 counted = None if name == "embedded store" else cluster
-                rates, cost = measure(addresses, args.points, args.clients, f"r{r}", counted)
+                cpu = {"servers": [s.pid for s in serving], "redis": redis_pids,
+                       "clients": [os.getpid()]}
+                rates, cost = measure(addresses, args.points, args.clients, f"r{r}", cpu, counted)
+                cpus[name].append(cost.pop("cpu"))
                 for what, rate in rates.items():
                     results[name].setdefault(what, []).append(rate)
                 for what, per_command in cost.items():
@@ -160,6 +187,17 @@ def main():
                 each = {c: statistics.median(per.get(c, 0) for per in rounds) for c in names}
                 detail = ", ".join(f"{c} {n:.3f}" for c, n in each.items() if n >= 0.0005)
                 print(f"  {name}, {what}: {sum(each.values()):.3f} ({detail})")
+        cores = os.cpu_count() or 1
+        embedded_rate = statistics.median(results["embedded store"]["puts (put_many)"])
+        print("\nCPU seconds per million points of the put_many phase (median of the rounds):")
+        for name, rounds in cpus.items():
+            each = {g: statistics.median(r[g] for r in rounds) * 1e6 for g in rounds[0]}
+            line = ", ".join(f"{g} {v:.2f}" for g, v in each.items())
+            if each["redis"] > 0.001:
+                ceiling = cores / (each["redis"] / 1e6)
+                line += (f"; Redis alone allows {ceiling:,.0f} points/s on {cores} cores "
+                         f"({ceiling / embedded_rate:.2f}x the embedded store)")
+            print(f"  {name}: {line}")
     finally:
         for server in servers:
             server.kill()
