@@ -316,3 +316,21 @@ fn a_walk_begun_before_the_first_seal_sees_every_point_after_it() {
     }));
     assert_eq!(seen, want);
 }
+
+#[test]
+fn a_keys_file_listing_a_key_twice_is_refused() {
+    let dir = TestDir::new("keys-twice");
+    let blocks = dir.0.join("blocks");
+    drop(Sealed::open(&blocks, &mut Store::new()).unwrap());
+    let (mut keys, _) = super::keys::KeysFile::open(&blocks.join("keys")).unwrap();
+    keys.append(&["a", "b", "a"]).unwrap();
+    keys.sync().unwrap();
+    drop(keys);
+    let Err(error) = Sealed::open(&blocks, &mut Store::new()) else {
+        panic!("a key listed twice was accepted");
+    };
+    assert!(
+        error.to_string().contains("key \"a\" is listed twice"),
+        "{error}"
+    );
+}

@@ -97,13 +97,12 @@ impl Sealed {
                 copy.display()
             ));
         }
-        for (slot, key) in names.iter().enumerate() {
-            if store.add_key(key) != slot {
-                return Err(EngineError::Keys(KeysError::Corrupt {
-                    path: dir.join(KEYS),
-                    what: format!("key {key:?} is listed twice"),
-                }));
-            }
+        // Slots follow the file's order: the store is empty.
+        if let Err(twice) = store.add_keys(&names) {
+            return Err(EngineError::Keys(KeysError::Corrupt {
+                path: dir.join(KEYS),
+                what: format!("key {:?} is listed twice", names[twice]),
+            }));
         }
         for leftover in &scan.temporary {
             // An unfinished block of a seal a crash interrupted: its points

@@ -27,16 +27,31 @@ impl Cursor {
 }
 
 impl Store {
-    /// Adds `key` with no points, or finds it; returns its slot. Keys of
-    /// sealed blocks are added in their slot order before the journal is
-    /// replayed, so a key keeps its slot (its series number in the blocks)
-    /// across restarts.
-    pub fn add_key(&mut self, key: &str) -> usize {
-        let hash = self.index.hash(key);
-        match self.find(hash, key) {
-            Some(slot) => slot,
-            None => self.push_key(hash, key, Points::empty(), 0),
+    /// Adds `keys` with no points, in slots following the store's last.
+    /// Keys of sealed blocks are added in their slot order before the
+    /// journal is replayed, so a key keeps its slot (its series number in
+    /// the blocks) across restarts. The index is sized once for all of them
+    /// (a million keys load at start without a rehash). Stops at the first
+    /// key the store holds already and returns its position in `keys`.
+    pub fn add_keys<K: AsRef<str>>(&mut self, keys: &[K]) -> Result<(), usize> {
+        let hashes: Vec<u64> = keys.iter().map(|k| self.index.hash(k.as_ref())).collect();
+        let Store {
+            keys: arena,
+            index,
+            series,
+            ..
+        } = self;
+        self.bytes += index.reserve(&hashes, |slot| {
+            series.get(slot).map_or("", |s| arena.get(s.key))
+        });
+        for (i, (key, &hash)) in keys.iter().zip(&hashes).enumerate() {
+            let key = key.as_ref();
+            if self.find(hash, key).is_some() {
+                return Err(i);
+            }
+            self.push_key(hash, key, Points::empty(), 0);
         }
+        Ok(())
     }
 
     /// No point held is older than this; `None` when nothing was stored
@@ -138,15 +153,19 @@ mod tests {
     #[test]
     fn keys_without_points_keep_their_slot_and_answer_nothing() {
         let mut store = Store::new();
-        assert_eq!(store.add_key("a"), 0);
-        assert_eq!(store.add_key("b"), 1);
-        assert_eq!(store.add_key("a"), 0);
+        assert_eq!(store.add_keys(&["a", "b"]), Ok(()));
+        assert_eq!(store.add_keys(&["a"]), Err(0));
+        assert_eq!(store.add_keys(&["x", "y", "b", "z"]), Err(2));
+        assert_eq!(
+            (store.slot("a"), store.slot("b"), store.slot("y")),
+            (Some(0), Some(1), Some(3))
+        );
         assert_eq!(store.low(), None);
         assert!(all(&store, "a").is_empty());
         assert!(store.put("b", 5, 1.0));
         assert!(store.put("c", 3, 1.0));
-        assert_eq!(store.slot("c"), Some(2));
-        assert_eq!((store.points(), store.keys(), store.low()), (2, 3, Some(3)));
+        assert_eq!(store.slot("c"), Some(4));
+        assert_eq!((store.points(), store.keys(), store.low()), (2, 5, Some(3)));
         store.check();
         let mut cursor = store.cursor(Selector::All);
         let mut seen = Vec::new();
@@ -155,6 +174,19 @@ mod tests {
             true
         }));
         assert_eq!(seen, vec![("b".to_owned(), 5), ("c".to_owned(), 3)]);
+    }
+
+    #[test]
+    fn many_keys_added_at_once_are_found_and_keep_their_order() {
+        let keys: Vec<String> = (0..50_000).map(|i| format!("k{i}")).collect();
+        let mut store = Store::new();
+        store.add_keys(&keys[..10]).unwrap();
+        store.add_keys(&keys[10..]).unwrap();
+        for (slot, key) in keys.iter().enumerate() {
+            assert_eq!(store.slot(key), Some(slot));
+        }
+        assert_eq!(store.add_keys(&["new", "k49999"]), Err(1));
+        store.check();
     }
 
     #[test]

@@ -73,6 +73,28 @@ impl Index {
         table.allocation_size() - before
     }
 
+    /// Makes room for keys with these `hashes` in their shards at once, so
+    /// that inserting them rehashes nothing (`key_of` as for `insert`).
+    /// Returns the bytes newly allocated.
+    pub(super) fn reserve<'k>(
+        &mut self,
+        hashes: &[u64],
+        key_of: impl Fn(usize) -> &'k str,
+    ) -> usize {
+        let mut counts = vec![0usize; SHARDS];
+        for &hash in hashes {
+            counts[Self::shard(hash)] += 1;
+        }
+        let Index { hasher, shards } = self;
+        let mut grown = 0;
+        for (table, count) in shards.iter_mut().zip(counts) {
+            let before = table.allocation_size();
+            table.reserve(count, |&slot| hasher.hash_one(key_of(slot as usize)));
+            grown += table.allocation_size() - before;
+        }
+        grown
+    }
+
     /// The bytes the index takes however many keys it holds.
     pub(super) fn fixed_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.shards)
