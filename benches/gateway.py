@@ -10,7 +10,7 @@ waits), spread round-robin over the gateways. Measured per round and
 contender, interleaved, medians printed:
 
 - puts: each client sends its share of ``--points`` with ``put_many``
-  (pipelined), distinct keys, new to the store;
+  (pipelined), distinct keys, new to the store (each contender its own);
 - puts again: the same keys once more, later timestamps (keys a gateway
   already knows are indexed);
 - single puts: each client sends 500 one-by-one ``put`` round trips;
@@ -157,11 +157,15 @@ def main():
         costs = {name: {} for name in contenders}
         cpus = {name: [] for name in contenders}
         for r in range(args.rounds):
-            for name, (serving, addresses) in contenders.items():
+            for n, (name, (serving, addresses)) in enumerate(contenders.items()):
                 counted = None if name == "embedded store" else cluster
                 cpu = {"servers": [s.pid for s in serving], "redis": redis_pids,
                        "clients": [os.getpid()]}
-                rates, cost = measure(addresses, args.points, args.clients, f"r{r}", cpu, counted)
+                # Keys of their own: each contender creates its keys (the
+                # gateways share one cluster, where overwriting another
+                # contender's keys would cost Redis less).
+                rates, cost = measure(addresses, args.points, args.clients, f"r{r}.{n}", cpu,
+                                      counted)
                 cpus[name].append(cost.pop("cpu"))
                 for what, rate in rates.items():
                     results[name].setdefault(what, []).append(rate)
