@@ -88,7 +88,7 @@ impl<'p> Batch<'p> {
         // points laid out key after key (a counting sort, stable, so a
         // key's points stay in batch order).
         let mut keys: Vec<Series<'p>> = Vec::new();
-        let mut number: HashMap<&str, usize> = HashMap::new();
+        let mut number: HashMap<&str, usize> = HashMap::with_capacity(puts.len());
         let mut numbered: Vec<(usize, usize)> = Vec::with_capacity(puts.len());
         let mut name = Vec::with_capacity(64);
         for (i, put) in puts.iter().enumerate().filter(|&(i, _)| sent[i]) {
