@@ -158,7 +158,16 @@ impl Points {
     pub(super) fn insert(&mut self, timestamp: i64, value: f64, bytes: &mut usize) -> bool {
         let c = self.chunk_for(timestamp);
         let chunk = self.chunk_mut(c);
-        let at = match chunk.binary_search_by_key(&timestamp, |p| p.0) {
+        // Timestamps mostly grow: a point after the chunk's last goes at
+        // its end, found without a binary search (whose probes into the
+        // middle of the chunk miss the cache when many series take turns).
+        let after_last = chunk.last().is_none_or(|last| last.0 < timestamp);
+        let found = if after_last {
+            Err(chunk.len())
+        } else {
+            chunk.binary_search_by_key(&timestamp, |p| p.0)
+        };
+        let at = match found {
             Ok(at) => {
                 chunk[at].1 = value;
                 return false;
