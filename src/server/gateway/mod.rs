@@ -25,7 +25,10 @@ use thiserror::Error;
 
 pub use address::{StoreAddress, StoreAddressError};
 
-use crate::protocol::{parse_float, push_point, push_py_float, Point, Put, Selector};
+use crate::protocol::{
+    encode_points_end, encode_points_start, parse_float, push_py_float, push_series, Point, Put,
+    ReplyFormat, Selector,
+};
 use crate::query::Plan;
 use model::{bucket_of, bucket_tags, index_key, series_key};
 
@@ -202,7 +205,11 @@ impl Gateway {
                 Selector::All => None,
                 Selector::Key(key) => Some(key),
             },
-            answer: Answer { plan: None, cutoff },
+            answer: Answer {
+                plan: None,
+                cutoff,
+                format: ReplyFormat::Text,
+            },
             bucket: 0,
             cursor: None,
             keys: Vec::new(),
@@ -212,8 +219,9 @@ impl Gateway {
 
     /// A walk answering a query: the same walk over the index, each key
     /// the glob matches answered by the query code the embedded server and
-    /// the client's fallback use (`crate::query`), so all three agree.
-    pub(crate) fn query(&self, plan: Plan, cutoff: Option<i64>) -> Walk<'_> {
+    /// the client's fallback use (`crate::query`), so all three agree;
+    /// written in `format` by the protocol's writer of it, as theirs is.
+    pub(crate) fn query(&self, plan: Plan, format: ReplyFormat, cutoff: Option<i64>) -> Walk<'_> {
         let single = plan.glob.literal().map(str::to_owned);
         Walk {
             gateway: self,
@@ -221,6 +229,7 @@ impl Gateway {
             answer: Answer {
                 plan: Some(plan),
                 cutoff,
+                format,
             },
             bucket: 0,
             cursor: None,
@@ -249,6 +258,7 @@ impl Gateway {
 struct Answer {
     plan: Option<Plan>,
     cutoff: Option<i64>,
+    format: ReplyFormat,
 }
 
 impl Answer {
@@ -285,9 +295,7 @@ fn encode_fields(
             None => return Ok(()),
         },
     };
-    for (timestamp, value) in points {
-        push_point(out, key, value, timestamp);
-    }
+    push_series(out, answer.format, key, &points);
     Ok(())
 }
 
@@ -306,6 +314,16 @@ pub(crate) struct Walk<'g> {
 }
 
 impl Walk<'_> {
+    /// Appends the start of the walk's reply.
+    pub(crate) fn start(&self, out: &mut Vec<u8>) {
+        encode_points_start(out, self.answer.format);
+    }
+
+    /// Appends the end of the walk's reply, once `fill` says it is over.
+    pub(crate) fn finish(&self, out: &mut Vec<u8>) {
+        encode_points_end(out, self.answer.format);
+    }
+
     /// Appends points to `out` until it holds `chunk` bytes (at least one
     /// key's points, however many); `Ok(true)` when the walk is over.
     pub(crate) async fn fill(&mut self, out: &mut Vec<u8>, chunk: usize) -> Result<bool, String> {
