@@ -11,8 +11,11 @@ Prints, each as the median of ``--repeat`` runs:
    most 1/20). The first query after the keys were stored sorts them for
    the key index; that one-off cost is printed separately;
 3. ``get_columns`` vs ``get`` (dict of lists of tuples) of 1M points
-   (goal: columns at least 5x faster), end to end and from the reply bytes
-   already received (``Codec.feed``), which isolates building the result.
+   (goal: columns at least 5x faster), end to end (``get_columns`` asks
+   for the binary columns reply, ``get`` gets text lines) and from the
+   reply bytes already received (``Codec.feed``: the text reply built into
+   a dict and into columns, and the columns frame), which isolates
+   building the result.
 
 4. a 1-minute ``avg`` rollup of one day of 1,000 series at 10 s, read
    from sealed blocks, vs VictoriaMetrics' ``avg_over_time`` range query
@@ -30,6 +33,7 @@ import os
 import random
 import shutil
 import statistics
+import struct
 import sys
 import tempfile
 import time
@@ -79,26 +83,42 @@ def glob_vs_all(c: client.Client, repeat: int, scale: float) -> None:
           f"= 1/{all_t / glob_t:.0f} (goal <= 1/20); first query (sorts the keys once): {first * 1e3:.0f} ms")
 
 
+def columns_frame(key: str, n: int) -> bytes:
+    """The columns reply of ``n`` points ``(i, float(i))`` of ``key``, as
+    the server writes it (blocks of 65,536 points)."""
+    out = [b"ok\n\0CF1"]
+    for start in range(0, n, 1 << 16):
+        count = min(1 << 16, n - start)
+        out.append(struct.pack("<I", len(key)) + key.encode() + struct.pack("<I", count))
+        out.append(struct.pack(f"<{count}q", *range(start, start + count)))
+        out.append(struct.pack(f"<{count}d", *map(float, range(start, start + count))))
+    out.append(b"\0\0\0\0")
+    return b"".join(out)
+
+
 def columns_vs_dict(c: client.Client, repeat: int, scale: float) -> None:
     n = int(1_000_000 * scale)
     c.put_many((("col", float(i), i) for i in range(n)))
     dict_t = timed(lambda: c.get("col"), repeat)
     cols_t = timed(lambda: c.get_columns("col"), repeat)
-    print(f"{n:,} points end to end: dict {dict_t * 1e3:.0f} ms, columns {cols_t * 1e3:.0f} ms "
-          f"= {dict_t / cols_t:.1f}x (goal >= 5x)")
+    print(f"{n:,} points end to end: dict {dict_t * 1e3:.0f} ms (text reply), columns {cols_t * 1e3:.0f} ms "
+          f"(columns reply) = {dict_t / cols_t:.1f}x (goal >= 5x)")
     reply = b"ok\n" + b"".join(f"col {float(i)} {i}\n".encode() for i in range(n)) + b"\n"
+    frame = columns_frame("col", n)
     query = client._native.Codec.query("col", since=0)
     assert query is not None
 
-    def feed(columns: bool) -> None:
+    def feed(columns: bool, framed: bool = False) -> None:
         codec = client._native.Codec()
-        codec.expect(True, answer=query if columns else None, columns=columns)
-        codec.feed(reply)
+        codec.expect(True, answer=query if columns and not framed else None, columns=columns, frame=framed)
+        codec.feed(frame if framed else reply)
 
     dict_t = timed(lambda: feed(False), repeat)
     cols_t = timed(lambda: feed(True), repeat)
+    frame_t = timed(lambda: feed(True, framed=True), repeat)
     print(f"{n:,} points from the reply bytes: dict {dict_t * 1e3:.0f} ms, columns {cols_t * 1e3:.0f} ms "
-          f"= {dict_t / cols_t:.1f}x")
+          f"= {dict_t / cols_t:.1f}x; from the columns reply ({len(frame) / 1e6:.0f} MB vs "
+          f"{len(reply) / 1e6:.0f} MB of text) {frame_t * 1e3:.1f} ms = {dict_t / frame_t:.0f}x")
 
 
 def random_walk(rng: random.Random, n: int) -> List[float]:

@@ -15,9 +15,10 @@ from typing import Dict, List, Tuple
 from client import Client, Server
 from tests.support import BOUND, TestCase, wait_until
 from tests.support.processes import ServerProcess
-from tests.support.raw import RawConnection
+from tests.support.raw import RawConnection, connect
 from tests.support.redis_cluster import RedisCluster, free_port, skip_without_redis
 from tests.support.storm import Storm
+from tests.test_query_columns import HAS_NUMPY, flat, listed, read_frame
 from tests.test_week6_checker import run_checker
 
 
@@ -212,6 +213,20 @@ class Queries(GatewayTestCase):
         # And through the client's API.
         with Client(*gateway.address, timeout=BOUND) as c:
             self.assertEqual(c.get("web*.cpu", **api), want_api)
+            # The columns reply, written by the embedded server's writer.
+            sock = connect(gateway.address)
+            try:
+                for line, pattern, options in [
+                    (b"get web?.cpu step=300 agg=max format=columns\n", "web?.cpu", {"step": 300, "agg": "max"}),
+                    (b"get db1.mem format=columns\n", "db1.mem", {}),
+                ]:
+                    sock.sendall(line)
+                    self.assertEqual(read_frame(sock), flat(c.get(pattern, **options)))  # type: ignore[arg-type]
+            finally:
+                sock.close()
+            if HAS_NUMPY:
+                self.assertEqual(listed(c.get_columns("web*.cpu", **api)), flat(want_api))
+                self.assertEqual(listed(c.get_columns("*")), flat(c.get("*")))
 
     def test_retention_holds_through_the_gateway(self) -> None:
         now = int(time.time())

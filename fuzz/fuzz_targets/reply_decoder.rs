@@ -1,7 +1,8 @@
 //! The client's reply decoder on arbitrary server bytes, fed in arbitrary
 //! chunks: it must never panic, never claim more bytes than it was given,
 //! stay within its size limit, and decode a split stream exactly as the
-//! whole.
+//! whole. The first byte picks what the replies answer: `C` a query in
+//! columns (the binary frame after `ok`), else a put (even) or a get (odd).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -43,7 +44,11 @@ fuzz_target!(|input: &[u8]| {
     let Some((&selector, data)) = input.split_first() else {
         return;
     };
-    let expect = if selector & 1 == 0 { Expect::Ack } else { Expect::Points };
+    let expect = match selector {
+        b'C' => Expect::Columns,
+        even if even & 1 == 0 => Expect::Ack,
+        _ => Expect::Points,
+    };
     let sizes: Vec<usize> = data.iter().take(4).map(|&b| b as usize % 17 + 1).collect();
     let (whole, whole_ok) = decode(data, expect, &[data.len().max(1)]);
     let (split, split_ok) = decode(data, expect, if sizes.is_empty() { &[1] } else { &sizes });
@@ -52,10 +57,22 @@ fuzz_target!(|input: &[u8]| {
         assert_eq!(format!("{whole:?}"), format!("{split:?}"), "a split stream decoded differently");
     }
     for reply in whole.iter().chain(&split) {
-        if let Reply::Points(metrics) = reply {
-            for (_, points) in metrics {
-                assert!(points.windows(2).all(|w| w[0].0 <= w[1].0), "points not sorted");
+        match reply {
+            Reply::Points(metrics) => {
+                for (_, points) in metrics {
+                    assert!(points.windows(2).all(|w| w[0].0 <= w[1].0), "points not sorted");
+                }
             }
+            Reply::Columns(columns) => {
+                for series in columns {
+                    assert!(!series.key.is_empty(), "a series without a key");
+                    assert_eq!(series.timestamps.len(), series.values.len(), "columns differ");
+                    assert!(series.timestamps.is_sorted(), "timestamps not sorted");
+                    // Every point arrived as 16 bytes of the reply.
+                    assert!(16 * series.timestamps.len() <= LIMIT, "more points than bytes");
+                }
+            }
+            Reply::Ack | Reply::Error(_) => {}
         }
     }
 });

@@ -246,7 +246,7 @@ class _Connection(asyncio.Protocol):
     # -- used by AsyncClient
 
     def send(self, request: bytes, points: bool, waiter: _Waiter,
-             answer: Optional[_native.Query] = None, columns: bool = False) -> None:
+             answer: Optional[_native.Query] = None, columns: bool = False, frame: bool = False) -> None:
         """Sends one request; its reply goes to ``waiter``. Never awaits, so
         a request is either queued for writing with its waiter, or neither.
         Alone on the connection it is written at once (no added latency);
@@ -262,7 +262,7 @@ class _Connection(asyncio.Protocol):
         if answer is None and not columns:
             self.codec.expect(points)
         else:
-            self.codec.expect(points, answer=answer, columns=columns)
+            self.codec.expect(points, answer=answer, columns=columns, frame=frame)
         self.waiters.append(waiter)
 
     def send_many(self, requests: memoryview, count: int, batch: _Batch) -> None:
@@ -392,6 +392,9 @@ class AsyncClient:
         #: Set once a server answered a query ``wrong command``: queries are
         #: then computed from a plain get without asking again.
         self._lacks_queries = False
+        #: Set once a server refused ``format=columns``: ``get_columns`` then
+        #: asks for text without asking again.
+        self._lacks_columns = False
         _clients.add(self)
 
     # -- the calls
@@ -434,10 +437,19 @@ class AsyncClient:
         """``get`` as numpy columns, as ``Client.get_columns``."""
         import numpy  # noqa: F401  (refused before anything is sent)
 
-        query = _native.Codec.query(key, since=since, until=until, step=step, agg=agg, max_points=max_points)
-        if query is None:
-            columns: Columns = await self._call(_native.Codec.get(key), True, None, True)
-            return columns
+        query = _native.Codec.query(key, since=since, until=until, step=step, agg=agg, max_points=max_points,
+                                    columns=True)
+        assert query is not None and query.columns is not None
+        if not self._lacks_columns:
+            try:
+                columns: Columns = await self._call(query.columns, True, None, True, frame=True)
+                return columns
+            except ClientProtocolError as error:
+                if not _native.Query.means_no_columns(error.message):
+                    raise
+                self._lacks_columns = True
+                if _native.Query.means_unsupported(error.message):
+                    self._lacks_queries = True
         columns = await self._query(query, True)
         return columns
 
@@ -538,11 +550,11 @@ class AsyncClient:
         return asyncio.get_running_loop().time() + self._timeout
 
     async def _call(self, request: bytes, points: bool, answer: Optional[_native.Query] = None,
-                    columns: bool = False) -> Any:
+                    columns: bool = False, frame: bool = False) -> Any:
         failures = 0
         while True:
             try:
-                return await self._attempt(request, points, answer, columns)
+                return await self._attempt(request, points, answer, columns, frame)
             except ClientSocketError as error:
                 failures = await self._before_retry(error, failures)
 
@@ -558,7 +570,7 @@ class AsyncClient:
         return failures
 
     async def _attempt(self, request: bytes, points: bool, answer: Optional[_native.Query] = None,
-                       columns: bool = False) -> Any:
+                       columns: bool = False, frame: bool = False) -> Any:
         connection = self._connection
         deadline = None
         if self._timeout is not None:
@@ -566,7 +578,7 @@ class AsyncClient:
         if connection is None or connection.lost:
             connection = await self._usable_connection(deadline)
         future = asyncio.get_running_loop().create_future()
-        connection.send(request, points, future, answer, columns)
+        connection.send(request, points, future, answer, columns, frame)
         if deadline is None:
             return await future
         timer = asyncio.get_running_loop().call_at(

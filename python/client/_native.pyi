@@ -186,6 +186,7 @@ class Codec:
         step: Step | None = None,
         agg: str | None = None,
         max_points: int | None = None,
+        columns: bool = False,
     ) -> Query | None: ...
     @staticmethod
     def put_many(
@@ -195,7 +196,13 @@ class Codec:
         ],
     ) -> tuple[bytes, list[int]]: ...
     def expect(
-        self, points: bool, count: int = 1, *, answer: Query | None = None, columns: bool = False
+        self,
+        points: bool,
+        count: int = 1,
+        *,
+        answer: Query | None = None,
+        columns: bool = False,
+        frame: bool = False,
     ) -> None: ...
     def feed(self, data: bytes) -> list[Any]: ...
     @property
@@ -205,15 +212,20 @@ class Codec:
 
 @final
 class Query:
-    """A query's two requests: the query line, and the plain get a
-    server without queries answers instead."""
+    """A query's requests: the query line, the plain get a server
+    without queries answers instead, and (for ``get_columns``) the query
+    asking for the columns reply."""
 
     @property
     def request(self) -> bytes: ...
     @property
     def fallback(self) -> bytes: ...
+    @property
+    def columns(self) -> bytes | None: ...
     @staticmethod
     def means_unsupported(message: str) -> bool: ...
+    @staticmethod
+    def means_no_columns(message: str) -> bool: ...
 
 def error(
     kind: str,

@@ -5,10 +5,13 @@
 //! Bytes can arrive in any split; the decoder keeps only an unfinished line
 //! between feeds and parses complete lines as soon as they are seen, so a
 //! large `get` never holds the raw reply and its parsed form at once.
+//! After the `ok` of a reply expected as columns, the bytes are the binary
+//! columns frame, handed to `columns_decoder`.
 
 use memchr::{memchr, memchr_iter};
 use thiserror::Error;
 
+use super::columns_decoder::ColumnsDecoder;
 use super::excerpt::excerpt;
 use super::grouping::{MetricsBuilder, Point};
 use super::number::{parse_float, parse_int, simple_decimal, simple_integer};
@@ -30,6 +33,8 @@ pub enum DecodeError {
     UnexpectedData(String),
     #[error("reply exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("malformed columns frame at byte {offset}: {reason}")]
+    BadFrame { offset: usize, reason: String },
 }
 
 /// A complete reply and how many bytes of the last feed it used; any bytes
@@ -45,6 +50,8 @@ enum State {
     Status,
     OkBody,
     ErrorBody,
+    /// In the columns frame after `ok` (`columns` decodes it).
+    Columns,
 }
 
 /// Decodes one reply at a time; after a complete reply it is ready for the
@@ -60,6 +67,7 @@ pub struct ReplyDecoder {
     partial: Vec<u8>,
     metrics: MetricsBuilder,
     error_lines: Vec<String>,
+    columns: Option<ColumnsDecoder>,
 }
 
 impl ReplyDecoder {
@@ -76,6 +84,7 @@ impl ReplyDecoder {
             partial: Vec::new(),
             metrics: MetricsBuilder::default(),
             error_lines: Vec::new(),
+            columns: None,
         }
     }
 
@@ -110,6 +119,9 @@ impl ReplyDecoder {
                 used: 4,
             }));
         }
+        if self.state == State::Columns {
+            return self.feed_columns(data, 0);
+        }
         let mut start = 0;
         if !self.partial.is_empty() {
             let Some(end) = memchr(b'\n', data) else {
@@ -126,6 +138,9 @@ impl ReplyDecoder {
             if let Some(reply) = done? {
                 return Ok(Some(Decoded { reply, used: start }));
             }
+            if self.state == State::Columns {
+                return self.feed_columns(data, start);
+            }
         }
         let offset = start;
         for end in memchr_iter(b'\n', &data[offset..]).map(|i| i + offset) {
@@ -134,10 +149,33 @@ impl ReplyDecoder {
             if let Some(reply) = self.line(line)? {
                 return Ok(Some(Decoded { reply, used: start }));
             }
+            if self.state == State::Columns {
+                return self.feed_columns(data, start);
+            }
         }
         self.partial.extend_from_slice(&data[start..]);
         self.check_size()?;
         Ok(None)
+    }
+
+    /// Feeds `data[start..]` to the columns frame under way.
+    fn feed_columns(&mut self, data: &[u8], start: usize) -> Result<Option<Decoded>, DecodeError> {
+        let Some(frame) = self.columns.as_mut() else {
+            // Never: the frame's decoder is made with the state.
+            return Err(DecodeError::BadFrame {
+                offset: self.received,
+                reason: "no frame under way".into(),
+            });
+        };
+        let Some((columns, used)) = frame.feed(&data[start..])? else {
+            return Ok(None);
+        };
+        self.columns = None;
+        self.reset();
+        Ok(Some(Decoded {
+            reply: Reply::Columns(columns),
+            used: start + used,
+        }))
     }
 
     fn check_size(&self) -> Result<(), DecodeError> {
@@ -156,6 +194,11 @@ impl ReplyDecoder {
         match self.state {
             State::Status => {
                 self.state = match line {
+                    b"ok" if self.expect == Expect::Columns => {
+                        let limit = self.max_reply_bytes;
+                        self.columns = Some(ColumnsDecoder::new(limit, self.received));
+                        State::Columns
+                    }
                     b"ok" => State::OkBody,
                     b"error" => State::ErrorBody,
                     other => return Err(DecodeError::BadStatus(excerpt(other))),
@@ -165,14 +208,17 @@ impl ReplyDecoder {
             State::OkBody if line.is_empty() => {
                 let reply = match self.expect {
                     Expect::Ack => Reply::Ack,
-                    Expect::Points => Reply::Points(std::mem::take(&mut self.metrics).finish()),
+                    // A columns reply never gets here (its `ok` starts the frame).
+                    Expect::Points | Expect::Columns => {
+                        Reply::Points(std::mem::take(&mut self.metrics).finish())
+                    }
                 };
                 self.reset();
                 Ok(Some(reply))
             }
             State::OkBody => match self.expect {
                 Expect::Ack => Err(DecodeError::UnexpectedData(excerpt(line))),
-                Expect::Points => self.metrics.push_line(line).map(|()| None),
+                Expect::Points | Expect::Columns => self.metrics.push_line(line).map(|()| None),
             },
             State::ErrorBody if line.is_empty() => {
                 let message = std::mem::take(&mut self.error_lines).join("\n");
@@ -184,6 +230,8 @@ impl ReplyDecoder {
                     .push(String::from_utf8_lossy(line).into_owned());
                 Ok(None)
             }
+            // Its bytes go to `feed_columns`, never here.
+            State::Columns => Ok(None),
         }
     }
 

@@ -8,8 +8,10 @@
 //! stay the course's requests. Options, each at most once, in any order:
 //! `from=<int>` (inclusive) and `until=<int>` (exclusive) epoch seconds,
 //! `step=<int>` seconds > 0, `agg=avg|min|max|sum|count|last`,
-//! `points=<int>` > 0 (at most that many points per series) and
-//! `match=glob|exact`. The reply has exactly the shape of a `get`'s. What
+//! `points=<int>` > 0 (at most that many points per series),
+//! `match=glob|exact` and `format=text|columns`. The reply has exactly the
+//! shape of a `get`'s, or with `format=columns` is the binary columns
+//! frame (see `columns`). What
 //! the options mean is `crate::query`'s; this file is the grammar, its
 //! encoder and its parser, tested against each other.
 
@@ -17,7 +19,7 @@ use thiserror::Error;
 
 use super::excerpt::excerpt;
 use super::number::parse_int;
-use super::{validate_key, ArgumentError, KeyUse};
+use super::{validate_key, ArgumentError, KeyUse, ReplyFormat};
 use crate::query::{Agg, Glob, GlobError};
 
 /// How the pattern of a query selects keys.
@@ -56,6 +58,8 @@ pub struct Query<T> {
     pub points: Option<u64>,
     /// How `pattern` selects keys (default `glob`).
     pub matching: Option<Match>,
+    /// How the answer is written (default `text`).
+    pub format: Option<ReplyFormat>,
 }
 
 impl<T> Query<T> {
@@ -69,6 +73,7 @@ impl<T> Query<T> {
             agg: None,
             points: None,
             matching: None,
+            format: None,
         }
     }
 
@@ -82,16 +87,19 @@ impl<T> Query<T> {
             agg: self.agg,
             points: self.points,
             matching: self.matching,
+            format: self.format,
         }
     }
 
-    fn has_option(&self) -> bool {
+    /// Whether any option is given (a `get` without one is the course's).
+    pub fn has_option(&self) -> bool {
         self.from.is_some()
             || self.until.is_some()
             || self.step.is_some()
             || self.agg.is_some()
             || self.points.is_some()
             || self.matching.is_some()
+            || self.format.is_some()
     }
 }
 
@@ -126,7 +134,7 @@ impl<T: AsRef<str>> Query<T> {
 /// wire: `error\nbad query: <this>\n\n`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum QueryError {
-    #[error("unknown option {0} (options: from, until, step, agg, points, match)")]
+    #[error("unknown option {0} (options: from, until, step, agg, points, match, format)")]
     UnknownOption(String),
     #[error("option {0} given twice")]
     Repeated(&'static str),
@@ -177,6 +185,9 @@ pub fn encode_query(out: &mut Vec<u8>, query: &Query<&str>) -> Result<(), QueryE
     if let Some(matching) = query.matching {
         option("match", &matching.name());
     }
+    if let Some(format) = query.format {
+        option("format", &format.name());
+    }
     line.push('\n');
     out.extend_from_slice(line.as_bytes());
     Ok(())
@@ -200,29 +211,27 @@ pub(super) fn parse_query<'a>(
                 set(&mut query.points, "points", points)?
             }
             "agg" => {
-                let agg = Agg::from_name(value).ok_or_else(|| {
-                    QueryError::value(
-                        "agg",
-                        format!(
-                            "must be one of avg, min, max, sum, count, last, got {}",
-                            quote(value)
-                        ),
-                    )
-                })?;
-                set(&mut query.agg, "agg", agg)?
+                let aggs = Agg::ALL.map(|agg| (agg.name(), agg));
+                set(&mut query.agg, "agg", choice(value, "agg", &aggs)?)?
             }
             "match" => {
-                let matching = match value {
-                    "glob" => Match::Glob,
-                    "exact" => Match::Exact,
-                    other => {
-                        return Err(QueryError::value(
-                            "match",
-                            format!("must be glob or exact, got {}", quote(other)),
-                        ))
-                    }
-                };
-                set(&mut query.matching, "match", matching)?
+                let matches = [("glob", Match::Glob), ("exact", Match::Exact)];
+                set(
+                    &mut query.matching,
+                    "match",
+                    choice(value, "match", &matches)?,
+                )?
+            }
+            "format" => {
+                let formats = [
+                    ("text", ReplyFormat::Text),
+                    ("columns", ReplyFormat::Columns),
+                ];
+                set(
+                    &mut query.format,
+                    "format",
+                    choice(value, "format", &formats)?,
+                )?
             }
             other => return Err(QueryError::UnknownOption(quote(other))),
         }
@@ -234,6 +243,26 @@ pub(super) fn parse_query<'a>(
 /// `text` in quotes, shortened if long (it is echoed in the error reply).
 fn quote(text: &str) -> String {
     format!("'{}'", excerpt(text.as_bytes()))
+}
+
+/// The value named `text` among `choices` of `option`.
+fn choice<V: Copy>(
+    text: &str,
+    option: &'static str,
+    choices: &[(&str, V)],
+) -> Result<V, QueryError> {
+    if let Some(&(_, value)) = choices.iter().find(|(name, _)| *name == text) {
+        return Ok(value);
+    }
+    let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+    let expected = match names.as_slice() {
+        [a, b] => format!("{a} or {b}"),
+        _ => format!("one of {}", names.join(", ")),
+    };
+    Err(QueryError::value(
+        option,
+        format!("must be {expected}, got {}", quote(text)),
+    ))
 }
 
 fn set<V>(slot: &mut Option<V>, name: &'static str, value: V) -> Result<(), QueryError> {

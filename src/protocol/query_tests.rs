@@ -18,7 +18,9 @@ fn error(line: &str) -> String {
 
 #[test]
 fn options_in_any_order() {
-    let q = query("get host0*.cpu until=20 from=-5 agg=max step=60 points=100 match=glob");
+    let q = query(
+        "get host0*.cpu until=20 from=-5 format=columns agg=max step=60 points=100 match=glob",
+    );
     assert_eq!(
         q,
         Query {
@@ -29,9 +31,13 @@ fn options_in_any_order() {
             agg: Some(Agg::Max),
             points: Some(100),
             matching: Some(Match::Glob),
+            format: Some(ReplyFormat::Columns),
         }
     );
     assert_eq!(query("get k match=exact").matching, Some(Match::Exact));
+    // The format alone makes a query: a plain get answered in columns.
+    assert_eq!(query("get k format=text").format, Some(ReplyFormat::Text));
+    assert_eq!(query("get * format=columns").pattern, "*");
     assert_eq!(query("get * from=0\r").from, Some(0));
     for agg in Agg::ALL {
         assert_eq!(query(&format!("get k agg={}", agg.name())).agg, Some(agg));
@@ -77,14 +83,22 @@ fn bad_queries_say_what_is_wrong() {
             "get k match=regex",
             "bad query: match must be glob or exact, got 'regex'",
         ),
+        (
+            "get k format=binary",
+            "bad query: format must be text or columns, got 'binary'",
+        ),
+        (
+            "get k format=text format=columns",
+            "bad query: option format given twice",
+        ),
         ("get k from=1 from=2", "bad query: option from given twice"),
         (
             "get k to=5",
-            "bad query: unknown option 'to' (options: from, until, step, agg, points, match)",
+            "bad query: unknown option 'to' (options: from, until, step, agg, points, match, format)",
         ),
         (
             "get k =5",
-            "bad query: unknown option '' (options: from, until, step, agg, points, match)",
+            "bad query: unknown option '' (options: from, until, step, agg, points, match, format)",
         ),
         ("get a[b from=1", "bad query: unclosed '[' in pattern"),
         ("get a{b from=1", "bad query: unclosed '{' in pattern"),
@@ -158,9 +172,13 @@ fn query_strategy() -> impl Strategy<Value = Query<String>> {
         proptest::option::of(proptest::sample::select(Agg::ALL.to_vec())),
         proptest::option::of(1u64..=i64::MAX as u64),
         proptest::option::of(prop_oneof![Just(Match::Glob), Just(Match::Exact)]),
+        proptest::option::of(prop_oneof![
+            Just(ReplyFormat::Text),
+            Just(ReplyFormat::Columns)
+        ]),
     )
         .prop_map(
-            |(pattern, from, until, step, agg, points, matching)| Query {
+            |(pattern, from, until, step, agg, points, matching, format)| Query {
                 pattern,
                 from,
                 until,
@@ -168,6 +186,7 @@ fn query_strategy() -> impl Strategy<Value = Query<String>> {
                 agg,
                 points,
                 matching,
+                format,
             },
         )
         .prop_filter("a query has an option", |q| q.has_option())
@@ -184,7 +203,7 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_queries_never_panic(line in "get \\PC{1,6}( (from|until|step|agg|points|match|x)=\\PC{0,5}){1,4}") {
+    fn arbitrary_queries_never_panic(line in "get \\PC{1,6}( (from|until|step|agg|points|match|format|x)=\\PC{0,5}){1,4}") {
         let _ = parse_command(line.as_bytes());
     }
 }

@@ -3,8 +3,12 @@
 //!
 //! `ok\n\n` answers a put; `ok\n` + one point line per point + `\n`
 //! answers a get; `error\n<message>\n\n` answers anything that failed.
+//! A query asking for `format=columns` is answered `ok\n` + the columns
+//! frame (`columns`); the writers here pick the format's.
 
-use super::grouping::Metrics;
+use super::columns::{encode_columns_end, encode_columns_start, push_columns, Columns};
+use super::grouping::{Metrics, Point};
+use super::point::push_point;
 
 /// The message of every error reply to a bad command, as the course's
 /// protocol specifies it.
@@ -17,6 +21,8 @@ pub enum Reply {
     Ack,
     /// `ok` to a `get`, possibly with no points at all.
     Points(Metrics),
+    /// `ok` and the columns frame, to a query with `format=columns`.
+    Columns(Columns),
     /// `error` with the server's message (lines joined with `\n`).
     Error(String),
 }
@@ -48,6 +54,62 @@ pub fn encode_get_reply_start(out: &mut Vec<u8>) {
 /// Appends the empty line that ends a reply to a `get`.
 pub fn encode_get_reply_end(out: &mut Vec<u8>) {
     out.push(b'\n');
+}
+
+/// How a query's answer is written: the text lines of a `get`'s reply, or
+/// the columns frame (`format=columns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyFormat {
+    #[default]
+    Text,
+    Columns,
+}
+
+impl ReplyFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplyFormat::Text => "text",
+            ReplyFormat::Columns => "columns",
+        }
+    }
+
+    /// What the reply is decoded as.
+    pub fn expect(self) -> super::Expect {
+        match self {
+            ReplyFormat::Text => super::Expect::Points,
+            ReplyFormat::Columns => super::Expect::Columns,
+        }
+    }
+}
+
+/// Appends the start of an `ok` reply carrying points in `format`; follow
+/// it with any number of [`push_series`] and one [`encode_points_end`].
+pub fn encode_points_start(out: &mut Vec<u8>, format: ReplyFormat) {
+    encode_get_reply_start(out);
+    if format == ReplyFormat::Columns {
+        encode_columns_start(out);
+    }
+}
+
+/// Appends points of `key` in `format` (a series may come in several
+/// calls, one after another).
+pub fn push_series(out: &mut Vec<u8>, format: ReplyFormat, key: &str, points: &[Point]) {
+    match format {
+        ReplyFormat::Text => {
+            for &(timestamp, value) in points {
+                push_point(out, key, value, timestamp);
+            }
+        }
+        ReplyFormat::Columns => push_columns(out, key, points),
+    }
+}
+
+/// Appends the end of a reply begun by [`encode_points_start`].
+pub fn encode_points_end(out: &mut Vec<u8>, format: ReplyFormat) {
+    match format {
+        ReplyFormat::Text => encode_get_reply_end(out),
+        ReplyFormat::Columns => encode_columns_end(out),
+    }
 }
 
 #[cfg(test)]

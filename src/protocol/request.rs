@@ -23,6 +23,8 @@ pub enum Expect {
     Ack,
     /// `get`: `ok` followed by zero or more `key value timestamp` lines.
     Points,
+    /// A query with `format=columns`: `ok` followed by the columns frame.
+    Columns,
 }
 
 /// Which keys a `get` asks for.

@@ -8,16 +8,16 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::arguments;
-use super::columns::metrics_to_columns;
+use super::columns::{columns_to_numpy, metrics_to_columns, require_numpy};
 use super::connector::{deliver_signals, PyConnector};
 use super::points::encode_put_many;
-use super::query_args::{query_request, Keywords};
+use super::query_args::{columns_request, query_request, Keywords};
 use super::results::metrics_to_dict;
 use super::retry;
 use super::tls_mode::{TlsFiles, TlsMode};
 use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
-use crate::client::query::{self, QuerySupport};
+use crate::client::query::{self, Answer, QuerySupport};
 use crate::client::retry::RetryPolicy;
 use crate::client::session::Session;
 use crate::client::shared::SharedSession;
@@ -55,7 +55,7 @@ pub struct Client {
     max_reply_bytes: usize,
     max_connections: usize,
     retry: RetryPolicy,
-    /// Whether the server is known to lack queries (shared by every
+    /// Whether the server is known to lack queries or columns (shared by every
     /// connection of the client: asked once, not on each query).
     queries: QuerySupport,
 }
@@ -99,7 +99,7 @@ impl Client {
     fn metrics(reply: Reply) -> Metrics {
         match reply {
             Reply::Points(metrics) => metrics,
-            Reply::Ack | Reply::Error(_) => Vec::new(),
+            Reply::Ack | Reply::Error(_) | Reply::Columns(_) => Vec::new(),
         }
     }
 
@@ -236,7 +236,9 @@ impl Client {
 
     /// ``get`` in columns: ``{key: (timestamps, values)}``, numpy arrays of
     /// int64 and float64, made without a Python object per point (needs
-    /// numpy: ``pip install 'metrics-client[numpy]'``).
+    /// numpy: ``pip install 'metrics-client[numpy]'``). The server is asked
+    /// for its binary columns reply; one without it answers in text, made
+    /// into the same columns (and not asked again).
     #[pyo3(signature = (key, *, since=None, until=None, step=None, agg=None, max_points=None))]
     #[allow(clippy::too_many_arguments)]
     fn get_columns<'py>(
@@ -257,11 +259,15 @@ impl Client {
             max_points,
         };
         // numpy first: without it nothing is sent.
-        py.import("numpy")
-            .map(drop)
-            .or_else(|_| metrics_to_columns(py, Vec::new()).map(drop))?;
-        let metrics = self.fetch(py, key, &keywords)?;
-        metrics_to_columns(py, metrics)
+        require_numpy(py)?;
+        let key = arguments::key(key, "key").map_err(ClientError::from)?;
+        let request = columns_request(&key, &keywords)?;
+        let support = &self.queries;
+        let answer = self.run(py, |session| query::run_columns(session, &request, support))?;
+        match answer {
+            Answer::Columns(columns) => columns_to_numpy(py, columns),
+            Answer::Points(metrics) => metrics_to_columns(py, metrics),
+        }
     }
 
     /// Stores many points in one pipelined exchange. ``points`` is an

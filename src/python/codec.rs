@@ -14,9 +14,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use super::arguments;
-use super::columns::metrics_to_columns;
+use super::columns::{columns_to_numpy, metrics_to_columns};
 use super::points::encode_put_many;
-use super::query_args::{query_request, Keywords, PyQuery};
+use super::query_args::{columns_request, query_request, Keywords, PyQuery};
 use super::results::metrics_to_dict;
 use crate::client::error::{cut_short_message, ClientError};
 use crate::protocol::{
@@ -82,8 +82,13 @@ impl Codec {
 
     /// The query of ``Client.get(key, **keywords)``, or None when that is
     /// the plain get of ``Codec.get(key)``; raises as ``Client.get`` does.
+    /// With ``columns``, ``Client.get_columns``'s: never None, its
+    /// ``columns`` the request for the columns reply.
     #[staticmethod]
-    #[pyo3(signature = (key, *, since=None, until=None, step=None, agg=None, max_points=None))]
+    #[pyo3(signature = (
+        key, *, since=None, until=None, step=None, agg=None, max_points=None, columns=false
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn query(
         key: &Bound<'_, PyAny>,
         since: Option<&Bound<'_, PyAny>>,
@@ -91,6 +96,7 @@ impl Codec {
         step: Option<&Bound<'_, PyAny>>,
         agg: Option<&Bound<'_, PyAny>>,
         max_points: Option<&Bound<'_, PyAny>>,
+        columns: bool,
     ) -> PyResult<Option<PyQuery>> {
         let key = arguments::key(key, "key").map_err(ClientError::from)?;
         let keywords = Keywords {
@@ -100,6 +106,10 @@ impl Codec {
             agg,
             max_points,
         };
+        if columns {
+            let request = columns_request(&key, &keywords)?;
+            return Ok(Some(PyQuery { request }));
+        }
         Ok(query_request(&key, &keywords)?.map(|request| PyQuery { request }))
     }
 
@@ -118,16 +128,22 @@ impl Codec {
     /// acknowledgement (``points=False``) or by points (``points=True``).
     /// With ``answer``, the points are a plain get's, and the reply is
     /// that query's answer computed from them; with ``columns``, the
-    /// points come as ``get_columns`` gives them.
-    #[pyo3(signature = (points, count=1, *, answer=None, columns=false))]
+    /// points come as ``get_columns`` gives them; with ``frame``, the reply
+    /// is the columns frame (to a query's ``columns`` request).
+    #[pyo3(signature = (points, count=1, *, answer=None, columns=false, frame=false))]
     fn expect(
         &mut self,
         points: bool,
         count: usize,
         answer: Option<PyRef<'_, PyQuery>>,
         columns: bool,
+        frame: bool,
     ) {
-        let expect = if points { Expect::Points } else { Expect::Ack };
+        let expect = match (points, frame) {
+            (true, true) => Expect::Columns,
+            (true, false) => Expect::Points,
+            (false, _) => Expect::Ack,
+        };
         let plan = answer.map(|query| query.request.plan.clone());
         for _ in 0..count {
             self.pending.push_back(Pending {
@@ -210,6 +226,7 @@ fn reply_object<'py>(
                 Ok(metrics_to_dict(py, metrics)?.into_any())
             }
         }
+        Reply::Columns(columns) => Ok(columns_to_numpy(py, columns)?.into_any()),
         Reply::Error(message) => Ok(PyErr::from(ClientError::Protocol(message))
             .into_value(py)
             .into_bound(py)

@@ -32,6 +32,23 @@ pub struct Keywords<'a, 'py> {
 /// plain `get` (no keyword, and a key without glob metacharacters or the
 /// bare `*`). Nothing is sent when this fails.
 pub fn query_request(key: &str, keywords: &Keywords<'_, '_>) -> PyResult<Option<QueryRequest>> {
+    let Some(query) = query_of(key, keywords)? else {
+        return Ok(None);
+    };
+    QueryRequest::new(&query)
+        .map(Some)
+        .map_err(|e| ClientError::from(argument_error(e)).into())
+}
+
+/// The requests of `get_columns(key, **keywords)`: the query (a plain
+/// `get` has none but the format) asked for in columns first.
+pub fn columns_request(key: &str, keywords: &Keywords<'_, '_>) -> PyResult<QueryRequest> {
+    let query = query_of(key, keywords)?.unwrap_or_else(|| Query::new(key));
+    QueryRequest::columns(&query).map_err(|e| ClientError::from(argument_error(e)).into())
+}
+
+/// The query of the keywords, or `None` for the plain `get`.
+fn query_of<'k>(key: &'k str, keywords: &Keywords<'_, '_>) -> PyResult<Option<Query<&'k str>>> {
     let mut query = Query::new(key);
     query.from = given(keywords.since)
         .map(|o| instant(o, "since"))
@@ -56,9 +73,7 @@ pub fn query_request(key: &str, keywords: &Keywords<'_, '_>) -> PyResult<Option<
     if plain {
         query.matching = Some(Match::Glob);
     }
-    QueryRequest::new(&query)
-        .map(Some)
-        .map_err(|e| ClientError::from(argument_error(e)).into())
+    Ok(Some(query))
 }
 
 /// A keyword that was given (`None` counts as not given).
@@ -171,7 +186,8 @@ fn agg(obj: &Bound<'_, PyAny>) -> PyResult<Agg> {
 
 /// A query's requests, for `AsyncClient`: `request` is the query line,
 /// `fallback` the plain `get` whose reply `Codec` turns into the same
-/// answer when the server lacks queries.
+/// answer when the server lacks queries, `columns` (for `get_columns`) the
+/// query asking for the columns reply.
 #[pyclass(module = "client._native", name = "Query", frozen)]
 pub struct PyQuery {
     pub request: QueryRequest,
@@ -189,6 +205,21 @@ impl PyQuery {
     #[getter]
     fn fallback<'py>(&self, py: Python<'py>) -> Bound<'py, pyo3::types::PyBytes> {
         pyo3::types::PyBytes::new(py, &self.request.fallback)
+    }
+
+    /// The query line asking for the columns reply (`format=columns`), for
+    /// a query made with ``columns=True``; else None.
+    #[getter]
+    fn columns<'py>(&self, py: Python<'py>) -> Option<Bound<'py, pyo3::types::PyBytes>> {
+        let line = self.request.columns.as_ref()?;
+        Some(pyo3::types::PyBytes::new(py, line))
+    }
+
+    /// Whether ``error`` (a ClientProtocolError's message) is the answer
+    /// of a server without the columns reply (or without queries).
+    #[staticmethod]
+    fn means_no_columns(message: &str) -> bool {
+        QueryRequest::means_no_columns(&ClientError::Protocol(message.to_owned()))
     }
 
     /// Whether ``error`` (a ClientProtocolError's message) is the answer

@@ -63,7 +63,7 @@ class ProxiedConnection:
             return len(self._pending)
 
     def _pump_up(self) -> None:
-        """client -> server, unconditionally."""
+        """client -> server, through ``forward``."""
         while True:
             try:
                 chunk = self.client.recv(1 << 16)
@@ -82,9 +82,13 @@ class ProxiedConnection:
                     pass
                 return
             try:
-                self.upstream.sendall(chunk)
+                self.forward(chunk)
             except OSError:
                 return
+
+    def forward(self, chunk: bytes) -> None:
+        """Sends what the client sent on to the server, as it is."""
+        self.upstream.sendall(chunk)
 
     def _pump_down(self) -> None:
         """server -> client, through the gate."""
@@ -146,6 +150,9 @@ class DelayingProxy:
     """Listens on ``host`` (loopback) and forwards every connection to
     ``upstream`` (a ``(host, port)``), holding server bytes on demand."""
 
+    #: What each connection is (a subclass may change what is forwarded).
+    CONNECTION = ProxiedConnection
+
     def __init__(self, upstream: Tuple[str, int], host: str = "127.0.0.1") -> None:
         self.upstream = upstream
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -190,7 +197,7 @@ class DelayingProxy:
                     client.close()
                     upstream.close()
                     return
-                conn = ProxiedConnection(self, client, upstream, len(self.connections))
+                conn = self.CONNECTION(self, client, upstream, len(self.connections))
                 self.connections.append(conn)
                 conn.start()
                 self._cond.notify_all()

@@ -131,7 +131,7 @@ pub(in crate::server) async fn execute(
                     chunk,
                 );
                 if done {
-                    query::finish(&mut conn.wbuf);
+                    query::finish(&cursor, &mut conn.wbuf);
                     break;
                 }
             }

@@ -13,9 +13,7 @@ use std::io;
 pub(in crate::server) const BATCH_OPS: usize = 4096;
 pub(in crate::server) const BATCH_READ_BYTES: usize = 64 << 10;
 
-use crate::protocol::{
-    encode_error, encode_get_reply_end, encode_get_reply_start, encode_ok, Command, Put, Selector,
-};
+use crate::protocol::{encode_error, encode_ok, Command, Put, Selector};
 use crate::query::Plan;
 use crate::server::command;
 use crate::server::connection::Connection;
@@ -76,7 +74,8 @@ pub(in crate::server) async fn execute(
                 }
                 Ok(Command::Query(query)) => match Plan::new(&query) {
                     Ok(plan) => {
-                        let walk = gateway.query(plan, cutoff);
+                        let format = query.format.unwrap_or_default();
+                        let walk = gateway.query(plan, format, cutoff);
                         stream_walk(conn, walk, stream).await?;
                     }
                     Err(e) => encode_error(&mut conn.wbuf, &format!("bad query: {e}")),
@@ -105,11 +104,11 @@ async fn stream_walk(
     let chunk = conn.shared.limits.write_chunk_bytes;
     let start = conn.wbuf.len();
     let mut written = false;
-    encode_get_reply_start(&mut conn.wbuf);
+    walk.start(&mut conn.wbuf);
     loop {
         match walk.fill(&mut conn.wbuf, chunk).await {
             Ok(true) => {
-                encode_get_reply_end(&mut conn.wbuf);
+                walk.finish(&mut conn.wbuf);
                 return Ok(());
             }
             Ok(false) => {

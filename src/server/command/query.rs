@@ -1,5 +1,7 @@
 //! `get <pattern> <option>=<value> ...`: a query, answered in the shape of
-//! a get's reply, streamed in chunks like `get *`: the connection writes
+//! a get's reply (or, with `format=columns`, as the columns frame: the same
+//! points through the protocol's other writer), streamed in chunks like
+//! `get *`: the connection writes
 //! each chunk with the lock released before asking for the next, and
 //! nothing is copied but the points of one read (at most `READ` of them).
 //!
@@ -11,7 +13,9 @@
 //! between two chunks ahead of where the answer is are seen. (A series'
 //! consolidated step is chosen from its points when the series begins.)
 
-use crate::protocol::{encode_get_reply_end, encode_get_reply_start, push_point, Point, Query};
+use crate::protocol::{
+    encode_points_end, encode_points_start, push_series, Point, Query, ReplyFormat,
+};
 use crate::query::{Glob, Plan, SeriesAnswer};
 use crate::server::engine::View;
 use crate::server::store::Store;
@@ -131,6 +135,9 @@ pub(in crate::server) struct Cursor {
     scan: Option<usize>,
     series: Option<Series>,
     points: Vec<Point>,
+    /// The answer points of one read, written together.
+    answered: Vec<Point>,
+    format: ReplyFormat,
 }
 
 #[derive(Debug)]
@@ -167,10 +174,12 @@ pub(in crate::server) fn start(
         scan,
         series: None,
         points: Vec::new(),
+        answered: Vec::new(),
+        format: query.format.unwrap_or_default(),
     };
-    encode_get_reply_start(out);
+    encode_points_start(out, cursor.format);
     if fill(source, &mut cursor, out, chunk) {
-        finish(out);
+        finish(&cursor, out);
         None
     } else {
         Some(cursor)
@@ -224,26 +233,29 @@ pub(in crate::server) fn fill(
             &mut cursor.points,
         );
         work += read.max(1);
+        let answered = &mut cursor.answered;
+        answered.clear();
         for &(timestamp, value) in &cursor.points {
             series
                 .answer
-                .push(timestamp, value, |(t, v)| push_point(out, name, v, t));
+                .push(timestamp, value, |point| answered.push(point));
         }
         let next = cursor.points.last().and_then(|p| p.0.checked_add(1));
         match next {
             Some(from) if read == READ => series.from = from,
             _ => {
-                series.answer.finish(|(t, v)| push_point(out, name, v, t));
+                series.answer.finish(|point| answered.push(point));
                 cursor.series = None;
             }
         }
+        push_series(out, cursor.format, name, answered);
     }
     false
 }
 
 /// Ends a reply whose answer is over.
-pub(in crate::server) fn finish(out: &mut Vec<u8>) {
-    encode_get_reply_end(out);
+pub(in crate::server) fn finish(cursor: &Cursor, out: &mut Vec<u8>) {
+    encode_points_end(out, cursor.format);
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use futures_util::future::join_all;
 
 use super::model::series_key;
 use super::{reply_text, Gateway};
-use crate::protocol::{parse_float, push_point, Point, Selector};
+use crate::protocol::{
+    encode_points_end, encode_points_start, parse_float, push_series, Point, ReplyFormat, Selector,
+};
 use crate::query::Plan;
 
 /// Index members asked for by one `SSCAN` of a `get *`.
@@ -24,7 +26,11 @@ impl Gateway {
                 Selector::All => None,
                 Selector::Key(key) => Some(key),
             },
-            answer: Answer { plan: None, cutoff },
+            answer: Answer {
+                plan: None,
+                cutoff,
+                format: ReplyFormat::Text,
+            },
             bucket: 0,
             cursor: None,
             keys: Vec::new(),
@@ -34,8 +40,9 @@ impl Gateway {
 
     /// A walk answering a query: the same walk over the index, each key
     /// the glob matches answered by the query code the embedded server and
-    /// the client's fallback use (`crate::query`), so all three agree.
-    pub(crate) fn query(&self, plan: Plan, cutoff: Option<i64>) -> Walk<'_> {
+    /// the client's fallback use (`crate::query`), so all three agree;
+    /// written in `format` by the protocol's writer of it, as theirs is.
+    pub(crate) fn query(&self, plan: Plan, format: ReplyFormat, cutoff: Option<i64>) -> Walk<'_> {
         let single = plan.glob.literal().map(str::to_owned);
         Walk {
             gateway: self,
@@ -43,6 +50,7 @@ impl Gateway {
             answer: Answer {
                 plan: Some(plan),
                 cutoff,
+                format,
             },
             bucket: 0,
             cursor: None,
@@ -71,6 +79,7 @@ impl Gateway {
 struct Answer {
     plan: Option<Plan>,
     cutoff: Option<i64>,
+    format: ReplyFormat,
 }
 
 impl Answer {
@@ -107,9 +116,7 @@ fn encode_fields(
             None => return Ok(()),
         },
     };
-    for (timestamp, value) in points {
-        push_point(out, key, value, timestamp);
-    }
+    push_series(out, answer.format, key, &points);
     Ok(())
 }
 
@@ -128,6 +135,16 @@ pub(crate) struct Walk<'g> {
 }
 
 impl Walk<'_> {
+    /// Appends the start of the walk's reply.
+    pub(crate) fn start(&self, out: &mut Vec<u8>) {
+        encode_points_start(out, self.answer.format);
+    }
+
+    /// Appends the end of the walk's reply, once `fill` says it is over.
+    pub(crate) fn finish(&self, out: &mut Vec<u8>) {
+        encode_points_end(out, self.answer.format);
+    }
+
     /// Appends points to `out` until it holds `chunk` bytes (at least one
     /// key's points, however many); `Ok(true)` when the walk is over.
     pub(crate) async fn fill(&mut self, out: &mut Vec<u8>, chunk: usize) -> Result<bool, String> {
