@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import unittest
@@ -70,9 +69,8 @@ class CtrlCTest(TestCase):
                 peer.send(b"ok\n\n")
 
         srv = self.server(hold_first_answer_second)
-        workdir = tempfile.TemporaryDirectory()
-        self.addCleanup(workdir.cleanup)
-        script = os.path.join(workdir.name, "ctrl_c_child.py")
+        workdir = self.temporary_directory()
+        script = os.path.join(workdir, "ctrl_c_child.py")
         with open(script, "w") as f:
             f.write(CHILD)
         env = dict(os.environ)
@@ -80,7 +78,7 @@ class CtrlCTest(TestCase):
         # Run from an empty directory so `import client` finds the installed wheel.
         child = subprocess.Popen(
             [sys.executable, script, str(srv.port), mode, self.tls_options().get("tls_ca", "")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=workdir.name)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=workdir)
         self.addCleanup(self.reap, child)
 
         srv.peer(0).wait_received(b"get waiting\n")

@@ -20,7 +20,6 @@ value that was sent for it (nothing torn into a wrong number).
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -42,9 +41,7 @@ def value_for(ts):
 
 class KillNineStormTest(TestCase):
     def test_kill_9_during_put_storms_loses_no_acknowledged_put(self):
-        tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(tmp.cleanup)
-        log = os.path.join(tmp.name, "metrics.log")
+        log = os.path.join(self.temporary_directory(), "metrics.log")
         acked = {}            # key -> set of timestamps
         lock = threading.Lock()
         report = []

@@ -12,7 +12,6 @@ import os
 import stat
 import subprocess
 import sys
-import tempfile
 import warnings
 from typing import List, Tuple
 
@@ -36,9 +35,7 @@ def snapshot(path: str) -> Tuple[bytes, int]:
 class DataFileCase(TestCase):
     def setUp(self) -> None:
         super().setUp()
-        tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = self.temporary_directory()
         self.path = os.path.join(self.dir, "metrics.log")
 
     def start(self, path: str = "") -> Tuple[Server, List[str]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import threading
 import unittest
 import warnings
@@ -90,9 +89,7 @@ def storm(address: Tuple[str, int], acked: List[Set[Tuple[str, int]]],
 class KillNine(TestCase):
     def setUp(self) -> None:
         super().setUp()
-        tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(tmp.cleanup)
-        self.path = os.path.join(tmp.name, "metrics.log")
+        self.path = os.path.join(self.temporary_directory(), "metrics.log")
 
     def test_acknowledged_puts_survive_kill_9_with_fsync_always(self) -> None:
         server = ServerProcess(self.path, "always")
@@ -143,9 +140,7 @@ class KillNine(TestCase):
 class Recovery(TestCase):
     def setUp(self) -> None:
         super().setUp()
-        tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(tmp.cleanup)
-        self.path = os.path.join(tmp.name, "metrics.log")
+        self.path = os.path.join(self.temporary_directory(), "metrics.log")
 
     def start(self, **kwargs) -> Tuple[Server, List[str]]:
         with warnings.catch_warnings(record=True) as caught:

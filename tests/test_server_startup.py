@@ -203,9 +203,7 @@ class BigLog(TestCase):
 class Loading(TestCase):
     def setUp(self) -> None:
         super().setUp()
-        tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = self.temporary_directory()
         self.path = os.path.join(self.dir, "metrics.log")
 
     def test_wait_false_returns_at_once_and_serves_once_loaded(self) -> None:

@@ -9,7 +9,6 @@ Retention drops old points. Run against the installed package::
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 import warnings
@@ -27,9 +26,7 @@ Series = Dict[str, List[Tuple[int, float]]]
 class EngineCase(TestCase):
     def setUp(self) -> None:
         super().setUp()
-        tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(tmp.cleanup)
-        self.dir = tmp.name
+        self.dir = self.temporary_directory()
         self.path = os.path.join(self.dir, "metrics.log")
         self.blocks = self.path + ".blocks"
         self.now = int(time.time())

@@ -14,6 +14,7 @@ import select
 import socket
 import ssl
 import struct
+import tempfile
 import threading
 import time
 import traceback
@@ -628,6 +629,12 @@ class TestCase(unittest.TestCase):
         for name, value in self.tls_options().items():
             kwargs.setdefault(name, value)
         return client.AsyncClient(*address, **kwargs)
+
+    def temporary_directory(self) -> str:
+        """A new empty directory, removed with all it holds after the test."""
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        return tmp.name
 
     def embedded_server(self, **kwargs) -> client.Server:
         """The embedded server, on the transport under test."""
