@@ -194,35 +194,62 @@ impl TlsStream {
         Ok(n)
     }
 
+    /// Plaintext rustls has decrypted already (`WouldBlock` if none).
+    fn plaintext(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.tls.reader().read(buf) {
+            // The peer closed the TCP connection without close_notify:
+            // its requests are complete lines or dropped, as in plain text.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.eof => Ok(0),
+            other => other,
+        }
+    }
+
+    fn decrypt(&mut self) -> io::Result<()> {
+        self.tls
+            .process_new_packets()
+            .map(drop)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
     fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            match self.tls.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                // The peer closed the TCP connection without close_notify:
-                // its requests are complete lines or dropped, as in plain text.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            match self.plaintext(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            if self.eof {
-                return Ok(0);
+                other => return other,
             }
             self.receive()?;
-            if let Err(e) = self.tls.process_new_packets() {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-            }
+            self.decrypt()?;
         }
     }
 
     async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            match self.read_now(buf) {
+            match self.plaintext(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 other => return other,
             }
             // Key updates and alerts rustls wants to answer.
             self.flush().await?;
-            drop(self.sock.readable().await?);
+            let TlsStream { sock, tls, eof } = self;
+            let mut guard = sock.readable().await?;
+            let mut socket = ShortReads {
+                socket: guard.get_inner(),
+                short: false,
+            };
+            match guard.try_io(|_| tls.read_tls(&mut socket)) {
+                Ok(Ok(0)) => *eof = true,
+                // As on the plain path: a short read drained the receive
+                // queue, so the next wait goes straight to epoll instead of
+                // first failing a read with EAGAIN.
+                Ok(Ok(_)) if socket.short => guard.clear_ready(),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+            drop(guard);
+            self.decrypt()?;
         }
     }
 
@@ -250,5 +277,20 @@ impl TlsStream {
             }
         }
         Ok(())
+    }
+}
+
+/// The socket as rustls reads it, noting whether a read returned fewer
+/// bytes than asked for.
+struct ShortReads<'s> {
+    socket: &'s std::net::TcpStream,
+    short: bool,
+}
+
+impl Read for ShortReads<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.socket.read(buf)?;
+        self.short = n > 0 && n < buf.len();
+        Ok(n)
     }
 }
