@@ -259,6 +259,9 @@ impl Sealed {
         let start = out.len();
         let mut bytes = Vec::new();
         let mut pieces = 0;
+        // Whether each piece began after the one before it ended, as the
+        // blocks of different days do: then `out` is in order already.
+        let mut ordered = true;
         for block in &self.blocks {
             let info = block.info();
             if info.header.max_ts < from || until.is_some_and(|u| info.header.min_ts >= u) {
@@ -286,7 +289,11 @@ impl Sealed {
                         None => chunk::decode_range(&bytes, from, i64::MAX, out),
                     };
                     match decoded {
-                        Ok(()) => pieces += 1,
+                        Ok(()) => {
+                            pieces += 1;
+                            let after = |p: &Point| at == start || p.0 > out[at - 1].0;
+                            ordered &= out.get(at).is_none_or(after);
+                        }
                         Err(e) => {
                             out.truncate(at);
                             warn(format!(
@@ -300,7 +307,7 @@ impl Sealed {
                 Err(e) => warn(format!("{e}; those points are not served")),
             }
         }
-        if pieces > 1 {
+        if pieces > 1 && !ordered {
             // Several blocks: later blocks were appended later, so a stable
             // sort keeps their value last among equal timestamps.
             out[start..].sort_by_key(|p| p.0);

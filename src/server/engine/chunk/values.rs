@@ -104,18 +104,14 @@ pub(super) fn read(input: &mut BitReader, out: &mut [f64]) -> Result<(), ChunkEr
                 previous = Some(index);
                 *slot = (index, input.read(64)?);
             }
-            let first = unzigzag(read_explicit(input)?);
-            let Some((head, rest)) = out.split_first_mut() else {
+            if out.is_empty() {
                 return Err(ChunkError::Corrupt("values of an empty segment"));
-            };
-            *head = decimal::compose(first, exponent);
-            let mut slots = rest.iter_mut();
-            sequence::read(first, slots.len(), input, |mantissa| {
-                if let Some(slot) = slots.next() {
-                    *slot = decimal::compose(mantissa, exponent);
-                }
-                Ok(())
-            })?;
+            }
+            let mut mantissas = [0i64; SEGMENT_POINTS];
+            let mantissas = &mut mantissas[..out.len()];
+            mantissas[0] = unzigzag(read_explicit(input)?);
+            sequence::read(mantissas[0], input, &mut mantissas[1..])?;
+            decimal::compose_all(mantissas, exponent, out);
             for &(index, bits) in raw.iter() {
                 out[index] = f64::from_bits(bits);
             }
