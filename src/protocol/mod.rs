@@ -11,12 +11,14 @@
 //! - `decoder`: incremental reply decoding; `grouping`: points by key;
 //! - `point`: the one writer of `<key> <value> <timestamp>` text;
 //! - `number`: float and integer text, written as Python does, read exactly;
+//!   `decimal_text`: the same text of a float known as a short decimal;
 //! - `value`: user values (int or float); `argument`: key validation;
 //! - `excerpt`: bounded quotes of received bytes for error messages;
 //! - `address`: the one `host:port` writer (IPv6 in brackets).
 
 mod address;
 mod argument;
+mod decimal_text;
 mod decoder;
 mod excerpt;
 mod framing;
@@ -32,6 +34,7 @@ mod value;
 
 pub use address::host_port;
 pub use argument::{validate_key, ArgumentError, ArgumentErrorKind, KeyUse};
+pub use decimal_text::DecimalText;
 pub use decoder::{DecodeError, Decoded, ReplyDecoder, DEFAULT_MAX_REPLY_BYTES};
 pub use excerpt::excerpt;
 pub use framing::{LineSplitter, LineTooLong, DEFAULT_MAX_LINE_BYTES};

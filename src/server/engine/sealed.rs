@@ -22,7 +22,7 @@ use super::block::{partition_end, scan_dir, Block, BlockError, BlockInfo};
 use super::chunk;
 use super::keys::{KeysError, KeysFile};
 use super::EngineError;
-use crate::protocol::Point;
+use crate::protocol::{DecimalText, Point};
 use crate::server::store::Store;
 
 /// The keys file's name in the blocks directory.
@@ -243,16 +243,21 @@ impl Sealed {
     }
 
     /// Appends the sealed points of `slot` with `from <= t < until` to
-    /// `out`, by timestamp, one per timestamp (the newest block's value).
-    /// A damaged chunk is skipped and reported through `warn`.
+    /// `into.points`, by timestamp, one per timestamp (the newest block's
+    /// value), and their texts (see [`Reading`]). A damaged chunk is
+    /// skipped and reported through `warn`.
     pub fn points(
         &self,
         slot: usize,
         from: i64,
         until: Option<i64>,
-        out: &mut Vec<Point>,
+        into: Reading<'_>,
         warn: &mut dyn FnMut(String),
     ) {
+        let Reading {
+            points: out,
+            mut texts,
+        } = into;
         if slot >= self.numbered {
             return;
         }
@@ -278,15 +283,21 @@ impl Sealed {
                 Ok(None) => {}
                 Ok(Some(entry)) => {
                     let at = out.len();
-                    let decoded = match until {
-                        Some(until) => chunk::decode_range(&bytes, from, until, out),
-                        // An exclusive bound of i64::MAX would leave out a
-                        // point at i64::MAX itself.
-                        None if entry.last == i64::MAX => chunk::decode(&bytes, out).map(|()| {
+                    // An exclusive bound of i64::MAX would leave out a
+                    // point at i64::MAX itself: that chunk is read whole.
+                    let bound = until.or((entry.last < i64::MAX).then_some(i64::MAX));
+                    let decoded = match (bound, texts.as_deref_mut()) {
+                        (Some(until), Some(texts)) => {
+                            chunk::decode_range_texts(&bytes, from, until, out, texts)
+                        }
+                        (Some(until), None) => chunk::decode_range(&bytes, from, until, out),
+                        (None, texts) => chunk::decode(&bytes, out).map(|()| {
                             let keep = out[at..].partition_point(|p| p.0 < from);
                             out.drain(at..at + keep);
+                            if let Some(texts) = texts {
+                                texts.resize(out.len(), None);
+                            }
                         }),
-                        None => chunk::decode_range(&bytes, from, i64::MAX, out),
                     };
                     match decoded {
                         Ok(()) => {
@@ -308,6 +319,11 @@ impl Sealed {
             }
         }
         if pieces > 1 && !ordered {
+            // The texts would have to follow the sort: dropped instead
+            // (texts shorter than the points are not used).
+            if let Some(texts) = texts {
+                texts.clear();
+            }
             // Several blocks: later blocks were appended later, so a stable
             // sort keeps their value last among equal timestamps.
             out[start..].sort_by_key(|p| p.0);
@@ -344,6 +360,24 @@ impl Sealed {
             }
         }
         out
+    }
+}
+
+/// Where a read appends: the points and, when asked for, their values'
+/// decimal texts, one per point where the chunks hold every value read as
+/// one; otherwise the texts end shorter than the points (not to be used).
+pub struct Reading<'a> {
+    pub points: &'a mut Vec<Point>,
+    pub texts: Option<&'a mut Vec<Option<DecimalText>>>,
+}
+
+impl<'a> Reading<'a> {
+    /// Points alone.
+    pub fn points(points: &'a mut Vec<Point>) -> Reading<'a> {
+        Reading {
+            points,
+            texts: None,
+        }
     }
 }
 

@@ -144,7 +144,7 @@ proptest! {
             let mut writer = BitWriter::default();
             values::write(&values, &mut writer, &mut values::Scratch::default());
             let bytes = finished(&writer);
-            values::read(&mut BitReader::new(&bytes), &mut back)?;
+            values::read(&mut BitReader::new(&bytes), &mut back, None)?;
             prop_assert_eq!(back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), values.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
     }

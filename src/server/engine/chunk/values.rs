@@ -19,6 +19,7 @@ use super::decimal::{self, Decimals, EXPONENT_BITS};
 use super::sequence::{self, read_explicit, write_explicit};
 use super::varint::{unzigzag, zigzag};
 use super::{xor, ChunkError, SEGMENT_POINTS};
+use crate::protocol::DecimalText;
 
 /// Bits of an exception's index in its segment.
 const INDEX_BITS: u32 = 10;
@@ -79,8 +80,14 @@ pub(super) fn write(values: &[f64], out: &mut BitWriter, scratch: &mut Scratch) 
     }
 }
 
-/// Reads one value per slot of `out`.
-pub(super) fn read(input: &mut BitReader, out: &mut [f64]) -> Result<(), ChunkError> {
+/// Reads one value per slot of `out`; with `texts` (as long as `out`, all
+/// `None`), also sets each decimal value's text (exceptions and values in
+/// the other codes keep `None`).
+pub(super) fn read(
+    input: &mut BitReader,
+    out: &mut [f64],
+    texts: Option<&mut [Option<DecimalText>]>,
+) -> Result<(), ChunkError> {
     match input.read(2)? {
         DECIMAL => {
             let exponent = input.read(EXPONENT_BITS)?;
@@ -112,6 +119,14 @@ pub(super) fn read(input: &mut BitReader, out: &mut [f64]) -> Result<(), ChunkEr
             mantissas[0] = unzigzag(read_explicit(input)?);
             sequence::read(mantissas[0], input, &mut mantissas[1..])?;
             decimal::compose_all(mantissas, exponent, out);
+            if let Some(texts) = texts {
+                for (text, &mantissa) in texts.iter_mut().zip(mantissas.iter()) {
+                    *text = DecimalText::new(mantissa, exponent);
+                }
+                for &(index, _) in raw.iter() {
+                    texts[index] = None;
+                }
+            }
             for &(index, bits) in raw.iter() {
                 out[index] = f64::from_bits(bits);
             }
