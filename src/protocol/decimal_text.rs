@@ -13,27 +13,31 @@
 //! `k` finds `m`: `|value| * 10^k` is within a quarter of `m` and its
 //! rounding within an eighth (it is below `2^51`).
 
+use std::num::NonZeroI64;
+
 use super::number::push_i64;
 use super::point::PointValue;
 
-/// `m / 10^k` stripped to its shortest, packed as `m * 8 + k`; only made
-/// by [`DecimalText::new`], so always within the bounds above.
+/// `m / 10^k` packed as `m * 8 + k` with the sign bit flipped, which
+/// within the bounds above is never zero, so an `Option` of it takes 8
+/// bytes. Only made by [`DecimalText::new`]. Trailing zeros of `m` are
+/// cut when the text is written (the digits are at hand then; cutting
+/// them here would cost a division per value decoded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DecimalText(i64);
+pub struct DecimalText(NonZeroI64);
 
 /// Mantissas below this magnitude (2^51) have their text known.
 const LIMIT: u64 = 1 << 51;
 /// The most decimals covered.
 const PLACES: i32 = 4;
-const POWERS: [u64; PLACES as usize + 1] = [1, 10, 100, 1000, 10_000];
 
 impl DecimalText {
     /// The text of the `f64` nearest to `mantissa × 10^exponent`, when it
     /// is covered: at most 4 decimals and a mantissa below 2^51 (after
     /// multiplying out a positive exponent).
-    #[inline]
+    #[inline(always)]
     pub fn new(mantissa: i64, exponent: i32) -> Option<DecimalText> {
-        let (mut m, mut k) = match exponent {
+        let (m, k) = match exponent {
             e if (-PLACES..=0).contains(&e) => (mantissa, -e),
             1..=15 => (mantissa.checked_mul(10i64.pow(exponent as u32))?, 0),
             _ => return None,
@@ -41,36 +45,39 @@ impl DecimalText {
         if m.unsigned_abs() >= LIMIT {
             return None;
         }
-        while k > 0 && m % 10 == 0 {
-            m /= 10;
-            k -= 1;
-        }
-        Some(DecimalText(m * 8 + i64::from(k)))
+        NonZeroI64::new((m * 8 + i64::from(k)) ^ i64::MIN).map(DecimalText)
     }
 
     /// Appends the text: what `push_py_float` writes for the value.
     #[inline]
     pub fn push(self, out: &mut Vec<u8>) {
-        let (m, k) = (self.0 >> 3, (self.0 & 7) as usize);
+        let packed = self.0.get() ^ i64::MIN;
+        let (m, k) = (packed >> 3, (packed & 7) as usize);
         if m < 0 {
             out.push(b'-');
         }
         let magnitude = m.unsigned_abs();
-        let power = POWERS[k.min(PLACES as usize)];
+        // Constant divisors: a multiply each, not a division.
+        let (whole, mut fraction) = match k {
+            0 => (magnitude, 0),
+            1 => (magnitude / 10, magnitude % 10),
+            2 => (magnitude / 100, magnitude % 100),
+            3 => (magnitude / 1000, magnitude % 1000),
+            _ => (magnitude / 10_000, magnitude % 10_000),
+        };
         // Below 2^51: the whole part fits an i64.
-        push_i64(out, (magnitude / power) as i64);
-        out.push(b'.');
-        if k == 0 {
-            out.push(b'0');
-            return;
+        push_i64(out, whole as i64);
+        let mut digits = [b'.', b'0', b'0', b'0', b'0'];
+        for slot in digits[1..=k.min(4)].iter_mut().rev() {
+            *slot = b'0' + (fraction % 10) as u8;
+            fraction /= 10;
         }
-        let mut digits = [b'0'; PLACES as usize];
-        let mut rest = magnitude % power;
-        for slot in digits[..k].iter_mut().rev() {
-            *slot = b'0' + (rest % 10) as u8;
-            rest /= 10;
+        // The shortest text has no trailing zeros but keeps one decimal.
+        let mut len = k.clamp(1, 4) + 1;
+        while len > 2 && digits[len - 1] == b'0' {
+            len -= 1;
         }
-        out.extend_from_slice(&digits[..k]);
+        out.extend_from_slice(&digits[..len]);
     }
 }
 
@@ -101,6 +108,11 @@ mod tests {
             String::from_utf8(ours).unwrap(),
             String::from_utf8(float).unwrap(),
         ))
+    }
+
+    #[test]
+    fn a_text_that_may_be_absent_takes_a_word() {
+        assert_eq!(std::mem::size_of::<Option<DecimalText>>(), 8);
     }
 
     #[test]
