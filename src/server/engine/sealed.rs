@@ -29,6 +29,8 @@ use crate::server::store::Store;
 pub(super) const KEYS: &str = "keys";
 /// Where damaged files go.
 const QUARANTINE: &str = "quarantine";
+/// The most points a read reserves room for ahead of decoding a chunk.
+const RESERVE_POINTS: usize = 1 << 16;
 
 #[derive(Debug)]
 pub struct Sealed {
@@ -282,6 +284,14 @@ impl Sealed {
             match read {
                 Ok(None) => {}
                 Ok(Some(entry)) => {
+                    // Room for the chunk's points at once rather than by
+                    // doublings (each a copy of all before), within a
+                    // bound, as the count is only the index's word.
+                    let room = (entry.count as usize).min(RESERVE_POINTS);
+                    out.reserve(room);
+                    if let Some(texts) = texts.as_deref_mut() {
+                        texts.reserve(room);
+                    }
                     let at = out.len();
                     // An exclusive bound of i64::MAX would leave out a
                     // point at i64::MAX itself: that chunk is read whole.
