@@ -1,14 +1,16 @@
 //! The chunk codec on three shapes of 20,000 points at 10 s steps: a
 //! gauge (random walk with one decimal), a counter (rising by 1 to 5) and
 //! random bits. Prints bytes per point and points per second encoded and
-//! decoded (best of the rounds), and for a narrow range decoded from a
-//! whole chunk.
+//! decoded (best of the rounds), for a narrow range decoded from a whole
+//! chunk, and for the chunk decoded and written as the lines of a `get`
+//! reply (what a `get` of a sealed series costs but for the socket).
 //!
 //! `cargo bench --bench chunk_codec [-- ROUNDS]`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use metrics_client::protocol::push_point;
 use metrics_client::server::engine::chunk;
 
 const POINTS: usize = 20_000;
@@ -95,13 +97,24 @@ fn main() {
             out.clear();
             chunk::decode_range(black_box(&bytes), from, from + 600_000, &mut out).unwrap();
         });
+        let mut text = Vec::with_capacity(POINTS * 64);
+        let lines = best(rounds, || {
+            out.clear();
+            text.clear();
+            chunk::decode(black_box(&bytes), &mut out).unwrap();
+            for &(ts, value) in &out {
+                push_point(&mut text, "srv500.cpu", value, ts);
+            }
+            black_box(&text);
+        });
         println!(
             "{name:>12}: {:.3} bytes/point, encode {:.1} M points/s, decode {:.1} M points/s, \
-             60-point range {:.1} µs",
+             60-point range {:.1} µs, get lines {:.1} M points/s",
             bytes.len() as f64 / POINTS as f64,
             per_second(POINTS, encode),
             per_second(POINTS, decode),
             range.as_secs_f64() * 1e6,
+            per_second(POINTS, lines),
         );
     }
 }

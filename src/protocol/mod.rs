@@ -13,6 +13,7 @@
 //!   columns frame's; `grouping`: points by key;
 //! - `point`: the one writer of `<key> <value> <timestamp>` text;
 //! - `number`: float and integer text, written as Python does, read exactly;
+//!   `decimal_text`: the same text of a float known as a short decimal;
 //! - `value`: user values (int or float); `argument`: key validation;
 //! - `excerpt`: bounded quotes of received bytes for error messages;
 //! - `address`: the one `host:port` writer (IPv6 in brackets).
@@ -21,6 +22,7 @@ mod address;
 mod argument;
 mod columns;
 mod columns_decoder;
+mod decimal_text;
 mod decoder;
 mod excerpt;
 mod framing;
@@ -40,6 +42,7 @@ pub use columns::{
     encode_columns_end, encode_columns_start, push_columns, Columns, Series, COLUMNS_MAGIC,
     MAX_BLOCK_POINTS, MAX_COLUMNS_KEY_BYTES,
 };
+pub use decimal_text::DecimalText;
 pub use decoder::{DecodeError, Decoded, ReplyDecoder, DEFAULT_MAX_REPLY_BYTES};
 pub use excerpt::excerpt;
 pub use framing::{LineSplitter, LineTooLong, DEFAULT_MAX_LINE_BYTES};

@@ -33,8 +33,13 @@ pub(in crate::server) fn fill(
     out: &mut Vec<u8>,
     chunk: usize,
 ) -> bool {
-    view.walk(cursor, |key, timestamp, value| {
-        push_point(out, key, value, timestamp);
+    view.walk_texts(cursor, |key, timestamp, value, text| {
+        // A value decoded from a decimal is written from its digits: the
+        // same text, without searching for the float's shortest digits.
+        match text {
+            Some(text) => push_point(out, key, text, timestamp),
+            None => push_point(out, key, value, timestamp),
+        }
         out.len() < chunk
     })
 }

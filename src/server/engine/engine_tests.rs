@@ -70,7 +70,14 @@ impl Engine {
         // In chunks of 7 points, as a streamed reply is.
         loop {
             let mut n = 0;
-            let done = view.walk(&mut walk, |k, t, v| {
+            let done = view.walk_texts(&mut walk, |k, t, v, text| {
+                // A decimal text is the value's own text.
+                if let Some(text) = text {
+                    let (mut ours, mut float) = (Vec::new(), Vec::new());
+                    text.push(&mut ours);
+                    crate::protocol::push_py_float(&mut float, v);
+                    assert_eq!(ours, float, "{v:?}");
+                }
                 out.push((k.to_owned(), t, v));
                 n += 1;
                 n < 7
@@ -233,12 +240,15 @@ fn a_put_into_a_sealed_day_wins_over_the_block_then_merges_into_a_newer_one() {
     engine.seal(now);
     engine.state.lock().unwrap().store.put("k", 5, 2.0);
     assert_eq!(engine.range("k", i64::MIN, None), vec![(5, 2.0)]);
+    // A get writes the head's value, not the block's text (`all` checks).
+    assert_eq!(engine.all(None), vec![("k".to_owned(), 5, 2.0)]);
     engine.seal(now);
     let state = engine.state.lock().unwrap();
     assert_eq!(state.store.points(), 0);
     assert_eq!(state.sealed.as_ref().unwrap().blocks().count(), 2);
     drop(state);
     assert_eq!(engine.range("k", i64::MIN, None), vec![(5, 2.0)]);
+    assert_eq!(engine.all(None), vec![("k".to_owned(), 5, 2.0)]);
 }
 
 #[test]

@@ -22,13 +22,15 @@ use super::block::{partition_end, scan_dir, Block, BlockError, BlockInfo};
 use super::chunk;
 use super::keys::{KeysError, KeysFile};
 use super::EngineError;
-use crate::protocol::Point;
+use crate::protocol::{DecimalText, Point};
 use crate::server::store::Store;
 
 /// The keys file's name in the blocks directory.
 pub(super) const KEYS: &str = "keys";
 /// Where damaged files go.
 const QUARANTINE: &str = "quarantine";
+/// The most points a read reserves room for ahead of decoding a chunk.
+const RESERVE_POINTS: usize = 1 << 16;
 
 #[derive(Debug)]
 pub struct Sealed {
@@ -242,22 +244,30 @@ impl Sealed {
     }
 
     /// Appends the sealed points of `slot` with `from <= t < until` to
-    /// `out`, by timestamp, one per timestamp (the newest block's value).
-    /// A damaged chunk is skipped and reported through `warn`.
+    /// `into.points`, by timestamp, one per timestamp (the newest block's
+    /// value), and their texts (see [`Reading`]). A damaged chunk is
+    /// skipped and reported through `warn`.
     pub fn points(
         &self,
         slot: usize,
         from: i64,
         until: Option<i64>,
-        out: &mut Vec<Point>,
+        into: Reading<'_>,
         warn: &mut dyn FnMut(String),
     ) {
+        let Reading {
+            points: out,
+            mut texts,
+        } = into;
         if slot >= self.numbered {
             return;
         }
         let start = out.len();
         let mut bytes = Vec::new();
         let mut pieces = 0;
+        // Whether each piece began after the one before it ended, as the
+        // blocks of different days do: then `out` is in order already.
+        let mut ordered = true;
         for block in &self.blocks {
             let info = block.info();
             if info.header.max_ts < from || until.is_some_and(|u| info.header.min_ts >= u) {
@@ -273,19 +283,37 @@ impl Sealed {
             match read {
                 Ok(None) => {}
                 Ok(Some(entry)) => {
+                    // Room for the chunk's points at once rather than by
+                    // doublings (each a copy of all before), within a
+                    // bound, as the count is only the index's word.
+                    let room = (entry.count as usize).min(RESERVE_POINTS);
+                    out.reserve(room);
+                    if let Some(texts) = texts.as_deref_mut() {
+                        texts.reserve(room);
+                    }
                     let at = out.len();
-                    let decoded = match until {
-                        Some(until) => chunk::decode_range(&bytes, from, until, out),
-                        // An exclusive bound of i64::MAX would leave out a
-                        // point at i64::MAX itself.
-                        None if entry.last == i64::MAX => chunk::decode(&bytes, out).map(|()| {
+                    // An exclusive bound of i64::MAX would leave out a
+                    // point at i64::MAX itself: that chunk is read whole.
+                    let bound = until.or((entry.last < i64::MAX).then_some(i64::MAX));
+                    let decoded = match (bound, texts.as_deref_mut()) {
+                        (Some(until), Some(texts)) => {
+                            chunk::decode_range_texts(&bytes, from, until, out, texts)
+                        }
+                        (Some(until), None) => chunk::decode_range(&bytes, from, until, out),
+                        (None, texts) => chunk::decode(&bytes, out).map(|()| {
                             let keep = out[at..].partition_point(|p| p.0 < from);
                             out.drain(at..at + keep);
+                            if let Some(texts) = texts {
+                                texts.resize(out.len(), None);
+                            }
                         }),
-                        None => chunk::decode_range(&bytes, from, i64::MAX, out),
                     };
                     match decoded {
-                        Ok(()) => pieces += 1,
+                        Ok(()) => {
+                            pieces += 1;
+                            let after = |p: &Point| at == start || p.0 > out[at - 1].0;
+                            ordered &= out.get(at).is_none_or(after);
+                        }
                         Err(e) => {
                             out.truncate(at);
                             warn(format!(
@@ -299,7 +327,12 @@ impl Sealed {
                 Err(e) => warn(format!("{e}; those points are not served")),
             }
         }
-        if pieces > 1 {
+        if pieces > 1 && !ordered {
+            // The texts would have to follow the sort: dropped instead
+            // (texts shorter than the points are not used).
+            if let Some(texts) = texts {
+                texts.clear();
+            }
             // Several blocks: later blocks were appended later, so a stable
             // sort keeps their value last among equal timestamps.
             out[start..].sort_by_key(|p| p.0);
@@ -336,6 +369,24 @@ impl Sealed {
             }
         }
         out
+    }
+}
+
+/// Where a read appends: the points and, when asked for, their values'
+/// decimal texts, one per point where the chunks hold every value read as
+/// one; otherwise the texts end shorter than the points (not to be used).
+pub struct Reading<'a> {
+    pub points: &'a mut Vec<Point>,
+    pub texts: Option<&'a mut Vec<Option<DecimalText>>>,
+}
+
+impl<'a> Reading<'a> {
+    /// Points alone.
+    pub fn points(points: &'a mut Vec<Point>) -> Reading<'a> {
+        Reading {
+            points,
+            texts: None,
+        }
     }
 }
 

@@ -9,8 +9,8 @@
 //! moved points from the head into a block); so a `get *` of any size
 //! sees every point once, in key then timestamp order.
 
-use super::sealed::Sealed;
-use crate::protocol::{Point, Selector};
+use super::sealed::{Reading, Sealed};
+use crate::protocol::{DecimalText, Point, Selector};
 use crate::server::log::{Level, LogSink};
 use crate::server::store::{Cursor, Store};
 
@@ -39,6 +39,9 @@ pub struct Walk {
     /// The points of `slot` read but not visited yet, merged
     /// (`points[next..]`); read with blocks only.
     points: Vec<Point>,
+    /// The values' decimal texts, when there is one per point of
+    /// `points` (see [`Reading`]); otherwise not used.
+    texts: Vec<Option<DecimalText>>,
     next: usize,
     /// The blocks' generation `points` were read at.
     generation: Option<u64>,
@@ -76,6 +79,7 @@ impl<'a> View<'a> {
             single,
             after: None,
             points: Vec::new(),
+            texts: Vec::new(),
             next: 0,
             generation: None,
         }
@@ -85,10 +89,22 @@ impl<'a> View<'a> {
     /// `visit` returns false (after that point) or the walk ends. Returns
     /// true when the walk is over.
     pub fn walk(&self, walk: &mut Walk, mut visit: impl FnMut(&str, i64, f64) -> bool) -> bool {
+        self.walk_texts(walk, |key, ts, value, _| visit(key, ts, value))
+    }
+
+    /// [`View::walk`], handing `visit` the value's decimal text too when
+    /// the value was decoded from one (see [`Reading`]).
+    pub fn walk_texts(
+        &self,
+        walk: &mut Walk,
+        mut visit: impl FnMut(&str, i64, f64, Option<DecimalText>) -> bool,
+    ) -> bool {
         if !self.has_blocks() && walk.next == walk.points.len() {
             // Nothing sealed: the store's own walk, from the same position.
             let mut cursor = Cursor::at(walk.slot, walk.single, walk.after);
-            let done = self.head.walk(&mut cursor, visit);
+            let done = self
+                .head
+                .walk(&mut cursor, |key, ts, value| visit(key, ts, value, None));
             (walk.slot, walk.after) = cursor.position();
             return done;
         }
@@ -102,22 +118,30 @@ impl<'a> View<'a> {
                 // (Re)read what is left of this key: after a change of
                 // blocks, or to see puts ahead of the walk.
                 walk.points.clear();
+                walk.texts.clear();
                 walk.next = 0;
                 let from = walk.after.map_or(i64::MIN, |t| t.saturating_add(1));
                 if walk.after != Some(i64::MAX) {
-                    self.read(slot, from, None, &mut walk.points);
+                    let into = Reading {
+                        points: &mut walk.points,
+                        texts: Some(&mut walk.texts),
+                    };
+                    self.read_into(slot, from, None, into);
                 }
                 walk.generation = Some(generation);
             }
+            let texts = (walk.texts.len() == walk.points.len()).then_some(&walk.texts);
             while walk.next < walk.points.len() {
                 let (ts, value) = walk.points[walk.next];
+                let text = texts.and_then(|texts| texts[walk.next]);
                 walk.next += 1;
                 walk.after = Some(ts);
-                if !visit(key, ts, value) {
+                if !visit(key, ts, value, text) {
                     return false;
                 }
             }
             walk.points.clear();
+            walk.texts.clear();
             walk.next = 0;
             walk.after = None;
             walk.generation = None;
@@ -132,15 +156,29 @@ impl<'a> View<'a> {
 
     /// Appends the points of `slot` with `from <= t < until`, by timestamp.
     pub fn read(&self, slot: usize, from: i64, until: Option<i64>, out: &mut Vec<Point>) {
+        self.read_into(slot, from, until, Reading::points(out));
+    }
+
+    /// [`View::read`], with texts (see [`Reading`]) only when every point
+    /// is sealed: the head's values have none.
+    fn read_into(&self, slot: usize, from: i64, until: Option<i64>, into: Reading<'_>) {
+        let Reading {
+            points: out,
+            mut texts,
+        } = into;
         let from = self.cutoff.map_or(from, |c| from.max(c));
         if until.is_some_and(|u| u <= from) {
             return;
         }
         let start = out.len();
         if let Some(sealed) = self.sealed {
-            sealed.points(slot, from, until, out, &mut |warning| {
+            let into = Reading {
+                points: out,
+                texts: texts.as_deref_mut(),
+            };
+            sealed.points(slot, from, until, into, &mut |w| {
                 if let Some(log) = self.log {
-                    log(Level::Warning, &warning);
+                    log(Level::Warning, &w);
                 }
             });
         }
@@ -153,6 +191,9 @@ impl<'a> View<'a> {
         }
         if self.head.bounds(slot, from, until).is_none() {
             return; // nothing newer to merge: the common case once sealed
+        }
+        if let Some(texts) = texts {
+            texts.clear(); // the head's points have none
         }
         let sealed: Vec<Point> = out.drain(start..).collect();
         let mut s = 0;
@@ -262,7 +303,7 @@ impl<'a> View<'a> {
             for &day in &days {
                 let (lo, hi) = within(day);
                 points.clear();
-                sealed.points(slot, lo, hi, &mut points, &mut |_| {});
+                sealed.points(slot, lo, hi, Reading::points(&mut points), &mut |_| {});
                 if let Some(p) = points.first() {
                     first = Some(first.map_or(p.0, |f| f.min(p.0)));
                     break;
@@ -271,7 +312,7 @@ impl<'a> View<'a> {
             for &day in days.iter().rev() {
                 let (lo, hi) = within(day);
                 points.clear();
-                sealed.points(slot, lo, hi, &mut points, &mut |_| {});
+                sealed.points(slot, lo, hi, Reading::points(&mut points), &mut |_| {});
                 if let Some(p) = points.last() {
                     last = Some(last.map_or(p.0, |l| l.max(p.0)));
                     break;

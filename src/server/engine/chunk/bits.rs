@@ -90,6 +90,14 @@ impl<'a> BitReader<'a> {
     pub(super) fn peek(&self, width: u32) -> u64 {
         debug_assert!((1..=64).contains(&width));
         let byte = self.at / 8;
+        // Most reads fit one 64-bit load: at most 7 bits of the first byte
+        // are already consumed, so 57 are left in the word.
+        if width <= 57 {
+            if let Some(word) = self.bytes.get(byte..byte + 8) {
+                let word = u64::from_be_bytes(word.try_into().unwrap_or([0; 8]));
+                return (word << (self.at % 8)) >> (64 - width);
+            }
+        }
         let window = match self.bytes.get(byte..byte + 16) {
             Some(window) => u128::from_be_bytes(window.try_into().unwrap_or([0; 16])),
             None => {

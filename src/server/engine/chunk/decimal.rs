@@ -49,6 +49,27 @@ pub(super) fn compose(mantissa: i64, exponent: i32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// `out[i] = compose(mantissas[i], exponent)` for every `i`. When every
+/// mantissa is exact and the power is too (nearly every segment), one
+/// loop of a conversion and a multiply or divide each, which the compiler
+/// vectorises; otherwise value by value.
+pub(super) fn compose_all(mantissas: &[i64], exponent: i32, out: &mut [f64]) {
+    let fast = exponent.unsigned_abs() < POWERS.len() as u32
+        && mantissas.iter().all(|m| m.unsigned_abs() <= EXACT as u64);
+    let pairs = out.iter_mut().zip(mantissas);
+    match (fast, exponent >= 0) {
+        (true, true) => {
+            let power = POWERS[exponent as usize];
+            pairs.for_each(|(slot, &m)| *slot = m as f64 * power);
+        }
+        (true, false) => {
+            let power = POWERS[exponent.unsigned_abs() as usize];
+            pairs.for_each(|(slot, &m)| *slot = m as f64 / power);
+        }
+        (false, _) => pairs.for_each(|(slot, &m)| *slot = compose(m, exponent)),
+    }
+}
+
 /// `value` as mantissa × 10^exponent with the fewest decimal digits the
 /// shortest round-trip text has, the mantissa without trailing zeros; zero
 /// as `(0, i32::MAX)` (it fits any exponent). `None` for -0.0 and

@@ -37,6 +37,8 @@ mod tests;
 
 use thiserror::Error;
 
+use crate::protocol::DecimalText;
+
 pub use segment::SEGMENT_POINTS;
 use segment::{Encoder, Segments};
 
@@ -145,7 +147,7 @@ fn header(bytes: &[u8]) -> Result<(ChunkSummary, usize), ChunkError> {
 
 /// Appends every point of the chunk to `out`; on error appends nothing.
 pub fn decode(bytes: &[u8], out: &mut Vec<(i64, f64)>) -> Result<(), ChunkError> {
-    all_or_nothing(out, |out| walk(bytes, i64::MIN, None, out))
+    all_or_nothing(out, None, |out, _| walk(bytes, i64::MIN, None, out, None))
 }
 
 /// Appends the chunk's points with timestamps in `[from, until)` to `out`,
@@ -157,28 +159,56 @@ pub fn decode_range(
     until: i64,
     out: &mut Vec<(i64, f64)>,
 ) -> Result<(), ChunkError> {
-    all_or_nothing(out, |out| walk(bytes, from, Some(until), out))
+    all_or_nothing(out, None, |out, _| {
+        walk(bytes, from, Some(until), out, None)
+    })
 }
 
-/// Runs `decode` on `out`, taking back what it appended if it fails.
+/// [`decode_range`], also appending to `texts` each point's value as a
+/// [`DecimalText`] where the chunk holds it as one (a decimal mantissa
+/// the text is known of), one entry per point appended to `out`.
+pub fn decode_range_texts(
+    bytes: &[u8],
+    from: i64,
+    until: i64,
+    out: &mut Vec<(i64, f64)>,
+    texts: &mut Vec<Option<DecimalText>>,
+) -> Result<(), ChunkError> {
+    all_or_nothing(out, Some(texts), |out, texts| {
+        walk(bytes, from, Some(until), out, texts)
+    })
+}
+
+/// Runs `decode` on `out` (and `texts`), taking back what it appended if
+/// it fails.
 fn all_or_nothing(
     out: &mut Vec<(i64, f64)>,
-    decode: impl FnOnce(&mut Vec<(i64, f64)>) -> Result<(), ChunkError>,
+    mut texts: Option<&mut Vec<Option<DecimalText>>>,
+    decode: impl FnOnce(
+        &mut Vec<(i64, f64)>,
+        Option<&mut Vec<Option<DecimalText>>>,
+    ) -> Result<(), ChunkError>,
 ) -> Result<(), ChunkError> {
     let start = out.len();
-    let result = decode(out);
+    let text_start = texts.as_ref().map_or(0, |t| t.len());
+    let result = decode(out, texts.as_deref_mut());
     if result.is_err() {
         out.truncate(start);
+        if let Some(texts) = texts {
+            texts.truncate(text_start);
+        }
     }
     result
 }
 
-/// Both decodes: `until` of `None` is the whole chunk, checked to the end.
+/// All decodes: `until` of `None` is the whole chunk, checked to the end;
+/// `texts`, when asked for, kept one per point of `out`.
 fn walk(
     bytes: &[u8],
     from: i64,
     until: Option<i64>,
     out: &mut Vec<(i64, f64)>,
+    mut texts: Option<&mut Vec<Option<DecimalText>>>,
 ) -> Result<(), ChunkError> {
     let (summary, at) = header(bytes)?;
     if until.is_some_and(|until| from >= until) {
@@ -197,7 +227,8 @@ fn walk(
         let end = next.map_or(summary.last, |next| next.first - 1);
         if end >= from {
             let before = out.len();
-            segment.decode(out)?;
+            let texts_before = texts.as_ref().map_or(0, |t| t.len());
+            segment.decode(out, texts.as_deref_mut())?;
             let decoded = &out[before..];
             let segment_last = decoded[decoded.len() - 1].0;
             if segment_last > end {
@@ -212,6 +243,10 @@ fn walk(
                 let keep_until = before + decoded.partition_point(|p| p.0 < until);
                 out.truncate(keep_until);
                 out.drain(before..keep_from);
+                if let Some(texts) = texts.as_deref_mut() {
+                    texts.truncate(texts_before + (keep_until - before));
+                    texts.drain(texts_before..texts_before + (keep_from - before));
+                }
             }
         }
         current = next;

@@ -121,6 +121,29 @@ impl Packing {
         }
     }
 
+    /// Reads one number per slot of `out`, the packing chosen once for all
+    /// of them (a constant stream, `Fixed(0)`, reads no bits at all).
+    pub(super) fn read_into(
+        self,
+        input: &mut BitReader,
+        out: &mut [u64],
+    ) -> Result<(), ChunkError> {
+        match self {
+            Packing::Fixed(0) => out.fill(0),
+            Packing::Fixed(w) => {
+                for slot in out {
+                    *slot = input.read(w)?;
+                }
+            }
+            _ => {
+                for slot in out {
+                    *slot = self.read(input)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn read(self, input: &mut BitReader) -> Result<u64, ChunkError> {
         match self {
             Packing::Fixed(w) => input.read(w),

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use super::bits::{BitReader, BitWriter};
-use super::decimal::{compose, Decimals};
+use super::decimal::{compose, compose_all, Decimals};
 use super::packing::Packing;
 use super::{sequence, values, varint, xor, ChunkError};
 
@@ -124,11 +124,8 @@ proptest! {
         sequence::write(&values, &mut writer, &mut sequence::Scratch::default());
         let bytes = finished(&writer);
         let mut reader = BitReader::new(&bytes);
-        let mut back = vec![values[0]];
-        sequence::read(values[0], values.len() - 1, &mut reader, |v| {
-            back.push(v);
-            Ok(())
-        })?;
+        let mut back = vec![values[0]; values.len()];
+        sequence::read(values[0], &mut reader, &mut back[1..])?;
         prop_assert_eq!(back, values);
     }
 
@@ -147,8 +144,61 @@ proptest! {
             let mut writer = BitWriter::default();
             values::write(&values, &mut writer, &mut values::Scratch::default());
             let bytes = finished(&writer);
-            values::read(&mut BitReader::new(&bytes), &mut back)?;
+            values::read(&mut BitReader::new(&bytes), &mut back, None)?;
             prop_assert_eq!(back.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), values.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
+    }
+
+    /// A peek of any width at any offset is the bits there, one by one
+    /// (zeros past the end): the one-word and the two-word reads agree.
+    #[test]
+    fn peeks_are_the_bits_one_by_one(bytes in prop::collection::vec(any::<u8>(), 0..24)) {
+        let bit = |i: usize| bytes.get(i / 8).map_or(0, |b| u64::from(b >> (7 - i % 8) & 1));
+        for at in 0..=bytes.len() * 8 {
+            let mut reader = BitReader::new(&bytes);
+            reader.skip(at as u32)?;
+            for width in 1..=64u32 {
+                let want = (0..width as usize).fold(0, |acc, i| acc << 1 | bit(at + i));
+                prop_assert_eq!(reader.peek(width), want, "at {} width {}", at, width);
+            }
+        }
+    }
+
+    /// Reading a whole stream at once gives what reading it number by
+    /// number does, and fails where that fails.
+    #[test]
+    fn a_stream_read_at_once_is_read_number_by_number(values in prop::collection::vec(prop_oneof![0u64..40, any::<u64>()], 1..100), cut in 0usize..64) {
+        let widest = values.iter().map(|&v| super::packing::width(v)).max().unwrap_or(0);
+        let fixed = [widest, 0, 1, 57, 64].map(Packing::Fixed);
+        for packing in fixed.into_iter().chain([Packing::Buckets, Packing::Rice(2)]) {
+            let mut writer = BitWriter::default();
+            for &value in &values {
+                packing.write(value, &mut writer);
+            }
+            let mut bytes = finished(&writer);
+            bytes.truncate(bytes.len().saturating_sub(cut % 3));
+            let (mut one, mut all) = (BitReader::new(&bytes), BitReader::new(&bytes));
+            let singly: Result<Vec<u64>, ChunkError> = values.iter().map(|_| packing.read(&mut one)).collect();
+            let mut at_once = vec![0; values.len()];
+            prop_assert_eq!(packing.read_into(&mut all, &mut at_once).map(|()| at_once), singly);
+        }
+    }
+
+    /// Composing a segment's values at once is composing each: on the
+    /// fast path (exact mantissas and powers) and off it.
+    #[test]
+    fn composing_at_once_is_composing_each(
+        mantissas in prop::collection::vec(prop_oneof![
+            -100_000i64..100_000,
+            Just(1i64 << 53), Just(-(1i64 << 53)), Just((1i64 << 53) + 1), Just(-(1i64 << 53) - 1),
+            Just(i64::MIN), Just(i64::MAX), any::<i64>(),
+        ], 1..64),
+        exponent in prop_oneof![-24i32..24, -400i32..400],
+    ) {
+        let mut out = vec![0.0; mantissas.len()];
+        compose_all(&mantissas, exponent, &mut out);
+        for (&m, &v) in mantissas.iter().zip(&out) {
+            prop_assert_eq!(v.to_bits(), compose(m, exponent).to_bits(), "{}e{}", m, exponent);
         }
     }
 

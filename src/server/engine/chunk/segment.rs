@@ -11,6 +11,7 @@
 
 use super::bits::{BitReader, BitWriter};
 use super::{sequence, timestamps, values, varint, ChunkError};
+use crate::protocol::DecimalText;
 
 /// Points per segment, the last excepted.
 pub const SEGMENT_POINTS: usize = 1024;
@@ -61,15 +62,25 @@ impl Encoder {
 }
 
 impl Segment<'_> {
-    /// Appends the segment's points to `out`.
-    pub(super) fn decode(&self, out: &mut Vec<(i64, f64)>) -> Result<(), ChunkError> {
+    /// Appends the segment's points to `out`, and to `texts` their values'
+    /// decimal texts where they have one (see `values::read`).
+    pub(super) fn decode(
+        &self,
+        out: &mut Vec<(i64, f64)>,
+        texts: Option<&mut Vec<Option<DecimalText>>>,
+    ) -> Result<(), ChunkError> {
         let mut times = [0i64; SEGMENT_POINTS];
         let mut values = [0f64; SEGMENT_POINTS];
         let (times, values) = (&mut times[..self.count], &mut values[..self.count]);
         times[0] = self.first;
         let mut input = BitReader::new(self.body);
         timestamps::read(self.first, &mut input, &mut times[1..])?;
-        values::read(&mut input, values)?;
+        let texts = texts.map(|texts| {
+            let at = texts.len();
+            texts.resize(at + self.count, None);
+            &mut texts[at..]
+        });
+        values::read(&mut input, values, texts)?;
         input.finish()?;
         out.extend(times.iter().copied().zip(values.iter().copied()));
         Ok(())

@@ -16,7 +16,7 @@
 use super::bits::{BitReader, BitWriter};
 use super::packing::{width, Packing};
 use super::varint::{unzigzag, zigzag};
-use super::ChunkError;
+use super::{ChunkError, SEGMENT_POINTS};
 
 /// Reusable buffers for choosing a sequence's encoding.
 #[derive(Debug, Default)]
@@ -118,47 +118,52 @@ fn write_stream(stream: &[i64], plan: &Plan, out: &mut BitWriter) {
     }
 }
 
-/// Reads `count` values after `first`, handing each to `push`.
-pub(super) fn read(
-    first: i64,
-    count: usize,
-    input: &mut BitReader,
-    mut push: impl FnMut(i64) -> Result<(), ChunkError>,
-) -> Result<(), ChunkError> {
-    if count == 0 {
+/// Reads one value per slot of `out`, the values after `first`: the
+/// packed numbers first, then their sum, each in a loop of its own.
+pub(super) fn read(first: i64, input: &mut BitReader, out: &mut [i64]) -> Result<(), ChunkError> {
+    if out.is_empty() {
         return Ok(());
     }
-    let mut previous = first;
     let second_order = input.bit()?;
+    let mut previous = first;
     let mut difference = 0i64;
-    let mut left = count;
-    if second_order {
+    let rest = if second_order {
         difference = unzigzag(read_explicit(input)?);
         previous = previous.wrapping_add(difference);
-        push(previous)?;
-        left -= 1;
-        if left == 0 {
-            return Ok(());
-        }
+        out[0] = previous;
+        &mut out[1..]
+    } else {
+        out
+    };
+    if rest.is_empty() {
+        return Ok(());
     }
     let offset = match input.bit()? {
         true => Some(unzigzag(read_explicit(input)?)),
         false => None,
     };
     let packing = Packing::read_header(input)?;
-    for _ in 0..left {
-        let number = packing.read(input)?;
-        let step = match offset {
-            Some(smallest) => smallest.wrapping_add(number as i64),
-            None => unzigzag(number),
-        };
-        difference = if second_order {
-            difference.wrapping_add(step)
-        } else {
-            step
-        };
-        previous = previous.wrapping_add(difference);
-        push(previous)?;
+    let mut numbers = [0u64; SEGMENT_POINTS];
+    let numbers = numbers
+        .get_mut(..rest.len())
+        .ok_or(ChunkError::Corrupt("a sequence longer than a segment"))?;
+    packing.read_into(input, numbers)?;
+    let steps = rest.iter_mut().zip(numbers.iter());
+    match offset {
+        Some(smallest) => steps.for_each(|(slot, &n)| *slot = smallest.wrapping_add(n as i64)),
+        None => steps.for_each(|(slot, &n)| *slot = unzigzag(n)),
+    }
+    if second_order {
+        for slot in rest {
+            difference = difference.wrapping_add(*slot);
+            previous = previous.wrapping_add(difference);
+            *slot = previous;
+        }
+    } else {
+        for slot in rest {
+            previous = previous.wrapping_add(*slot);
+            *slot = previous;
+        }
     }
     Ok(())
 }

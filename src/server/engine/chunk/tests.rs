@@ -57,6 +57,56 @@ fn points(max: usize) -> impl Strategy<Value = Vec<(i64, f64)>> {
         .prop_map(|(ts, values)| ts.into_iter().zip(values).collect())
 }
 
+/// `value` as a `get` reply writes it.
+fn float_text(value: f64) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::protocol::push_py_float(&mut out, value);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Texts of any points, and of decimals with a few exceptions.
+    #[test]
+    fn texts_are_the_values_text(
+        points in points(2500),
+        tenths in prop::collection::vec(prop_oneof![40 => -100_000i64..100_000, 1 => Just(i64::MIN)], 1..2500),
+        a in any::<i64>(),
+        b in any::<i64>(),
+    ) {
+        // Also decimals with a few exceptions (NaN where i64::MIN).
+        let decimals: Vec<(i64, f64)> = tenths.iter().enumerate().map(|(i, &t)| {
+            (i as i64 * 10, if t == i64::MIN { f64::NAN } else { t as f64 / 10.0 })
+        }).collect();
+        for points in [points, decimals] {
+            texts_of(&points, a, b)?;
+        }
+    }
+}
+
+/// Decoding `points` with texts, whole and in `[min(a, b), max(a, b))`,
+/// gives the points decoding without does, one text for each, and every
+/// text known writes what its value writes.
+fn texts_of(points: &[(i64, f64)], a: i64, b: i64) -> Result<(), TestCaseError> {
+    let bytes = chunk(points);
+    for (from, until) in [(i64::MIN, i64::MAX), (a.min(b), a.max(b))] {
+        let (mut plain, mut with, mut texts) = (Vec::new(), Vec::new(), Vec::new());
+        decode_range(&bytes, from, until, &mut plain)?;
+        decode_range_texts(&bytes, from, until, &mut with, &mut texts)?;
+        prop_assert_eq!(exact(&with), exact(&plain));
+        prop_assert_eq!(texts.len(), with.len());
+        for (&(_, value), text) in with.iter().zip(&texts) {
+            if let Some(text) = text {
+                let mut ours = Vec::new();
+                text.push(&mut ours);
+                prop_assert_eq!(ours, float_text(value), "{:?}", value);
+            }
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 

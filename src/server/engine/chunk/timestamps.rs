@@ -18,16 +18,16 @@ pub(super) fn write(timestamps: &[i64], out: &mut BitWriter, scratch: &mut Scrat
 
 /// Fills `out` with the timestamps after `first` (one per slot).
 pub(super) fn read(first: i64, input: &mut BitReader, out: &mut [i64]) -> Result<(), ChunkError> {
+    sequence::read(first, input, out)?;
     let mut previous = first;
-    let mut slots = out.iter_mut();
-    sequence::read(first, slots.len(), input, |timestamp| {
-        if timestamp <= previous {
-            return Err(ChunkError::Corrupt("timestamps out of order"));
-        }
-        previous = timestamp;
-        if let Some(slot) = slots.next() {
-            *slot = timestamp;
-        }
-        Ok(())
-    })
+    // A fold rather than an early exit: a loop without a branch per point.
+    let ordered = out.iter().fold(true, |ordered, &t| {
+        let after = t > previous;
+        previous = t;
+        ordered & after
+    });
+    match ordered {
+        true => Ok(()),
+        false => Err(ChunkError::Corrupt("timestamps out of order")),
+    }
 }

@@ -19,6 +19,7 @@ use super::decimal::{self, Decimals, EXPONENT_BITS};
 use super::sequence::{self, read_explicit, write_explicit};
 use super::varint::{unzigzag, zigzag};
 use super::{xor, ChunkError, SEGMENT_POINTS};
+use crate::protocol::DecimalText;
 
 /// Bits of an exception's index in its segment.
 const INDEX_BITS: u32 = 10;
@@ -79,8 +80,14 @@ pub(super) fn write(values: &[f64], out: &mut BitWriter, scratch: &mut Scratch) 
     }
 }
 
-/// Reads one value per slot of `out`.
-pub(super) fn read(input: &mut BitReader, out: &mut [f64]) -> Result<(), ChunkError> {
+/// Reads one value per slot of `out`; with `texts` (as long as `out`, all
+/// `None`), also sets each decimal value's text (exceptions and values in
+/// the other codes keep `None`).
+pub(super) fn read(
+    input: &mut BitReader,
+    out: &mut [f64],
+    texts: Option<&mut [Option<DecimalText>]>,
+) -> Result<(), ChunkError> {
     match input.read(2)? {
         DECIMAL => {
             let exponent = input.read(EXPONENT_BITS)?;
@@ -104,18 +111,22 @@ pub(super) fn read(input: &mut BitReader, out: &mut [f64]) -> Result<(), ChunkEr
                 previous = Some(index);
                 *slot = (index, input.read(64)?);
             }
-            let first = unzigzag(read_explicit(input)?);
-            let Some((head, rest)) = out.split_first_mut() else {
+            if out.is_empty() {
                 return Err(ChunkError::Corrupt("values of an empty segment"));
-            };
-            *head = decimal::compose(first, exponent);
-            let mut slots = rest.iter_mut();
-            sequence::read(first, slots.len(), input, |mantissa| {
-                if let Some(slot) = slots.next() {
-                    *slot = decimal::compose(mantissa, exponent);
+            }
+            let mut mantissas = [0i64; SEGMENT_POINTS];
+            let mantissas = &mut mantissas[..out.len()];
+            mantissas[0] = unzigzag(read_explicit(input)?);
+            sequence::read(mantissas[0], input, &mut mantissas[1..])?;
+            decimal::compose_all(mantissas, exponent, out);
+            if let Some(texts) = texts {
+                for (text, &mantissa) in texts.iter_mut().zip(mantissas.iter()) {
+                    *text = DecimalText::new(mantissa, exponent);
                 }
-                Ok(())
-            })?;
+                for &(index, _) in raw.iter() {
+                    texts[index] = None;
+                }
+            }
             for &(index, bits) in raw.iter() {
                 out[index] = f64::from_bits(bits);
             }
