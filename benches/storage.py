@@ -5,8 +5,9 @@ Shapes (``--scale`` multiplies the number of series and of keys; 1.0 is
 the full size): 1,000 series x 20,000 points, 1,000,000 keys of one point
 each, and for the growth figures shape 1 with 10x the points per series
 (200,000, our server only). Values: a random walk with one decimal;
-timestamps 10 s apart, ending more than a day ago, so the head window
-(2 h) holds nothing once the seal has run.
+timestamps 10 s apart, ending in the day before yesterday (UTC), so the
+head window (2 h) holds nothing once the seal has run and every day is
+merged into one block, whatever the time of the run.
 
 Every server is a child process on loopback: ours (``<python> -m client
 serve --head-window 2h``, default ``fsync everysec``), the old wheel's
@@ -228,7 +229,10 @@ def gets(new: Serve, old: Serve, shape: Shape, reps: int) -> Dict[str, Any]:
 
 def run(args: argparse.Namespace, started: List[Any]) -> Dict[str, Any]:
     now = int(time.time())
-    end = now - now % 10 - 86_400 - 3600
+    # The newest point in the day before yesterday: every day the data
+    # touches is over (past the head window too), so the merges leave one
+    # block per day whatever the time now.
+    end = now - now % 86_400 - 86_400 - 10
     series = max(1, round(SERIES * args.scale))
     shapes = {
         "series": Shape("series", "srv", series, POINTS, end),
