@@ -541,6 +541,59 @@ mod tests {
         assert!(max > 1, "requests were not pipelined");
     }
 
+    /// Requests written only when the session asks for them, noting how
+    /// many were unanswered each time it asked for more.
+    struct Lazy {
+        total: usize,
+        requests: Vec<u8>,
+        ends: Vec<usize>,
+        outstanding: Arc<AtomicUsize>,
+        unanswered_when_encoding: Vec<usize>,
+    }
+
+    impl Requests for Lazy {
+        fn total(&self) -> usize {
+            self.total
+        }
+
+        fn encoded(&mut self, upto: usize) -> (&[u8], &[usize]) {
+            if self.ends.len() < self.total && self.requests.len() < upto {
+                let unanswered = self.outstanding.load(Ordering::SeqCst);
+                self.unanswered_when_encoding.push(unanswered);
+            }
+            while self.ends.len() < self.total && self.requests.len() < upto {
+                let i = self.ends.len();
+                self.requests
+                    .extend_from_slice(format!("put ok {i} {i}\n").as_bytes());
+                self.ends.push(self.requests.len());
+            }
+            (&self.requests, &self.ends)
+        }
+    }
+
+    #[test]
+    fn a_pipeline_encodes_each_chunk_while_the_one_before_is_unanswered() {
+        let mut s = session();
+        let mut source = Lazy {
+            total: 50_000,
+            requests: Vec::new(),
+            ends: Vec::new(),
+            outstanding: Arc::clone(&s.connector().outstanding),
+            unanswered_when_encoding: Vec::new(),
+        };
+        let replies = s.pipeline_requests(&mut source, Expect::Ack, None).unwrap();
+        assert_eq!(replies.len(), 50_000);
+        assert!(replies.iter().all(|r| *r == Reply::Ack));
+        let asked = &source.unanswered_when_encoding;
+        // One chunk encoded before anything is sent, then one at a time.
+        assert!(asked.len() > 5, "encoded in {} pieces", asked.len());
+        assert_eq!(asked[0], 0);
+        assert!(
+            asked[1..].iter().all(|&n| n > 0),
+            "a chunk was encoded with nothing in flight: {asked:?}"
+        );
+    }
+
     #[test]
     fn a_raw_request_s_reply_waiting_on_the_socket_is_read_not_discarded() {
         let mut s = session();

@@ -312,6 +312,47 @@ mod tests {
     }
 
     #[test]
+    fn runs_of_one_key_and_switches_between_keys_land_in_their_own_series() {
+        let mut store = Store::new();
+        let puts = [
+            ("a", 1),
+            ("a", 2),
+            ("b", 1),
+            ("b", 3),
+            ("a", 3),
+            ("ab", 1),
+            ("b", 2),
+        ];
+        for (i, &(key, ts)) in puts.iter().enumerate() {
+            assert!(store.put(key, ts, i as f64), "{key} {ts}");
+        }
+        assert!(
+            !store.put("a", 2, 9.0),
+            "a replaced value is not a new point"
+        );
+        let mut got = Vec::new();
+        store.walk(&mut Cursor::all(), |key, ts, value| {
+            got.push((key.to_string(), ts, value));
+            true
+        });
+        let want = [
+            ("a", 1, 0.0),
+            ("a", 2, 9.0),
+            ("a", 3, 4.0),
+            ("b", 1, 2.0),
+            ("b", 2, 6.0),
+            ("b", 3, 3.0),
+            ("ab", 1, 5.0),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|&(k, t, v)| (k.to_string(), t, v))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!((store.points(), store.keys()), (7, 3));
+    }
+
+    #[test]
     fn long_series_cost_at_most_32_bytes_per_point() {
         for (name, order) in [("in order", false), ("shuffled", true)] {
             let mut store = Store::new();
