@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use memchr::{memchr, memchr_iter};
 
 use super::format::{decode_plain, is_torn_record, Format, HEADER, MAX_RECORD};
-use super::recovery::{excerpt, replay, Control, Quarantine, Recovery, Stop, Tail};
+use super::quarantine::{excerpt, Quarantine};
+use super::recovery::{replay, Control, Stop, Tail};
+use super::report::Recovery;
 use crate::server::error::ServerError;
 use crate::server::log::{Level, LogSink};
 use crate::server::store::Store;
