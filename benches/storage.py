@@ -254,7 +254,7 @@ def run(args: argparse.Namespace, started: List[Any]) -> Dict[str, Any]:
     vm_ok = VICTORIA is not None
     if not vm_ok:
         figures["notes"].append("VictoriaMetrics skipped: Debian package victoria-metrics is not installed")
-    old_ok = os.path.exists(args.old_python)
+    old_ok = os.path.exists(args.old_python) and not args.only
     if not old_ok:
         figures["notes"].append(f"old server skipped: {args.old_python} not found")
     ours: Dict[str, Serve] = {}
@@ -271,7 +271,7 @@ def run(args: argparse.Namespace, started: List[Any]) -> Dict[str, Any]:
 
     # One contender at a time: each ingest starts once the previous one's
     # background work (our seal, VM's merges) is over.
-    for name in ("series", "keys"):
+    for name in args.only or ("series", "keys"):
         shape = shapes[name]
         log(f"{name}: {shape.series:,} x {shape.points:,} = {shape.total:,} points")
         ours[name] = child(Serve(NEW_ARGS))
@@ -289,6 +289,8 @@ def run(args: argparse.Namespace, started: List[Any]) -> Dict[str, Any]:
             root = vms[name].dir
             figures["disk"][f"vm/{name}"] = {"bytes": dir_bytes(root), **{
                 part: dir_bytes(os.path.join(root, part)) for part in os.listdir(root)}}
+        if args.only:
+            continue
         always = child(Serve(NEW_ARGS + ["--fsync", "always"]))
         figures["ingest"][f"new-always/{name}"] = ingest_ours(always, shape)
         always.close()
@@ -299,10 +301,11 @@ def run(args: argparse.Namespace, started: List[Any]) -> Dict[str, Any]:
         figures["ingest"]["old/series"] = ingest_ours(old, shapes["series"])
         old.stop()
         figures["disk"]["old/series"] = {"bytes": dir_bytes(old.dir)}
-    log(f"growth: {shapes['growth'].total:,} points")
-    ours["growth"] = child(Serve(NEW_ARGS))
-    figures["ingest"]["new/growth"] = ingest_ours(ours["growth"], shapes["growth"])
-    seal("growth")
+    if not args.only:
+        log(f"growth: {shapes['growth'].total:,} points")
+        ours["growth"] = child(Serve(NEW_ARGS))
+        figures["ingest"]["new/growth"] = ingest_ours(ours["growth"], shapes["growth"])
+        seal("growth")
     for k, v in figures["disk"].items():
         v["per_point"] = v["bytes"] / shapes[k.split("/")[1]].total
     log("disk: " + ", ".join(f"{k} {v['per_point']:.2f} B/point" for k, v in figures["disk"].items()))
@@ -330,13 +333,17 @@ def main() -> None:
                         help="an interpreter with the wheel from before the storage engine")
     parser.add_argument("--restarts", type=int, default=3, help="restarts of each server (median; default 3)")
     parser.add_argument("--reps", type=int, default=3, help="get * repetitions per server (get <key>: 10x)")
-    parser.add_argument("--only", choices=["ingest"],
-                        help="ingest: the shape-1 ingest row alone, ours and VM taking turns (with CPU per point)")
+    parser.add_argument("--only", choices=("series", "keys", "ingest"), action="append",
+                        help="series/keys: ingest and restart only this shape (ours and VM; no fsync=always, old"
+                             " server, growth or gets), printing only start-up; repeatable. ingest: the shape-1"
+                             " ingest row alone, ours and VM taking turns, with CPU per point")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --only ingest (default 3)")
     parser.add_argument("--json", help="also write every figure to this file")
     parser.add_argument("--chart", default=os.path.join(HERE, "storage.png"), help="PNG to draw, or 'none'")
     args = parser.parse_args()
-    if args.only == "ingest":
+    if args.only and "ingest" in args.only:
+        if len(args.only) > 1:
+            parser.error("--only ingest runs alone")
         import storage_ingest
         storage_ingest.main(args, max(1, round(SERIES * args.scale)), POINTS, data_end(),
                             NEW_ARGS, VM_ARGS, ingest_ours, ingest_vm, log)
@@ -349,6 +356,11 @@ def main() -> None:
         for c in reversed(started):
             c.close()
     figures["seconds"] = time.monotonic() - begun
+    if args.only:
+        for name, runs in figures["startup"].items():
+            print(f"{name}: start-up " + ", ".join(f"{r['startup_s'] * 1e3:.1f}" for r in runs) + " ms; RSS "
+                  + ", ".join(f"{r['rss'] / 2**20:.1f}" for r in runs) + " MiB")
+        return
     s1, s2 = figures["shapes"]["series"], figures["shapes"]["keys"]
     print(f"# scale {args.scale:g}: shape 1 {s1[0]:,} series x {s1[1]:,} points, shape 2 {s2[0]:,} keys x 1 point, "
           f"x10: {s1[0]:,} x {figures['shapes']['growth'][1]:,}; {os.cpu_count()} CPUs, "

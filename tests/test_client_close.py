@@ -15,14 +15,12 @@ import os
 import random
 import socket
 import sys
-import tempfile
 import threading
 import time
 import unittest
 from typing import Callable, List, Optional
 from unittest import mock
 
-import client
 from client import Client, ClientSocketError, ClientTimeoutError
 from tests.support import BOUND, MetricsStore, TestCase, wait_until
 from tests.support.transports import OverTls
@@ -421,92 +419,6 @@ class ForkedChildCloseTest(CloseTestCase):
         self.assertEqual(call.result, {})
         c.put("after", 1.0, timestamp=1)
         self.assertEqual(server.connection_count, 1, "the parent's connection was broken")
-
-
-class ServerCloseTest(TestCase):
-    def check_server_close(self, fsync: str) -> None:
-        # close() always ends with an fsync of the log; on tmpfs (where
-        # there is one) that is instant, so the time measured is that of
-        # closing the connections, not the disk's latency.
-        shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-        with tempfile.TemporaryDirectory(dir=shm) as directory:
-            srv = client.Server(data=os.path.join(directory, "metrics.log"), fsync=fsync)
-            self.addCleanup(srv.close)
-            host, port = srv.address
-            with Client(host, port, timeout=BOUND) as loader:
-                loader.put_many((f"key{i % 1000}", float(i), i) for i in range(200_000))
-            sockets: List[socket.socket] = []
-            self.addCleanup(lambda: [s.close() for s in sockets])
-
-            def connect() -> socket.socket:
-                sock = socket.create_connection((host, port), timeout=BOUND)
-                sockets.append(sock)
-                return sock
-
-            idle = [connect() for _ in range(50)]
-            half_lines = [connect() for _ in range(5)]
-            for sock in half_lines:
-                sock.sendall(b"put half 1.0")
-            # Readers that ask for everything and never read: the server is
-            # blocked writing to them.
-            stalled = [connect() for _ in range(5)]
-            for sock in stalled:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                sock.sendall(b"get *\n")
-            for sock in stalled:
-                self.assertTrue(sock.recv(1, socket.MSG_PEEK), "no reply started")
-            # Clients calling in threads with no timeout, puts waiting for
-            # their fsync, and a client waiting behind another's call.
-            shared = Client(host, port, timeout=None)
-            self.addCleanup(shared.close)
-            progress = {"calls": 0}
-
-            def keep_calling(c: Client, n: int) -> None:
-                for i in range(1_000_000):
-                    if i % 50 == 0:
-                        # Small: building a large result holds the GIL, which
-                        # the thread timing close() would wait for.
-                        c.get("key1")
-                    else:
-                        c.put(f"busy{n}", float(i), timestamp=i)
-                    progress["calls"] += 1
-
-            callers = [Call(lambda n=n: keep_calling(Client(host, port, timeout=None), n))
-                       for n in range(3)]
-            callers += [Call(lambda n=n: keep_calling(shared, 10 + n)) for n in range(3)]
-            for call in callers:
-                call.start()
-            wait_until(lambda: progress["calls"] >= 100, message="the callers to be under way")
-            closer = Call(srv.close)
-            started = time.monotonic()
-            closer.start()
-            closer.join(BOUND)
-            self.assertFalse(closer.is_alive(), f"Server.close() did not return within {BOUND} s")
-            self.assertIsNone(closer.error)
-            took = closer.ended - started
-            report(f"fsync={fsync}: Server.close() with clients connected returned after", took)
-            self.assertLess(took, PROMPT)
-            self.assertTrue(srv.closed)
-            for call in callers:
-                call.join(BOUND)
-                self.assertFalse(call.is_alive(), "a client call outlived the server")
-                self.assertIsInstance(call.error, ClientSocketError, repr(call.error))
-            for sock in idle + half_lines:
-                sock.settimeout(BOUND)
-                try:
-                    self.assertEqual(sock.recv(1), b"")
-                except ConnectionResetError:
-                    pass
-
-    def test_fsync_always(self) -> None:
-        self.check_server_close("always")
-
-    def test_fsync_everysec(self) -> None:
-        self.check_server_close("everysec")
-
-
-# The same tests on TLS (the Rust core's): servers speaking TLS, clients
-# connecting with tls_ca.
 
 
 class CloseAbortsABlockedCallOverTlsTest(OverTls, CloseAbortsABlockedCallTest):

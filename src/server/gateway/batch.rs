@@ -12,13 +12,14 @@
 //! again command by command, each routed on its own, and the slot map is
 //! read again.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::ops::Range;
 
 use futures_util::future::join_all;
+use hashbrown::HashTable;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisResult, Value};
 
-use super::known::KnownKeys;
+use super::known::{KeyHasher, KnownKeys};
 use super::link::{slots_moved, Link};
 use super::model::{bucket_of_slot, slot, write_series_key, INDEX_BUCKETS};
 use super::reply_text;
@@ -37,6 +38,9 @@ pub(super) struct Batch<'p> {
 
 struct Series<'p> {
     key: &'p str,
+    /// Its keyed hash, made once: how the batch finds the key, and how the
+    /// known keys hold it.
+    hash: u64,
     /// The slot of its hash.
     slot: u16,
     bucket: usize,
@@ -49,37 +53,38 @@ struct Series<'p> {
 /// The commands for one master: `HSET`s of `keys`, then `SADD`s to the
 /// sets of `buckets`.
 struct Group {
+    master: u16,
     keys: Vec<usize>,
     buckets: Vec<usize>,
 }
 
-/// The groups of a batch, one per master.
-#[derive(Default)]
-struct Groups {
-    groups: Vec<Group>,
-    of_node: HashMap<usize, usize>,
-}
-
-impl Groups {
-    fn of(&mut self, link: &Link, slot: u16) -> &mut Group {
-        let next = self.groups.len();
-        let g = *self.of_node.entry(link.node_of(slot)).or_insert(next);
-        if g == next {
-            self.groups.push(Group {
+/// The group of `master`: a cluster has a few masters, so a look along
+/// the groups costs less than hashing.
+fn group_of(groups: &mut Vec<Group>, master: u16) -> &mut Group {
+    let g = match groups.iter().position(|group| group.master == master) {
+        Some(g) => g,
+        None => {
+            groups.push(Group {
+                master,
                 keys: Vec::new(),
                 buckets: Vec::new(),
             });
+            groups.len() - 1
         }
-        &mut self.groups[g]
-    }
+    };
+    &mut groups[g]
 }
 
 impl<'p> Batch<'p> {
     /// Groups the puts that are `sent`; `known` says which keys are
-    /// already indexed (`None`: index them all).
+    /// already indexed (`None`: index them all). Of two puts of one key
+    /// and timestamp only the last is sent (it replaces the earlier, as a
+    /// later put replaces an earlier one in the embedded store): the
+    /// earlier is marked not `sent`.
     pub(super) fn new(
         puts: &[Put<&'p str>],
-        sent: &[bool],
+        sent: &mut [bool],
+        hasher: &KeyHasher,
         known: Option<&KnownKeys>,
         link: &Link,
         index: &[String],
@@ -88,22 +93,28 @@ impl<'p> Batch<'p> {
         // points laid out key after key (a counting sort, stable, so a
         // key's points stay in batch order).
         let mut keys: Vec<Series<'p>> = Vec::new();
-        let mut number: HashMap<&str, usize> = HashMap::with_capacity(puts.len());
+        let mut number: HashTable<usize> = HashTable::with_capacity(puts.len());
         let mut numbered: Vec<(usize, usize)> = Vec::with_capacity(puts.len());
         let mut name = Vec::with_capacity(64);
         for (i, put) in puts.iter().enumerate().filter(|&(i, _)| sent[i]) {
-            let s = *number.entry(put.key).or_insert_with(|| {
-                write_series_key(&mut name, put.key);
-                let slot = slot(&name);
-                keys.push(Series {
-                    key: put.key,
-                    slot,
-                    bucket: bucket_of_slot(slot),
-                    points: 0..0,
-                    indexed: known.is_some_and(|known| known.contains(put.key)),
-                });
-                keys.len() - 1
-            });
+            let hash = hasher.hash(put.key);
+            let s = match number.find(hash, |&s| keys[s].key == put.key).copied() {
+                Some(s) => s,
+                None => {
+                    write_series_key(&mut name, put.key);
+                    let slot = slot(&name);
+                    keys.push(Series {
+                        key: put.key,
+                        hash,
+                        slot,
+                        bucket: bucket_of_slot(slot),
+                        points: 0..0,
+                        indexed: false,
+                    });
+                    number.insert_unique(hash, keys.len() - 1, |&s| keys[s].hash);
+                    keys.len() - 1
+                }
+            };
             keys[s].points.end += 1;
             numbered.push((s, i));
         }
@@ -119,19 +130,30 @@ impl<'p> Batch<'p> {
             points[*at] = (puts[i].timestamp, puts[i].value, i);
             *at += 1;
         }
+        drop_replaced(&mut keys, &mut points, sent);
+        if let Some(known) = known {
+            // Apart from the rest: each lookup is a cache miss, and a loop
+            // of nothing else has several in flight.
+            for series in &mut keys {
+                series.indexed = known.contains(series.hash);
+            }
+        }
         let mut unindexed = vec![Vec::new(); usize::from(INDEX_BUCKETS)];
-        let mut groups = Groups::default();
+        let mut groups = Vec::new();
+        let masters = link.masters();
         for (s, series) in keys.iter().enumerate() {
-            groups.of(link, series.slot).keys.push(s);
+            group_of(&mut groups, masters.of(series.slot)).keys.push(s);
             if !series.indexed {
                 if unindexed[series.bucket].is_empty() {
                     let set = slot(index[series.bucket].as_bytes());
-                    groups.of(link, set).buckets.push(series.bucket);
+                    group_of(&mut groups, masters.of(set))
+                        .buckets
+                        .push(series.bucket);
                 }
                 unindexed[series.bucket].push(s);
             }
         }
-        let groups = groups.groups;
+        drop(masters);
         Batch {
             keys,
             points,
@@ -141,13 +163,14 @@ impl<'p> Batch<'p> {
     }
 
     /// Sends every master's commands at once; calls `outcome` with each
-    /// put's index and result, and returns the keys indexed just now.
+    /// put's index and result, and returns the hashes of the keys indexed
+    /// just now.
     pub(super) async fn send(
         &self,
         link: &Link,
         index: &[String],
         mut outcome: impl FnMut(usize, Result<(), String>),
-    ) -> Vec<&'p str> {
+    ) -> Vec<u64> {
         let answers = join_all(
             self.groups
                 .iter()
@@ -178,7 +201,7 @@ impl<'p> Batch<'p> {
                 (None, _) => Err("store failed: no answer".to_owned()),
             };
             if result.is_ok() && !series.indexed {
-                indexed.push(series.key);
+                indexed.push(series.hash);
             }
             for &(_, _, i) in &self.points[series.points.clone()] {
                 outcome(i, result.clone());
@@ -266,9 +289,74 @@ impl<'p> Batch<'p> {
     }
 }
 
+/// Takes out of `points` each point followed by one of the same key and
+/// timestamp, and marks its put not `sent`; the rest keep their order.
+fn drop_replaced(keys: &mut [Series], points: &mut Vec<(i64, f64, usize)>, sent: &mut [bool]) {
+    let mut timestamps: HashSet<i64> = HashSet::new();
+    let mut to = 0;
+    for series in keys {
+        let from = series.points.clone();
+        if from.len() > 1 {
+            timestamps.clear();
+            // From the last: the last of each timestamp is kept.
+            for &(timestamp, _, i) in points[from.clone()].iter().rev() {
+                if !timestamps.insert(timestamp) {
+                    sent[i] = false;
+                }
+            }
+        }
+        let start = to;
+        for p in from {
+            if sent[points[p].2] {
+                points[to] = points[p];
+                to += 1;
+            }
+        }
+        series.points = start..to;
+    }
+    points.truncate(to);
+}
+
 fn written(value: Value) -> RedisResult<()> {
     match value {
         Value::ServerError(error) => Err(error.into()),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn of_two_points_of_a_key_and_timestamp_only_the_last_is_sent() {
+        let series = |key, points| Series {
+            key,
+            hash: 1,
+            slot: 0,
+            bucket: 0,
+            points,
+            indexed: false,
+        };
+        // Key a: puts 0, 2, 4 (0 and 4 of timestamp 10); key b: puts 1, 3.
+        let mut keys = [series("a", 0..3), series("b", 3..5)];
+        let mut points = vec![
+            (10, 1.0, 0),
+            (11, 2.0, 2),
+            (10, 3.0, 4),
+            (10, 4.0, 1),
+            (12, 5.0, 3),
+        ];
+        let mut sent = [true; 5];
+        drop_replaced(&mut keys, &mut points, &mut sent);
+        assert_eq!(sent, [false, true, true, true, true]);
+        assert_eq!(
+            points,
+            [(11, 2.0, 2), (10, 3.0, 4), (10, 4.0, 1), (12, 5.0, 3)]
+        );
+        assert_eq!(
+            (keys[0].points.clone(), keys[1].points.clone()),
+            (0..2, 2..4)
+        );
     }
 }

@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -110,13 +110,10 @@ impl Link {
         }
     }
 
-    /// The master of `slot`, as a number: commands for one number can be
-    /// one pipeline.
-    pub(super) fn node_of(&self, slot: u16) -> usize {
-        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        slots
-            .get(usize::from(slot))
-            .map_or(0, |&node| usize::from(node))
+    /// The master of each slot, as a number: commands for one number can
+    /// be one pipeline. Read once for a whole batch.
+    pub(super) fn masters(&self) -> Masters<'_> {
+        Masters(self.slots.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Whether the link is to a single node (not a cluster).
@@ -204,6 +201,16 @@ impl Link {
             Ok(done) => done,
             Err(_) => Err(timed_out()),
         }
+    }
+}
+
+/// See [`Link::masters`].
+pub(super) struct Masters<'l>(RwLockReadGuard<'l, Vec<u16>>);
+
+impl Masters<'_> {
+    /// The master of `slot` (0 for a single node).
+    pub(super) fn of(&self, slot: u16) -> u16 {
+        self.0.get(usize::from(slot)).copied().unwrap_or(0)
     }
 }
 

@@ -19,7 +19,6 @@ mod link;
 mod model;
 mod walk;
 
-use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -31,7 +30,7 @@ pub(crate) use walk::Walk;
 
 use crate::protocol::Put;
 use batch::Batch;
-use known::KnownKeys;
+use known::{KeyHasher, KnownKeys};
 use link::Link;
 use model::{bucket_tags, index_key};
 
@@ -58,6 +57,8 @@ pub(crate) struct Gateway {
     index: Vec<String>,
     /// Keys known to be indexed: their puts send no `SADD`.
     known: Mutex<KnownKeys>,
+    /// The hash of a key in `known` (and in a batch).
+    hasher: KeyHasher,
     wait_replicas: u32,
     wait_timeout: Duration,
 }
@@ -98,6 +99,7 @@ impl Gateway {
             link,
             index: bucket_tags().iter().map(|tag| index_key(tag)).collect(),
             known: Mutex::new(KnownKeys::new(Instant::now())),
+            hasher: KeyHasher::new(),
             wait_replicas: address.wait_replicas,
             wait_timeout: address.wait_timeout,
         })
@@ -111,24 +113,22 @@ impl Gateway {
         puts: &[Put<&str>],
         cutoff: Option<i64>,
     ) -> Vec<Result<(), String>> {
-        // Of two puts of one key and timestamp in a batch only the last is
-        // sent (it replaces the earlier, as a later put replaces an earlier
-        // one in the embedded store).
-        let mut last: HashSet<(&str, i64)> = HashSet::with_capacity(puts.len());
         let mut sent: Vec<bool> = puts
             .iter()
-            .rev()
-            .map(|put| last.insert((put.key, put.timestamp)))
+            .map(|put| cutoff.is_none_or(|cutoff| put.timestamp >= cutoff))
             .collect();
-        sent.reverse();
-        for (sent, put) in sent.iter_mut().zip(puts) {
-            *sent &= cutoff.is_none_or(|cutoff| put.timestamp >= cutoff);
-        }
         let failures = self.link.failures();
         let batch = {
             let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
             known.refresh(Instant::now(), failures);
-            Batch::new(puts, &sent, Some(&known), &self.link, &self.index)
+            Batch::new(
+                puts,
+                &mut sent,
+                &self.hasher,
+                Some(&known),
+                &self.link,
+                &self.index,
+            )
         };
         let mut results: Vec<Result<(), String>> = vec![Ok(()); puts.len()];
         let mut indexed = batch
@@ -141,7 +141,7 @@ impl Gateway {
             for (sent, result) in sent.iter_mut().zip(&results) {
                 *sent &= result.is_ok();
             }
-            indexed = Batch::new(puts, &sent, None, &self.link, &self.index)
+            indexed = Batch::new(puts, &mut sent, &self.hasher, None, &self.link, &self.index)
                 .send(&self.link, &self.index, |i, result| results[i] = result)
                 .await;
         }
@@ -155,8 +155,8 @@ impl Gateway {
         }
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let (now, failures) = (Instant::now(), self.link.failures());
-        for key in indexed {
-            known.insert(key, now, failures);
+        for hash in indexed {
+            known.insert(hash, now, failures);
         }
         results
     }

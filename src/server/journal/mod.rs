@@ -58,7 +58,9 @@ mod disk;
 mod file;
 mod format;
 mod policy;
+mod quarantine;
 mod recovery;
+mod report;
 mod writer;
 
 use std::collections::VecDeque;
@@ -71,7 +73,7 @@ use deferred::Deferred;
 pub(crate) use file::{open, OpenJournal};
 pub use format::Format;
 pub use policy::FsyncPolicy;
-pub use recovery::Recovery;
+pub use report::Recovery;
 pub(crate) use writer::run_writer;
 
 /// How often buffered lines reach the file when not fsyncing each put.

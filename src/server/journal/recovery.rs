@@ -1,4 +1,4 @@
-//! Replaying the journal into the store at start, and what was found.
+//! Replaying the journal into the store at start.
 //!
 //! Nothing is thrown away silently: a line that is not a valid record (a
 //! failed checksum, garbage a power loss left, a damaged plain line) is not
@@ -6,18 +6,19 @@
 //! record after garbage on the same line (a NUL run without `\n` runs into
 //! the next record) is found again by its `put ` start and applied.
 
-use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use memchr::{memchr_iter, memmem};
 
 use super::format::{
     decode_plain, decode_record, is_torn_record, Format, Record, HEADER, MAX_RECORD, RECORD_START,
 };
+use super::quarantine::{excerpt, Quarantine};
+use super::report::Recovery;
 use crate::server::command::put::store_point;
 use crate::server::log::{Level, LogSink};
 use crate::server::store::Store;
@@ -27,272 +28,6 @@ use crate::server::store::Store;
 const READ_BYTES: usize = 8 << 20;
 /// Corrupt lines quoted in the warning.
 const SAMPLES: usize = 3;
-
-/// What replaying the journal found; `warnings()` says what a user should hear.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recovery {
-    /// The data file as configured (possibly a symlink).
-    pub path: PathBuf,
-    /// The format the file was in when opened (`None`: it was new or empty).
-    pub format: Option<Format>,
-    /// Records applied to the store.
-    pub replayed: u64,
-    /// Size of the journal after recovery.
-    pub bytes: u64,
-    /// Size of the journal before recovery.
-    pub original_bytes: u64,
-    /// A torn final record (offset, length) that was copied to the
-    /// quarantine file and cut off.
-    pub torn: Option<(u64, u64)>,
-    /// Lines (or runs of garbage) that were not applied, and their bytes;
-    /// all of them are in the quarantine file.
-    pub quarantined: u64,
-    pub quarantined_bytes: u64,
-    /// Of those, found already copied by an earlier start (the journal
-    /// keeps them until its next compaction): not copied again.
-    pub quarantined_before: u64,
-    /// Where unapplied bytes were copied, when there were any.
-    pub quarantine: Option<PathBuf>,
-    /// The first few unapplied lines: offset and a printable excerpt.
-    pub samples: Vec<(u64, String)>,
-    /// An unfinished compaction file from a crash was removed.
-    pub removed_compaction: bool,
-    /// Keys and points in the store after the replay.
-    pub keys: usize,
-    pub points: u64,
-    pub elapsed: Duration,
-    /// What opening the blocks found that a user should hear (damaged
-    /// blocks moved to quarantine, a torn keys record).
-    pub blocks: Vec<String>,
-}
-
-impl Recovery {
-    pub(super) fn new(path: &Path) -> Self {
-        Recovery {
-            path: path.to_owned(),
-            format: None,
-            replayed: 0,
-            bytes: 0,
-            original_bytes: 0,
-            torn: None,
-            quarantined: 0,
-            quarantined_bytes: 0,
-            quarantined_before: 0,
-            quarantine: None,
-            samples: Vec::new(),
-            removed_compaction: false,
-            keys: 0,
-            points: 0,
-            elapsed: Duration::ZERO,
-            blocks: Vec::new(),
-        }
-    }
-
-    pub fn warnings(&self) -> Vec<String> {
-        let path = self.path.display();
-        let side = self
-            .quarantine
-            .as_ref()
-            .map_or_else(String::new, |q| q.display().to_string());
-        let mut warnings = Vec::new();
-        if let Some((offset, len)) = self.torn {
-            warnings.push(format!(
-                "{path}: cut a torn final record of {len} bytes at offset {offset} \
-                 (an unfinished write from a crash); a copy is in {side}"
-            ));
-        }
-        let unreadable = self.quarantined - u64::from(self.torn.is_some());
-        if unreadable > 0 {
-            let samples: Vec<String> = self
-                .samples
-                .iter()
-                .map(|(offset, text)| format!("offset {offset}: {text:?}"))
-                .collect();
-            let before = match self.quarantined_before {
-                0 => String::new(),
-                n => {
-                    format!(" ({n} of them already there from an earlier start, not copied again)")
-                }
-            };
-            warnings.push(format!(
-                "{path}: {unreadable} unreadable record(s) were not applied and were copied \
-                 to {side}{before} ({} bytes in all, with the torn record if any; {})",
-                self.quarantined_bytes,
-                samples.join("; ")
-            ));
-        }
-        if self.removed_compaction {
-            warnings.push(format!(
-                "{path}: removed an unfinished compaction file from an earlier run"
-            ));
-        }
-        warnings.extend(self.blocks.iter().cloned());
-        warnings
-    }
-
-    /// The line logged when the replay is done.
-    pub fn summary(&self) -> String {
-        let seconds = self.elapsed.as_secs_f64();
-        let rate = if seconds > 0.0 {
-            self.original_bytes as f64 / seconds / 1e6
-        } else {
-            0.0
-        };
-        let format = match self.format {
-            None => "new file".to_string(),
-            Some(Format::Plain) => {
-                "format 1 (no checksums; new records are written in format 2)".to_string()
-            }
-            Some(Format::Checksummed) => "format 2".to_string(),
-        };
-        let mut text = format!(
-            "{}: replayed {} records ({} bytes, {format}) in {seconds:.2} s ({rate:.0} MB/s): \
-             {} points, {} keys",
-            self.path.display(),
-            self.replayed,
-            self.original_bytes,
-            self.points,
-            self.keys
-        );
-        if self.quarantined > 0 {
-            text += &format!(
-                "; {} record(s), {} bytes not applied, copied to {}",
-                self.quarantined,
-                self.quarantined_bytes,
-                self.quarantine
-                    .as_ref()
-                    .map_or_else(String::new, |q| q.display().to_string())
-            );
-        }
-        text
-    }
-}
-
-pub(super) fn excerpt(line: &[u8]) -> String {
-    const MAX: usize = 60;
-    let text = String::from_utf8_lossy(&line[..line.len().min(MAX)]).into_owned();
-    if line.len() > MAX {
-        format!("{text}... ({} bytes)", line.len())
-    } else {
-        text
-    }
-}
-
-/// The side file that receives every byte recovery does not apply. Each
-/// piece is a `#` line saying where it came from, the bytes as they were,
-/// and a `\n`. A piece already there from an earlier start (the same
-/// offset and bytes: the journal keeps an unapplied record until its next
-/// compaction) is not copied again.
-pub(super) struct Quarantine {
-    path: PathBuf,
-    source: PathBuf,
-    file: Option<File>,
-    /// (offset, length, CRC-32C) of the pieces the file holds already.
-    copied: HashSet<(u64, u64, u32)>,
-    /// Pieces found again and not copied again.
-    pub(super) again: u64,
-}
-
-impl Quarantine {
-    pub(super) fn new(path: PathBuf, source: &Path) -> Self {
-        let copied = copied_pieces(&path).unwrap_or_default();
-        Quarantine {
-            path,
-            source: source.to_owned(),
-            file: None,
-            copied,
-            again: 0,
-        }
-    }
-
-    pub(super) fn add(&mut self, offset: u64, bytes: &[u8], reason: &str) -> io::Result<()> {
-        let piece = (offset, bytes.len() as u64, crc32c::crc32c(bytes));
-        if !self.copied.insert(piece) {
-            self.again += 1;
-            return Ok(());
-        }
-        if self.file.is_none() {
-            self.file = Some(
-                OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .open(&self.path)?,
-            );
-        }
-        let file = self.file.as_mut().expect("opened above");
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let mut piece = format!(
-            "# {now} {} offset {offset} length {}: {reason}\n",
-            self.source.display(),
-            bytes.len()
-        )
-        .into_bytes();
-        piece.extend_from_slice(bytes);
-        piece.push(b'\n');
-        file.write_all(&piece)
-    }
-
-    pub(super) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Makes what was copied durable; true when anything was.
-    pub(super) fn sync(&mut self) -> io::Result<bool> {
-        match &self.file {
-            Some(file) => {
-                file.sync_all()?;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-}
-
-/// The pieces a quarantine file holds: each `#` line names an offset and a
-/// length, and that many bytes and a `\n` follow it. Read in pieces (the
-/// file may be large); what does not parse ends the list (a file of ours is
-/// never damaged in a way that matters here: at worst a piece is copied
-/// twice).
-fn copied_pieces(path: &Path) -> io::Result<HashSet<(u64, u64, u32)>> {
-    let mut pieces = HashSet::new();
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(pieces),
-        Err(e) => return Err(e),
-    };
-    let mut reader = io::BufReader::new(file);
-    let mut header = Vec::new();
-    let mut chunk = vec![0u8; 64 << 10];
-    loop {
-        header.clear();
-        if io::BufRead::read_until(&mut reader, b'\n', &mut header)? == 0 {
-            return Ok(pieces);
-        }
-        let text = String::from_utf8_lossy(&header);
-        let Some(at) = text.rfind(" offset ").filter(|_| text.starts_with("# ")) else {
-            return Ok(pieces);
-        };
-        let mut words = text[at + 8..].split([' ', ':']);
-        let (Some(offset), Some("length"), Some(len)) = (words.next(), words.next(), words.next())
-        else {
-            return Ok(pieces);
-        };
-        let (Ok(offset), Ok(len)) = (offset.parse::<u64>(), len.parse::<u64>()) else {
-            return Ok(pieces);
-        };
-        let (mut left, mut crc) = (len, 0u32);
-        while left > 0 {
-            let want = left.min(chunk.len() as u64) as usize;
-            io::Read::read_exact(&mut reader, &mut chunk[..want])?;
-            crc = crc32c::crc32c_append(crc, &chunk[..want]);
-            left -= want as u64;
-        }
-        io::Read::read_exact(&mut reader, &mut chunk[..1])?;
-        pieces.insert((offset, len, crc));
-    }
-}
 
 /// Why a replay stopped early.
 #[derive(Debug)]

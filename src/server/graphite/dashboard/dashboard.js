@@ -111,6 +111,21 @@ function formatTime(ts, span) {
   return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
 }
 
+// The smallest of 1, 2 and 5 times a power of ten that is at least `raw`.
+function niceStep(raw) {
+  if (!(raw > 0) || !isFinite(raw)) return 1;
+  const power = Math.pow(10, Math.floor(Math.log10(raw)));
+  for (const m of [1, 2, 5, 10]) if (m * power >= raw * (1 - 1e-9)) return m * power;
+  return 10 * power;
+}
+
+// The shortest round span of time, in seconds, at least `raw` long.
+const TIME_STEPS = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+function timeStep(raw) {
+  for (const s of TIME_STEPS) if (s >= raw) return s;
+  return Math.ceil(raw / 604800) * 604800;
+}
+
 function plot(card, points) {
   const canvas = card.querySelector("canvas");
   const ratio = window.devicePixelRatio || 1;
@@ -139,19 +154,25 @@ function plot(card, points) {
   ctx.fillStyle = color("--muted");
   ctx.strokeStyle = color("--grid");
   ctx.lineWidth = 1;
-  for (let i = 0; i <= 3; i++) {
-    const v = lo + ((hi - lo) * i) / 3, yy = Math.round(y(v)) + 0.5;
+  // Grid lines at round values (1, 2 or 5 times a power of ten), about
+  // one per 40 pixels, so a reader can take values off the chart.
+  const step = niceStep((hi - lo) / Math.max(2, Math.floor(h / 40)));
+  ctx.textAlign = "right"; ctx.textBaseline = "middle";
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+    const yy = Math.round(y(v)) + 0.5;
     ctx.beginPath(); ctx.moveTo(pad.left, yy); ctx.lineTo(pad.left + w, yy); ctx.stroke();
-    ctx.textAlign = "right"; ctx.textBaseline = "middle";
-    ctx.fillText(formatValue(v), pad.left - 6, yy);
+    ctx.fillText(formatValue(Math.abs(v) < step * 1e-9 ? 0 : v), pad.left - 6, yy);
   }
-  const ticks = Math.max(2, Math.floor(w / 90));
-  ctx.textBaseline = "top";
-  for (let i = 0; i <= ticks; i++) {
-    const t = t0 + ((t1 - t0) * i) / ticks;
-    // The outer labels stay inside the canvas.
-    ctx.textAlign = i === 0 ? "left" : i === ticks ? "right" : "center";
-    ctx.fillText(formatTime(t, t1 - t0), x(t), pad.top + h + 5);
+  // Time labels at round times (whole minutes, hours or days of the
+  // viewer's clock), about one per 90 pixels.
+  const every = timeStep((t1 - t0) / Math.max(2, Math.floor(w / 90)));
+  const offset = new Date(t0 * 1000).getTimezoneOffset() * 60;
+  ctx.textAlign = "center"; ctx.textBaseline = "top";
+  for (let t = Math.ceil((t0 - offset) / every) * every + offset; t <= t1; t += every) {
+    const label = formatTime(t, t1 - t0), half = ctx.measureText(label).width / 2;
+    // A label that would stick out of the canvas is left out.
+    if (x(t) - half < 0 || x(t) + half > cssWidth) continue;
+    ctx.fillText(label, x(t), pad.top + h + 5);
   }
   // The line breaks where there is no value, as Graphite draws it.
   ctx.strokeStyle = color("--line");

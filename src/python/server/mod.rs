@@ -4,19 +4,21 @@
 use std::ffi::CString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
+mod life;
+mod settings;
+
 use super::arguments;
 use super::python_log::PythonLog;
 use crate::protocol::host_port;
-use crate::server::{self, Config, FsyncPolicy, Limits, ServerError};
+use crate::server::{self, FsyncPolicy, ServerError};
+use life::{Loaded, State};
+use settings::ServerArguments;
 
 /// An embedded metrics server, serving in background threads.
 ///
@@ -132,29 +134,6 @@ pub struct Server {
     python_log: Option<PythonLog>,
 }
 
-/// Where a server is in its life.
-enum State {
-    /// Replaying the journal in a thread of its own.
-    Loading {
-        thread: JoinHandle<Result<server::Server, ServerError>>,
-        cancel: Arc<AtomicBool>,
-    },
-    Running(Box<server::Server>),
-    /// The replay or the start after it failed; raised by every `wait`.
-    Failed(ServerError),
-    Closed,
-}
-
-/// Set by the loading thread when it is done, so waiters wake at once.
-#[derive(Default)]
-struct Loaded {
-    done: Mutex<bool>,
-    wake: Condvar,
-}
-
-/// How long a wait sleeps between checks for Python signals.
-const SIGNAL_SLICE: Duration = Duration::from_millis(50);
-
 fn host_argument(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(arguments::host(obj)?)
 }
@@ -162,133 +141,6 @@ fn host_argument(obj: &Bound<'_, PyAny>) -> PyResult<String> {
 fn warn(py: Python<'_>, message: &str) -> PyResult<()> {
     let text = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
     PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &text, 1)
-}
-
-impl Server {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Hands what the server logged so far to `logging` before returning to
-    /// Python. Never called with the state locked: the log thread needs the
-    /// GIL, which a Python thread waiting for that lock would be holding.
-    fn flush_log(&self, py: Python<'_>) {
-        if let Some(python_log) = &self.python_log {
-            python_log.flush(py);
-        }
-    }
-
-    /// Once the loading thread is done, takes its result: the server, or the
-    /// error to raise from now on. Warns about what recovery found.
-    fn settle(&self, py: Python<'_>) -> PyResult<()> {
-        if !*self
-            .loaded
-            .done
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
-            return Ok(());
-        }
-        let mut state = self.lock();
-        if !matches!(*state, State::Loading { .. }) {
-            return Ok(());
-        }
-        let State::Loading { thread, .. } = std::mem::replace(&mut *state, State::Closed) else {
-            unreachable!("checked above");
-        };
-        let result = py.detach(|| thread.join());
-        *state = match result {
-            Ok(Ok(server)) => State::Running(Box::new(server)),
-            Ok(Err(error)) => State::Failed(error),
-            Err(_) => State::Failed(ServerError::Threads(std::io::Error::other(
-                "the thread replaying the data file panicked",
-            ))),
-        };
-        let warnings = match &*state {
-            State::Running(server) => server.recovery().map(|r| r.warnings()).unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        drop(state);
-        for warning in warnings {
-            warn(py, &warning)?;
-        }
-        Ok(())
-    }
-
-    /// Waits until loading is done or `timeout` passes, in slices, running
-    /// Python's signal handlers between them (their exception is raised).
-    /// Returns whether the server is serving; raises the start's error.
-    fn wait_inner(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<bool> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            self.settle(py)?;
-            let outcome = match &*self.lock() {
-                State::Running(_) => Some(Ok(true)),
-                State::Failed(error) => Some(Err(PyErr::from(error))),
-                State::Closed => Some(Ok(false)),
-                State::Loading { .. } => None,
-            };
-            if let Some(outcome) = outcome {
-                self.flush_log(py);
-                return outcome;
-            }
-            let slice = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(false);
-                    }
-                    left.min(SIGNAL_SLICE)
-                }
-                None => SIGNAL_SLICE,
-            };
-            py.detach(|| {
-                let done = self
-                    .loaded
-                    .done
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                let _ = self
-                    .loaded
-                    .wake
-                    .wait_timeout_while(done, slice, |done| !*done);
-            });
-            py.check_signals()?;
-        }
-    }
-
-    fn close_inner(&self, py: Python<'_>) -> PyResult<()> {
-        let result = py.detach(|| {
-            let mut state = self.lock();
-            match std::mem::replace(&mut *state, State::Closed) {
-                State::Loading { thread, cancel } => {
-                    cancel.store(true, Ordering::Relaxed);
-                    match thread.join() {
-                        Ok(Ok(mut server)) => server.close(),
-                        _ => Ok(()),
-                    }
-                }
-                State::Running(mut server) => server.close(),
-                State::Failed(_) | State::Closed => Ok(()),
-            }
-        });
-        self.flush_log(py);
-        result.map_err(PyErr::from)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // A replay still running must not go on to serve with no owner.
-        let state = std::mem::replace(
-            self.state.get_mut().unwrap_or_else(PoisonError::into_inner),
-            State::Closed,
-        );
-        if let State::Loading { thread, cancel } = state {
-            cancel.store(true, Ordering::Relaxed);
-            let _ = thread.join();
-        }
-    }
 }
 
 #[pymethods]
@@ -324,72 +176,34 @@ impl Server {
         retention: Option<&Bound<'_, PyAny>>,
         head_window: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let storage = storage_settings(retention, head_window, data.is_some())?;
-        let port = port.map(arguments::listen_port).transpose()?.unwrap_or(0);
-        let graphite_port = graphite_port
-            .filter(|v| !v.is_none())
-            .map(|v| arguments::named_port(v, "graphite_port"))
-            .transpose()?;
-        let http_port = http_port
-            .filter(|v| !v.is_none())
-            .map(|v| arguments::named_port(v, "http_port"))
-            .transpose()?;
-        let tls = arguments::tls_files(tls_cert, tls_key, tls_client_ca)?;
-        let store = store
-            .filter(|v| !v.is_none())
-            .map(|v| arguments::store(v, data.is_some()))
-            .transpose()?;
-        let fsync = fsync.filter(|v| !v.is_none());
-        let max_memory = max_memory.filter(|v| !v.is_none());
-        if store.is_some() {
-            // Settings of the embedded store would be silently ignored by a
-            // gateway: a user asking for fsync=always must not believe it.
-            arguments::embedded_only("fsync", fsync.is_some())?;
-            arguments::embedded_only("max_memory", max_memory.is_some())?;
-            arguments::graphite_needs_embedded("graphite_port", graphite_port.is_some())?;
-            arguments::graphite_needs_embedded("http_port", http_port.is_some())?;
+        let mut config = ServerArguments {
+            host,
+            port,
+            data: data.clone(),
+            fsync,
+            max_memory,
+            max_connections,
+            idle_timeout,
+            max_request_buffers,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            insecure,
+            store,
+            graphite_port,
+            http_port,
+            retention,
+            head_window,
         }
-        let fsync = fsync.map(arguments::fsync).transpose()?.unwrap_or_default();
-        let defaults = Limits::default();
-        let limits = Limits {
-            max_memory: max_memory
-                .map(|v| arguments::size(v, "max_memory"))
-                .transpose()?,
-            max_connections: max_connections
-                .filter(|v| !v.is_none())
-                .map(|v| arguments::count(v, "max_connections"))
-                .transpose()?
-                .unwrap_or(defaults.max_connections),
-            idle_timeout: arguments::timeout(idle_timeout, "idle_timeout")?,
-            max_request_buffers: max_request_buffers
-                .filter(|v| !v.is_none())
-                .map(|v| arguments::size(v, "max_request_buffers"))
-                .transpose()?
-                .unwrap_or(defaults.max_request_buffers),
-            ..defaults
-        };
+        .config()?;
         let (python_log, sink) = if log {
             (None, server::stderr_sink())
         } else {
             let (python_log, sink) = PythonLog::start().map_err(ServerError::Threads)?;
             (Some(python_log), sink)
         };
-        let tls_on = tls.is_some();
-        let config = Config {
-            host,
-            port,
-            graphite_port,
-            http_port,
-            data: data.clone(),
-            fsync,
-            limits,
-            log: Some(sink),
-            tls,
-            insecure,
-            store: store.clone(),
-            storage,
-            ..Config::default()
-        };
+        config.log = Some(sink);
+        let (tls_on, fsync, store) = (config.tls.is_some(), config.fsync, config.store.clone());
         let loading = py.detach(|| server::Server::prepare(config));
         if let Some(python_log) = &python_log {
             python_log.flush(py);
@@ -554,40 +368,4 @@ impl Server {
             host_port(&self.host, self.port)
         )
     }
-}
-
-/// `retention` and `head_window`: the head window only means something
-/// with a data file (without one everything is in memory); the retention
-/// holds for any server.
-fn storage_settings(
-    retention: Option<&Bound<'_, PyAny>>,
-    head_window: Option<&Bound<'_, PyAny>>,
-    has_data: bool,
-) -> PyResult<crate::server::engine::Storage> {
-    let mut storage = crate::server::engine::Storage::default();
-    if let Some(retention) = retention.filter(|v| !v.is_none()) {
-        let span = arguments::span(retention, "retention")?;
-        if span.is_zero() {
-            return Err(
-                crate::protocol::ArgumentError::value("retention", "must be more than 0").into(),
-            );
-        }
-        storage.retention = Some(span);
-    }
-    if let Some(window) = head_window.filter(|v| !v.is_none()) {
-        if !has_data {
-            return Err(crate::protocol::ArgumentError::value(
-                "head_window",
-                "needs data: without a data file every point stays in memory",
-            )
-            .into());
-        }
-        storage.head_window = arguments::span(window, "head_window")?;
-    }
-    // Look for points to seal every six-hundredth of the window, between a
-    // second and a minute (12 s for the default two hours): looking is a
-    // comparison under the lock, sealing happens only when due.
-    let secs = (storage.head_window.as_secs() / 600).clamp(1, 60);
-    storage.seal_interval = std::time::Duration::from_secs(secs);
-    Ok(storage)
 }
