@@ -19,7 +19,6 @@ import time
 from typing import Any, Callable, Dict, List, Tuple
 
 import psutil
-
 from children import VICTORIA, Serve, Victoria
 from storage_data import Shape
 
