@@ -71,10 +71,11 @@ def prebuilt(shape: Shape, make: Callable[[Shape], Any]) -> Any:
     return list(items) if shape.total <= PREBUILD else items
 
 
-def ingest_ours(server: Serve, shape: Shape) -> float:
-    """Points per second, sent until acknowledged and readable."""
+def ingest_ours(server: Serve, shape: Shape, batches: Any = None) -> float:
+    """Points per second, sent until acknowledged and readable; the
+    ``put_many`` batches are built here unless given."""
     from client import Client
-    batches = prebuilt(shape, Shape.batches)
+    batches = prebuilt(shape, Shape.batches) if batches is None else batches
     took = feed_put_many(server.port, iter(batches))
     key, count = shape.last_key()
     start = time.perf_counter()
@@ -97,12 +98,12 @@ def vm_count(vm: Victoria, shape: Shape) -> int:
     return int(float(result[0]["value"][1])) if result else 0
 
 
-def ingest_vm(vm: Victoria, shape: Shape, phases: Dict[str, float]) -> float:
+def ingest_vm(vm: Victoria, shape: Shape, phases: Dict[str, float], chunks: Any = None) -> float:
     """Points per second until a count query sees them all; ``phases``
     gets the seconds of sending, until VM counts the rows as added to its
     storage (``vm_rows_added_to_storage_total``), and until they are
-    counted by a query."""
-    chunks = prebuilt(shape, Shape.plaintext)
+    counted by a query. The plaintext chunks are built here unless given."""
+    chunks = prebuilt(shape, Shape.plaintext) if chunks is None else chunks
     took = feed_plaintext(vm.graphite_port, iter(chunks))
     phases["sent_s"] = took
     start = time.perf_counter()
@@ -227,12 +228,16 @@ def gets(new: Serve, old: Serve, shape: Shape, reps: int) -> Dict[str, Any]:
     return out
 
 
-def run(args: argparse.Namespace, started: List[Any]) -> Dict[str, Any]:
+def data_end() -> int:
+    """The newest point: in the day before yesterday, so every day the data
+    touches is over (past the head window too) and the merges leave one
+    block per day whatever the time now."""
     now = int(time.time())
-    # The newest point in the day before yesterday: every day the data
-    # touches is over (past the head window too), so the merges leave one
-    # block per day whatever the time now.
-    end = now - now % 86_400 - 86_400 - 10
+    return now - now % 86_400 - 86_400 - 10
+
+
+def run(args: argparse.Namespace, started: List[Any]) -> Dict[str, Any]:
+    end = data_end()
     series = max(1, round(SERIES * args.scale))
     shapes = {
         "series": Shape("series", "srv", series, POINTS, end),
@@ -328,12 +333,21 @@ def main() -> None:
                         help="an interpreter with the wheel from before the storage engine")
     parser.add_argument("--restarts", type=int, default=3, help="restarts of each server (median; default 3)")
     parser.add_argument("--reps", type=int, default=3, help="get * repetitions per server (get <key>: 10x)")
-    parser.add_argument("--only", choices=("series", "keys"), action="append",
-                        help="ingest and restart only this shape (ours and VM; no fsync=always, old server, growth"
-                             " or gets), printing only start-up; repeatable")
+    parser.add_argument("--only", choices=("series", "keys", "ingest"), action="append",
+                        help="series/keys: ingest and restart only this shape (ours and VM; no fsync=always, old"
+                             " server, growth or gets), printing only start-up; repeatable. ingest: the shape-1"
+                             " ingest row alone, ours and VM taking turns, with CPU per point")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --only ingest (default 3)")
     parser.add_argument("--json", help="also write every figure to this file")
     parser.add_argument("--chart", default=os.path.join(HERE, "storage.png"), help="PNG to draw, or 'none'")
     args = parser.parse_args()
+    if args.only and "ingest" in args.only:
+        if len(args.only) > 1:
+            parser.error("--only ingest runs alone")
+        import storage_ingest
+        storage_ingest.main(args, max(1, round(SERIES * args.scale)), POINTS, data_end(),
+                            NEW_ARGS, VM_ARGS, ingest_ours, ingest_vm, log)
+        return
     started: List[Any] = []
     begun = time.monotonic()
     try:

@@ -9,6 +9,7 @@ pub mod call_lock;
 pub mod closing;
 pub mod error;
 pub mod query;
+pub mod requests;
 pub mod retry;
 pub mod session;
 pub mod shared;

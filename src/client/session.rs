@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::closing::CloseSignal;
 use crate::client::error::ClientError;
+use crate::client::requests::{Encoded, Requests};
 use crate::client::transport::{exchange, read_replies, read_reply, Transport};
 use crate::protocol::{Expect, Reply, ReplyDecoder};
 
@@ -165,9 +166,20 @@ impl<C: Connector> Session<C> {
         expect: Expect,
         window: Option<usize>,
     ) -> Result<Vec<Reply>, ClientError> {
+        self.pipeline_requests(&mut Encoded { requests, ends }, expect, window)
+    }
+
+    /// `pipeline` of requests encoded as they are needed: the next chunk
+    /// is encoded right after one is sent, while the server works on it.
+    pub fn pipeline_requests(
+        &mut self,
+        source: &mut impl Requests,
+        expect: Expect,
+        window: Option<usize>,
+    ) -> Result<Vec<Reply>, ClientError> {
         let limit = self.max_reply_bytes;
         let window = window.unwrap_or(usize::MAX).max(1);
-        let total = ends.len();
+        let total = source.total();
         let mut most_in_flight = 0;
         let mut replies = Vec::with_capacity(total);
         let mut began = false;
@@ -175,8 +187,9 @@ impl<C: Connector> Session<C> {
             began = true;
             let mut decoder = ReplyDecoder::with_limit(expect, limit);
             let mut sent = 0;
+            let mut start = 0;
             while sent < total {
-                let start = if sent == 0 { 0 } else { ends[sent - 1] };
+                let (requests, ends) = source.encoded(start + PIPELINE_CHUNK_BYTES);
                 // `replies.len() + window > sent` holds here (see below).
                 let end = chunk_end(ends, sent, start).min(replies.len().saturating_add(window));
                 if let Err(error) = transport.send_all(&requests[start..ends[end - 1]]) {
@@ -190,6 +203,9 @@ impl<C: Connector> Session<C> {
                     }
                     return Err(error);
                 }
+                start = ends[end - 1];
+                // The next chunk, encoded while the server parses this one.
+                source.encoded(start + PIPELINE_CHUNK_BYTES);
                 most_in_flight = most_in_flight.max(end - replies.len());
                 // Replies to every chunk before this one (at most two
                 // chunks are ever unanswered), and enough replies to this
@@ -523,6 +539,59 @@ mod tests {
             "{max} requests were unanswered at once"
         );
         assert!(max > 1, "requests were not pipelined");
+    }
+
+    /// Requests written only when the session asks for them, noting how
+    /// many were unanswered each time it asked for more.
+    struct Lazy {
+        total: usize,
+        requests: Vec<u8>,
+        ends: Vec<usize>,
+        outstanding: Arc<AtomicUsize>,
+        unanswered_when_encoding: Vec<usize>,
+    }
+
+    impl Requests for Lazy {
+        fn total(&self) -> usize {
+            self.total
+        }
+
+        fn encoded(&mut self, upto: usize) -> (&[u8], &[usize]) {
+            if self.ends.len() < self.total && self.requests.len() < upto {
+                let unanswered = self.outstanding.load(Ordering::SeqCst);
+                self.unanswered_when_encoding.push(unanswered);
+            }
+            while self.ends.len() < self.total && self.requests.len() < upto {
+                let i = self.ends.len();
+                self.requests
+                    .extend_from_slice(format!("put ok {i} {i}\n").as_bytes());
+                self.ends.push(self.requests.len());
+            }
+            (&self.requests, &self.ends)
+        }
+    }
+
+    #[test]
+    fn a_pipeline_encodes_each_chunk_while_the_one_before_is_unanswered() {
+        let mut s = session();
+        let mut source = Lazy {
+            total: 50_000,
+            requests: Vec::new(),
+            ends: Vec::new(),
+            outstanding: Arc::clone(&s.connector().outstanding),
+            unanswered_when_encoding: Vec::new(),
+        };
+        let replies = s.pipeline_requests(&mut source, Expect::Ack, None).unwrap();
+        assert_eq!(replies.len(), 50_000);
+        assert!(replies.iter().all(|r| *r == Reply::Ack));
+        let asked = &source.unanswered_when_encoding;
+        // One chunk encoded before anything is sent, then one at a time.
+        assert!(asked.len() > 5, "encoded in {} pieces", asked.len());
+        assert_eq!(asked[0], 0);
+        assert!(
+            asked[1..].iter().all(|&n| n > 0),
+            "a chunk was encoded with nothing in flight: {asked:?}"
+        );
     }
 
     #[test]

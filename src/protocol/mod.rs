@@ -55,6 +55,7 @@ pub use reply::{
     encode_points_start, encode_wrong_command, push_series, Reply, ReplyFormat, WRONG_COMMAND,
 };
 pub use request::{
-    encode_get, encode_put, parse_command, Command, CommandError, Expect, Put, Selector,
+    encode_get, encode_put, parse_command, validate_put, Command, CommandError, Expect, Put,
+    Selector,
 };
 pub use value::MetricValue;

@@ -114,11 +114,17 @@ pub fn encode_put(
     value: MetricValue,
     timestamp: i64,
 ) -> Result<(), ArgumentError> {
+    validate_put(key, value)?;
+    push_put_line(out, key, value, timestamp);
+    Ok(())
+}
+
+/// Whether `put` may send `key` and `value` (what `encode_put` checks).
+pub fn validate_put(key: &str, value: MetricValue) -> Result<(), ArgumentError> {
     validate_key(key, KeyUse::Put)?;
     if let MetricValue::Float(x) = value {
         MetricValue::float(x)?;
     }
-    push_put_line(out, key, value, timestamp);
     Ok(())
 }
 

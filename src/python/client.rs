@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyTuple};
 use super::arguments;
 use super::columns::{columns_to_numpy, metrics_to_columns, require_numpy};
 use super::connector::{deliver_signals, PyConnector};
-use super::points::encode_put_many;
+use super::points::validate_put_many;
 use super::query_args::{columns_request, query_request, Keywords};
 use super::results::metrics_to_dict;
 use super::retry;
@@ -294,12 +294,12 @@ impl Client {
             None => None,
             Some(w) => Some(arguments::count(w, "window").map_err(ClientError::from)?),
         };
-        let (requests, ends) = encode_put_many(py, points)?;
-        if ends.is_empty() {
+        let mut points = validate_put_many(py, points)?;
+        if points.is_empty() {
             return Ok(());
         }
         let replies = self.run(py, |session| {
-            session.pipeline(&requests, &ends, Expect::Ack, window)
+            session.pipeline_requests(&mut points, Expect::Ack, window)
         })?;
         rejected(replies).map_err(PyErr::from)
     }

@@ -1,36 +1,106 @@
-//! `put_many`'s points: each `(key, value[, timestamp])` validated and
+//! `put_many`'s points: each `(key, value[, timestamp])` validated, then
 //! encoded as a request line, for `Client.put_many` and the Codec of
-//! `AsyncClient.put_many`. Nothing is sent if any point is invalid, so the
-//! whole batch is encoded before the exchange starts, with the GIL held:
-//! this is where a large batch spends the time it does not spend on the
-//! network.
+//! `AsyncClient.put_many`. Nothing is sent if any point is invalid, so
+//! every point is validated first, with the GIL held, into `PutPoints`
+//! (its key's text copied, its value and timestamp converted); the lines
+//! are then written from that copy, which needs no GIL and nothing of the
+//! caller's objects: `Client.put_many` writes each chunk while the server
+//! works on the one before (see `Session::pipeline_requests`), so other
+//! threads may change the caller's list meanwhile without effect.
 //!
 //! The common shapes (a `str` key, a `float` or `int` value, an `int` or
-//! no timestamp) take a short path: exact type checks, the key's text
-//! borrowed rather than copied, nothing allocated per point. Everything
-//! else, errors included, goes through the general conversions of
-//! `arguments.rs`, so the results and messages are the same either way.
+//! no timestamp) take a short path: exact type checks, a key that is the
+//! same object as the point before's neither validated nor copied again,
+//! nothing allocated per point. Everything else, errors included, goes
+//! through the general conversions of `arguments.rs`, so the results and
+//! messages are the same either way.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyInt, PyString, PyTuple};
 
 use super::arguments;
 use crate::client::error::ClientError;
+use crate::client::requests::Requests;
 use crate::protocol::{
-    encode_put, push_put_line, validate_key, ArgumentError, KeyUse, MetricValue,
+    push_put_line, validate_key, validate_put, ArgumentError, KeyUse, MetricValue,
 };
 
-/// The points of `points`, encoded: all the request bytes, and the end
-/// offset of each request in them.
-pub fn encode_put_many(
-    py: Python<'_>,
-    points: &Bound<'_, PyAny>,
-) -> PyResult<(Vec<u8>, Vec<usize>)> {
-    // Sized up front when the iterable knows its length (about 40 bytes a
-    // request): growing a large buffer copies it again and again.
-    let hint = points.len().unwrap_or(0);
-    let mut requests = Vec::with_capacity(hint.saturating_mul(40));
-    let mut ends = Vec::with_capacity(hint);
+/// One validated point: its key is `PutPoints::spans[key]`.
+struct Point {
+    key: usize,
+    value: MetricValue,
+    timestamp: i64,
+}
+
+/// Validated points and the request lines written from them so far.
+pub struct PutPoints {
+    /// Every key's text, one after another; `spans` cuts them.
+    keys: String,
+    spans: Vec<(usize, usize)>,
+    points: Vec<Point>,
+    requests: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl PutPoints {
+    fn with_capacity(points: usize) -> Self {
+        PutPoints {
+            keys: String::new(),
+            spans: Vec::new(),
+            points: Vec::with_capacity(points),
+            // About 40 bytes a request: growing a large buffer copies it
+            // again and again.
+            requests: Vec::with_capacity(points.saturating_mul(40)),
+            ends: Vec::with_capacity(points),
+        }
+    }
+
+    fn push_key(&mut self, key: &str) -> usize {
+        let start = self.keys.len();
+        self.keys.push_str(key);
+        self.spans.push((start, self.keys.len()));
+        self.spans.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Every request, encoded, and the end offset of each.
+    pub fn into_encoded(mut self) -> (Vec<u8>, Vec<usize>) {
+        self.encoded(usize::MAX);
+        (self.requests, self.ends)
+    }
+}
+
+impl Requests for PutPoints {
+    fn total(&self) -> usize {
+        self.points.len()
+    }
+
+    fn encoded(&mut self, upto: usize) -> (&[u8], &[usize]) {
+        let PutPoints {
+            keys,
+            spans,
+            points,
+            requests,
+            ends,
+        } = self;
+        for point in &points[ends.len()..] {
+            if requests.len() >= upto {
+                break;
+            }
+            let (start, end) = spans[point.key];
+            push_put_line(requests, &keys[start..end], point.value, point.timestamp);
+            ends.push(requests.len());
+        }
+        (requests, ends)
+    }
+}
+
+/// The points of `points`, validated; an error names the first bad one.
+pub fn validate_put_many(py: Python<'_>, points: &Bound<'_, PyAny>) -> PyResult<PutPoints> {
+    let mut out = PutPoints::with_capacity(points.len().unwrap_or(0));
     let items = points.try_iter().map_err(|e| {
         if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
             ClientError::from(ArgumentError::type_(
@@ -45,19 +115,40 @@ pub fn encode_put_many(
             e
         }
     })?;
+    // The point before's key object, held so that no other object can take
+    // its address while it is compared, and its index in `spans`.
+    let mut previous: Option<(Bound<'_, PyString>, usize)> = None;
     for (index, item) in items.enumerate() {
         let item = item?;
-        if !encode_common(&mut requests, &item) {
-            encode_put_item(&mut requests, index, &item).map_err(ClientError::from)?;
+        if !validate_common(&mut out, &mut previous, &item) {
+            let (key, value, timestamp) = validate_item(index, &item).map_err(ClientError::from)?;
+            let key = out.push_key(&key);
+            out.points.push(Point {
+                key,
+                value,
+                timestamp,
+            });
         }
-        ends.push(requests.len());
     }
-    Ok((requests, ends))
+    Ok(out)
 }
 
-/// Encodes `item` if it has one of the common shapes and is valid;
-/// returns false, having written nothing, otherwise.
-fn encode_common(out: &mut Vec<u8>, item: &Bound<'_, PyAny>) -> bool {
+/// The points of `points`, encoded: all the request bytes, and the end
+/// offset of each request in them.
+pub fn encode_put_many(
+    py: Python<'_>,
+    points: &Bound<'_, PyAny>,
+) -> PyResult<(Vec<u8>, Vec<usize>)> {
+    Ok(validate_put_many(py, points)?.into_encoded())
+}
+
+/// Takes `item` if it has one of the common shapes and is valid; returns
+/// false, having taken nothing, otherwise.
+fn validate_common<'py>(
+    out: &mut PutPoints,
+    previous: &mut Option<(Bound<'py, PyString>, usize)>,
+    item: &Bound<'py, PyAny>,
+) -> bool {
     let Ok(tuple) = item.cast::<PyTuple>() else {
         return false;
     };
@@ -85,18 +176,30 @@ fn encode_common(out: &mut Vec<u8>, item: &Bound<'_, PyAny>) -> bool {
         Some(t) if !t.is_none() => return false,
         _ => arguments::now(),
     };
-    // The key's text is borrowed from the `str` (no copy): only an exact
-    // `str` valid for `put` is taken here.
+    // Only an exact `str` valid for `put` is taken here; `str`s are
+    // immutable, so the same object as before is the same valid key.
     let Ok(key) = key.cast_exact::<PyString>() else {
         return false;
     };
-    let Ok(key) = key.to_str() else {
-        return false;
+    let key = match previous {
+        Some((object, at)) if object.as_ptr() == key.as_ptr() => *at,
+        _ => {
+            let Ok(text) = key.to_str() else {
+                return false;
+            };
+            if validate_key(text, KeyUse::Put).is_err() {
+                return false;
+            }
+            let at = out.push_key(text);
+            *previous = Some(((*key).clone(), at));
+            at
+        }
     };
-    if validate_key(key, KeyUse::Put).is_err() {
-        return false;
-    }
-    push_put_line(out, key, value, timestamp);
+    out.points.push(Point {
+        key,
+        value,
+        timestamp,
+    });
     true
 }
 
@@ -117,11 +220,10 @@ fn common_value(value: &Borrowed<'_, '_, PyAny>) -> Option<MetricValue> {
 
 /// One `put_many` item by the general conversions: `(key, value)` or
 /// `(key, value, timestamp)`; an error names the item.
-fn encode_put_item(
-    out: &mut Vec<u8>,
+fn validate_item(
     index: usize,
     item: &Bound<'_, PyAny>,
-) -> Result<(), ArgumentError> {
+) -> Result<(String, MetricValue, i64), ArgumentError> {
     let at = |e: ArgumentError| ArgumentError {
         argument: "points",
         reason: format!("item {index}: {} {}", e.argument, e.reason),
@@ -149,5 +251,6 @@ fn encode_put_item(
     let key = arguments::key(&key, "key").map_err(at)?;
     let value = arguments::value(&value, "value").map_err(at)?;
     let timestamp = arguments::timestamp(timestamp.as_ref(), "timestamp").map_err(at)?;
-    encode_put(out, &key, value, timestamp).map_err(at)
+    validate_put(&key, value).map_err(at)?;
+    Ok((key, value, timestamp))
 }

@@ -44,6 +44,11 @@ pub struct Store {
     /// No point stored is older than this (`None`: none stored since the
     /// bound was last reset); the storage engine's cue to seal (`head`).
     low: Option<i64>,
+    /// The slot the last put went to: puts come in runs of one key (a
+    /// client's batch per series), and checking that key first saves the
+    /// hash and the probe into the index, which misses the cache with many
+    /// series. Checked against the key, so never wrong, only a guess.
+    last: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -97,19 +102,33 @@ impl Store {
     /// (false when it replaced an earlier value).
     pub fn put(&mut self, key: &str, timestamp: i64, value: f64) -> bool {
         self.low = Some(self.low.map_or(timestamp, |low| low.min(timestamp)));
+        let last = self.last.filter(|&slot| {
+            self.series
+                .get(slot)
+                .is_some_and(|series| self.keys.get(series.key) == key)
+        });
+        if let Some(slot) = last {
+            return self.insert_at(slot, timestamp, value);
+        }
         let hash = self.index.hash(key);
         if let Some(slot) = self.find(hash, key) {
-            let Some(series) = self.series.get_mut(slot) else {
-                return false; // the index only holds slots that exist
-            };
-            let new = series.points.insert(timestamp, value, &mut self.bytes);
-            self.points += u64::from(new);
-            return new;
+            self.last = Some(slot);
+            return self.insert_at(slot, timestamp, value);
         }
         let (points, point_bytes) = Points::new(timestamp, value);
-        self.push_key(hash, key, points, point_bytes);
+        self.last = Some(self.push_key(hash, key, points, point_bytes));
         self.points += 1;
         true
+    }
+
+    /// `put` into the series at `slot`.
+    fn insert_at(&mut self, slot: usize, timestamp: i64, value: f64) -> bool {
+        let Some(series) = self.series.get_mut(slot) else {
+            return false; // the index only holds slots that exist
+        };
+        let new = series.points.insert(timestamp, value, &mut self.bytes);
+        self.points += u64::from(new);
+        new
     }
 
     /// Adds a key not stored yet with `points`; returns its slot.
@@ -290,6 +309,47 @@ mod tests {
                 prop_assert_eq!(got, want);
             }
         }
+    }
+
+    #[test]
+    fn runs_of_one_key_and_switches_between_keys_land_in_their_own_series() {
+        let mut store = Store::new();
+        let puts = [
+            ("a", 1),
+            ("a", 2),
+            ("b", 1),
+            ("b", 3),
+            ("a", 3),
+            ("ab", 1),
+            ("b", 2),
+        ];
+        for (i, &(key, ts)) in puts.iter().enumerate() {
+            assert!(store.put(key, ts, i as f64), "{key} {ts}");
+        }
+        assert!(
+            !store.put("a", 2, 9.0),
+            "a replaced value is not a new point"
+        );
+        let mut got = Vec::new();
+        store.walk(&mut Cursor::all(), |key, ts, value| {
+            got.push((key.to_string(), ts, value));
+            true
+        });
+        let want = [
+            ("a", 1, 0.0),
+            ("a", 2, 9.0),
+            ("a", 3, 4.0),
+            ("b", 1, 2.0),
+            ("b", 2, 6.0),
+            ("b", 3, 3.0),
+            ("ab", 1, 5.0),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|&(k, t, v)| (k.to_string(), t, v))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!((store.points(), store.keys()), (7, 3));
     }
 
     #[test]
