@@ -10,7 +10,7 @@
 use thiserror::Error;
 
 use super::excerpt::excerpt;
-use super::number::{parse_float, parse_int};
+use super::number::{parse_float, parse_int, simple_decimal, simple_integer};
 use super::point::push_put_line;
 use super::query::{parse_query, Query, QueryError};
 
@@ -140,6 +140,45 @@ pub fn encode_get(out: &mut Vec<u8>, key: &str) -> Result<(), ArgumentError> {
 /// Parses one request line. `line` excludes the `\n`; surrounding and
 /// repeated ASCII whitespace (including a `\r` from CRLF) is ignored.
 pub fn parse_command(line: &[u8]) -> Result<Command<&str>, CommandError> {
+    match plain_put(line) {
+        Some(put) => Ok(Command::Put(put)),
+        None => parse_general(line),
+    }
+}
+
+/// The shape nearly every put has, `put <key> <value> <timestamp>` with
+/// single spaces, a printable-ASCII key and plain decimal numbers, read in
+/// one pass over the bytes: no UTF-8 decoding, tokenizing or counting, which
+/// were a fifth of a server's CPU under ingest. `None` for anything else,
+/// errors included, which [`parse_general`] then decides; whatever this
+/// accepts, that accepts as the same `Put` (a test holds them together).
+#[inline]
+fn plain_put(line: &[u8]) -> Option<Put<&str>> {
+    let rest = line.strip_prefix(b"put ")?;
+    // `!`..=`~`: no whitespace, no control character, no DEL, not UTF-8
+    // beyond ASCII, which is what `validate_key` asks of an ASCII key.
+    let key_len = rest.iter().position(|b| !(b'!'..=b'~').contains(b))?;
+    if key_len == 0 || rest[key_len] != b' ' {
+        return None;
+    }
+    let (key, rest) = (&rest[..key_len], &rest[key_len + 1..]);
+    if key == b"*" {
+        return None;
+    }
+    let (value, used) = simple_decimal(rest)?;
+    let (value_text, rest) = rest.split_at(used);
+    let timestamp = simple_integer(rest.strip_prefix(b" ")?)?;
+    Some(Put {
+        // Both ASCII, checked above: these cannot fail.
+        key: std::str::from_utf8(key).ok()?,
+        value,
+        value_text: std::str::from_utf8(value_text).ok()?,
+        timestamp,
+    })
+}
+
+/// Every request line, by the rules in this module's header.
+fn parse_general(line: &[u8]) -> Result<Command<&str>, CommandError> {
     let line = std::str::from_utf8(line).map_err(|_| CommandError::NotUtf8)?;
     let mut tokens = line
         .split(|c: char| c.is_ascii_whitespace())

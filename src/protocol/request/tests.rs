@@ -249,4 +249,37 @@ proptest! {
     fn arbitrary_text_lines_never_panic(line in "(put|get|[a-z]{0,3})( {0,2}\\PC{0,8}){0,5}") {
         let _ = parse_command(line.as_bytes());
     }
+
+    /// Lines near the plain shape (stray whitespace, signs, exponents,
+    /// long digit runs, `*`, non-ASCII and control characters): wherever
+    /// the one-pass parser answers, the general one answers the same.
+    #[test]
+    fn the_plain_put_path_agrees_with_the_general_parser(
+        line in r"put[ \t]{1,2}([a-z.*]{0,3}|\PC{0,3}|\x7f)[ \t\r]{1,2}-?[0-9]{0,17}(\.[0-9]{0,3})?(e-?[0-9])?[ \t]{1,2}-?[0-9]{0,20}[ \r]?",
+    ) {
+        if let Some(put) = plain_put(line.as_bytes()) {
+            prop_assert_eq!(parse_general(line.as_bytes()), Ok(Command::Put(put)));
+        }
+    }
+
+    /// What a client sends takes the one-pass path whenever it is the
+    /// plain shape, so the speed-up is not lost to a stricter check.
+    #[test]
+    fn encoded_plain_puts_take_the_plain_path(
+        key in "[!-~]{1,40}",
+        mantissa in -99_999_999_999i64..99_999_999_999,
+        timestamp in -10i64.pow(17)..10i64.pow(17),
+    ) {
+        prop_assume!(key != "*");
+        let value = MetricValue::Float(mantissa as f64 / 100.0);
+        let mut line = Vec::new();
+        encode_put(&mut line, &key, value, timestamp).unwrap();
+        line.pop();
+        let text = String::from_utf8(line.clone()).unwrap();
+        // Only plain decimals: an exponent form goes the general way.
+        prop_assume!(!text.rsplit(' ').nth(1).unwrap().contains('e'));
+        let put = plain_put(&line);
+        prop_assert!(put.is_some(), "{:?}", text);
+        prop_assert_eq!(Ok(Command::Put(put.unwrap())), parse_general(&line));
+    }
 }
