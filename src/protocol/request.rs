@@ -168,11 +168,20 @@ fn plain_put(line: &[u8]) -> Option<Put<&str>> {
     let (value, used) = simple_decimal(rest)?;
     let (value_text, rest) = rest.split_at(used);
     let timestamp = simple_integer(rest.strip_prefix(b" ")?)?;
+    debug_assert!(key.is_ascii() && value_text.is_ascii());
+    // SAFETY: both are ASCII: the key's bytes were checked above, and
+    // `simple_decimal` consumes only `-`, `.` and digits. (Checking again
+    // cost a twentieth of a server's CPU under ingest.)
+    let (key, value_text) = unsafe {
+        (
+            std::str::from_utf8_unchecked(key),
+            std::str::from_utf8_unchecked(value_text),
+        )
+    };
     Some(Put {
-        // Both ASCII, checked above: these cannot fail.
-        key: std::str::from_utf8(key).ok()?,
+        key,
         value,
-        value_text: std::str::from_utf8(value_text).ok()?,
+        value_text,
         timestamp,
     })
 }
