@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=_port(True), default=DEFAULT_PORT, help="port to bind, 0 for any free one (default: %(default)s)"
     )
-    serve.add_argument("--data", metavar="PATH", help="the journal: an append-only file to keep data in (default: memory only)")
+    serve.add_argument("--data", metavar="PATH", help="keep data on disk: PATH is the journal (the write-ahead log of recent points), "
+                       "older points are sealed into compressed blocks in PATH.blocks/ (default: memory only)")
     serve.add_argument(
         "--store",
         metavar="URL",
