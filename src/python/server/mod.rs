@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 mod life;
+mod options;
 mod settings;
 
 use super::arguments;
@@ -135,7 +136,7 @@ pub struct Server {
 }
 
 fn host_argument(obj: &Bound<'_, PyAny>) -> PyResult<String> {
-    Ok(arguments::host(obj)?)
+    Ok(options::host(obj)?)
 }
 
 fn warn(py: Python<'_>, message: &str) -> PyResult<()> {

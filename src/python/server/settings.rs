@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 
+use super::options;
 use crate::python::arguments;
 use crate::server::{Config, Limits};
 
@@ -37,38 +38,38 @@ impl ServerArguments<'_, '_> {
         let storage = storage_settings(self.retention, self.head_window, self.data.is_some())?;
         let port = self
             .port
-            .map(arguments::listen_port)
+            .map(options::listen_port)
             .transpose()?
             .unwrap_or(0);
         let graphite_port = self
             .graphite_port
             .filter(|v| !v.is_none())
-            .map(|v| arguments::named_port(v, "graphite_port"))
+            .map(|v| options::named_port(v, "graphite_port"))
             .transpose()?;
         let http_port = self
             .http_port
             .filter(|v| !v.is_none())
-            .map(|v| arguments::named_port(v, "http_port"))
+            .map(|v| options::named_port(v, "http_port"))
             .transpose()?;
-        let tls = arguments::tls_files(self.tls_cert, self.tls_key, self.tls_client_ca)?;
+        let tls = options::tls_files(self.tls_cert, self.tls_key, self.tls_client_ca)?;
         let store = self
             .store
             .filter(|v| !v.is_none())
-            .map(|v| arguments::store(v, self.data.is_some()))
+            .map(|v| options::store(v, self.data.is_some()))
             .transpose()?;
         let fsync = self.fsync.filter(|v| !v.is_none());
         let max_memory = self.max_memory.filter(|v| !v.is_none());
         if store.is_some() {
             // Settings of the embedded store would be silently ignored by a
             // gateway: a user asking for fsync=always must not believe it.
-            arguments::embedded_only("fsync", fsync.is_some())?;
-            arguments::embedded_only("max_memory", max_memory.is_some())?;
-            arguments::graphite_needs_embedded("graphite_port", graphite_port.is_some())?;
-            arguments::graphite_needs_embedded("http_port", http_port.is_some())?;
+            options::embedded_only("fsync", fsync.is_some())?;
+            options::embedded_only("max_memory", max_memory.is_some())?;
+            options::graphite_needs_embedded("graphite_port", graphite_port.is_some())?;
+            options::graphite_needs_embedded("http_port", http_port.is_some())?;
         }
         let fsync = self
             .fsync
-            .map(arguments::fsync)
+            .map(options::fsync)
             .transpose()?
             .unwrap_or_default();
         let defaults = Limits::default();
@@ -118,7 +119,7 @@ fn storage_settings(
 ) -> PyResult<crate::server::engine::Storage> {
     let mut storage = crate::server::engine::Storage::default();
     if let Some(retention) = retention.filter(|v| !v.is_none()) {
-        let span = arguments::span(retention, "retention")?;
+        let span = options::span(retention, "retention")?;
         if span.is_zero() {
             return Err(
                 crate::protocol::ArgumentError::value("retention", "must be more than 0").into(),
@@ -134,7 +135,7 @@ fn storage_settings(
             )
             .into());
         }
-        storage.head_window = arguments::span(window, "head_window")?;
+        storage.head_window = options::span(window, "head_window")?;
     }
     // Look for points to seal every six-hundredth of the window, between a
     // second and a minute (12 s for the default two hours): looking is a
