@@ -23,6 +23,14 @@ pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first byte of every TLS connection (a handshake record).
 const HANDSHAKE_RECORD: u8 = 0x16;
 
+/// What a connection's outgoing TLS buffer starts with: a handshake flight
+/// or a few replies, so the usual connection never grows it.
+const OUTGOING_CAPACITY: usize = 8 * 1024;
+
+/// Plaintext written at once from which the records go to the socket
+/// without being gathered into one buffer (see `TlsStream::flush_direct`).
+const DIRECT_WRITE: usize = 16 * 1024;
+
 pub(super) enum Stream {
     Plain(Socket),
     Tls(Box<TlsStream>),
@@ -33,6 +41,14 @@ pub(super) struct TlsStream {
     tls: ServerConnection,
     /// The peer closed its side of the TCP connection.
     eof: bool,
+    /// TLS records on their way to the socket, kept for its capacity: a
+    /// flush drains rustls into it and sends it with one `write`, where
+    /// rustls's own `write_tls` would `writev` its pieces (one per record
+    /// and message) and a reply would cost a gather of several buffers.
+    outgoing: Vec<u8>,
+    /// How much of `outgoing` the socket has taken (a flush cut short by a
+    /// timeout leaves the rest for the next).
+    sent: usize,
 }
 
 /// Why a TLS connection was not established.
@@ -67,6 +83,8 @@ impl Stream {
             sock,
             tls,
             eof: false,
+            outgoing: Vec::with_capacity(OUTGOING_CAPACITY),
+            sent: 0,
         };
         let handshake = tokio::time::timeout(limit, stream.handshake()).await;
         match handshake.unwrap_or(Err(HandshakeError::TimedOut)) {
@@ -186,7 +204,7 @@ impl TlsStream {
     /// Moves the TLS bytes available on the socket into rustls, without
     /// waiting (`WouldBlock` if there are none); 0 at EOF.
     fn receive(&mut self) -> io::Result<usize> {
-        let TlsStream { sock, tls, eof } = self;
+        let TlsStream { sock, tls, eof, .. } = self;
         let n = sock.try_io(Interest::READABLE, |mut s| tls.read_tls(&mut s))?;
         if n == 0 {
             *eof = true;
@@ -231,7 +249,7 @@ impl TlsStream {
             }
             // Key updates and alerts rustls wants to answer.
             self.flush().await?;
-            let TlsStream { sock, tls, eof } = self;
+            let TlsStream { sock, tls, eof, .. } = self;
             let mut guard = sock.readable().await?;
             let mut socket = ShortReads {
                 socket: guard.get_inner(),
@@ -258,13 +276,31 @@ impl TlsStream {
             // rustls takes what fits its buffer limit; flushing makes room.
             let n = self.tls.writer().write(buf)?;
             buf = &buf[n..];
-            within(idle, self.flush()).await?;
+            if n >= DIRECT_WRITE {
+                within(idle, self.flush_direct()).await?;
+            } else {
+                within(idle, self.flush()).await?;
+            }
         }
         Ok(())
     }
 
-    /// Writes every TLS record rustls has pending.
+    /// Writes every TLS record rustls has pending, gathered into
+    /// `outgoing` first: one `write` of one buffer.
     async fn flush(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            // Into a Vec: cannot fail, and takes every pending piece.
+            self.tls.write_tls(&mut self.outgoing)?;
+        }
+        self.send_outgoing().await
+    }
+
+    /// Writes every TLS record rustls has pending straight from rustls's
+    /// buffers (a `writev` of full records): for large writes, which a
+    /// copy into `outgoing` would cost more than the gather saves.
+    async fn flush_direct(&mut self) -> io::Result<()> {
+        // What an earlier flush left comes first.
+        self.send_outgoing().await?;
         while self.tls.wants_write() {
             let TlsStream { sock, tls, .. } = self;
             match sock.try_io(Interest::WRITABLE, |mut s| tls.write_tls(&mut s)) {
@@ -276,6 +312,30 @@ impl TlsStream {
                 Err(e) => return Err(e),
             }
         }
+        Ok(())
+    }
+
+    /// Writes what `outgoing` holds past `sent`, then empties it.
+    async fn send_outgoing(&mut self) -> io::Result<()> {
+        let TlsStream {
+            sock,
+            outgoing,
+            sent,
+            ..
+        } = self;
+        while *sent < outgoing.len() {
+            match sock.try_io(Interest::WRITABLE, |mut s| s.write(&outgoing[*sent..])) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => *sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drop(sock.writable().await?);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        outgoing.clear();
+        *sent = 0;
         Ok(())
     }
 }
