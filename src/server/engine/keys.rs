@@ -93,6 +93,11 @@ impl KeysFile {
     /// none, and returns it with every key it holds: key `i` is series
     /// `i`'s. Opening changes nothing in an existing file.
     pub fn open(path: &Path) -> Result<(KeysFile, Vec<String>), KeysError> {
+        Self::open_with_offsets(path).map(|(file, keys, _)| (file, keys))
+    }
+
+    /// [`KeysFile::open`], also returning where each key's record starts.
+    pub fn open_with_offsets(path: &Path) -> Result<(KeysFile, Vec<String>, Vec<u64>), KeysError> {
         let io_error = |source| KeysError::Io {
             path: path.to_path_buf(),
             source,
@@ -134,7 +139,49 @@ impl KeysFile {
             unsynced: !parsed.synced,
             torn,
         };
-        Ok((keys_file, parsed.keys))
+        Ok((keys_file, parsed.keys, parsed.offsets))
+    }
+
+    /// Every key and where its record starts, read again from the file
+    /// (to rebuild the keys index).
+    pub fn read_all(&self) -> Result<(Vec<String>, Vec<u64>), KeysError> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = vec![0; self.end as usize];
+        self.file
+            .read_exact_at(&mut bytes, 0)
+            .map_err(|e| self.io_error(e))?;
+        let parsed = parse(&bytes).map_err(|defect| KeysError::Corrupt {
+            path: self.path.clone(),
+            what: format!("read again: {defect:?}"),
+        })?;
+        Ok((parsed.keys, parsed.offsets))
+    }
+
+    /// The key whose record starts at `offset` (as the keys index says),
+    /// checked against the record's CRC.
+    pub fn key_at(&self, offset: u64) -> Result<String, KeysError> {
+        use std::os::unix::fs::FileExt;
+        let corrupt = |what: String| KeysError::Corrupt {
+            path: self.path.clone(),
+            what,
+        };
+        if offset < HEADER_LEN as u64 || offset >= self.end {
+            return Err(corrupt(format!("no record at offset {offset}")));
+        }
+        let mut len = [0; 4];
+        self.file
+            .read_exact_at(&mut len, offset)
+            .map_err(|e| self.io_error(e))?;
+        let body = (u32::from_le_bytes(len) as usize).min(MAX_KEY_BYTES + 1);
+        let mut record = vec![0; (4 + body + 4).min((self.end - offset) as usize)];
+        self.file
+            .read_exact_at(&mut record, offset)
+            .map_err(|e| self.io_error(e))?;
+        match item_at(&record, 0) {
+            Ok((Item::Key(key), _)) => Ok(key.to_string()),
+            Ok((Item::Synced(_), _)) => Err(corrupt(format!("a sync marker at offset {offset}"))),
+            Err(problem) => Err(corrupt(format!("the record at offset {offset}: {problem}"))),
+        }
     }
 
     /// The torn tail `open` found, if any, until the next append cuts it.
@@ -157,10 +204,15 @@ impl KeysFile {
 
     /// Appends `keys` (series `len()`, `len() + 1`, ...). Checks them all
     /// first, so a refused key leaves the file as it was; a failed write is
-    /// cut back off. Durable after [`KeysFile::sync`].
-    pub fn append(&mut self, keys: &[&str]) -> Result<(), KeysError> {
+    /// cut back off. Durable after [`KeysFile::sync`]. Returns where each
+    /// record starts.
+    pub fn append(&mut self, keys: &[&str]) -> Result<Vec<u64>, KeysError> {
         let mut out = Vec::with_capacity(keys.iter().map(|key| key.len() + 6).sum());
+        let mut offsets = Vec::with_capacity(keys.len());
+        // A torn tail is cut first, so records go at the valid end.
+        let start = self.end;
         for key in keys {
+            offsets.push(start + out.len() as u64);
             check_key(key).map_err(|reason| KeysError::BadKey {
                 path: self.path.clone(),
                 key: key.chars().take(100).collect(),
@@ -171,7 +223,7 @@ impl KeysFile {
         self.write(&out)?;
         self.keys += keys.len() as u64;
         self.unsynced |= !keys.is_empty();
-        Ok(())
+        Ok(offsets)
     }
 
     /// Makes every appended key durable: writes a sync marker and fsyncs.
@@ -265,6 +317,8 @@ enum Defect {
 #[derive(Debug)]
 struct Parsed {
     keys: Vec<String>,
+    /// Where each key's record starts.
+    offsets: Vec<u64>,
     /// Bytes before the torn tail (all of them when there is none).
     valid_len: usize,
     /// Whether the last valid item is a marker (or the header).
@@ -299,6 +353,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed, Defect> {
     }
     let mut parsed = Parsed {
         keys: Vec::new(),
+        offsets: Vec::new(),
         valid_len: HEADER_LEN,
         synced: true,
     };
@@ -307,6 +362,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed, Defect> {
         match item_at(bytes, at) {
             Ok((Item::Key(key), next)) => {
                 parsed.keys.push(key.to_string());
+                parsed.offsets.push(at as u64);
                 (parsed.valid_len, parsed.synced) = (next, false);
             }
             Ok((Item::Synced(count), next)) if count == parsed.keys.len() as u64 => {

@@ -13,6 +13,7 @@
 
 pub mod block;
 pub mod chunk;
+pub mod keyindex;
 pub mod keys;
 pub(crate) mod merge;
 pub(crate) mod seal;
@@ -21,6 +22,8 @@ pub mod view;
 
 #[cfg(test)]
 mod engine_tests;
+#[cfg(test)]
+mod keyindex_tests;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -145,6 +148,8 @@ pub enum EngineError {
     Block(#[from] block::BlockError),
     #[error(transparent)]
     Keys(#[from] keys::KeysError),
+    #[error(transparent)]
+    KeyIndex(#[from] keyindex::IndexError),
 }
 
 #[cfg(test)]

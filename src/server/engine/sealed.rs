@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use super::block::{partition_end, scan_dir, Block, BlockError, BlockInfo};
 use super::chunk;
+use super::keyindex::{self, IndexError, KeyIndex};
 use super::keys::{KeysError, KeysFile};
 use super::EngineError;
 use crate::protocol::{DecimalText, Point};
@@ -27,6 +28,9 @@ use crate::server::store::Store;
 
 /// The keys file's name in the blocks directory.
 pub(super) const KEYS: &str = "keys";
+/// The keys index's name there, and its temporary file's.
+pub(super) const KEY_INDEX: &str = "keys.index";
+const KEY_INDEX_TEMPORARY: &str = "keys.index.tmp";
 /// Where damaged files go.
 const QUARANTINE: &str = "quarantine";
 /// The most points a read reserves room for ahead of decoding a chunk.
@@ -43,6 +47,9 @@ pub struct Sealed {
     /// Bumped whenever the set of blocks changes, so a walk that cached a
     /// series' sealed points knows to read them again.
     generation: u64,
+    /// The keys file's index, covering the keys numbered; `None` after a
+    /// failed rewrite (the next seal rebuilds it).
+    key_index: Option<Arc<KeyIndex>>,
 }
 
 impl Sealed {
@@ -77,7 +84,11 @@ impl Sealed {
             .into_iter()
             .filter(|path| {
                 let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                !(name == KEYS || name == QUARANTINE || name.starts_with("keys.quarantine"))
+                !(name == KEYS
+                    || name == KEY_INDEX
+                    || name == KEY_INDEX_TEMPORARY
+                    || name == QUARANTINE
+                    || name.starts_with("keys.quarantine"))
             })
             .collect();
         if !foreign.is_empty() {
@@ -86,7 +97,7 @@ impl Sealed {
                 files: foreign,
             });
         }
-        let (keys, names) = KeysFile::open(&dir.join(KEYS))?;
+        let (keys, names, offsets) = KeysFile::open_with_offsets(&dir.join(KEYS))?;
         if let Some(torn) = keys.torn() {
             let copy = dir.join(format!("keys.quarantine.{}", torn.offset));
             fs::write(&copy, &torn.bytes).map_err(io_error)?;
@@ -106,6 +117,7 @@ impl Sealed {
                 what: format!("key {:?} is listed twice", names[twice]),
             }));
         }
+        let key_index = open_key_index(dir, &keys, &names, &offsets, &mut warnings)?;
         for leftover in &scan.temporary {
             // An unfinished block of a seal a crash interrupted: its points
             // are still in the journal.
@@ -138,6 +150,7 @@ impl Sealed {
                 numbered,
                 next_seq,
                 generation: 0,
+                key_index: Some(Arc::new(key_index)),
             },
             keys,
             warnings,
@@ -164,6 +177,17 @@ impl Sealed {
     /// Records that the keys file now numbers the slots below `n`.
     pub fn numbered_up_to(&mut self, n: usize) {
         self.numbered = self.numbered.max(n);
+    }
+
+    /// The keys file's index, when it covers every key numbered.
+    pub fn key_index(&self) -> Option<Arc<KeyIndex>> {
+        self.key_index.clone()
+    }
+
+    /// Serves `index` as the keys file's index (`None`: there is none to
+    /// trust until the next seal rebuilds it).
+    pub fn set_key_index(&mut self, index: Option<Arc<KeyIndex>>) {
+        self.key_index = index;
     }
 
     /// Sequence numbers for `n` new blocks.
@@ -402,6 +426,41 @@ pub(super) fn dedup_keep_last(out: &mut Vec<Point>, start: usize) {
         write += 1;
     }
     out.truncate(write);
+}
+
+/// Opens the keys index of the keys file `keys` (holding `names`, their
+/// records at `offsets`), rebuilding it when it cannot be trusted (with a
+/// warning, unless there was none for an empty keys file: a new directory).
+fn open_key_index(
+    dir: &Path,
+    keys: &KeysFile,
+    names: &[String],
+    offsets: &[u64],
+    warnings: &mut Vec<String>,
+) -> Result<KeyIndex, EngineError> {
+    let path = dir.join(KEY_INDEX);
+    match fs::remove_file(dir.join(KEY_INDEX_TEMPORARY)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(EngineError::Dir {
+                dir: dir.to_path_buf(),
+                source: e,
+            })
+        }
+        _ => {}
+    }
+    match KeyIndex::open(&path, keys.len()) {
+        Ok(index) => Ok(index),
+        Err(IndexError::Untrusted { what, .. }) => {
+            if !keys.is_empty() || path.symlink_metadata().is_ok() {
+                warnings.push(format!(
+                    "keys index {}: {what}; rebuilt from the keys file",
+                    path.display()
+                ));
+            }
+            Ok(keyindex::build(&path, names, offsets)?)
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// Where a block's partition ends (a block's writer checked that it fits).
