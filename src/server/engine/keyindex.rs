@@ -8,11 +8,18 @@
 //!
 //! ```text
 //! page 0          header: magic "MCKEYIX\0" (8), version u32, keys u64,
-//!                 hash seed (two u64), zeros, CRC-32C at the page's end
+//!                 hash seed (two u64), the keys file's length then (u64)
+//!                 and its last bytes (length u8, up to 20 bytes: the last
+//!                 record's CRC and the sync marker), zeros, CRC-32C at the
+//!                 page's end
 //! entry pages     (hash u64, id u32) sorted by hash then id, 340 a page
 //! offset pages    each id's record offset in the keys file, u64, 511 a page
 //! fences          the first hash of each entry page (u64 each), CRC-32C
 //! ```
+//!
+//! The keys file's length and last bytes tie the index to the keys file it
+//! was built from: a keys file with as many keys but others (a copy put
+//! back, say) does not match, and the index is rebuilt rather than used.
 //!
 //! Pages are 4096 bytes, the last 4 a CRC-32C of the page's number and its
 //! other bytes (a page read from the wrong place fails its check). Open
@@ -64,6 +71,19 @@ pub struct KeyIndex {
     fences: Vec<u64>,
 }
 
+/// What ties an index to its keys file (see the module's text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub keys: u64,
+    /// The keys file's valid length.
+    pub end: u64,
+    /// Its last bytes before `end`, at most [`TAIL`].
+    pub tail: Vec<u8>,
+}
+
+/// How many of the keys file's last bytes a stamp holds.
+pub const TAIL: usize = 20;
+
 /// Pages of each kind for `keys` keys.
 fn layout(keys: u64) -> (u64, u64) {
     (
@@ -98,8 +118,10 @@ pub fn new_seed() -> (u64, u64) {
 }
 
 impl KeyIndex {
-    /// Opens the index at `path`, which must cover exactly `keys` keys.
-    pub fn open(path: &Path, keys: u64) -> Result<KeyIndex, IndexError> {
+    /// Opens the index at `path`, which must have been built from the
+    /// keys file as `stamp` describes it.
+    pub fn open(path: &Path, stamp: &Stamp) -> Result<KeyIndex, IndexError> {
+        let keys = stamp.keys;
         let io_error = |source| IndexError::Io {
             path: path.to_path_buf(),
             source,
@@ -141,6 +163,14 @@ impl KeyIndex {
         if covered != keys {
             return Err(untrusted(format!(
                 "it covers {covered} keys, the keys file holds {keys}"
+            )));
+        }
+        let end = u64::from_le_bytes(header[36..44].try_into().expect("8"));
+        let tail_len = usize::from(header[44]).min(TAIL);
+        if end != stamp.end || header[45..45 + tail_len] != stamp.tail[..] {
+            return Err(untrusted(format!(
+                "it was built from another keys file (of {end} bytes, this one has {})",
+                stamp.end
             )));
         }
         if len != file_len(keys) {
@@ -288,6 +318,7 @@ impl KeyIndex {
     pub fn extend(
         &self,
         path: &Path,
+        stamp: &Stamp,
         keys: &[&str],
         offsets: &[u64],
     ) -> Result<KeyIndex, IndexError> {
@@ -301,7 +332,7 @@ impl KeyIndex {
         );
         entries.sort_unstable();
         all_offsets.extend_from_slice(offsets);
-        write(path, self.seed, &entries, &all_offsets)
+        write(path, self.seed, stamp, &entries, &all_offsets)
     }
 }
 
@@ -309,6 +340,7 @@ impl KeyIndex {
 /// `offsets[i]`) at `path` under a fresh seed and opens it.
 pub fn build<K: AsRef<str>>(
     path: &Path,
+    stamp: &Stamp,
     keys: &[K],
     offsets: &[u64],
 ) -> Result<KeyIndex, IndexError> {
@@ -319,7 +351,7 @@ pub fn build<K: AsRef<str>>(
         .map(|(i, key)| (hash_key(seed, key.as_ref()), i as u32))
         .collect();
     entries.sort_unstable();
-    write(path, seed, &entries, offsets)
+    write(path, seed, stamp, &entries, offsets)
 }
 
 /// Writes an index (entries sorted) to a temporary file, fsyncs it and
@@ -327,6 +359,7 @@ pub fn build<K: AsRef<str>>(
 fn write(
     path: &Path,
     seed: (u64, u64),
+    stamp: &Stamp,
     entries: &[(u64, u32)],
     offsets: &[u64],
 ) -> Result<KeyIndex, IndexError> {
@@ -335,7 +368,9 @@ fn write(
         source,
     };
     debug_assert_eq!(entries.len(), offsets.len());
+    debug_assert_eq!(stamp.keys, offsets.len() as u64);
     let keys = offsets.len() as u64;
+    let tail = &stamp.tail[..stamp.tail.len().min(TAIL)];
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
@@ -355,6 +390,9 @@ fn write(
         header.extend_from_slice(&keys.to_le_bytes());
         header.extend_from_slice(&seed.0.to_le_bytes());
         header.extend_from_slice(&seed.1.to_le_bytes());
+        header.extend_from_slice(&stamp.end.to_le_bytes());
+        header.push(tail.len() as u8);
+        header.extend_from_slice(tail);
         put_page(&mut out, &mut header)?;
         let mut fences = Vec::new();
         for page in entries.chunks(ENTRIES_PER_PAGE) {
@@ -382,7 +420,7 @@ fn write(
         let _ = fs::remove_file(&temporary);
         return Err(io_error(e));
     }
-    KeyIndex::open(path, keys)
+    KeyIndex::open(path, stamp)
 }
 
 /// Reads up to `out.len()` bytes at `at`; returns how many were read.

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use super::block::tests::TestDir;
 use super::keyindex::KeyIndex;
+use super::keys::KeysFile;
 use super::seal::Sealer;
 use super::{Sealed, Storage};
 use crate::server::shared::State;
@@ -106,7 +107,8 @@ fn a_seal_writes_the_index_and_a_restart_trusts_it() {
     }
     // A damaged page past the header is found when read, never used.
     fs::write(blocks.join("keys.index"), &damaged).unwrap();
-    let index = KeyIndex::open(&blocks.join("keys.index"), 4).unwrap();
+    let (keys, _) = KeysFile::open(&blocks.join("keys")).unwrap();
+    let index = KeyIndex::open(&blocks.join("keys.index"), &keys.stamp().unwrap()).unwrap();
     assert!(index.candidates("a").is_err());
 }
 
@@ -148,4 +150,27 @@ fn an_index_that_is_not_ours_is_refused_and_left_untouched() {
         fs::read(blocks.join("keys.index")).unwrap(),
         b"someone else's"
     );
+}
+
+/// A keys file put back in place of another with as many keys: the index
+/// of the other is not used to find these keys.
+#[test]
+fn an_index_of_another_keys_file_with_as_many_keys_is_rebuilt() {
+    let dir = TestDir::new("keyindex-other");
+    let blocks = dir.0.join("blocks");
+    let (state, mut sealer, _) = open(&blocks);
+    assert_eq!(number(&state, &mut sealer, &["a", "b"]), None);
+    drop((state, sealer));
+    let other = TestDir::new("keyindex-other-keys");
+    let (mut keys, _) = KeysFile::open(&other.0.join("keys")).unwrap();
+    keys.append(&["x", "y"]).unwrap();
+    keys.sync().unwrap();
+    drop(keys);
+    fs::copy(other.0.join("keys"), blocks.join("keys")).unwrap();
+    let (state, sealer, warnings) = open(&blocks);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("another keys file"), "{warnings:?}");
+    check_index(&state, &sealer);
+    let state = state.lock().unwrap();
+    assert_eq!(state.store.key(0), Some("x"));
 }

@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::block::{open_regular, publish};
+use super::keyindex::{Stamp, TAIL};
 use crate::protocol::{validate_key, KeyUse};
 
 pub const MAGIC: [u8; 8] = *b"MCKEYS\0\0";
@@ -140,6 +141,21 @@ impl KeysFile {
             torn,
         };
         Ok((keys_file, parsed.keys, parsed.offsets))
+    }
+
+    /// What ties a keys index to this file as it is now.
+    pub fn stamp(&self) -> Result<Stamp, KeysError> {
+        use std::os::unix::fs::FileExt;
+        let n = (self.end as usize).min(TAIL);
+        let mut tail = vec![0; n];
+        self.file
+            .read_exact_at(&mut tail, self.end - n as u64)
+            .map_err(|e| self.io_error(e))?;
+        Ok(Stamp {
+            keys: self.keys,
+            end: self.end,
+            tail,
+        })
     }
 
     /// Every key and where its record starts, read again from the file

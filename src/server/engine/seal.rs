@@ -171,11 +171,12 @@ fn rewrite_index(
 ) -> Result<KeyIndex, EngineError> {
     let path = keys.path().with_file_name(KEY_INDEX);
     let before = keys.len() - fresh.len() as u64;
+    let stamp = keys.stamp()?;
     match old {
-        Some(old) if old.keys() == before => Ok(old.extend(&path, fresh, offsets)?),
+        Some(old) if old.keys() == before => Ok(old.extend(&path, &stamp, fresh, offsets)?),
         _ => {
             let (names, offsets) = keys.read_all()?;
-            Ok(keyindex::build(&path, &names, &offsets)?)
+            Ok(keyindex::build(&path, &stamp, &names, &offsets)?)
         }
     }
 }

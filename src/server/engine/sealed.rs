@@ -448,7 +448,8 @@ fn open_key_index(
         }
         _ => {}
     }
-    match KeyIndex::open(&path, keys.len()) {
+    let stamp = keys.stamp()?;
+    match KeyIndex::open(&path, &stamp) {
         Ok(index) => Ok(index),
         Err(IndexError::Untrusted { what, .. }) => {
             if !keys.is_empty() || path.symlink_metadata().is_ok() {
@@ -457,7 +458,7 @@ fn open_key_index(
                     path.display()
                 ));
             }
-            Ok(keyindex::build(&path, names, offsets)?)
+            Ok(keyindex::build(&path, &stamp, names, offsets)?)
         }
         Err(other) => Err(other.into()),
     }

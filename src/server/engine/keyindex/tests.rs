@@ -29,11 +29,12 @@ fn every_key_is_found_by_its_text_and_others_are_not() {
     let (_, reread, reread_offsets) = KeysFile::open_with_offsets(&dir.0.join("keys")).unwrap();
     assert_eq!((&reread, &reread_offsets), (&names, &offsets));
     let path = dir.0.join("keys.index");
-    let index = build(&path, &names, &offsets).unwrap();
+    let stamp = keys.stamp().unwrap();
+    let index = build(&path, &stamp, &names, &offsets).unwrap();
     assert_eq!(fs::metadata(&path).unwrap().len(), file_len(3000));
     let index = {
         drop(index);
-        KeyIndex::open(&path, 3000).unwrap()
+        KeyIndex::open(&path, &stamp).unwrap()
     };
     for (id, key) in names.iter().enumerate() {
         assert_eq!(find(&index, &keys, key), Some(id as u64), "{key}");
@@ -49,13 +50,19 @@ fn an_extended_index_finds_old_and_new_keys_under_the_same_seed() {
     let names: Vec<String> = (0..700).map(|i| format!("k{i}")).collect();
     let (mut keys, offsets) = keys_file(&dir, &names[..500]);
     let path = dir.0.join("keys.index");
-    let old = build(&path, &names[..500], &offsets).unwrap();
+    let old_stamp = keys.stamp().unwrap();
+    let old = build(&path, &old_stamp, &names[..500], &offsets).unwrap();
     let fresh: Vec<&str> = names[500..].iter().map(String::as_str).collect();
     let fresh_offsets = keys.append(&fresh).unwrap();
     keys.sync().unwrap();
-    let new = old.extend(&path, &fresh, &fresh_offsets).unwrap();
+    let new = old
+        .extend(&path, &keys.stamp().unwrap(), &fresh, &fresh_offsets)
+        .unwrap();
     assert_eq!((new.keys(), new.seed()), (700, old.seed()));
-    assert!(KeyIndex::open(&path, 500).is_err(), "no longer covers 500");
+    assert!(
+        KeyIndex::open(&path, &old_stamp).is_err(),
+        "no longer covers 500"
+    );
     for (id, key) in names.iter().enumerate() {
         assert_eq!(find(&new, &keys, key), Some(id as u64), "{key}");
     }
@@ -75,7 +82,12 @@ fn candidates_spanning_pages_are_all_returned() {
         .extend((n..n + 10).map(|i| (hash.wrapping_add((i - n) * 31).wrapping_sub(150), i as u32)));
     entries.sort_unstable();
     let offsets: Vec<u64> = (0..n + 10).collect();
-    let index = write(&path, (1, 2), &entries, &offsets).unwrap();
+    let stamp = Stamp {
+        keys: n + 10,
+        end: 99,
+        tail: vec![1; TAIL],
+    };
+    let index = write(&path, (1, 2), &stamp, &entries, &offsets).unwrap();
     assert_eq!(index.candidates("k").unwrap(), (0..n).collect::<Vec<_>>());
     assert_eq!(index.all_entries().unwrap(), entries);
     assert_eq!(index.all_offsets().unwrap(), offsets);
@@ -89,27 +101,47 @@ fn damaged_stale_and_foreign_files_are_told_apart() {
     let names: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
     let (keys, offsets) = keys_file(&dir, &names);
     let path = dir.0.join("keys.index");
-    drop(build(&path, &names, &offsets).unwrap());
+    let stamp = keys.stamp().unwrap();
+    drop(build(&path, &stamp, &names, &offsets).unwrap());
     let whole = fs::read(&path).unwrap();
     let untrusted =
         |result: Result<KeyIndex, IndexError>| matches!(result, Err(IndexError::Untrusted { .. }));
-    assert!(untrusted(KeyIndex::open(&path, 999)), "stale");
-    assert!(untrusted(KeyIndex::open(&dir.0.join("none"), 0)), "missing");
+    let fewer = Stamp {
+        keys: 999,
+        ..stamp.clone()
+    };
+    assert!(untrusted(KeyIndex::open(&path, &fewer)), "stale");
+    assert!(
+        untrusted(KeyIndex::open(&dir.0.join("none"), &stamp)),
+        "missing"
+    );
+    // As many keys, but another keys file.
+    let mut other = stamp.clone();
+    other.tail[3] ^= 1;
+    assert!(
+        untrusted(KeyIndex::open(&path, &other)),
+        "another keys file"
+    );
+    let longer = Stamp {
+        end: stamp.end + 1,
+        ..stamp.clone()
+    };
+    assert!(untrusted(KeyIndex::open(&path, &longer)), "another length");
     // A flipped bit in the header or the fences: refused at open.
     for at in [12, whole.len() - 9] {
         let mut bytes = whole.clone();
         bytes[at] ^= 1;
         fs::write(&path, &bytes).unwrap();
-        assert!(untrusted(KeyIndex::open(&path, 1000)), "bit {at}");
+        assert!(untrusted(KeyIndex::open(&path, &stamp)), "bit {at}");
     }
     // Cut short.
     fs::write(&path, &whole[..whole.len() - 1]).unwrap();
-    assert!(untrusted(KeyIndex::open(&path, 1000)));
+    assert!(untrusted(KeyIndex::open(&path, &stamp)));
     // A flipped bit in an entry page: opens, but the lookup says so.
     let mut bytes = whole.clone();
     bytes[PAGE + 100] ^= 1;
     fs::write(&path, &bytes).unwrap();
-    let index = KeyIndex::open(&path, 1000).unwrap();
+    let index = KeyIndex::open(&path, &stamp).unwrap();
     let failed = (0..1000).any(|i| index.candidates(&format!("k{i}")).is_err());
     assert!(failed, "a damaged page is never read as good");
     // Two pages swapped: each fails its check (the page number is in it).
@@ -117,12 +149,12 @@ fn damaged_stale_and_foreign_files_are_told_apart() {
     let (a, b) = bytes[PAGE..3 * PAGE].split_at_mut(PAGE);
     a.swap_with_slice(b);
     fs::write(&path, &bytes).unwrap();
-    let index = KeyIndex::open(&path, 1000).unwrap();
+    let index = KeyIndex::open(&path, &stamp).unwrap();
     assert!(index.entries_of(0, &mut [0; PAGE]).is_err());
     // Not ours: refused, left as it was.
     fs::write(&path, b"hello").unwrap();
     assert!(matches!(
-        KeyIndex::open(&path, 1000),
+        KeyIndex::open(&path, &stamp),
         Err(IndexError::Foreign { .. })
     ));
     assert_eq!(fs::read(&path).unwrap(), b"hello");
