@@ -33,7 +33,6 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::block::{open_regular, publish};
-use super::keyindex::{Stamp, TAIL};
 use crate::protocol::{validate_key, KeyUse};
 
 pub const MAGIC: [u8; 8] = *b"MCKEYS\0\0";
@@ -66,6 +65,9 @@ pub enum KeysError {
         reason: String,
     },
 }
+
+/// An open keys file, keys read from it and where their records start.
+pub type Opened = (KeysFile, Vec<String>, Vec<u64>);
 
 /// What `open` cut off the end of the file (see the module's text).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,63 +143,6 @@ impl KeysFile {
             torn,
         };
         Ok((keys_file, parsed.keys, parsed.offsets))
-    }
-
-    /// What ties a keys index to this file as it is now.
-    pub fn stamp(&self) -> Result<Stamp, KeysError> {
-        use std::os::unix::fs::FileExt;
-        let n = (self.end as usize).min(TAIL);
-        let mut tail = vec![0; n];
-        self.file
-            .read_exact_at(&mut tail, self.end - n as u64)
-            .map_err(|e| self.io_error(e))?;
-        Ok(Stamp {
-            keys: self.keys,
-            end: self.end,
-            tail,
-        })
-    }
-
-    /// Every key and where its record starts, read again from the file
-    /// (to rebuild the keys index).
-    pub fn read_all(&self) -> Result<(Vec<String>, Vec<u64>), KeysError> {
-        use std::os::unix::fs::FileExt;
-        let mut bytes = vec![0; self.end as usize];
-        self.file
-            .read_exact_at(&mut bytes, 0)
-            .map_err(|e| self.io_error(e))?;
-        let parsed = parse(&bytes).map_err(|defect| KeysError::Corrupt {
-            path: self.path.clone(),
-            what: format!("read again: {defect:?}"),
-        })?;
-        Ok((parsed.keys, parsed.offsets))
-    }
-
-    /// The key whose record starts at `offset` (as the keys index says),
-    /// checked against the record's CRC.
-    pub fn key_at(&self, offset: u64) -> Result<String, KeysError> {
-        use std::os::unix::fs::FileExt;
-        let corrupt = |what: String| KeysError::Corrupt {
-            path: self.path.clone(),
-            what,
-        };
-        if offset < HEADER_LEN as u64 || offset >= self.end {
-            return Err(corrupt(format!("no record at offset {offset}")));
-        }
-        let mut len = [0; 4];
-        self.file
-            .read_exact_at(&mut len, offset)
-            .map_err(|e| self.io_error(e))?;
-        let body = (u32::from_le_bytes(len) as usize).min(MAX_KEY_BYTES + 1);
-        let mut record = vec![0; (4 + body + 4).min((self.end - offset) as usize)];
-        self.file
-            .read_exact_at(&mut record, offset)
-            .map_err(|e| self.io_error(e))?;
-        match item_at(&record, 0) {
-            Ok((Item::Key(key), _)) => Ok(key.to_string()),
-            Ok((Item::Synced(_), _)) => Err(corrupt(format!("a sync marker at offset {offset}"))),
-            Err(problem) => Err(corrupt(format!("the record at offset {offset}: {problem}"))),
-        }
     }
 
     /// The torn tail `open` found, if any, until the next append cuts it.
@@ -367,36 +312,52 @@ fn parse(bytes: &[u8]) -> Result<Parsed, Defect> {
             other => Defect::Version(other),
         });
     }
+    records(bytes, HEADER_LEN, 0, 0, true)
+}
+
+/// Reads the records of `bytes[start..]`, where `bytes` starts at offset
+/// `origin` of the file and `base` keys come before (synced, when
+/// `synced`). `valid_len` is relative to `bytes`.
+fn records(
+    bytes: &[u8],
+    start: usize,
+    origin: u64,
+    base: u64,
+    synced: bool,
+) -> Result<Parsed, Defect> {
     let mut parsed = Parsed {
         keys: Vec::new(),
         offsets: Vec::new(),
-        valid_len: HEADER_LEN,
-        synced: true,
+        valid_len: start,
+        synced,
     };
     while parsed.valid_len < bytes.len() {
         let at = parsed.valid_len;
         match item_at(bytes, at) {
             Ok((Item::Key(key), next)) => {
                 parsed.keys.push(key.to_string());
-                parsed.offsets.push(at as u64);
+                parsed.offsets.push(origin + at as u64);
                 (parsed.valid_len, parsed.synced) = (next, false);
             }
-            Ok((Item::Synced(count), next)) if count == parsed.keys.len() as u64 => {
+            Ok((Item::Synced(count), next)) if count == base + parsed.keys.len() as u64 => {
                 (parsed.valid_len, parsed.synced) = (next, true);
             }
             Ok((Item::Synced(count), _)) => {
                 return Err(Defect::Corrupt(format!(
-                    "the sync marker at offset {at} follows {count} keys, the file has {} \
+                    "the sync marker at offset {} follows {count} keys, the file has {} \
                      before it",
-                    parsed.keys.len()
+                    origin + at as u64,
+                    base + parsed.keys.len() as u64
                 )));
             }
             Err(problem) => {
                 if let Some(marker) = (at + 1..bytes.len()).find(|&p| is_marker(bytes, p)) {
                     return Err(Defect::Corrupt(format!(
-                        "key {} at offset {at} is damaged ({problem}), and keys up to offset \
-                         {marker} were synced after it",
-                        parsed.keys.len()
+                        "key {} at offset {} is damaged ({problem}), and keys up to offset \
+                         {} were synced after it",
+                        base + parsed.keys.len() as u64,
+                        origin + at as u64,
+                        origin + marker as u64
                     )));
                 }
                 break;
@@ -447,5 +408,6 @@ fn item_at(bytes: &[u8], at: usize) -> Result<(Item<'_>, usize), String> {
     Ok((Item::Key(key), next))
 }
 
+mod read;
 #[cfg(test)]
 mod tests;

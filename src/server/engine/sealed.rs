@@ -11,7 +11,9 @@
 //! Start-up reads each block's header and footer only (its index stays on
 //! disk), so it costs the same whatever the blocks hold. A block that is
 //! ours but damaged is moved to `quarantine/` with a warning and the rest
-//! are served; a file that is not ours is refused, left untouched.
+//! are served; a file that is not ours is refused, left untouched. The
+//! keys index (`keyindex`) is checked against the keys file and rebuilt,
+//! with a warning, when it does not match.
 
 use std::fs;
 use std::io;
