@@ -66,6 +66,8 @@ pub struct KeyIndex {
     path: PathBuf,
     file: File,
     keys: u64,
+    /// The keys file's length it covers.
+    end: u64,
     seed: (u64, u64),
     /// The first hash of each entry page.
     fences: Vec<u64>,
@@ -199,6 +201,7 @@ impl KeyIndex {
             path: path.to_path_buf(),
             file,
             keys,
+            end,
             seed,
             fences,
         })
@@ -206,6 +209,12 @@ impl KeyIndex {
 
     pub fn keys(&self) -> u64 {
         self.keys
+    }
+
+    /// The keys file's length it covers: every record it points to ends
+    /// by there.
+    pub fn end(&self) -> u64 {
+        self.end
     }
 
     pub fn seed(&self) -> (u64, u64) {

@@ -57,6 +57,10 @@ fn check_index(state: &Mutex<State>, sealer: &Sealer) {
             .into_iter()
             .find(|&id| sealer.keys.key_at(index.offset(id).unwrap()).unwrap() == key);
         assert_eq!(found, Some(slot as u64), "{key}");
+        let sealed = state.sealed.as_ref().unwrap();
+        assert_eq!(sealed.numbered_id(key).unwrap(), Some(slot as u64), "{key}");
+        let other = format!("{key}.not");
+        assert_eq!(sealed.numbered_id(&other).unwrap(), None);
     }
 }
 
@@ -122,14 +126,12 @@ fn a_failed_index_write_is_said_and_the_next_seal_rebuilds_it() {
     fs::create_dir(blocks.join("keys.index.tmp")).unwrap();
     let warning = number(&state, &mut sealer, &["b", "c"]).expect("a warning");
     assert!(warning.contains("keys index"), "{warning}");
-    assert!(state
-        .lock()
-        .unwrap()
-        .sealed
-        .as_ref()
-        .unwrap()
-        .key_index()
-        .is_none());
+    {
+        let state = state.lock().unwrap();
+        let sealed = state.sealed.as_ref().unwrap();
+        assert!(sealed.key_index().is_none());
+        assert!(sealed.numbered_id("a").is_err(), "not taken for unnumbered");
+    }
     fs::remove_dir(blocks.join("keys.index.tmp")).unwrap();
     // No new key: the index is rebuilt all the same.
     assert_eq!(number(&state, &mut sealer, &[]), None);

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::block::{partition_end, scan_dir, Block, BlockError, BlockInfo};
 use super::chunk;
-use super::keyindex::{self, IndexError, KeyIndex};
+use super::keyindex::KeyIndex;
 use super::keys::{KeysError, KeysFile};
 use super::EngineError;
 use crate::protocol::{DecimalText, Point};
@@ -38,6 +38,9 @@ const QUARANTINE: &str = "quarantine";
 /// The most points a read reserves room for ahead of decoding a chunk.
 const RESERVE_POINTS: usize = 1 << 16;
 
+mod numbering;
+use numbering::open_key_index;
+
 #[derive(Debug)]
 pub struct Sealed {
     dir: PathBuf,
@@ -52,6 +55,9 @@ pub struct Sealed {
     /// The keys file's index, covering the keys numbered; `None` after a
     /// failed rewrite (the next seal rebuilds it).
     key_index: Option<Arc<KeyIndex>>,
+    /// The keys file, open for reading the keys the index points to (the
+    /// journal writer's handle appends to it).
+    keys_reader: fs::File,
 }
 
 impl Sealed {
@@ -120,6 +126,7 @@ impl Sealed {
             }));
         }
         let key_index = open_key_index(dir, &keys, &names, &offsets, &mut warnings)?;
+        let keys_reader = fs::File::open(dir.join(KEYS)).map_err(io_error)?;
         for leftover in &scan.temporary {
             // An unfinished block of a seal a crash interrupted: its points
             // are still in the journal.
@@ -153,6 +160,7 @@ impl Sealed {
                 next_seq,
                 generation: 0,
                 key_index: Some(Arc::new(key_index)),
+                keys_reader,
             },
             keys,
             warnings,
@@ -179,17 +187,6 @@ impl Sealed {
     /// Records that the keys file now numbers the slots below `n`.
     pub fn numbered_up_to(&mut self, n: usize) {
         self.numbered = self.numbered.max(n);
-    }
-
-    /// The keys file's index, when it covers every key numbered.
-    pub fn key_index(&self) -> Option<Arc<KeyIndex>> {
-        self.key_index.clone()
-    }
-
-    /// Serves `index` as the keys file's index (`None`: there is none to
-    /// trust until the next seal rebuilds it).
-    pub fn set_key_index(&mut self, index: Option<Arc<KeyIndex>>) {
-        self.key_index = index;
     }
 
     /// Sequence numbers for `n` new blocks.
@@ -428,42 +425,6 @@ pub(super) fn dedup_keep_last(out: &mut Vec<Point>, start: usize) {
         write += 1;
     }
     out.truncate(write);
-}
-
-/// Opens the keys index of the keys file `keys` (holding `names`, their
-/// records at `offsets`), rebuilding it when it cannot be trusted (with a
-/// warning, unless there was none for an empty keys file: a new directory).
-fn open_key_index(
-    dir: &Path,
-    keys: &KeysFile,
-    names: &[String],
-    offsets: &[u64],
-    warnings: &mut Vec<String>,
-) -> Result<KeyIndex, EngineError> {
-    let path = dir.join(KEY_INDEX);
-    match fs::remove_file(dir.join(KEY_INDEX_TEMPORARY)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            return Err(EngineError::Dir {
-                dir: dir.to_path_buf(),
-                source: e,
-            })
-        }
-        _ => {}
-    }
-    let stamp = keys.stamp()?;
-    match KeyIndex::open(&path, &stamp) {
-        Ok(index) => Ok(index),
-        Err(IndexError::Untrusted { what, .. }) => {
-            if !keys.is_empty() || path.symlink_metadata().is_ok() {
-                warnings.push(format!(
-                    "keys index {}: {what}; rebuilt from the keys file",
-                    path.display()
-                ));
-            }
-            Ok(keyindex::build(&path, &stamp, names, offsets)?)
-        }
-        Err(other) => Err(other.into()),
-    }
 }
 
 /// Where a block's partition ends (a block's writer checked that it fits).

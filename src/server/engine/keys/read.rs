@@ -2,6 +2,7 @@
 //! needs (its stamp, a key by its record's offset, every key again to
 //! rebuild it) and opening past the part an index covers.
 
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -110,26 +111,32 @@ impl KeysFile {
     /// The key whose record starts at `offset` (as the keys index says),
     /// checked against the record's CRC.
     pub fn key_at(&self, offset: u64) -> Result<String, KeysError> {
-        let corrupt = |what: String| KeysError::Corrupt {
-            path: self.path.clone(),
-            what,
-        };
-        if offset < HEADER_LEN as u64 || offset >= self.end {
-            return Err(corrupt(format!("no record at offset {offset}")));
-        }
-        let mut len = [0; 4];
-        self.file
-            .read_exact_at(&mut len, offset)
-            .map_err(|e| self.io_error(e))?;
-        let body = (u32::from_le_bytes(len) as usize).min(MAX_KEY_BYTES + 1);
-        let mut record = vec![0; (4 + body + 4).min((self.end - offset) as usize)];
-        self.file
-            .read_exact_at(&mut record, offset)
-            .map_err(|e| self.io_error(e))?;
-        match item_at(&record, 0) {
-            Ok((Item::Key(key), _)) => Ok(key.to_string()),
-            Ok((Item::Synced(_), _)) => Err(corrupt(format!("a sync marker at offset {offset}"))),
-            Err(problem) => Err(corrupt(format!("the record at offset {offset}: {problem}"))),
-        }
+        read_key(&self.file, &self.path, offset, self.end)
+    }
+}
+
+/// The key whose record starts at `offset` of the keys file `file` (at
+/// `path`), whose records end by `end`, checked against the record's CRC.
+pub fn read_key(file: &File, path: &Path, offset: u64, end: u64) -> Result<String, KeysError> {
+    let corrupt = |what: String| KeysError::Corrupt {
+        path: path.to_path_buf(),
+        what,
+    };
+    let io_error = |source| KeysError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if offset < HEADER_LEN as u64 || offset >= end {
+        return Err(corrupt(format!("no record at offset {offset}")));
+    }
+    let mut len = [0; 4];
+    file.read_exact_at(&mut len, offset).map_err(io_error)?;
+    let body = (u32::from_le_bytes(len) as usize).min(MAX_KEY_BYTES + 1);
+    let mut record = vec![0; (4 + body + 4).min((end - offset) as usize)];
+    file.read_exact_at(&mut record, offset).map_err(io_error)?;
+    match item_at(&record, 0) {
+        Ok((Item::Key(key), _)) => Ok(key.to_string()),
+        Ok((Item::Synced(_), _)) => Err(corrupt(format!("a sync marker at offset {offset}"))),
+        Err(problem) => Err(corrupt(format!("the record at offset {offset}: {problem}"))),
     }
 }
