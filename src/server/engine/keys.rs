@@ -66,6 +66,9 @@ pub enum KeysError {
     },
 }
 
+/// An open keys file, keys read from it and where their records start.
+pub type Opened = (KeysFile, Vec<String>, Vec<u64>);
+
 /// What `open` cut off the end of the file (see the module's text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
@@ -93,6 +96,11 @@ impl KeysFile {
     /// none, and returns it with every key it holds: key `i` is series
     /// `i`'s. Opening changes nothing in an existing file.
     pub fn open(path: &Path) -> Result<(KeysFile, Vec<String>), KeysError> {
+        Self::open_with_offsets(path).map(|(file, keys, _)| (file, keys))
+    }
+
+    /// [`KeysFile::open`], also returning where each key's record starts.
+    pub fn open_with_offsets(path: &Path) -> Result<(KeysFile, Vec<String>, Vec<u64>), KeysError> {
         let io_error = |source| KeysError::Io {
             path: path.to_path_buf(),
             source,
@@ -134,7 +142,7 @@ impl KeysFile {
             unsynced: !parsed.synced,
             torn,
         };
-        Ok((keys_file, parsed.keys))
+        Ok((keys_file, parsed.keys, parsed.offsets))
     }
 
     /// The torn tail `open` found, if any, until the next append cuts it.
@@ -157,10 +165,15 @@ impl KeysFile {
 
     /// Appends `keys` (series `len()`, `len() + 1`, ...). Checks them all
     /// first, so a refused key leaves the file as it was; a failed write is
-    /// cut back off. Durable after [`KeysFile::sync`].
-    pub fn append(&mut self, keys: &[&str]) -> Result<(), KeysError> {
+    /// cut back off. Durable after [`KeysFile::sync`]. Returns where each
+    /// record starts.
+    pub fn append(&mut self, keys: &[&str]) -> Result<Vec<u64>, KeysError> {
         let mut out = Vec::with_capacity(keys.iter().map(|key| key.len() + 6).sum());
+        let mut offsets = Vec::with_capacity(keys.len());
+        // A torn tail is cut first, so records go at the valid end.
+        let start = self.end;
         for key in keys {
+            offsets.push(start + out.len() as u64);
             check_key(key).map_err(|reason| KeysError::BadKey {
                 path: self.path.clone(),
                 key: key.chars().take(100).collect(),
@@ -171,7 +184,7 @@ impl KeysFile {
         self.write(&out)?;
         self.keys += keys.len() as u64;
         self.unsynced |= !keys.is_empty();
-        Ok(())
+        Ok(offsets)
     }
 
     /// Makes every appended key durable: writes a sync marker and fsyncs.
@@ -265,6 +278,8 @@ enum Defect {
 #[derive(Debug)]
 struct Parsed {
     keys: Vec<String>,
+    /// Where each key's record starts.
+    offsets: Vec<u64>,
     /// Bytes before the torn tail (all of them when there is none).
     valid_len: usize,
     /// Whether the last valid item is a marker (or the header).
@@ -297,34 +312,52 @@ fn parse(bytes: &[u8]) -> Result<Parsed, Defect> {
             other => Defect::Version(other),
         });
     }
+    records(bytes, HEADER_LEN, 0, 0, true)
+}
+
+/// Reads the records of `bytes[start..]`, where `bytes` starts at offset
+/// `origin` of the file and `base` keys come before (synced, when
+/// `synced`). `valid_len` is relative to `bytes`.
+fn records(
+    bytes: &[u8],
+    start: usize,
+    origin: u64,
+    base: u64,
+    synced: bool,
+) -> Result<Parsed, Defect> {
     let mut parsed = Parsed {
         keys: Vec::new(),
-        valid_len: HEADER_LEN,
-        synced: true,
+        offsets: Vec::new(),
+        valid_len: start,
+        synced,
     };
     while parsed.valid_len < bytes.len() {
         let at = parsed.valid_len;
         match item_at(bytes, at) {
             Ok((Item::Key(key), next)) => {
                 parsed.keys.push(key.to_string());
+                parsed.offsets.push(origin + at as u64);
                 (parsed.valid_len, parsed.synced) = (next, false);
             }
-            Ok((Item::Synced(count), next)) if count == parsed.keys.len() as u64 => {
+            Ok((Item::Synced(count), next)) if count == base + parsed.keys.len() as u64 => {
                 (parsed.valid_len, parsed.synced) = (next, true);
             }
             Ok((Item::Synced(count), _)) => {
                 return Err(Defect::Corrupt(format!(
-                    "the sync marker at offset {at} follows {count} keys, the file has {} \
+                    "the sync marker at offset {} follows {count} keys, the file has {} \
                      before it",
-                    parsed.keys.len()
+                    origin + at as u64,
+                    base + parsed.keys.len() as u64
                 )));
             }
             Err(problem) => {
                 if let Some(marker) = (at + 1..bytes.len()).find(|&p| is_marker(bytes, p)) {
                     return Err(Defect::Corrupt(format!(
-                        "key {} at offset {at} is damaged ({problem}), and keys up to offset \
-                         {marker} were synced after it",
-                        parsed.keys.len()
+                        "key {} at offset {} is damaged ({problem}), and keys up to offset \
+                         {} were synced after it",
+                        base + parsed.keys.len() as u64,
+                        origin + at as u64,
+                        origin + marker as u64
                     )));
                 }
                 break;
@@ -375,5 +408,7 @@ fn item_at(bytes: &[u8], at: usize) -> Result<(Item<'_>, usize), String> {
     Ok((Item::Key(key), next))
 }
 
+mod read;
+pub use read::read_key;
 #[cfg(test)]
 mod tests;

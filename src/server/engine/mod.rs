@@ -5,7 +5,8 @@
 //! Rooms, one concept each: `chunk` (one series' points compressed:
 //! delta-of-delta timestamps, decimal or XOR values), `block` (a block
 //! file: chunks, a paged index, checksums), `keys` (the keys file that
-//! numbers the blocks' series), `sealed` (the open blocks, read on
+//! numbers the blocks' series), `keyindex` (its index on disk, from a key
+//! to its series number without the key in memory), `sealed` (the open blocks, read on
 //! demand), `seal` (moving points from the head into blocks, run inside
 //! the journal's compaction so the journal then holds only the head),
 //! `merge` (the blocks of a day rewritten as one, in a thread of its own),
@@ -13,6 +14,7 @@
 
 pub mod block;
 pub mod chunk;
+pub mod keyindex;
 pub mod keys;
 pub(crate) mod merge;
 pub(crate) mod seal;
@@ -21,6 +23,8 @@ pub mod view;
 
 #[cfg(test)]
 mod engine_tests;
+#[cfg(test)]
+mod keyindex_tests;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -145,6 +149,8 @@ pub enum EngineError {
     Block(#[from] block::BlockError),
     #[error(transparent)]
     Keys(#[from] keys::KeysError),
+    #[error(transparent)]
+    KeyIndex(#[from] keyindex::IndexError),
 }
 
 #[cfg(test)]

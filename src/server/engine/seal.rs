@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, MutexGuard};
 
 use super::block::{partition_end, Block, BlockError, BlockInfo, BlockWriter};
+use super::keyindex::{self, KeyIndex};
 use super::keys::KeysFile;
+use super::sealed::KEY_INDEX;
 use super::{chunk, EngineError, Storage, PARTITION};
 use crate::protocol::Point;
 use crate::server::shared::State;
@@ -48,6 +50,8 @@ pub(crate) struct Seal {
     pub(crate) dropped: u64,
     /// Points looked at so far.
     pub(crate) visited: u64,
+    /// What went wrong beside the seal, to log (it goes on regardless).
+    pub(crate) warning: Option<String>,
 }
 
 /// The day `[start, end)` that holds `ts`, when both ends fit in an i64.
@@ -84,7 +88,7 @@ impl Sealer {
         now: i64,
         mut lock: impl FnMut() -> MutexGuard<'s, State>,
     ) -> Result<Seal, EngineError> {
-        let (new_keys, numbered, dir, first_seq, low_before) = {
+        let (new_keys, numbered, dir, first_seq, low_before, old_index) = {
             let mut state = lock();
             let crate::server::shared::State { store, sealed, .. } = &mut *state;
             let Some(sealed) = sealed.as_mut() else {
@@ -103,22 +107,39 @@ impl Sealer {
                 sealed.dir().to_path_buf(),
                 first_seq,
                 low_before,
+                sealed.key_index(),
             )
         };
+        let names: Vec<&str> = new_keys.iter().map(String::as_str).collect();
         let result = (|| {
-            let names: Vec<&str> = new_keys.iter().map(String::as_str).collect();
-            self.keys.append(&names)?;
-            self.keys.sync()
+            let offsets = self.keys.append(&names)?;
+            self.keys.sync()?;
+            Ok::<_, EngineError>(offsets)
         })();
+        let mut warning = None;
+        let index = match &result {
+            Ok(_) if names.is_empty() && old_index.is_some() => old_index,
+            Ok(offsets) => match rewrite_index(&self.keys, old_index.as_deref(), &names, offsets) {
+                Ok(index) => Some(Arc::new(index)),
+                Err(e) => {
+                    warning = Some(format!(
+                        "cannot write the keys index ({e}); the next seal or start rebuilds it"
+                    ));
+                    None
+                }
+            },
+            Err(_) => old_index,
+        };
         let mut state = lock();
         if let Err(e) = result {
             let store = &mut state.store;
             let since = store.low();
             store.reset_low(low_before, since);
-            return Err(e.into());
+            return Err(e);
         }
         if let Some(sealed) = state.sealed.as_mut() {
             sealed.numbered_up_to(numbered + new_keys.len());
+            sealed.set_key_index(index);
         }
         Ok(Seal {
             dir,
@@ -134,7 +155,29 @@ impl Sealer {
             sealed: 0,
             dropped: 0,
             visited: 0,
+            warning,
         })
+    }
+}
+
+/// The keys index once `fresh` (their records at `offsets`) were appended
+/// to `keys`: `old` extended when it covers every key before them, else
+/// rebuilt from the keys file.
+fn rewrite_index(
+    keys: &KeysFile,
+    old: Option<&KeyIndex>,
+    fresh: &[&str],
+    offsets: &[u64],
+) -> Result<KeyIndex, EngineError> {
+    let path = keys.path().with_file_name(KEY_INDEX);
+    let before = keys.len() - fresh.len() as u64;
+    let stamp = keys.stamp()?;
+    match old {
+        Some(old) if old.keys() == before => Ok(old.extend(&path, &stamp, fresh, offsets)?),
+        _ => {
+            let (names, offsets) = keys.read_all()?;
+            Ok(keyindex::build(&path, &stamp, &names, &offsets)?)
+        }
     }
 }
 

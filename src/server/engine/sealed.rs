@@ -11,7 +11,9 @@
 //! Start-up reads each block's header and footer only (its index stays on
 //! disk), so it costs the same whatever the blocks hold. A block that is
 //! ours but damaged is moved to `quarantine/` with a warning and the rest
-//! are served; a file that is not ours is refused, left untouched.
+//! are served; a file that is not ours is refused, left untouched. The
+//! keys index (`keyindex`) is checked against the keys file and rebuilt,
+//! with a warning, when it does not match.
 
 use std::fs;
 use std::io;
@@ -20,6 +22,7 @@ use std::sync::Arc;
 
 use super::block::{partition_end, scan_dir, Block, BlockError, BlockInfo};
 use super::chunk;
+use super::keyindex::KeyIndex;
 use super::keys::{KeysError, KeysFile};
 use super::EngineError;
 use crate::protocol::{DecimalText, Point};
@@ -27,10 +30,16 @@ use crate::server::store::Store;
 
 /// The keys file's name in the blocks directory.
 pub(super) const KEYS: &str = "keys";
+/// The keys index's name there, and its temporary file's.
+pub(super) const KEY_INDEX: &str = "keys.index";
+const KEY_INDEX_TEMPORARY: &str = "keys.index.tmp";
 /// Where damaged files go.
 const QUARANTINE: &str = "quarantine";
 /// The most points a read reserves room for ahead of decoding a chunk.
 const RESERVE_POINTS: usize = 1 << 16;
+
+mod numbering;
+use numbering::open_key_index;
 
 #[derive(Debug)]
 pub struct Sealed {
@@ -43,6 +52,12 @@ pub struct Sealed {
     /// Bumped whenever the set of blocks changes, so a walk that cached a
     /// series' sealed points knows to read them again.
     generation: u64,
+    /// The keys file's index, covering the keys numbered; `None` after a
+    /// failed rewrite (the next seal rebuilds it).
+    key_index: Option<Arc<KeyIndex>>,
+    /// The keys file, open for reading the keys the index points to (the
+    /// journal writer's handle appends to it).
+    keys_reader: fs::File,
 }
 
 impl Sealed {
@@ -77,7 +92,11 @@ impl Sealed {
             .into_iter()
             .filter(|path| {
                 let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                !(name == KEYS || name == QUARANTINE || name.starts_with("keys.quarantine"))
+                !(name == KEYS
+                    || name == KEY_INDEX
+                    || name == KEY_INDEX_TEMPORARY
+                    || name == QUARANTINE
+                    || name.starts_with("keys.quarantine"))
             })
             .collect();
         if !foreign.is_empty() {
@@ -86,7 +105,7 @@ impl Sealed {
                 files: foreign,
             });
         }
-        let (keys, names) = KeysFile::open(&dir.join(KEYS))?;
+        let (keys, names, offsets) = KeysFile::open_with_offsets(&dir.join(KEYS))?;
         if let Some(torn) = keys.torn() {
             let copy = dir.join(format!("keys.quarantine.{}", torn.offset));
             fs::write(&copy, &torn.bytes).map_err(io_error)?;
@@ -106,6 +125,8 @@ impl Sealed {
                 what: format!("key {:?} is listed twice", names[twice]),
             }));
         }
+        let key_index = open_key_index(dir, &keys, &names, &offsets, &mut warnings)?;
+        let keys_reader = fs::File::open(dir.join(KEYS)).map_err(io_error)?;
         for leftover in &scan.temporary {
             // An unfinished block of a seal a crash interrupted: its points
             // are still in the journal.
@@ -138,6 +159,8 @@ impl Sealed {
                 numbered,
                 next_seq,
                 generation: 0,
+                key_index: Some(Arc::new(key_index)),
+                keys_reader,
             },
             keys,
             warnings,

@@ -178,3 +178,76 @@ fn a_directory_or_fifo_is_foreign_and_the_open_does_not_hang() {
         assert!(refused.to_string().contains("regular file"), "{refused}");
     }
 }
+
+/// Opening past a stamp reads only the records after it, and agrees with
+/// a whole read about them, a torn tail included.
+#[test]
+fn opening_after_a_stamp_reads_only_the_records_past_it() {
+    let dir = TestDir::new("keys-after");
+    let (path, _) = prepared(&dir, &["a", "b"], &[]);
+    let (file, _) = KeysFile::open(&path).unwrap();
+    let stamp = file.stamp().unwrap();
+    let empty = TestDir::new("keys-after-empty");
+    let (fresh, _) = KeysFile::open(&empty.0.join("keys")).unwrap();
+    let fresh_stamp = fresh.stamp().unwrap();
+    drop((file, fresh));
+    let (mut file, none, _) = KeysFile::open_after(&path, &stamp).unwrap().unwrap();
+    assert_eq!((none.len(), file.len(), file.torn()), (0, 2, None));
+    file.append(&["c", "dd"]).unwrap();
+    file.sync().unwrap();
+    file.append(&["eee"]).unwrap();
+    drop(file);
+    let (_, all, offsets) = KeysFile::open_with_offsets(&path).unwrap();
+    let (file, after, after_offsets) = KeysFile::open_after(&path, &stamp).unwrap().unwrap();
+    assert_eq!(all, keys(&["a", "b", "c", "dd", "eee"]));
+    assert_eq!((&after[..], &after_offsets[..]), (&all[2..], &offsets[2..]));
+    assert_eq!((file.len(), file.torn()), (5, None));
+    let whole = fs::read(&path).unwrap();
+    drop(file);
+    // From the empty file's stamp (the header alone) too.
+    let (_, from_start, _) = KeysFile::open_after(&path, &fresh_stamp).unwrap().unwrap();
+    assert_eq!(from_start, all);
+    // A torn last record: cut, as a whole read cuts it.
+    fs::write(&path, &whole[..whole.len() - 2]).unwrap();
+    let (file, after, _) = KeysFile::open_after(&path, &stamp).unwrap().unwrap();
+    let (whole_file, _) = KeysFile::open(&path).unwrap();
+    assert_eq!(after, keys(&["c", "dd"]));
+    assert_eq!(file.torn(), whole_file.torn());
+    assert!(file.torn().is_some());
+    drop((file, whole_file));
+    // Damage after the stamp with a marker after it: corrupt.
+    let mut damaged = whole.clone();
+    damaged[stamp.end as usize + 4] ^= 1;
+    fs::write(&path, &damaged).unwrap();
+    assert!(matches!(
+        KeysFile::open_after(&path, &stamp),
+        Err(KeysError::Corrupt { .. })
+    ));
+    // Another file (its last covered bytes differ), or shorter: not opened.
+    let mut other = whole.clone();
+    other[stamp.end as usize - 1] ^= 1;
+    fs::write(&path, &other).unwrap();
+    assert!(KeysFile::open_after(&path, &stamp).unwrap().is_none());
+    fs::write(&path, &whole[..stamp.end as usize - 1]).unwrap();
+    assert!(KeysFile::open_after(&path, &stamp).unwrap().is_none());
+}
+
+/// Keys opened past a stamp and then synced again are all there for a
+/// whole read: the sync marker counts every key, covered or not.
+#[test]
+fn keys_appended_after_opening_past_a_stamp_are_numbered_on() {
+    let dir = TestDir::new("keys-after-append");
+    let (path, _) = prepared(&dir, &["a"], &["b"]);
+    let (file, _) = KeysFile::open(&path).unwrap();
+    let stamp = file.stamp().unwrap();
+    drop(file);
+    let (mut file, after, _) = KeysFile::open_after(&path, &stamp).unwrap().unwrap();
+    assert!(after.is_empty());
+    let offsets = file.append(&["c"]).unwrap();
+    file.sync().unwrap();
+    assert_eq!(file.key_at(offsets[0]).unwrap(), "c");
+    drop(file);
+    let (file, all) = KeysFile::open(&path).unwrap();
+    assert_eq!(all, keys(&["a", "b", "c"]));
+    assert_eq!(file.len(), 3);
+}

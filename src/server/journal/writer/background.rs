@@ -20,7 +20,12 @@ impl<D: Disk> JournalWriter<D> {
         }
         let shared = Arc::clone(&self.shared);
         match sealer.begin(epoch, || shared.lock()) {
-            Ok(seal) => Some(seal),
+            Ok(mut seal) => {
+                if let Some(warning) = seal.warning.take() {
+                    self.warn(&warning);
+                }
+                Some(seal)
+            }
             Err(e) => {
                 self.warn(&format!("cannot seal old points into blocks: {e}"));
                 None

@@ -1,0 +1,450 @@
+//! The keys file's index, `<dir>/keys.index`: from a key's hash to its
+//! series id and from an id to its record in the keys file, on disk, so
+//! that a key with no point in the head need not be held in memory to be
+//! found. Derived from the keys file alone and rewritten whole (to a
+//! temporary file, renamed over the old) whenever a seal numbers new keys:
+//! a missing, stale or damaged index is rebuilt from the keys file, never
+//! trusted; a file without the index's magic is refused, left untouched.
+//!
+//! ```text
+//! page 0          header: magic "MCKEYIX\0" (8), version u32, keys u64,
+//!                 hash seed (two u64), the keys file's length then (u64)
+//!                 and its last bytes (length u8, up to 20 bytes: the last
+//!                 record's CRC and the sync marker), zeros, CRC-32C at the
+//!                 page's end
+//! entry pages     (hash u64, id u32) sorted by hash then id, 340 a page
+//! offset pages    each id's record offset in the keys file, u64, 511 a page
+//! fences          the first hash of each entry page (u64 each), CRC-32C
+//! ```
+//!
+//! The keys file's length and last bytes tie the index to the keys file it
+//! was built from: a keys file with as many keys but others (a copy put
+//! back, say) does not match, and the index is rebuilt rather than used.
+//!
+//! Pages are 4096 bytes, the last 4 a CRC-32C of the page's number and its
+//! other bytes (a page read from the wrong place fails its check). Open
+//! reads the header and the fences (8 bytes per 340 keys); a lookup reads
+//! one or two entry pages and an offset page, through the page cache. The
+//! hash is SipHash-2-4 keyed by a seed drawn when the index is first built,
+//! so clients cannot choose keys that collide; a collision only costs a
+//! comparison, since each candidate's key is read back from the keys file.
+
+use std::fs::{self, File};
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use super::block::open_regular;
+
+pub const INDEX_MAGIC: [u8; 8] = *b"MCKEYIX\0";
+pub const INDEX_VERSION: u32 = 1;
+const PAGE: usize = 4096;
+const BODY: usize = PAGE - 4;
+const ENTRY: usize = 12;
+const ENTRIES_PER_PAGE: usize = BODY / ENTRY;
+const OFFSETS_PER_PAGE: usize = BODY / 8;
+
+#[derive(Debug, Error)]
+pub enum IndexError {
+    /// Not an index file: left untouched.
+    #[error("{} is not a keys index ({detail}); left untouched", .path.display())]
+    Foreign { path: PathBuf, detail: &'static str },
+    /// Ours but not to be trusted (damaged, another version, or covering
+    /// another number of keys than the keys file holds): rebuilt.
+    #[error("keys index {}: {what}", .path.display())]
+    Untrusted { path: PathBuf, what: String },
+    #[error("keys index {}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// An open keys index.
+#[derive(Debug)]
+pub struct KeyIndex {
+    path: PathBuf,
+    file: File,
+    keys: u64,
+    /// The keys file's length it covers.
+    end: u64,
+    seed: (u64, u64),
+    /// The first hash of each entry page.
+    fences: Vec<u64>,
+}
+
+/// What ties an index to its keys file (see the module's text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    pub keys: u64,
+    /// The keys file's valid length.
+    pub end: u64,
+    /// Its last bytes before `end`, at most [`TAIL`].
+    pub tail: Vec<u8>,
+}
+
+/// How many of the keys file's last bytes a stamp holds.
+pub const TAIL: usize = 20;
+
+/// Pages of each kind for `keys` keys.
+fn layout(keys: u64) -> (u64, u64) {
+    (
+        keys.div_ceil(ENTRIES_PER_PAGE as u64),
+        keys.div_ceil(OFFSETS_PER_PAGE as u64),
+    )
+}
+
+fn file_len(keys: u64) -> u64 {
+    let (entry_pages, offset_pages) = layout(keys);
+    (1 + entry_pages + offset_pages) * PAGE as u64 + entry_pages * 8 + 4
+}
+
+fn page_crc(number: u64, body: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&number.to_le_bytes()), body)
+}
+
+/// The key's hash under `seed`.
+pub fn hash_key(seed: (u64, u64), key: &str) -> u64 {
+    // SipHash-2-4 is a fixed algorithm (std's default hasher may change
+    // between releases, and the hashes are stored).
+    #[allow(deprecated)]
+    let mut hasher = std::hash::SipHasher::new_with_keys(seed.0, seed.1);
+    hasher.write(key.as_bytes());
+    hasher.finish()
+}
+
+/// A fresh random seed.
+pub fn new_seed() -> (u64, u64) {
+    let state = RandomState::new();
+    (state.hash_one(1u8), state.hash_one(2u8))
+}
+
+impl KeyIndex {
+    /// Opens the index at `path`, which must have been built from the
+    /// keys file as `stamp` describes it.
+    pub fn open(path: &Path, stamp: &Stamp) -> Result<KeyIndex, IndexError> {
+        let keys = stamp.keys;
+        let io_error = |source| IndexError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let untrusted = |what: String| IndexError::Untrusted {
+            path: path.to_path_buf(),
+            what,
+        };
+        let file = match open_regular(path, false) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(untrusted("missing".into()))
+            }
+            opened => opened.map_err(io_error)?,
+        }
+        .map_err(|detail| IndexError::Foreign {
+            path: path.to_path_buf(),
+            detail,
+        })?;
+        let len = file.metadata().map_err(io_error)?.len();
+        let mut header = vec![0; PAGE];
+        let got = read_up_to(&file, 0, &mut header).map_err(io_error)?;
+        if header[..got.min(8)] != INDEX_MAGIC[..got.min(8)] || got == 0 {
+            return Err(IndexError::Foreign {
+                path: path.to_path_buf(),
+                detail: "it does not start with the keys index magic",
+            });
+        }
+        if got < PAGE
+            || u32::from_le_bytes(header[BODY..].try_into().expect("4"))
+                != page_crc(0, &header[..BODY])
+        {
+            return Err(untrusted("its header is damaged".into()));
+        }
+        let version = u32::from_le_bytes(header[8..12].try_into().expect("4"));
+        if version != INDEX_VERSION {
+            return Err(untrusted(format!("format version {version}")));
+        }
+        let covered = u64::from_le_bytes(header[12..20].try_into().expect("8"));
+        if covered != keys {
+            return Err(untrusted(format!(
+                "it covers {covered} keys, the keys file holds {keys}"
+            )));
+        }
+        let end = u64::from_le_bytes(header[36..44].try_into().expect("8"));
+        let tail_len = usize::from(header[44]).min(TAIL);
+        if end != stamp.end || header[45..45 + tail_len] != stamp.tail[..] {
+            return Err(untrusted(format!(
+                "it was built from another keys file (of {end} bytes, this one has {})",
+                stamp.end
+            )));
+        }
+        if len != file_len(keys) {
+            return Err(untrusted(format!(
+                "{len} bytes long, {} expected",
+                file_len(keys)
+            )));
+        }
+        let seed = (
+            u64::from_le_bytes(header[20..28].try_into().expect("8")),
+            u64::from_le_bytes(header[28..36].try_into().expect("8")),
+        );
+        let (entry_pages, offset_pages) = layout(keys);
+        let mut fence_bytes = vec![0; entry_pages as usize * 8 + 4];
+        let at = (1 + entry_pages + offset_pages) * PAGE as u64;
+        file.read_exact_at(&mut fence_bytes, at).map_err(io_error)?;
+        let (body, crc) = fence_bytes.split_at(entry_pages as usize * 8);
+        if u32::from_le_bytes(crc.try_into().expect("4")) != crc32c::crc32c(body) {
+            return Err(untrusted("its fences are damaged".into()));
+        }
+        let fences = body
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
+            .collect();
+        Ok(KeyIndex {
+            path: path.to_path_buf(),
+            file,
+            keys,
+            end,
+            seed,
+            fences,
+        })
+    }
+
+    pub fn keys(&self) -> u64 {
+        self.keys
+    }
+
+    /// The keys file's length it covers: every record it points to ends
+    /// by there.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    pub fn seed(&self) -> (u64, u64) {
+        self.seed
+    }
+
+    /// The body of page `number`, checked.
+    fn page(&self, number: u64, out: &mut [u8; PAGE]) -> Result<(), IndexError> {
+        self.file
+            .read_exact_at(out, number * PAGE as u64)
+            .map_err(|source| IndexError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        let stored = u32::from_le_bytes(out[BODY..].try_into().expect("4"));
+        if stored != page_crc(number, &out[..BODY]) {
+            return Err(IndexError::Untrusted {
+                path: self.path.clone(),
+                what: format!("page {number} is damaged"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The entries of entry page `p` (0-based).
+    fn entries_of(&self, p: u64, page: &mut [u8; PAGE]) -> Result<Vec<(u64, u32)>, IndexError> {
+        self.page(1 + p, page)?;
+        let count = (self.keys - p * ENTRIES_PER_PAGE as u64).min(ENTRIES_PER_PAGE as u64);
+        Ok(page[..count as usize * ENTRY]
+            .chunks_exact(ENTRY)
+            .map(|e| {
+                (
+                    u64::from_le_bytes(e[..8].try_into().expect("8")),
+                    u32::from_le_bytes(e[8..].try_into().expect("4")),
+                )
+            })
+            .collect())
+    }
+
+    /// Where series `id`'s record starts in the keys file.
+    pub fn offset(&self, id: u64) -> Result<u64, IndexError> {
+        if id >= self.keys {
+            return Err(IndexError::Untrusted {
+                path: self.path.clone(),
+                what: format!("series {id} is past its {} keys", self.keys),
+            });
+        }
+        let (entry_pages, _) = layout(self.keys);
+        let p = id / OFFSETS_PER_PAGE as u64;
+        let mut page = [0; PAGE];
+        self.page(1 + entry_pages + p, &mut page)?;
+        let at = (id % OFFSETS_PER_PAGE as u64) as usize * 8;
+        Ok(u64::from_le_bytes(page[at..at + 8].try_into().expect("8")))
+    }
+
+    /// The ids whose keys hash as `key` does, in id order: the candidates
+    /// for `key`, to be compared with their keys' text.
+    pub fn candidates(&self, key: &str) -> Result<Vec<u64>, IndexError> {
+        let hash = hash_key(self.seed, key);
+        // Entries with this hash start in the last page whose first hash
+        // is below it (or in the first page) and may run over later pages.
+        let mut p = self.fences.partition_point(|&f| f < hash).saturating_sub(1) as u64;
+        let mut out = Vec::new();
+        let mut page = [0; PAGE];
+        while (p as usize) < self.fences.len() && self.fences[p as usize] <= hash {
+            let entries = self.entries_of(p, &mut page)?;
+            out.extend(
+                entries
+                    .iter()
+                    .filter(|e| e.0 == hash)
+                    .map(|e| u64::from(e.1)),
+            );
+            if entries.last().is_none_or(|e| e.0 > hash) {
+                break;
+            }
+            p += 1;
+        }
+        Ok(out)
+    }
+
+    /// Every entry, in hash order (for a rewrite).
+    fn all_entries(&self) -> Result<Vec<(u64, u32)>, IndexError> {
+        let mut page = [0; PAGE];
+        let mut out = Vec::with_capacity(self.keys as usize);
+        for p in 0..self.fences.len() as u64 {
+            out.extend(self.entries_of(p, &mut page)?);
+        }
+        Ok(out)
+    }
+
+    /// Every offset, in id order (for a rewrite).
+    fn all_offsets(&self) -> Result<Vec<u64>, IndexError> {
+        let (entry_pages, offset_pages) = layout(self.keys);
+        let mut page = [0; PAGE];
+        let mut out = Vec::with_capacity(self.keys as usize);
+        for p in 0..offset_pages {
+            self.page(1 + entry_pages + p, &mut page)?;
+            let count = (self.keys - p * OFFSETS_PER_PAGE as u64).min(OFFSETS_PER_PAGE as u64);
+            out.extend(
+                page[..count as usize * 8]
+                    .chunks_exact(8)
+                    .map(|b| u64::from_le_bytes(b.try_into().expect("8"))),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Writes the index of `old`'s keys followed by `keys` (their records
+    /// at `offsets`) to `path` and opens it.
+    pub fn extend(
+        &self,
+        path: &Path,
+        stamp: &Stamp,
+        keys: &[&str],
+        offsets: &[u64],
+    ) -> Result<KeyIndex, IndexError> {
+        let mut entries = self.all_entries()?;
+        let mut all_offsets = self.all_offsets()?;
+        let first = self.keys;
+        entries.extend(
+            keys.iter()
+                .enumerate()
+                .map(|(i, key)| (hash_key(self.seed, key), (first + i as u64) as u32)),
+        );
+        entries.sort_unstable();
+        all_offsets.extend_from_slice(offsets);
+        write(path, self.seed, stamp, &entries, &all_offsets)
+    }
+}
+
+/// Builds the index of `keys` (key `i` is series `i`, its record at
+/// `offsets[i]`) at `path` under a fresh seed and opens it.
+pub fn build<K: AsRef<str>>(
+    path: &Path,
+    stamp: &Stamp,
+    keys: &[K],
+    offsets: &[u64],
+) -> Result<KeyIndex, IndexError> {
+    let seed = new_seed();
+    let mut entries: Vec<(u64, u32)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| (hash_key(seed, key.as_ref()), i as u32))
+        .collect();
+    entries.sort_unstable();
+    write(path, seed, stamp, &entries, offsets)
+}
+
+/// Writes an index (entries sorted) to a temporary file, fsyncs it and
+/// renames it over `path`, then opens it.
+fn write(
+    path: &Path,
+    seed: (u64, u64),
+    stamp: &Stamp,
+    entries: &[(u64, u32)],
+    offsets: &[u64],
+) -> Result<KeyIndex, IndexError> {
+    let io_error = |source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    debug_assert_eq!(entries.len(), offsets.len());
+    debug_assert_eq!(stamp.keys, offsets.len() as u64);
+    let keys = offsets.len() as u64;
+    let tail = &stamp.tail[..stamp.tail.len().min(TAIL)];
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let written = (|| -> io::Result<()> {
+        let mut out = BufWriter::new(File::create(&temporary)?);
+        let mut number = 0u64;
+        let mut put_page = |out: &mut BufWriter<File>, body: &mut Vec<u8>| -> io::Result<()> {
+            body.resize(BODY, 0);
+            let crc = page_crc(number, body);
+            body.extend_from_slice(&crc.to_le_bytes());
+            number += 1;
+            out.write_all(body)
+        };
+        let mut header = Vec::with_capacity(PAGE);
+        header.extend_from_slice(&INDEX_MAGIC);
+        header.extend_from_slice(&INDEX_VERSION.to_le_bytes());
+        header.extend_from_slice(&keys.to_le_bytes());
+        header.extend_from_slice(&seed.0.to_le_bytes());
+        header.extend_from_slice(&seed.1.to_le_bytes());
+        header.extend_from_slice(&stamp.end.to_le_bytes());
+        header.push(tail.len() as u8);
+        header.extend_from_slice(tail);
+        put_page(&mut out, &mut header)?;
+        let mut fences = Vec::new();
+        for page in entries.chunks(ENTRIES_PER_PAGE) {
+            fences.extend_from_slice(&page[0].0.to_le_bytes());
+            let mut body = Vec::with_capacity(PAGE);
+            for &(hash, id) in page {
+                body.extend_from_slice(&hash.to_le_bytes());
+                body.extend_from_slice(&id.to_le_bytes());
+            }
+            put_page(&mut out, &mut body)?;
+        }
+        for page in offsets.chunks(OFFSETS_PER_PAGE) {
+            let mut body: Vec<u8> = page.iter().flat_map(|o| o.to_le_bytes()).collect();
+            put_page(&mut out, &mut body)?;
+        }
+        let crc = crc32c::crc32c(&fences);
+        out.write_all(&fences)?;
+        out.write_all(&crc.to_le_bytes())?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        fs::rename(&temporary, path)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temporary);
+        return Err(io_error(e));
+    }
+    KeyIndex::open(path, stamp)
+}
+
+/// Reads up to `out.len()` bytes at `at`; returns how many were read.
+fn read_up_to(file: &File, at: u64, out: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < out.len() {
+        match file.read_at(&mut out[got..], at + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+#[cfg(test)]
+mod tests;
