@@ -17,27 +17,8 @@ from tests.support import (
     respond,
     wait_client_socket,
 )
+from tests.support.scripted import answer_points, point_reply
 from tests.support.transports import OverTls
-
-#: Allowed lateness of a timeout: timeout * 1.1 + SLACK.
-SLACK = 0.1
-
-
-def point_reply(line):
-    """``get <key>`` -> one point whose key is the requested key."""
-    if line.startswith(b"get "):
-        key = line[4:-1]
-        return b"ok\n" + key + b" 1.0 1\n\n"
-    return b"ok\n\n"
-
-
-answer_points = respond(point_reply)
-
-
-def silent(peer):
-    """Reads the request and never answers."""
-    peer.read_line()
-
 
 
 class HostileServerTest(TestCase):

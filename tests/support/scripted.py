@@ -386,6 +386,24 @@ def respond(answer: Union[bytes, Callable[[bytes], Optional[bytes]]]) -> Script:
 ok_to_everything = respond(b"ok\n\n")
 
 
+def point_reply(line: bytes) -> bytes:
+    """``get <key>`` -> one point whose key is the requested key; anything
+    else -> ``ok``."""
+    if line.startswith(b"get "):
+        key = line[4:-1]
+        return b"ok\n" + key + b" 1.0 1\n\n"
+    return b"ok\n\n"
+
+
+#: Answers every request with `point_reply`.
+answer_points = respond(point_reply)
+
+
+def silent(peer: Peer) -> None:
+    """Reads the request and never answers."""
+    peer.read_line()
+
+
 class MetricsStore:
     """The protocol's semantics in memory: put replaces the value stored for
     a (key, timestamp); get returns points sorted by timestamp; ``*`` is every
