@@ -246,8 +246,8 @@ impl Loading {
         };
         let mut store = Store::new();
         let mut block_warnings = Vec::new();
-        // The blocks' keys first, so each keeps its slot; then the journal
-        // (the head's write-ahead log) on top.
+        // The blocks first, so that the journal (the head's write-ahead
+        // log) replayed on top gives each key the id the blocks know it by.
         let (sealed, keys_file) = match &config.data {
             Some(path) => {
                 // Beside the real file when `data` is a symlink, as the
@@ -269,6 +269,7 @@ impl Loading {
             Some(journal) => {
                 let (journal_file, recovery) = journal.replay(
                     &mut store,
+                    sealed.as_ref(),
                     &cancel,
                     config.log.as_ref(),
                     config.progress_interval,
@@ -415,7 +416,7 @@ impl Server {
             .sealed
             .as_ref()
             .map_or(0, |s| s.blocks().map(|b| b.header.points).sum());
-        (state.store.points() + sealed, state.store.keys())
+        (state.store.points() + sealed, state.store.ids())
     }
 
     /// Stops accepting, closes every connection, then writes and fsyncs the

@@ -58,7 +58,7 @@ pub(in crate::server) async fn execute(
                         let limit = conn.shared.limits.max_memory;
                         match put::apply(&mut state, &request, limit, defer, &mut wake) {
                             put::Outcome::Refused(reason) => {
-                                encode_error(&mut conn.wbuf, reason);
+                                encode_error(&mut conn.wbuf, &reason);
                             }
                             put::Outcome::Stored => encode_ok(&mut conn.wbuf),
                             put::Outcome::Deferred { settled_at } => {

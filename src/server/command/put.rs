@@ -3,7 +3,11 @@
 //! the journal cannot take it (the file cannot be written) or when memory is
 //! full and the point would need more; otherwise its record is appended to
 //! the journal (when there is one) and the point stored, or, under
-//! `fsync=always`, held back until its record is fsynced.
+//! `fsync=always`, held back until its record is fsynced. Before any of
+//! that, a key the head does not hold is looked up among the keys the
+//! blocks number, so that it keeps its series id.
+
+use std::borrow::Cow;
 
 use crate::protocol::Put;
 use crate::server::shared::State;
@@ -11,7 +15,7 @@ use crate::server::store::Store;
 use crate::server::OUT_OF_MEMORY;
 
 /// What became of a put.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(in crate::server) enum Outcome<'s> {
     /// Stored (and journaled, if there is a journal): answer `ok`.
     Stored,
@@ -20,7 +24,7 @@ pub(in crate::server) enum Outcome<'s> {
     /// rejected with.
     Deferred { settled_at: u64 },
     /// Not taken; the text of the error reply.
-    Refused(&'s str),
+    Refused(Cow<'s, str>),
 }
 
 /// Applies `put` to the state under the store's lock. `defer` is true under
@@ -37,9 +41,20 @@ pub(in crate::server) fn apply<'s>(
         // Asked again so the reason borrows the state for the caller (the
         // borrow checker cannot return the first borrow from this branch).
         let reason = refusal(state, put.key, put.timestamp, max_memory);
-        return Outcome::Refused(reason.unwrap_or(OUT_OF_MEMORY));
+        return Outcome::Refused(Cow::Borrowed(reason.unwrap_or(OUT_OF_MEMORY)));
     }
-    let State { store, journal, .. } = state;
+    let State {
+        store,
+        journal,
+        sealed,
+    } = state;
+    if let Some(sealed) = sealed.as_ref() {
+        if let Err(e) = sealed.admit(store, put.key) {
+            return Outcome::Refused(Cow::Owned(format!(
+                "cannot find the key among the stored ones: {e}"
+            )));
+        }
+    }
     let Some(journal) = journal.as_mut() else {
         store_point(store, put.key, put.timestamp, put.value);
         return Outcome::Stored;
@@ -148,7 +163,7 @@ mod tests {
         apply(&mut state, &put("k", 1.0, 5), None, false, &mut wake);
         let limit = Some(state.store.memory());
         let outcome = apply(&mut state, &put("k", 2.0, 6), limit, false, &mut wake);
-        assert_eq!(outcome, Outcome::Refused(OUT_OF_MEMORY));
+        assert_eq!(outcome, Outcome::Refused(OUT_OF_MEMORY.into()));
         let outcome = apply(&mut state, &put("k", 2.0, 5), limit, false, &mut wake);
         assert_eq!(outcome, Outcome::Stored);
         assert_eq!(state.store.points(), 1);

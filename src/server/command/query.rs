@@ -16,6 +16,8 @@
 use crate::protocol::{
     encode_points_end, encode_points_start, push_series, Point, Query, ReplyFormat,
 };
+use std::borrow::Cow;
+
 use crate::query::{Glob, Plan, SeriesAnswer};
 use crate::server::engine::View;
 use crate::server::store::Store;
@@ -39,7 +41,7 @@ pub(in crate::server) trait Source {
     /// a literal prefix (or a literal key) in one call.
     fn keys(&self, glob: &Glob, from: usize, budget: usize, out: &mut Vec<usize>) -> Option<usize>;
     /// The name of key `key`.
-    fn key(&self, key: usize) -> Option<&str>;
+    fn key(&self, key: usize) -> Option<Cow<'_, str>>;
     /// The first and last timestamps of `key` with `from <= t < until`.
     fn bounds(&self, key: usize, from: i64, until: Option<i64>) -> Option<(i64, i64)>;
     /// Appends the points of `key` with `from <= t < until` in timestamp
@@ -77,8 +79,8 @@ impl Source for Store {
         (end < self.keys()).then_some(end)
     }
 
-    fn key(&self, key: usize) -> Option<&str> {
-        Store::key(self, key)
+    fn key(&self, key: usize) -> Option<Cow<'_, str>> {
+        Store::key(self, key).map(Cow::Borrowed)
     }
 
     fn bounds(&self, key: usize, from: i64, until: Option<i64>) -> Option<(i64, i64)> {
@@ -97,15 +99,30 @@ impl Source for Store {
     }
 }
 
-/// The whole data: keys are the head's (it knows every key), points the
-/// head's over the blocks'.
+/// The whole data: keys are series ids (those the blocks number, then the
+/// head's new ones), points the head's over the blocks'.
 impl Source for View<'_> {
     fn keys(&self, glob: &Glob, from: usize, budget: usize, out: &mut Vec<usize>) -> Option<usize> {
-        Source::keys(self.head, glob, from, budget, out)
+        let numbered = self.sealed.map_or(0, |s| s.numbered());
+        if numbered == 0 {
+            // Nothing numbered: ids are the store's slots.
+            return Source::keys(self.head, glob, from, budget, out);
+        }
+        if let Some(key) = glob.literal() {
+            out.extend(self.id(key).filter(|&id| id >= from));
+            return None;
+        }
+        let end = from.saturating_add(budget.max(1)).min(self.ids());
+        self.each_key(from, end, |id, key| {
+            if glob.matches(key) {
+                out.push(id);
+            }
+        });
+        (end < self.ids()).then_some(end)
     }
 
-    fn key(&self, key: usize) -> Option<&str> {
-        Store::key(self.head, key)
+    fn key(&self, key: usize) -> Option<Cow<'_, str>> {
+        View::key(self, key)
     }
 
     fn bounds(&self, key: usize, from: i64, until: Option<i64>) -> Option<(i64, i64)> {
@@ -248,7 +265,7 @@ pub(in crate::server) fn fill(
                 cursor.series = None;
             }
         }
-        push_series(out, cursor.format, name, answered);
+        push_series(out, cursor.format, &name, answered);
     }
     false
 }

@@ -119,6 +119,49 @@ pub fn new_seed() -> (u64, u64) {
     (state.hash_one(1u8), state.hash_one(2u8))
 }
 
+/// The stamp the index at `path` says it was built with (what
+/// [`KeyIndex::open`] then checks against the keys file), read from its
+/// header; `Err(why)` inside when the index is to be rebuilt (missing, its
+/// header damaged, another version); an error for a file that is not an
+/// index.
+pub fn read_stamp(path: &Path) -> Result<Result<Stamp, String>, IndexError> {
+    let io_error = |source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = match open_regular(path, false) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Err("missing".into())),
+        opened => opened.map_err(io_error)?,
+    }
+    .map_err(|detail| IndexError::Foreign {
+        path: path.to_path_buf(),
+        detail,
+    })?;
+    let mut header = vec![0; PAGE];
+    let got = read_up_to(&file, 0, &mut header).map_err(io_error)?;
+    if header[..got.min(8)] != INDEX_MAGIC[..got.min(8)] || got == 0 {
+        return Err(IndexError::Foreign {
+            path: path.to_path_buf(),
+            detail: "it does not start with the keys index magic",
+        });
+    }
+    if got < PAGE
+        || u32::from_le_bytes(header[BODY..].try_into().expect("4")) != page_crc(0, &header[..BODY])
+    {
+        return Ok(Err("its header is damaged".into()));
+    }
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4"));
+    if version != INDEX_VERSION {
+        return Ok(Err(format!("format version {version}")));
+    }
+    let tail_len = usize::from(header[44]).min(TAIL);
+    Ok(Ok(Stamp {
+        keys: u64::from_le_bytes(header[12..20].try_into().expect("8")),
+        end: u64::from_le_bytes(header[36..44].try_into().expect("8")),
+        tail: header[45..45 + tail_len].to_vec(),
+    }))
+}
+
 impl KeyIndex {
     /// Opens the index at `path`, which must have been built from the
     /// keys file as `stamp` describes it.

@@ -409,6 +409,6 @@ fn item_at(bytes: &[u8], at: usize) -> Result<(Item<'_>, usize), String> {
 }
 
 mod read;
-pub use read::read_key;
+pub use read::{read_key, KeyScan};
 #[cfg(test)]
 mod tests;

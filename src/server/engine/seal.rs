@@ -35,9 +35,13 @@ pub(crate) struct Seal {
     dir: PathBuf,
     before: i64,
     cutoff: Option<i64>,
-    /// Slots below this are numbered in the keys file: only they can be
+    /// Ids below this are numbered in the keys file: only they can be
     /// sealed (keys added meanwhile wait for the next seal).
     numbered: usize,
+    /// The head's slots when the seal began, in id order: the order
+    /// series go into blocks. Keys added meanwhile have their records in
+    /// the journal after the seal began, which the new journal copies.
+    order: Vec<u32>,
     first_seq: u64,
     writers: Vec<(i64, BlockWriter)>,
     /// The oldest point kept in the head.
@@ -88,6 +92,7 @@ impl Sealer {
         now: i64,
         mut lock: impl FnMut() -> MutexGuard<'s, State>,
     ) -> Result<Seal, EngineError> {
+        let order: Vec<u32>;
         let (new_keys, numbered, dir, first_seq, low_before, old_index) = {
             let mut state = lock();
             let crate::server::shared::State { store, sealed, .. } = &mut *state;
@@ -95,9 +100,17 @@ impl Sealer {
                 return Err(EngineError::NotSealing);
             };
             let numbered = sealed.numbered();
-            let new_keys: Vec<String> = (numbered..store.keys())
-                .filter_map(|slot| store.key(slot).map(str::to_owned))
+            // Ids from the numbered ones on name keys only the head holds.
+            let new_keys: Vec<String> = (numbered..store.ids())
+                .filter_map(|id| store.slot_of(id).and_then(|slot| store.key(slot)))
+                .map(str::to_owned)
                 .collect();
+            debug_assert_eq!(new_keys.len(), store.ids() - numbered);
+            let mut by_id: Vec<(u32, u32)> = (0..store.keys())
+                .map(|slot| (store.id(slot).unwrap_or(0) as u32, slot as u32))
+                .collect();
+            by_id.sort_unstable();
+            order = by_id.into_iter().map(|(_, slot)| slot).collect();
             let first_seq = sealed.take_seqs(MAX_PARTITIONS as u64);
             let low_before = store.low();
             store.reset_low(None, None);
@@ -146,6 +159,7 @@ impl Sealer {
             before: self.storage.horizon(now),
             cutoff: self.storage.cutoff(now),
             numbered: numbered + new_keys.len(),
+            order,
             first_seq,
             writers: Vec::new(),
             kept_low: None,
@@ -182,6 +196,16 @@ fn rewrite_index(
 }
 
 impl Seal {
+    /// The head slot of the `i`th series to seal, in id order.
+    pub(crate) fn slot_at(&self, i: usize) -> Option<usize> {
+        self.order.get(i).map(|&slot| slot as usize)
+    }
+
+    /// How many series the seal walks.
+    pub(crate) fn series_count(&self) -> usize {
+        self.order.len()
+    }
+
     /// Seals what is old enough of the key in `slot` and calls `keep` with
     /// every other point (for the new journal). Called with the lock held.
     pub(crate) fn series(
@@ -191,7 +215,8 @@ impl Seal {
         keep: &mut dyn FnMut(i64, f64),
     ) -> Result<(), BlockError> {
         self.points.clear();
-        let sealable = slot < self.numbered;
+        let id = store.id(slot).unwrap_or(usize::MAX);
+        let sealable = id < self.numbered;
         let mut kept_low = self.kept_low;
         let (before, cutoff) = (self.before, self.cutoff);
         let mut dropped = 0;
@@ -249,12 +274,12 @@ impl Seal {
                 chunk::encode(&self.points[group.clone()], &mut self.chunk).map_err(|e| {
                     BlockError::BadChunk {
                         path: writer.path().to_path_buf(),
-                        series: slot as u64,
+                        series: id as u64,
                         what: e.to_string(),
                     }
                 })?;
             writer.add(
-                slot as u64,
+                id as u64,
                 &self.chunk,
                 summary.count,
                 summary.first,
@@ -331,8 +356,10 @@ impl Seal {
                 if stopping(&state) {
                     return Ok(());
                 }
-                for (slot, points) in &batch {
-                    state.store.remove_sealed(*slot, self.before, points);
+                for (id, points) in &batch {
+                    if let Some(slot) = state.store.slot_of(*id) {
+                        state.store.remove_sealed(slot, self.before, points);
+                    }
                 }
             }
         }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use super::block::{partition_end, scan_dir, Block, BlockError, BlockInfo};
 use super::chunk;
 use super::keyindex::KeyIndex;
-use super::keys::{KeysError, KeysFile};
+use super::keys::KeysFile;
 use super::EngineError;
 use crate::protocol::{DecimalText, Point};
 use crate::server::store::Store;
@@ -39,7 +39,8 @@ const QUARANTINE: &str = "quarantine";
 const RESERVE_POINTS: usize = 1 << 16;
 
 mod numbering;
-use numbering::open_key_index;
+use numbering::open_keys;
+pub use numbering::KeyCursor;
 
 #[derive(Debug)]
 pub struct Sealed {
@@ -105,7 +106,7 @@ impl Sealed {
                 files: foreign,
             });
         }
-        let (keys, names, offsets) = KeysFile::open_with_offsets(&dir.join(KEYS))?;
+        let (keys, key_index) = open_keys(dir, &mut warnings)?;
         if let Some(torn) = keys.torn() {
             let copy = dir.join(format!("keys.quarantine.{}", torn.offset));
             fs::write(&copy, &torn.bytes).map_err(io_error)?;
@@ -118,14 +119,9 @@ impl Sealed {
                 copy.display()
             ));
         }
-        // Slots follow the file's order: the store is empty.
-        if let Err(twice) = store.add_keys(&names) {
-            return Err(EngineError::Keys(KeysError::Corrupt {
-                path: dir.join(KEYS),
-                what: format!("key {:?} is listed twice", names[twice]),
-            }));
-        }
-        let key_index = open_key_index(dir, &keys, &names, &offsets, &mut warnings)?;
+        // New keys take the ids after the numbered ones.
+        let numbered = keys.len() as usize;
+        store.set_first_id(numbered);
         let keys_reader = fs::File::open(dir.join(KEYS)).map_err(io_error)?;
         for leftover in &scan.temporary {
             // An unfinished block of a seal a crash interrupted: its points
@@ -151,7 +147,6 @@ impl Sealed {
             }
         }
         sync_dir(dir).map_err(io_error)?;
-        let numbered = names.len();
         Ok((
             Sealed {
                 dir: dir.to_path_buf(),

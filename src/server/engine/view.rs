@@ -2,14 +2,20 @@
 //! blocks, past the retention cut. Every command reads through a `View`,
 //! so `get`, queries and the Graphite API answer the same points.
 //!
-//! Without blocks a view reads the store directly, as before the engine
-//! existed. With blocks, a walk reads each key's points once, when it
+//! Keys are named by their series ids: the blocks' numbers, which the
+//! head's keys carry too. A key numbered on disk with no point in the head
+//! is not in memory; its name is read from the keys file when a walk
+//! reaches it, and its id looked up through the keys index when asked for
+//! by name. Without blocks a view reads the store directly, as before the
+//! engine existed (ids are then the store's slots). With blocks, a walk reads each key's points once, when it
 //! reaches the key (sealed and head merged, the head's value winning), and
 //! reads them again if the set of blocks changes under it (a seal that
 //! moved points from the head into a block); so a `get *` of any size
 //! sees every point once, in key then timestamp order.
 
-use super::sealed::{Reading, Sealed};
+use std::borrow::Cow;
+
+use super::sealed::{KeyCursor, Reading, Sealed};
 use crate::protocol::{DecimalText, Point, Selector};
 use crate::server::log::{Level, LogSink};
 use crate::server::store::{Cursor, Store};
@@ -30,13 +36,18 @@ pub struct View<'a> {
 /// a walk that the first seal overtakes goes on from where it was.
 #[derive(Debug)]
 pub struct Walk {
-    /// The slot being walked; `None` once the walk is over.
-    slot: Option<usize>,
-    /// Only the one key at `slot` (a `get key`), or every key from it on.
+    /// The series id being walked; `None` once the walk is over.
+    id: Option<usize>,
+    /// Only the one key at `id` (a `get key`), or every key from it on.
     single: bool,
-    /// The last timestamp visited in `slot`.
+    /// The last timestamp visited in `id`.
     after: Option<i64>,
-    /// The points of `slot` read but not visited yet, merged
+    /// The key of `id`, once read (`named`).
+    name: String,
+    named: Option<usize>,
+    /// Where the walk reads numbered keys from the keys file.
+    keys: KeyCursor,
+    /// The points of `id` read but not visited yet, merged
     /// (`points[next..]`); read with blocks only.
     points: Vec<Point>,
     /// The values' decimal texts, when there is one per point of
@@ -49,7 +60,7 @@ pub struct Walk {
 
 impl Walk {
     pub fn is_done(&self) -> bool {
-        self.slot.is_none()
+        self.id.is_none()
     }
 }
 
@@ -68,16 +79,112 @@ impl<'a> View<'a> {
         self.sealed.is_some_and(|s| s.numbered() > 0) || self.cutoff.is_some()
     }
 
+    /// Reports a problem met while reading (the read goes on without it).
+    fn warn(&self, what: &str) {
+        if let Some(log) = self.log {
+            log(Level::Warning, what);
+        }
+    }
+
+    /// Ids below this name keys (numbered on disk or held in the head).
+    pub fn ids(&self) -> usize {
+        self.head.ids()
+    }
+
+    /// The series id of `key`, if it is stored (in the head or numbered
+    /// on disk).
+    pub fn id(&self, key: &str) -> Option<usize> {
+        if let Some(slot) = self.head.slot(key) {
+            return self.head.id(slot);
+        }
+        let sealed = self.sealed.filter(|s| s.numbered() > 0)?;
+        match sealed.numbered_id(key) {
+            Ok(id) => id.map(|id| id as usize),
+            Err(e) => {
+                self.warn(&format!("{e}; key {key:?} is not served"));
+                None
+            }
+        }
+    }
+
+    /// The key of series `id`.
+    pub fn key(&self, id: usize) -> Option<Cow<'a, str>> {
+        if let Some(key) = self.head.slot_of(id).and_then(|slot| self.head.key(slot)) {
+            return Some(Cow::Borrowed(key));
+        }
+        match self.sealed?.key_of(id) {
+            Ok(key) => Some(Cow::Owned(key)),
+            Err(e) => {
+                self.warn(&format!("{e}; series {id} is not served"));
+                None
+            }
+        }
+    }
+
+    /// Calls `visit(id, key)` for the series from `from` to `until`
+    /// (exclusive) in id order: the numbered ones read in sequence from the
+    /// keys file, then the head's new ones.
+    pub fn each_key(&self, from: usize, until: usize, mut visit: impl FnMut(usize, &str)) {
+        let numbered = self.sealed.map_or(0, |s| s.numbered());
+        if let Some(sealed) = self.sealed.filter(|_| from < numbered.min(until)) {
+            let read = sealed.each_numbered_key(from, |id, key| {
+                if id >= until {
+                    return false;
+                }
+                visit(id, key);
+                true
+            });
+            if let Err(e) = read {
+                self.warn(&format!("{e}; some keys are not served"));
+            }
+        }
+        for id in from.max(numbered)..until.min(self.ids()) {
+            if let Some(key) = self.head.slot_of(id).and_then(|slot| self.head.key(slot)) {
+                visit(id, key);
+            }
+        }
+    }
+
+    /// Puts the key of series `id` in `walk.name`; false when it has none
+    /// (or it cannot be read: then reported).
+    fn name(&self, walk: &mut Walk, id: usize) -> bool {
+        if walk.named == Some(id) {
+            return true;
+        }
+        walk.name.clear();
+        walk.named = None;
+        if let Some(key) = self.head.slot_of(id).and_then(|slot| self.head.key(slot)) {
+            walk.name.push_str(key);
+        } else {
+            let Some(sealed) = self.sealed else {
+                return false;
+            };
+            match sealed.read_numbered_key(&mut walk.keys, id, &mut walk.name) {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(e) => {
+                    self.warn(&format!("{e}; series {id} is not served"));
+                    return false;
+                }
+            }
+        }
+        walk.named = Some(id);
+        true
+    }
+
     /// A walk at the start of what `selector` asks for.
     pub fn walk_start(&self, selector: Selector<&str>) -> Walk {
-        let (slot, single) = match selector {
+        let (id, single) = match selector {
             Selector::All => (Some(0), false),
-            Selector::Key(key) => (self.head.slot(key), true),
+            Selector::Key(key) => (self.id(key), true),
         };
         Walk {
-            slot: slot.filter(|&s| s < self.head.keys()),
+            id: id.filter(|&id| id < self.ids()),
             single,
             after: None,
+            name: String::new(),
+            named: None,
+            keys: KeyCursor::default(),
             points: Vec::new(),
             texts: Vec::new(),
             next: 0,
@@ -100,21 +207,23 @@ impl<'a> View<'a> {
         mut visit: impl FnMut(&str, i64, f64, Option<DecimalText>) -> bool,
     ) -> bool {
         if !self.has_blocks() && walk.next == walk.points.len() {
-            // Nothing sealed: the store's own walk, from the same position.
-            let mut cursor = Cursor::at(walk.slot, walk.single, walk.after);
+            // Nothing sealed: the store's own walk, from the same position
+            // (ids are slots).
+            let mut cursor = Cursor::at(walk.id, walk.single, walk.after);
             let done = self
                 .head
                 .walk(&mut cursor, |key, ts, value| visit(key, ts, value, None));
-            (walk.slot, walk.after) = cursor.position();
+            (walk.id, walk.after) = cursor.position();
             return done;
         }
         let generation = self.sealed.map_or(0, Sealed::generation);
-        while let Some(slot) = walk.slot {
-            let Some(key) = self.head.key(slot) else {
-                walk.slot = None;
+        while let Some(id) = walk.id {
+            if id >= self.ids() {
+                walk.id = None;
                 break;
-            };
-            if walk.generation != Some(generation) || walk.next == walk.points.len() {
+            }
+            let named = self.name(walk, id);
+            if named && (walk.generation != Some(generation) || walk.next == walk.points.len()) {
                 // (Re)read what is left of this key: after a change of
                 // blocks, or to see puts ahead of the walk.
                 walk.points.clear();
@@ -126,7 +235,7 @@ impl<'a> View<'a> {
                         points: &mut walk.points,
                         texts: Some(&mut walk.texts),
                     };
-                    self.read_into(slot, from, None, into);
+                    self.read_into(id, from, None, into);
                 }
                 walk.generation = Some(generation);
             }
@@ -136,7 +245,7 @@ impl<'a> View<'a> {
                 let text = texts.and_then(|texts| texts[walk.next]);
                 walk.next += 1;
                 walk.after = Some(ts);
-                if !visit(key, ts, value, text) {
+                if !visit(&walk.name, ts, value, text) {
                     return false;
                 }
             }
@@ -145,23 +254,29 @@ impl<'a> View<'a> {
             walk.next = 0;
             walk.after = None;
             walk.generation = None;
-            walk.slot = if walk.single || slot + 1 >= self.head.keys() {
+            walk.id = if walk.single || id + 1 >= self.ids() {
                 None
             } else {
-                Some(slot + 1)
+                Some(id + 1)
             };
         }
         true
     }
 
-    /// Appends the points of `slot` with `from <= t < until`, by timestamp.
-    pub fn read(&self, slot: usize, from: i64, until: Option<i64>, out: &mut Vec<Point>) {
-        self.read_into(slot, from, until, Reading::points(out));
+    /// The head's slot of series `id`, or one past every slot when the head
+    /// does not hold it (the store's reads then find nothing).
+    fn head_slot(&self, id: usize) -> usize {
+        self.head.slot_of(id).unwrap_or(usize::MAX)
+    }
+
+    /// Appends the points of `id` with `from <= t < until`, by timestamp.
+    pub fn read(&self, id: usize, from: i64, until: Option<i64>, out: &mut Vec<Point>) {
+        self.read_into(id, from, until, Reading::points(out));
     }
 
     /// [`View::read`], with texts (see [`Reading`]) only when every point
     /// is sealed: the head's values have none.
-    fn read_into(&self, slot: usize, from: i64, until: Option<i64>, into: Reading<'_>) {
+    fn read_into(&self, id: usize, from: i64, until: Option<i64>, into: Reading<'_>) {
         let Reading {
             points: out,
             mut texts,
@@ -176,20 +291,17 @@ impl<'a> View<'a> {
                 points: out,
                 texts: texts.as_deref_mut(),
             };
-            sealed.points(slot, from, until, into, &mut |w| {
-                if let Some(log) = self.log {
-                    log(Level::Warning, &w);
-                }
-            });
+            sealed.points(id, from, until, into, &mut |w| self.warn(&w));
         }
         if out.len() == start {
-            self.head.each_in_range(slot, from, until, |ts, value| {
-                out.push((ts, value));
-                true
-            });
+            self.head
+                .each_in_range(self.head_slot(id), from, until, |ts, value| {
+                    out.push((ts, value));
+                    true
+                });
             return;
         }
-        if self.head.bounds(slot, from, until).is_none() {
+        if self.head.bounds(self.head_slot(id), from, until).is_none() {
             return; // nothing newer to merge: the common case once sealed
         }
         if let Some(texts) = texts {
@@ -197,34 +309,37 @@ impl<'a> View<'a> {
         }
         let sealed: Vec<Point> = out.drain(start..).collect();
         let mut s = 0;
-        self.head.each_in_range(slot, from, until, |ts, value| {
-            while s < sealed.len() && sealed[s].0 < ts {
-                out.push(sealed[s]);
-                s += 1;
-            }
-            if s < sealed.len() && sealed[s].0 == ts {
-                s += 1; // the head's value is newer
-            }
-            out.push((ts, value));
-            true
-        });
+        self.head
+            .each_in_range(self.head_slot(id), from, until, |ts, value| {
+                while s < sealed.len() && sealed[s].0 < ts {
+                    out.push(sealed[s]);
+                    s += 1;
+                }
+                if s < sealed.len() && sealed[s].0 == ts {
+                    s += 1; // the head's value is newer
+                }
+                out.push((ts, value));
+                true
+            });
         out.extend_from_slice(&sealed[s..]);
     }
 
-    /// Calls `visit(timestamp, value)` for the points of `slot` with `from
+    /// Calls `visit(timestamp, value)` for the points of `id` with `from
     /// <= t < until`, by timestamp, until it returns false.
     pub fn each_in_range(
         &self,
-        slot: usize,
+        id: usize,
         from: i64,
         until: Option<i64>,
         mut visit: impl FnMut(i64, f64) -> bool,
     ) {
         if !self.has_blocks() {
-            return self.head.each_in_range(slot, from, until, visit);
+            return self
+                .head
+                .each_in_range(self.head_slot(id), from, until, visit);
         }
         let mut points = Vec::new();
-        self.read(slot, from, until, &mut points);
+        self.read(id, from, until, &mut points);
         for (ts, value) in points {
             if !visit(ts, value) {
                 return;
@@ -232,13 +347,13 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Appends at most `limit` points of `slot` with `from <= t < until`,
+    /// Appends at most `limit` points of `id` with `from <= t < until`,
     /// by timestamp; returns how many. Only the sealed days needed to find
     /// `limit` points are decoded, so reading a long series `limit` points
     /// at a time costs about its points once, not once per piece.
     pub fn read_some(
         &self,
-        slot: usize,
+        id: usize,
         from: i64,
         until: Option<i64>,
         limit: usize,
@@ -250,11 +365,12 @@ impl<'a> View<'a> {
             let want = limit - (out.len() - start);
             let days = self
                 .sealed
-                .map_or_else(Vec::new, |sealed| sealed.partitions(slot, from, until));
+                .map_or_else(Vec::new, |sealed| sealed.partitions(id, from, until));
             if days.is_empty() {
                 // Only the head holds points there: its own bounded read.
                 let from = self.cutoff.map_or(from, |c| from.max(c));
-                self.head.read_range(slot, from, until, want, out);
+                self.head
+                    .read_range(self.head_slot(id), from, until, want, out);
                 break;
             }
             // The end of the sealed day by which `want` points are covered,
@@ -268,7 +384,7 @@ impl<'a> View<'a> {
                 })
                 .map(|(_, end, _)| end)
                 .filter(|&end| until.is_none_or(|u| end < u));
-            self.read(slot, from, cap.or(until), out);
+            self.read(id, from, cap.or(until), out);
             if out.len() - start >= limit {
                 out.truncate(start + limit);
                 break;
@@ -283,19 +399,19 @@ impl<'a> View<'a> {
         out.len() - start
     }
 
-    /// The first and last timestamps of `slot` within `from <= t < until`:
+    /// The first and last timestamps of `id` within `from <= t < until`:
     /// the head's bounds and those of the first and last sealed days that
     /// hold points there (only those days are decoded).
-    pub fn bounds(&self, slot: usize, from: i64, until: Option<i64>) -> Option<(i64, i64)> {
+    pub fn bounds(&self, id: usize, from: i64, until: Option<i64>) -> Option<(i64, i64)> {
         let from = self.cutoff.map_or(from, |c| from.max(c));
-        let head = self.head.bounds(slot, from, until);
+        let head = self.head.bounds(self.head_slot(id), from, until);
         if !self.has_blocks() {
             return head;
         }
         let mut first = head.map(|b| b.0);
         let mut last = head.map(|b| b.1);
         if let Some(sealed) = self.sealed {
-            let days = sealed.partitions(slot, from, until);
+            let days = sealed.partitions(id, from, until);
             let mut points = Vec::new();
             let within = |(start, end, _): (i64, i64, u64)| {
                 (from.max(start), Some(until.map_or(end, |u| u.min(end))))
@@ -303,7 +419,7 @@ impl<'a> View<'a> {
             for &day in &days {
                 let (lo, hi) = within(day);
                 points.clear();
-                sealed.points(slot, lo, hi, Reading::points(&mut points), &mut |_| {});
+                sealed.points(id, lo, hi, Reading::points(&mut points), &mut |_| {});
                 if let Some(p) = points.first() {
                     first = Some(first.map_or(p.0, |f| f.min(p.0)));
                     break;
@@ -312,7 +428,7 @@ impl<'a> View<'a> {
             for &day in days.iter().rev() {
                 let (lo, hi) = within(day);
                 points.clear();
-                sealed.points(slot, lo, hi, Reading::points(&mut points), &mut |_| {});
+                sealed.points(id, lo, hi, Reading::points(&mut points), &mut |_| {});
                 if let Some(p) = points.last() {
                     last = Some(last.map_or(p.0, |l| l.max(p.0)));
                     break;

@@ -206,7 +206,7 @@ impl<'s> Reader<'s> {
                     Outcome::Refused(reason) => {
                         self.refused += 1;
                         if refusal.is_none() {
-                            refusal = Some(reason.to_owned());
+                            refusal = Some(reason.into_owned());
                         }
                     }
                 }

@@ -50,16 +50,27 @@ impl Source for Store {
 
 impl Source for View<'_> {
     fn matching_keys(&self, glob: &PathGlob, visit: &mut dyn FnMut(&str)) {
-        self.head.matching_keys(glob, visit);
+        if let Some(key) = glob.literal() {
+            if self.id(key).is_some() {
+                visit(key);
+            }
+            return;
+        }
+        let prefix = glob.literal_prefix();
+        self.each_key(0, self.ids(), |_, key| {
+            if key.starts_with(prefix) && glob.matches(key) {
+                visit(key);
+            }
+        });
     }
 
     fn all_keys(&self, visit: &mut dyn FnMut(&str)) {
-        self.head.each_key(visit);
+        self.each_key(0, self.ids(), |_, key| visit(key));
     }
 
     fn points(&self, key: &str, from: i64, until: i64, visit: &mut dyn FnMut(i64, f64) -> bool) {
-        if let Some(slot) = self.head.slot(key) {
-            self.each_in_range(slot, from, Some(until), visit);
+        if let Some(id) = self.id(key) {
+            self.each_in_range(id, from, Some(until), visit);
         }
     }
 }

@@ -42,9 +42,9 @@ pub(super) struct Compaction {
     synced: u64,
     buf: Vec<u8>,
     started: Instant,
-    /// Sealing as it goes (walking key by key from `slot`).
+    /// Sealing as it goes (walking the seal's series from the `next`th).
     seal: Option<Seal>,
-    slot: usize,
+    next: usize,
     last_progress: Instant,
 }
 
@@ -70,7 +70,7 @@ impl Compaction {
             buf,
             started: Instant::now(),
             seal: None,
-            slot: 0,
+            next: 0,
             last_progress: Instant::now(),
         })
     }
@@ -87,15 +87,16 @@ impl Compaction {
 
     /// A progress line every few seconds of a long seal (as a long replay
     /// has): `None` when one is not due.
-    pub(super) fn progress(&mut self, keys: usize) -> Option<String> {
+    pub(super) fn progress(&mut self) -> Option<String> {
         let seal = self.seal.as_ref()?;
         if self.last_progress.elapsed() < PROGRESS_EVERY {
             return None;
         }
         self.last_progress = Instant::now();
         Some(format!(
-            "sealing: {} of {keys} keys done, {} points into blocks so far ({:.0} s)",
-            self.slot,
+            "sealing: {} of {} keys done, {} points into blocks so far ({:.0} s)",
+            self.next,
+            seal.series_count(),
             seal.sealed,
             self.started.elapsed().as_secs_f64()
         ))
@@ -105,7 +106,7 @@ impl Compaction {
     pub(super) fn step(&mut self, shared: &Shared) -> io::Result<bool> {
         let buf = &mut self.buf;
         let (done, lines) = match self.seal.as_mut() {
-            Some(seal) => seal_step(&shared.lock().store, seal, &mut self.slot, buf)?,
+            Some(seal) => seal_step(&shared.lock().store, seal, &mut self.next, buf)?,
             None => snapshot(&shared.lock().store, &mut self.cursor, buf),
         };
         self.tmp.write_all(buf)?;
@@ -215,28 +216,29 @@ impl Compaction {
     }
 }
 
-/// With a seal: seals or journals the points of each key from `slot` on
-/// until `buf` holds `COMPACT_STEP` bytes. Called with the lock held.
+/// With a seal: seals or journals the points of each of the seal's series
+/// from the `next`th on until `buf` holds `COMPACT_STEP` bytes. Called
+/// with the lock held.
 fn seal_step(
     store: &Store,
     seal: &mut Seal,
-    slot: &mut usize,
+    next: &mut usize,
     buf: &mut Vec<u8>,
 ) -> io::Result<(bool, u64)> {
     let mut lines = 0;
     let visited = seal.visited;
-    while *slot < store.keys() {
-        let key = store.key(*slot).unwrap_or_default();
-        seal.series(store, *slot, &mut |ts, value| {
+    while let Some(slot) = seal.slot_at(*next) {
+        let key = store.key(slot).unwrap_or_default();
+        seal.series(store, slot, &mut |ts, value| {
             encode_point_record(buf, key, value, ts);
             lines += 1;
         })
         .map_err(io::Error::other)?;
-        *slot += 1;
+        *next += 1;
         // Sealed points write nothing here: bound the step by the points
         // looked at too, so the lock is held about as long as without.
         if buf.len() >= COMPACT_STEP || seal.visited - visited >= SEAL_STEP_POINTS {
-            return Ok((*slot >= store.keys(), lines));
+            return Ok((*next >= seal.series_count(), lines));
         }
     }
     Ok((true, lines))

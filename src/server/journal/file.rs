@@ -21,6 +21,7 @@ use super::format::{decode_plain, is_torn_record, Format, HEADER, MAX_RECORD};
 use super::quarantine::{excerpt, Quarantine};
 use super::recovery::{replay, Control, Stop, Tail};
 use super::report::Recovery;
+use crate::server::engine::Sealed;
 use crate::server::error::ServerError;
 use crate::server::log::{Level, LogSink};
 use crate::server::store::Store;
@@ -190,6 +191,7 @@ impl OpenJournal {
     pub(crate) fn replay(
         self,
         store: &mut Store,
+        sealed: Option<&Sealed>,
         cancel: &AtomicBool,
         log: Option<&LogSink>,
         progress_interval: Duration,
@@ -231,6 +233,7 @@ impl OpenJournal {
                     len,
                     format,
                     store,
+                    sealed,
                     &mut recovery,
                     &mut quarantine,
                     &control,

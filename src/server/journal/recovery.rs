@@ -20,6 +20,7 @@ use super::format::{
 use super::quarantine::{excerpt, Quarantine};
 use super::report::Recovery;
 use crate::server::command::put::store_point;
+use crate::server::engine::Sealed;
 use crate::server::log::{Level, LogSink};
 use crate::server::store::Store;
 
@@ -92,11 +93,13 @@ const CANCEL_SLICE: usize = 4096;
 /// chunks, splits lines, checks and parses records (and quarantines what
 /// fails), while the calling thread inserts the decoded points into the
 /// store, which is most of the cost.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn replay(
     file: &File,
     len: u64,
     format: Format,
     store: &mut Store,
+    sealed: Option<&Sealed>,
     recovery: &mut Recovery,
     quarantine: &mut Quarantine,
     control: &Control<'_>,
@@ -106,6 +109,7 @@ pub(super) fn replay(
     let points = AtomicU64::new(0);
     let path = recovery.path.clone();
     let mut found = Found::default();
+    let mut unadmitted = None;
     let decoded = std::thread::scope(|scope| {
         let (quarantine, found, points, path) = (&mut *quarantine, &mut found, &points, &path);
         let decoder = std::thread::Builder::new()
@@ -137,6 +141,12 @@ pub(super) fn replay(
                     // SAFETY: the decoder checked that the key is UTF-8 (it
                     // came from a `&str`), and the bytes were not changed.
                     let key = unsafe { std::str::from_utf8_unchecked(key) };
+                    if let Some(Err(e)) = sealed.map(|sealed| sealed.admit(store, key)) {
+                        // The key's id cannot be known: storing the point
+                        // could give it a second one.
+                        unadmitted = Some(e);
+                        break 'chunks;
+                    }
                     store_point(store, key, record.timestamp, record.value);
                 }
                 recovery.replayed += slice.len() as u64;
@@ -157,6 +167,9 @@ pub(super) fn replay(
         recovery.quarantine = Some(quarantine.path().to_owned());
     }
     recovery.samples.extend(found.samples);
+    if let Some(e) = unadmitted {
+        return Err(Stop::Io(io::Error::other(e)));
+    }
     if control.cancel.load(Ordering::Relaxed) {
         return Err(Stop::Cancelled);
     }

@@ -27,31 +27,35 @@ impl Cursor {
 }
 
 impl Store {
-    /// Adds `keys` with no points, in slots following the store's last.
-    /// Keys of sealed blocks are added in their slot order before the
-    /// journal is replayed, so a key keeps its slot (its series number in
-    /// the blocks) across restarts. The index is sized once for all of them
-    /// (a million keys load at start without a rehash). Stops at the first
-    /// key the store holds already and returns its position in `keys`.
-    pub fn add_keys<K: AsRef<str>>(&mut self, keys: &[K]) -> Result<(), usize> {
-        let hashes: Vec<u64> = keys.iter().map(|k| self.index.hash(k.as_ref())).collect();
-        let Store {
-            keys: arena,
-            index,
-            series,
-            ..
-        } = self;
-        self.bytes += index.reserve(&hashes, |slot| {
-            series.get(slot).map_or("", |s| arena.get(s.key))
-        });
-        for (i, (key, &hash)) in keys.iter().zip(&hashes).enumerate() {
-            let key = key.as_ref();
-            if self.find(hash, key).is_some() {
-                return Err(i);
-            }
-            self.push_key(hash, key, Points::empty(), 0);
+    /// Makes `n` the first id new keys take: ids below it are numbered in
+    /// the blocks. Called on an empty store, before the journal is replayed.
+    pub fn set_first_id(&mut self, n: usize) {
+        debug_assert_eq!(self.series.len(), 0);
+        self.next_id = n;
+    }
+
+    /// Adds `key`, not held yet, with no points and the series id `id` it
+    /// has in the blocks; returns its slot. A key is looked up on disk and
+    /// added this way before its first put, so that it keeps its id.
+    pub fn add_key(&mut self, key: &str, id: usize) -> usize {
+        let hash = self.index.hash(key);
+        debug_assert!(self.find(hash, key).is_none());
+        self.push_key(hash, key, id, Points::empty(), 0)
+    }
+
+    /// The series id of the key in `slot`.
+    pub fn id(&self, slot: usize) -> Option<usize> {
+        self.series.get(slot).map(|series| series.id as usize)
+    }
+
+    /// The slot of the key with series id `id`, if held.
+    pub fn slot_of(&self, id: usize) -> Option<usize> {
+        if !self.sparse {
+            return (id < self.series.len()).then_some(id);
         }
-        Ok(())
+        self.ids.find(self.ids.hash_id(id), |slot| {
+            self.series.get(slot).is_some_and(|s| s.id as usize == id)
+        })
     }
 
     /// No point held is older than this; `None` when nothing was stored
@@ -151,21 +155,23 @@ mod tests {
     }
 
     #[test]
-    fn keys_without_points_keep_their_slot_and_answer_nothing() {
+    fn keys_numbered_on_disk_keep_their_id_and_new_keys_follow_them() {
         let mut store = Store::new();
-        assert_eq!(store.add_keys(&["a", "b"]), Ok(()));
-        assert_eq!(store.add_keys(&["a"]), Err(0));
-        assert_eq!(store.add_keys(&["x", "y", "b", "z"]), Err(2));
-        assert_eq!(
-            (store.slot("a"), store.slot("b"), store.slot("y")),
-            (Some(0), Some(1), Some(3))
-        );
-        assert_eq!(store.low(), None);
-        assert!(all(&store, "a").is_empty());
-        assert!(store.put("b", 5, 1.0));
-        assert!(store.put("c", 3, 1.0));
-        assert_eq!(store.slot("c"), Some(4));
-        assert_eq!((store.points(), store.keys(), store.low()), (2, 5, Some(3)));
+        store.set_first_id(10);
+        assert!(store.put("new", 5, 1.0));
+        assert_eq!(store.add_key("old", 3), 1);
+        assert!(store.put("old", 7, 2.0));
+        assert!(store.put("newer", 1, 1.0));
+        assert_eq!(store.add_key("older", 0), 3);
+        let ids: Vec<_> = (0..store.keys()).map(|s| store.id(s)).collect();
+        assert_eq!(ids, [Some(10), Some(3), Some(11), Some(0)]);
+        for (slot, id) in ids.iter().enumerate() {
+            assert_eq!(store.slot_of(id.unwrap()), Some(slot));
+        }
+        assert_eq!(store.slot_of(4), None);
+        assert_eq!(store.ids(), 12);
+        assert_eq!((store.points(), store.keys(), store.low()), (3, 4, Some(1)));
+        assert!(all(&store, "older").is_empty());
         store.check();
         let mut cursor = store.cursor(Selector::All);
         let mut seen = Vec::new();
@@ -173,19 +179,30 @@ mod tests {
             seen.push((k.to_owned(), t));
             true
         }));
-        assert_eq!(seen, vec![("b".to_owned(), 5), ("c".to_owned(), 3)]);
+        assert_eq!(
+            seen,
+            [("new".into(), 5), ("old".into(), 7), ("newer".into(), 1)]
+        );
     }
 
     #[test]
-    fn many_keys_added_at_once_are_found_and_keep_their_order() {
-        let keys: Vec<String> = (0..50_000).map(|i| format!("k{i}")).collect();
+    fn alone_a_store_numbers_keys_by_slot_and_turns_sparse_when_told_otherwise() {
         let mut store = Store::new();
-        store.add_keys(&keys[..10]).unwrap();
-        store.add_keys(&keys[10..]).unwrap();
-        for (slot, key) in keys.iter().enumerate() {
-            assert_eq!(store.slot(key), Some(slot));
+        for i in 0..50_000 {
+            store.put(&format!("k{i}"), 1, 1.0);
         }
-        assert_eq!(store.add_keys(&["new", "k49999"]), Err(1));
+        assert_eq!(
+            (store.slot_of(49_999), store.slot_of(50_000)),
+            (Some(49_999), None)
+        );
+        assert_eq!(store.ids(), 50_000);
+        assert_eq!(store.add_key("far", 70_000), 50_000);
+        for slot in (0..50_000).step_by(997) {
+            assert_eq!(store.slot_of(slot), Some(slot));
+        }
+        assert_eq!(store.slot_of(70_000), Some(50_000));
+        assert!(store.put("next", 1, 1.0));
+        assert_eq!(store.id(50_001), Some(70_001));
         store.check();
     }
 

@@ -58,6 +58,11 @@ impl Index {
             .map(|&slot| slot as usize)
     }
 
+    /// The hash of a series id, for an index from ids to slots.
+    pub(super) fn hash_id(&self, id: usize) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
     /// Adds `slot` under `hash`; `key_of(slot)` gives the key of any slot
     /// already present (to rehash it). Returns the bytes newly allocated.
     pub(super) fn insert<'k>(
@@ -73,26 +78,20 @@ impl Index {
         table.allocation_size() - before
     }
 
-    /// Makes room for keys with these `hashes` in their shards at once, so
-    /// that inserting them rehashes nothing (`key_of` as for `insert`).
-    /// Returns the bytes newly allocated.
-    pub(super) fn reserve<'k>(
+    /// [`Index::insert`] for an index of ids: `id_of(slot)` gives the id
+    /// of any slot already present.
+    pub(super) fn insert_id(
         &mut self,
-        hashes: &[u64],
-        key_of: impl Fn(usize) -> &'k str,
+        slot: u32,
+        id: usize,
+        id_of: impl Fn(usize) -> usize,
     ) -> usize {
-        let mut counts = vec![0usize; SHARDS];
-        for &hash in hashes {
-            counts[Self::shard(hash)] += 1;
-        }
         let Index { hasher, shards } = self;
-        let mut grown = 0;
-        for (table, count) in shards.iter_mut().zip(counts) {
-            let before = table.allocation_size();
-            table.reserve(count, |&slot| hasher.hash_one(key_of(slot as usize)));
-            grown += table.allocation_size() - before;
-        }
-        grown
+        let hash = hasher.hash_one(id);
+        let table = &mut shards[Self::shard(hash)];
+        let before = table.allocation_size();
+        table.insert_unique(hash, slot, |&slot| hasher.hash_one(id_of(slot as usize)));
+        table.allocation_size() - before
     }
 
     /// The bytes the index takes however many keys it holds.

@@ -6,6 +6,13 @@
 //! with a [`Cursor`] and release the lock between chunks: a `get *` of any
 //! size is streamed without copying the data and without stalling writers.
 //!
+//! Each key also carries its series id: its number in the storage engine's
+//! blocks, which outlives the head. Alone, a store numbers its keys by
+//! their slots. As the engine's head it holds only the keys with points in
+//! memory: a key already numbered on disk is added with its id
+//! ([`Store::add_key`]), a key never seen takes the next id after the
+//! numbered ones, and an index from id to slot is kept beside the keys'.
+//!
 //! Nothing here grows by copying everything at once, so no single put pauses
 //! the server as the store grows: keys are packed in an arena of fixed
 //! blocks (`arena`), looked up through many small hash tables (`index`),
@@ -44,6 +51,11 @@ pub struct Store {
     /// No point stored is older than this (`None`: none stored since the
     /// bound was last reset); the storage engine's cue to seal (`head`).
     low: Option<i64>,
+    /// Series id to slot, once ids and slots differ (`sparse`).
+    ids: Index,
+    sparse: bool,
+    /// The id the next new key takes.
+    next_id: usize,
     /// The slot the last put went to: puts come in runs of one key (a
     /// client's batch per series), and checking that key first saves the
     /// hash and the probe into the index, which misses the cache with many
@@ -54,6 +66,8 @@ pub struct Store {
 #[derive(Debug)]
 struct Series {
     key: KeyRef,
+    /// Below 2^32, as slots are (see `push_key`).
+    id: u32,
     points: Points,
 }
 
@@ -116,7 +130,8 @@ impl Store {
             return self.insert_at(slot, timestamp, value);
         }
         let (points, point_bytes) = Points::new(timestamp, value);
-        self.last = Some(self.push_key(hash, key, points, point_bytes));
+        let id = self.next_id;
+        self.last = Some(self.push_key(hash, key, id, points, point_bytes));
         self.points += 1;
         true
     }
@@ -131,24 +146,62 @@ impl Store {
         new
     }
 
-    /// Adds a key not stored yet with `points`; returns its slot.
-    fn push_key(&mut self, hash: u64, key: &str, points: Points, point_bytes: usize) -> usize {
+    /// Adds a key not stored yet, with series id `id` and `points`;
+    /// returns its slot.
+    fn push_key(
+        &mut self,
+        hash: u64,
+        key: &str,
+        id: usize,
+        points: Points,
+        point_bytes: usize,
+    ) -> usize {
+        // Slots and ids are below 2^32: each key costs tens of bytes, and
+        // 2^32 of them would be hundreds of gigabytes.
+        let id32 = u32::try_from(id).unwrap_or(u32::MAX);
         let (at, key_bytes) = self.keys.push(key);
-        let (slot, slot_bytes) = self.series.push(Series { key: at, points });
+        let (slot, slot_bytes) = self.series.push(Series {
+            key: at,
+            id: id32,
+            points,
+        });
+        self.next_id = self.next_id.max(id + 1);
+        let slot32 = u32::try_from(slot).unwrap_or(u32::MAX);
+        if id != slot && !self.sparse {
+            self.make_sparse();
+        }
         let Store {
             keys,
             index,
+            ids,
             series,
+            sparse,
             ..
         } = self;
-        // Slots are below 2^32: each key costs tens of bytes, and 2^32 of
-        // them would be hundreds of gigabytes.
-        let slot32 = u32::try_from(slot).unwrap_or(u32::MAX);
         let index_bytes = index.insert(hash, slot32, |slot| {
             series.get(slot).map_or("", |s| keys.get(s.key))
         });
-        self.bytes += key_bytes + point_bytes + slot_bytes + index_bytes;
+        let id_bytes = if *sparse {
+            ids.insert_id(slot32, id, |slot| {
+                series.get(slot).map_or(0, |s| s.id as usize)
+            })
+        } else {
+            0
+        };
+        self.bytes += key_bytes + point_bytes + slot_bytes + index_bytes + id_bytes;
         slot
+    }
+
+    /// Starts the index from ids to slots, once a key's id is not its slot.
+    fn make_sparse(&mut self) {
+        self.sparse = true;
+        let Store { ids, series, .. } = self;
+        for slot in 0..series.len() {
+            let id = series.get(slot).map_or(0, |s| s.id as usize);
+            self.bytes += ids.insert_id(slot as u32, id, |slot| {
+                series.get(slot).map_or(0, |s| s.id as usize)
+            });
+        }
     }
 
     /// Whether `key` has a point at `timestamp`.
@@ -163,9 +216,15 @@ impl Store {
         self.points
     }
 
-    /// Number of distinct keys.
+    /// Number of keys held (slots).
     pub fn keys(&self) -> usize {
         self.series.len()
+    }
+
+    /// The id the next new key takes: every id below it is numbered on
+    /// disk or held here.
+    pub fn ids(&self) -> usize {
+        self.next_id
     }
 
     /// Bytes the store has allocated for its keys and points (as the
@@ -175,6 +234,7 @@ impl Store {
         self.bytes
             + self.sorted.heap_bytes()
             + self.index.fixed_bytes()
+            + self.ids.fixed_bytes()
             + std::mem::size_of::<Self>()
     }
 
@@ -228,268 +288,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use std::collections::BTreeMap;
-
-    impl Store {
-        /// Recounts every allocation and checks the running count and the
-        /// series' invariants.
-        pub(super) fn check(&self) {
-            let mut points = 0;
-            let mut series_bytes = 0;
-            for slot in 0..self.series.len() {
-                let series = self.series.get(slot).unwrap();
-                series.points.check();
-                series_bytes += series.points.heap_bytes();
-                points += (0..series.points.chunk_count())
-                    .map(|c| series.points.chunk(c).len())
-                    .sum::<usize>();
-                let key = self.keys.get(series.key);
-                assert_eq!(self.find(self.index.hash(key), key), Some(slot));
-            }
-            assert_eq!(points as u64, self.points);
-            let counted = self.keys.heap_bytes()
-                + self.index.heap_bytes()
-                + self.series.heap_bytes()
-                + series_bytes;
-            assert_eq!(counted, self.bytes);
-        }
-    }
-
-    /// A put: key number, timestamp, value.
-    fn puts() -> impl Strategy<Value = Vec<(u8, i64, f64)>> {
-        let timestamp = prop_oneof![-300i64..300, any::<i64>(), Just(i64::MIN), Just(i64::MAX),];
-        prop::collection::vec((0u8..6, timestamp, -1e3f64..1e3), 0..2000)
-    }
-
-    fn key_name(k: u8) -> String {
-        // Some keys long enough for a block of their own.
-        match k {
-            5 => "L".repeat(5000),
-            4 => String::new(),
-            _ => format!("key{k}"),
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
-
-        /// The store holds what a map of sorted maps holds, walks it in the
-        /// same order in chunks of any size, and counts its memory exactly.
-        #[test]
-        fn behaves_like_a_map_of_sorted_maps(puts in puts(), chunk in 1usize..300) {
-            let mut store = Store::new();
-            let mut model: Vec<(String, BTreeMap<i64, f64>)> = Vec::new();
-            for &(k, ts, value) in &puts {
-                let key = key_name(k);
-                let series = match model.iter().position(|(name, _)| *name == key) {
-                    Some(i) => &mut model[i].1,
-                    None => {
-                        model.push((key.clone(), BTreeMap::new()));
-                        &mut model.last_mut().unwrap().1
-                    }
-                };
-                let want_new = series.insert(ts, value).is_none();
-                prop_assert_eq!(store.contains(&key, ts), !want_new);
-                prop_assert_eq!(store.put(&key, ts, value), want_new);
-                prop_assert!(store.contains(&key, ts));
-            }
-            store.check();
-            prop_assert_eq!(store.keys(), model.len());
-            let want: Vec<(String, i64, f64)> = model
-                .iter()
-                .flat_map(|(key, points)| points.iter().map(|(&t, &v)| (key.clone(), t, v)))
-                .collect();
-            prop_assert_eq!(collect(&store, Cursor::all(), chunk), want);
-            for (key, points) in &model {
-                let got = collect(&store, store.cursor(Selector::Key(key)), chunk);
-                let want: Vec<_> = points.iter().map(|(&t, &v)| (key.clone(), t, v)).collect();
-                prop_assert_eq!(got, want);
-            }
-        }
-    }
-
-    #[test]
-    fn runs_of_one_key_and_switches_between_keys_land_in_their_own_series() {
-        let mut store = Store::new();
-        let puts = [
-            ("a", 1),
-            ("a", 2),
-            ("b", 1),
-            ("b", 3),
-            ("a", 3),
-            ("ab", 1),
-            ("b", 2),
-        ];
-        for (i, &(key, ts)) in puts.iter().enumerate() {
-            assert!(store.put(key, ts, i as f64), "{key} {ts}");
-        }
-        assert!(
-            !store.put("a", 2, 9.0),
-            "a replaced value is not a new point"
-        );
-        let mut got = Vec::new();
-        store.walk(&mut Cursor::all(), |key, ts, value| {
-            got.push((key.to_string(), ts, value));
-            true
-        });
-        let want = [
-            ("a", 1, 0.0),
-            ("a", 2, 9.0),
-            ("a", 3, 4.0),
-            ("b", 1, 2.0),
-            ("b", 2, 6.0),
-            ("b", 3, 3.0),
-            ("ab", 1, 5.0),
-        ];
-        let want: Vec<_> = want
-            .iter()
-            .map(|&(k, t, v)| (k.to_string(), t, v))
-            .collect();
-        assert_eq!(got, want);
-        assert_eq!((store.points(), store.keys()), (7, 3));
-    }
-
-    #[test]
-    fn long_series_cost_at_most_32_bytes_per_point() {
-        for (name, order) in [("in order", false), ("shuffled", true)] {
-            let mut store = Store::new();
-            store.put("k", 0, 0.0);
-            let before = store.memory();
-            let n: i64 = 200_000;
-            let mut x: i64 = 1;
-            for i in 1..=n {
-                let ts = if order {
-                    // A permutation of 1..=n (n + 1 is prime... close enough:
-                    // a multiplicative walk modulo a prime above n).
-                    x = x * 48271 % 200_003;
-                    x
-                } else {
-                    i
-                };
-                store.put("k", ts, 1.0);
-            }
-            store.check();
-            let per_point = (store.memory() - before) as f64 / (store.points() - 1) as f64;
-            assert!(per_point <= 32.0, "{name}: {per_point} bytes per point");
-        }
-    }
-
-    /// Growing never reallocates anything in proportion to the number of
-    /// keys (which would copy it all under the lock, stalling every client),
-    /// and a long series only its list of chunks (one entry per 128 points,
-    /// 2.5 MB at 10 million points): the largest allocation one put makes
-    /// stays small.
-    #[test]
-    fn no_put_allocates_in_proportion_to_the_store() {
-        let mut store = Store::new();
-        let mut largest = 0;
-        for i in 0..300_000 {
-            let before = store.memory();
-            store.put(&format!("host{i}.cpu"), 1, 1.0);
-            largest = largest.max(store.memory() - before);
-        }
-        for ts in 0..300_000 {
-            let before = store.memory();
-            store.put("series", ts, 1.0);
-            largest = largest.max(store.memory() - before);
-        }
-        store.check();
-        // A segment of slots (4096 x 48 bytes) is the largest step.
-        assert!(largest <= 256 << 10, "one put allocated {largest} bytes");
-    }
-
-    #[test]
-    fn memory_grows_with_keys_and_points() {
-        let mut store = Store::new();
-        let empty = store.memory();
-        assert!(empty > 0);
-        for i in 0..10_000 {
-            store.put(&format!("key{i}"), 1, 1.0);
-        }
-        store.check();
-        let per_key = (store.memory() - empty) / 10_000;
-        assert!((40..=160).contains(&per_key), "{per_key} bytes per key");
-    }
-
-    fn collect(store: &Store, mut cursor: Cursor, chunk: usize) -> Vec<(String, i64, f64)> {
-        let mut out = Vec::new();
-        loop {
-            let mut n = 0;
-            let done = store.walk(&mut cursor, |k, t, v| {
-                out.push((k.to_owned(), t, v));
-                n += 1;
-                n < chunk
-            });
-            if done {
-                assert!(cursor.is_done());
-                return out;
-            }
-        }
-    }
-
-    #[test]
-    fn points_are_ordered_and_overwritten() {
-        let mut store = Store::new();
-        assert!(store.put("test_key", 1503319740, 12.0));
-        assert!(store.put("test_key", 1503319739, 13.0));
-        assert!(store.put("other", 5, 1.0));
-        assert!(!store.put("test_key", 1503319740, 14.0));
-        assert_eq!((store.points(), store.keys()), (3, 2));
-        let key = store.cursor(Selector::Key("test_key"));
-        assert_eq!(
-            collect(&store, key, usize::MAX),
-            vec![
-                ("test_key".into(), 1503319739, 13.0),
-                ("test_key".into(), 1503319740, 14.0)
-            ]
-        );
-        let all = store.cursor(Selector::All);
-        assert_eq!(collect(&store, all, usize::MAX).len(), 3);
-        let missing = store.cursor(Selector::Key("missing"));
-        assert!(missing.is_done());
-        assert_eq!(collect(&store, missing, 1), vec![]);
-    }
-
-    #[test]
-    fn chunked_walks_see_every_point_once() {
-        let mut store = Store::new();
-        for k in 0..7 {
-            for t in (0..13).rev() {
-                store.put(&format!("k{k}"), t * 3 - 10, (k * 100 + t) as f64);
-            }
-        }
-        let whole = collect(&store, Cursor::all(), usize::MAX);
-        assert_eq!(whole.len(), 7 * 13);
-        for chunk in 1..20 {
-            assert_eq!(collect(&store, Cursor::all(), chunk), whole);
-        }
-    }
-
-    #[test]
-    fn writes_between_chunks_ahead_of_the_cursor_are_seen() {
-        let mut store = Store::new();
-        store.put("a", 1, 1.0);
-        store.put("a", 3, 3.0);
-        let mut cursor = Cursor::all();
-        let mut seen = Vec::new();
-        assert!(!store.walk(&mut cursor, |k, t, _| {
-            seen.push((k.to_owned(), t));
-            false
-        }));
-        store.put("a", 0, 0.0); // behind the cursor: not seen
-        store.put("a", 2, 2.0); // ahead: seen
-        store.put("b", 9, 9.0); // a new key: seen
-        assert!(store.walk(&mut cursor, |k, t, _| {
-            seen.push((k.to_owned(), t));
-            true
-        }));
-        let want: Vec<(String, i64)> = [("a", 1), ("a", 2), ("a", 3), ("b", 9)]
-            .iter()
-            .map(|&(k, t)| (k.to_owned(), t))
-            .collect();
-        assert_eq!(seen, want);
-    }
-}
+mod tests;

@@ -13,6 +13,13 @@ impl Store {
         self.find(self.index.hash(key), key)
     }
 
+    /// Whether `key` is held: the last put's key is tried first, as a put
+    /// tries it.
+    pub fn holds(&self, key: &str) -> bool {
+        let last = self.last.and_then(|slot| self.series.get(slot));
+        last.is_some_and(|series| self.keys.get(series.key) == key) || self.slot(key).is_some()
+    }
+
     /// The key in `slot`.
     pub fn key(&self, slot: usize) -> Option<&str> {
         self.series

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::{
     header, item_at, open_regular, parse, records, Defect, Item, KeysError, KeysFile, Opened,
-    TornTail, HEADER_LEN, MARKER_LEN, MAX_KEY_BYTES,
+    TornTail, HEADER_LEN, MARKER_LEN, MAX_KEY_BYTES, SYNCED,
 };
 use crate::server::engine::keyindex::{Stamp, TAIL};
 
@@ -139,4 +139,106 @@ pub fn read_key(file: &File, path: &Path, offset: u64, end: u64) -> Result<Strin
         Ok((Item::Synced(_), _)) => Err(corrupt(format!("a sync marker at offset {offset}"))),
         Err(problem) => Err(corrupt(format!("the record at offset {offset}: {problem}"))),
     }
+}
+
+/// Bytes a [`KeyScan`] reads at a time.
+const SCAN_READ: usize = 64 << 10;
+
+/// The keys file's records read one after another from an offset: a walk
+/// over the numbered keys in id order costs one read per 64 KiB of keys,
+/// not an index lookup per key. The file is only ever appended to, so a
+/// scan stays valid while keys are added behind it.
+#[derive(Debug)]
+pub struct KeyScan {
+    buf: Vec<u8>,
+    /// The next item's place in `buf`.
+    at: usize,
+    /// The file offset of `buf[0]`.
+    origin: u64,
+}
+
+impl KeyScan {
+    /// A scan from the record at `offset`.
+    pub fn new(offset: u64) -> KeyScan {
+        KeyScan {
+            buf: Vec::new(),
+            at: 0,
+            origin: offset,
+        }
+    }
+
+    /// The next key of the keys file `file` (at `path`), whose records end
+    /// by `end`; `None` at `end`. Sync markers are skipped.
+    pub fn next_key(
+        &mut self,
+        file: &File,
+        path: &Path,
+        end: u64,
+    ) -> Result<Option<&str>, KeysError> {
+        loop {
+            let offset = self.origin + self.at as u64;
+            if offset >= end {
+                return Ok(None);
+            }
+            let problem = match item_at(&self.buf, self.at) {
+                Ok((Item::Synced(_), next)) => {
+                    self.at = next;
+                    continue;
+                }
+                Ok((Item::Key(key), next)) => {
+                    let (start, len) = (self.at + 4, key.len());
+                    self.at = next;
+                    let key = std::str::from_utf8(&self.buf[start..start + len]);
+                    return Ok(key.ok());
+                }
+                Err(problem) => problem,
+            };
+            // Either the item runs past what was read (read on) or it is
+            // damaged (whole, or nothing more to read before `end`).
+            let unread = self.buf.len() - self.at;
+            let whole = item_len(&self.buf[self.at..]).is_some_and(|n| unread >= n);
+            if !whole && self.origin + (self.buf.len() as u64) < end {
+                self.refill(file, path, end)?;
+                if self.buf.len() - self.at > unread {
+                    continue;
+                }
+            }
+            return Err(KeysError::Corrupt {
+                path: path.to_path_buf(),
+                what: format!("the record at offset {offset}: {problem}"),
+            });
+        }
+    }
+
+    /// Drops what was read and reads on, keeping the unread bytes; reads
+    /// at least the length the next record says it has.
+    fn refill(&mut self, file: &File, path: &Path, end: u64) -> Result<(), KeysError> {
+        self.buf.drain(..self.at);
+        self.origin += self.at as u64;
+        self.at = 0;
+        let have = self.buf.len();
+        let need = item_len(&self.buf).unwrap_or(MARKER_LEN);
+        let want = (have + SCAN_READ).max(need);
+        let until = (self.origin + want as u64).min(end);
+        let read = (until - self.origin) as usize;
+        if read <= have {
+            return Ok(());
+        }
+        self.buf.resize(read, 0);
+        file.read_exact_at(&mut self.buf[have..], self.origin + have as u64)
+            .map_err(|source| KeysError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+}
+
+/// The length of the item starting `bytes`, as its length field says
+/// (`None` when even that is not there).
+fn item_len(bytes: &[u8]) -> Option<usize> {
+    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+    Some(match len {
+        SYNCED => MARKER_LEN,
+        len => 8 + (len as usize).min(MAX_KEY_BYTES + 1),
+    })
 }

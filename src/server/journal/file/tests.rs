@@ -32,8 +32,13 @@ fn record(key: &str, value: &str, ts: i64) -> Vec<u8> {
 
 fn replay_file(path: &Path) -> Result<(Store, Recovery), ServerError> {
     let mut store = Store::new();
-    let (_, recovery) =
-        open(path)?.replay(&mut store, &AtomicBool::new(false), None, Duration::MAX)?;
+    let (_, recovery) = open(path)?.replay(
+        &mut store,
+        None,
+        &AtomicBool::new(false),
+        None,
+        Duration::MAX,
+    )?;
     Ok((store, recovery))
 }
 
@@ -191,7 +196,13 @@ fn a_cancelled_replay_changes_nothing() {
     let mut store = Store::new();
     let err = open(&path)
         .unwrap()
-        .replay(&mut store, &AtomicBool::new(true), None, Duration::MAX)
+        .replay(
+            &mut store,
+            None,
+            &AtomicBool::new(true),
+            None,
+            Duration::MAX,
+        )
         .unwrap_err();
     assert!(matches!(err, ServerError::Cancelled));
     assert_eq!(fs::read(&path).unwrap(), content);

@@ -40,8 +40,7 @@ impl<D: Disk> JournalWriter<D> {
         let sealing = c.seal().map(|s| (s.sealed, s.dropped));
         match stepped {
             Ok(false) => {
-                let keys = self.shared.lock().store.keys();
-                if let Some(line) = c.progress(keys) {
+                if let Some(line) = c.progress() {
                     self.shared.log(
                         Level::Info,
                         &format!("{}: {line}", self.file.path.display()),

@@ -63,6 +63,7 @@ impl Rig {
             .unwrap()
             .replay(
                 &mut store,
+                None,
                 &std::sync::atomic::AtomicBool::new(false),
                 None,
                 std::time::Duration::MAX,
