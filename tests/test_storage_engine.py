@@ -8,6 +8,7 @@ Retention drops old points. Run against the installed package::
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Dict, List, Set, Tuple
 
 from client import Client, Server
 from tests.support import BOUND, TestCase, wait_until
+from tests.support.graphite import http_get
 from tests.support.processes import ServerProcess
 from tests.test_server_durability import storm
 
@@ -261,6 +263,45 @@ class Files(EngineCase):
                 cl.get("*")
                 wait_until(lambda: logged.output, timeout=BOUND, interval=0.05, message="a warning")
         self.assertTrue(any("not served" in line for line in logged.output), logged.output)
+
+
+class KeysOnDisk(EngineCase):
+    """After a restart the keys of sealed series are on disk only (the head
+    holds the keys with recent points): every read still finds them."""
+
+    def test_after_a_restart_keys_only_on_disk_answer_every_read(self) -> None:
+        srv, _ = self.start()
+        with Client(*srv.address, timeout=BOUND) as cl:
+            cl.put_many(self.history(keys=5, points=200))
+            self.wait_sealed()
+            before = cl.get("*")
+        srv.close()
+        srv, warned = self.start(head_window="2h", http_port=0)
+        self.assertEqual(warned, [])
+        with Client(*srv.address, timeout=BOUND) as cl:
+            self.assertEqual(cl.get("*"), before)
+            self.assertEqual(cl.get("host3.cpu"), {"host3.cpu": before["host3.cpu"]})
+            # A key known only on disk takes more points into its own
+            # series; a new key comes after the older ones in `get *`.
+            cl.put("new.cpu", 1.0, timestamp=self.now)
+            cl.put("host1.cpu", 2.5, timestamp=self.now)
+            want = dict(before)
+            want["host1.cpu"] = before["host1.cpu"] + [(self.now, 2.5)]
+            want["new.cpu"] = [(self.now, 1.0)]
+            got = cl.get("*")
+            self.assertEqual(got, want)
+            self.assertEqual(list(got), list(want), "keys in order of first appearance")
+            self.assertEqual(cl.get("host{1,2}.cpu"), {k: want[k] for k in ("host1.cpu", "host2.cpu")})
+            self.assertEqual(list(cl.get("host*.cpu", max_points=1)), [f"host{i}.cpu" for i in range(5)])
+            self.assertEqual(cl.get("*.cpu", since=self.now - 60),
+                             {"host1.cpu": [(self.now, 2.5)], "new.cpu": [(self.now, 1.0)]})
+            self.assertEqual(cl.get("nohost*"), {})
+        status, _, body = http_get(srv.dashboard_url + "metrics/find?query=host1.*")
+        self.assertEqual(status, 200, body)
+        self.assertIn(b"host1.cpu", body)
+        status, _, body = http_get(srv.dashboard_url + "metrics/index.json")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(sorted(json.loads(body)), sorted(want))
 
 
 class Migration(EngineCase):

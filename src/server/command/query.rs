@@ -112,6 +112,17 @@ impl Source for View<'_> {
             out.extend(self.id(key).filter(|&id| id >= from));
             return None;
         }
+        let prefix = glob.literal_prefix();
+        if !prefix.is_empty() {
+            let start = out.len();
+            self.keys_with_prefix(prefix, |id, key| {
+                if id >= from && glob.matches(key) {
+                    out.push(id);
+                }
+            });
+            out[start..].sort_unstable();
+            return None;
+        }
         let end = from.saturating_add(budget.max(1)).min(self.ids());
         self.each_key(from, end, |id, key| {
             if glob.matches(key) {

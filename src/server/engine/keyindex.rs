@@ -14,6 +14,7 @@
 //!                 page's end
 //! entry pages     (hash u64, id u32) sorted by hash then id, 340 a page
 //! offset pages    each id's record offset in the keys file, u64, 511 a page
+//! order pages     the ids in byte order of their keys, u32, 1023 a page
 //! fences          the first hash of each entry page (u64 each), CRC-32C
 //! ```
 //!
@@ -24,14 +25,17 @@
 //! Pages are 4096 bytes, the last 4 a CRC-32C of the page's number and its
 //! other bytes (a page read from the wrong place fails its check). Open
 //! reads the header and the fences (8 bytes per 340 keys); a lookup reads
-//! one or two entry pages and an offset page, through the page cache. The
+//! one or two entry pages and an offset page, through the page cache; a
+//! glob's literal prefix is found by binary search over the order pages
+//! (about 20 keys read back for a million), so a query for a few keys
+//! among millions reads a few pages, not every key. The
 //! hash is SipHash-2-4 keyed by a seed drawn when the index is first built,
 //! so clients cannot choose keys that collide; a collision only costs a
 //! comparison, since each candidate's key is read back from the keys file.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -40,12 +44,13 @@ use thiserror::Error;
 use super::block::open_regular;
 
 pub const INDEX_MAGIC: [u8; 8] = *b"MCKEYIX\0";
-pub const INDEX_VERSION: u32 = 1;
+pub const INDEX_VERSION: u32 = 2;
 const PAGE: usize = 4096;
 const BODY: usize = PAGE - 4;
 const ENTRY: usize = 12;
 const ENTRIES_PER_PAGE: usize = BODY / ENTRY;
 const OFFSETS_PER_PAGE: usize = BODY / 8;
+const ORDER_PER_PAGE: usize = BODY / 4;
 
 #[derive(Debug, Error)]
 pub enum IndexError {
@@ -86,17 +91,18 @@ pub struct Stamp {
 /// How many of the keys file's last bytes a stamp holds.
 pub const TAIL: usize = 20;
 
-/// Pages of each kind for `keys` keys.
-fn layout(keys: u64) -> (u64, u64) {
+/// Pages of each kind for `keys` keys: entries, offsets, order.
+fn layout(keys: u64) -> (u64, u64, u64) {
     (
         keys.div_ceil(ENTRIES_PER_PAGE as u64),
         keys.div_ceil(OFFSETS_PER_PAGE as u64),
+        keys.div_ceil(ORDER_PER_PAGE as u64),
     )
 }
 
 fn file_len(keys: u64) -> u64 {
-    let (entry_pages, offset_pages) = layout(keys);
-    (1 + entry_pages + offset_pages) * PAGE as u64 + entry_pages * 8 + 4
+    let (entry_pages, offset_pages, order_pages) = layout(keys);
+    (1 + entry_pages + offset_pages + order_pages) * PAGE as u64 + entry_pages * 8 + 4
 }
 
 fn page_crc(number: u64, body: &[u8]) -> u32 {
@@ -228,9 +234,9 @@ impl KeyIndex {
             u64::from_le_bytes(header[20..28].try_into().expect("8")),
             u64::from_le_bytes(header[28..36].try_into().expect("8")),
         );
-        let (entry_pages, offset_pages) = layout(keys);
+        let (entry_pages, offset_pages, order_pages) = layout(keys);
         let mut fence_bytes = vec![0; entry_pages as usize * 8 + 4];
-        let at = (1 + entry_pages + offset_pages) * PAGE as u64;
+        let at = (1 + entry_pages + offset_pages + order_pages) * PAGE as u64;
         file.read_exact_at(&mut fence_bytes, at).map_err(io_error)?;
         let (body, crc) = fence_bytes.split_at(entry_pages as usize * 8);
         if u32::from_le_bytes(crc.try_into().expect("4")) != crc32c::crc32c(body) {
@@ -305,12 +311,30 @@ impl KeyIndex {
                 what: format!("series {id} is past its {} keys", self.keys),
             });
         }
-        let (entry_pages, _) = layout(self.keys);
+        let (entry_pages, _, _) = layout(self.keys);
         let p = id / OFFSETS_PER_PAGE as u64;
         let mut page = [0; PAGE];
         self.page(1 + entry_pages + p, &mut page)?;
         let at = (id % OFFSETS_PER_PAGE as u64) as usize * 8;
         Ok(u64::from_le_bytes(page[at..at + 8].try_into().expect("8")))
+    }
+
+    /// The id of the `rank`th key in byte order of the keys.
+    pub fn ordered(&self, rank: u64) -> Result<u64, IndexError> {
+        if rank >= self.keys {
+            return Err(IndexError::Untrusted {
+                path: self.path.clone(),
+                what: format!("rank {rank} is past its {} keys", self.keys),
+            });
+        }
+        let (entry_pages, offset_pages, _) = layout(self.keys);
+        let p = rank / ORDER_PER_PAGE as u64;
+        let mut page = [0; PAGE];
+        self.page(1 + entry_pages + offset_pages + p, &mut page)?;
+        let at = (rank % ORDER_PER_PAGE as u64) as usize * 4;
+        Ok(u64::from(u32::from_le_bytes(
+            page[at..at + 4].try_into().expect("4"),
+        )))
     }
 
     /// The ids whose keys hash as `key` does, in id order: the candidates
@@ -337,142 +361,6 @@ impl KeyIndex {
         }
         Ok(out)
     }
-
-    /// Every entry, in hash order (for a rewrite).
-    fn all_entries(&self) -> Result<Vec<(u64, u32)>, IndexError> {
-        let mut page = [0; PAGE];
-        let mut out = Vec::with_capacity(self.keys as usize);
-        for p in 0..self.fences.len() as u64 {
-            out.extend(self.entries_of(p, &mut page)?);
-        }
-        Ok(out)
-    }
-
-    /// Every offset, in id order (for a rewrite).
-    fn all_offsets(&self) -> Result<Vec<u64>, IndexError> {
-        let (entry_pages, offset_pages) = layout(self.keys);
-        let mut page = [0; PAGE];
-        let mut out = Vec::with_capacity(self.keys as usize);
-        for p in 0..offset_pages {
-            self.page(1 + entry_pages + p, &mut page)?;
-            let count = (self.keys - p * OFFSETS_PER_PAGE as u64).min(OFFSETS_PER_PAGE as u64);
-            out.extend(
-                page[..count as usize * 8]
-                    .chunks_exact(8)
-                    .map(|b| u64::from_le_bytes(b.try_into().expect("8"))),
-            );
-        }
-        Ok(out)
-    }
-
-    /// Writes the index of `old`'s keys followed by `keys` (their records
-    /// at `offsets`) to `path` and opens it.
-    pub fn extend(
-        &self,
-        path: &Path,
-        stamp: &Stamp,
-        keys: &[&str],
-        offsets: &[u64],
-    ) -> Result<KeyIndex, IndexError> {
-        let mut entries = self.all_entries()?;
-        let mut all_offsets = self.all_offsets()?;
-        let first = self.keys;
-        entries.extend(
-            keys.iter()
-                .enumerate()
-                .map(|(i, key)| (hash_key(self.seed, key), (first + i as u64) as u32)),
-        );
-        entries.sort_unstable();
-        all_offsets.extend_from_slice(offsets);
-        write(path, self.seed, stamp, &entries, &all_offsets)
-    }
-}
-
-/// Builds the index of `keys` (key `i` is series `i`, its record at
-/// `offsets[i]`) at `path` under a fresh seed and opens it.
-pub fn build<K: AsRef<str>>(
-    path: &Path,
-    stamp: &Stamp,
-    keys: &[K],
-    offsets: &[u64],
-) -> Result<KeyIndex, IndexError> {
-    let seed = new_seed();
-    let mut entries: Vec<(u64, u32)> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, key)| (hash_key(seed, key.as_ref()), i as u32))
-        .collect();
-    entries.sort_unstable();
-    write(path, seed, stamp, &entries, offsets)
-}
-
-/// Writes an index (entries sorted) to a temporary file, fsyncs it and
-/// renames it over `path`, then opens it.
-fn write(
-    path: &Path,
-    seed: (u64, u64),
-    stamp: &Stamp,
-    entries: &[(u64, u32)],
-    offsets: &[u64],
-) -> Result<KeyIndex, IndexError> {
-    let io_error = |source| IndexError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    debug_assert_eq!(entries.len(), offsets.len());
-    debug_assert_eq!(stamp.keys, offsets.len() as u64);
-    let keys = offsets.len() as u64;
-    let tail = &stamp.tail[..stamp.tail.len().min(TAIL)];
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    let written = (|| -> io::Result<()> {
-        let mut out = BufWriter::new(File::create(&temporary)?);
-        let mut number = 0u64;
-        let mut put_page = |out: &mut BufWriter<File>, body: &mut Vec<u8>| -> io::Result<()> {
-            body.resize(BODY, 0);
-            let crc = page_crc(number, body);
-            body.extend_from_slice(&crc.to_le_bytes());
-            number += 1;
-            out.write_all(body)
-        };
-        let mut header = Vec::with_capacity(PAGE);
-        header.extend_from_slice(&INDEX_MAGIC);
-        header.extend_from_slice(&INDEX_VERSION.to_le_bytes());
-        header.extend_from_slice(&keys.to_le_bytes());
-        header.extend_from_slice(&seed.0.to_le_bytes());
-        header.extend_from_slice(&seed.1.to_le_bytes());
-        header.extend_from_slice(&stamp.end.to_le_bytes());
-        header.push(tail.len() as u8);
-        header.extend_from_slice(tail);
-        put_page(&mut out, &mut header)?;
-        let mut fences = Vec::new();
-        for page in entries.chunks(ENTRIES_PER_PAGE) {
-            fences.extend_from_slice(&page[0].0.to_le_bytes());
-            let mut body = Vec::with_capacity(PAGE);
-            for &(hash, id) in page {
-                body.extend_from_slice(&hash.to_le_bytes());
-                body.extend_from_slice(&id.to_le_bytes());
-            }
-            put_page(&mut out, &mut body)?;
-        }
-        for page in offsets.chunks(OFFSETS_PER_PAGE) {
-            let mut body: Vec<u8> = page.iter().flat_map(|o| o.to_le_bytes()).collect();
-            put_page(&mut out, &mut body)?;
-        }
-        let crc = crc32c::crc32c(&fences);
-        out.write_all(&fences)?;
-        out.write_all(&crc.to_le_bytes())?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        fs::rename(&temporary, path)?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&temporary);
-        return Err(io_error(e));
-    }
-    KeyIndex::open(path, stamp)
 }
 
 /// Reads up to `out.len()` bytes at `at`; returns how many were read.
@@ -488,6 +376,9 @@ fn read_up_to(file: &File, at: u64, out: &mut [u8]) -> io::Result<usize> {
     }
     Ok(got)
 }
+
+mod write;
+pub use write::build;
 
 #[cfg(test)]
 mod tests;

@@ -132,7 +132,7 @@ impl Sealer {
         let mut warning = None;
         let index = match &result {
             Ok(_) if names.is_empty() && old_index.is_some() => old_index,
-            Ok(offsets) => match rewrite_index(&self.keys, old_index.as_deref(), &names, offsets) {
+            Ok(_) => match rewrite_index(&self.keys) {
                 Ok(index) => Some(Arc::new(index)),
                 Err(e) => {
                     warning = Some(format!(
@@ -174,25 +174,14 @@ impl Sealer {
     }
 }
 
-/// The keys index once `fresh` (their records at `offsets`) were appended
-/// to `keys`: `old` extended when it covers every key before them, else
-/// rebuilt from the keys file.
-fn rewrite_index(
-    keys: &KeysFile,
-    old: Option<&KeyIndex>,
-    fresh: &[&str],
-    offsets: &[u64],
-) -> Result<KeyIndex, EngineError> {
+/// The keys index of `keys` once new keys were appended, built again from
+/// every key (one read of the keys file, without the store's lock): the
+/// order of the keys by their text takes them all.
+fn rewrite_index(keys: &KeysFile) -> Result<KeyIndex, EngineError> {
     let path = keys.path().with_file_name(KEY_INDEX);
-    let before = keys.len() - fresh.len() as u64;
     let stamp = keys.stamp()?;
-    match old {
-        Some(old) if old.keys() == before => Ok(old.extend(&path, &stamp, fresh, offsets)?),
-        _ => {
-            let (names, offsets) = keys.read_all()?;
-            Ok(keyindex::build(&path, &stamp, &names, &offsets)?)
-        }
-    }
+    let (names, offsets) = keys.read_all()?;
+    Ok(keyindex::build(&path, &stamp, &names, &offsets)?)
 }
 
 impl Seal {

@@ -145,6 +145,28 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Calls `visit(id, key)` for every key starting with `prefix` (any
+    /// order): the numbered ones through the keys index, the head's new
+    /// ones through its sorted keys.
+    pub fn keys_with_prefix(&self, prefix: &str, mut visit: impl FnMut(usize, &str)) {
+        let numbered = self.sealed.map_or(0, |s| s.numbered());
+        if let Some(sealed) = self.sealed {
+            let found = sealed.numbered_keys_with_prefix(prefix, |id, key| {
+                visit(id, key);
+                true
+            });
+            if let Err(e) = found {
+                self.warn(&format!("{e}; some keys are not served"));
+            }
+        }
+        self.head.keys_with_prefix(prefix, |slot, key| {
+            if let Some(id) = self.head.id(slot).filter(|&id| id >= numbered) {
+                visit(id, key);
+            }
+            true
+        });
+    }
+
     /// Puts the key of series `id` in `walk.name`; false when it has none
     /// (or it cannot be read: then reported).
     fn name(&self, walk: &mut Walk, id: usize) -> bool {

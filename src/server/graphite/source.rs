@@ -57,11 +57,16 @@ impl Source for View<'_> {
             return;
         }
         let prefix = glob.literal_prefix();
-        self.each_key(0, self.ids(), |_, key| {
-            if key.starts_with(prefix) && glob.matches(key) {
+        let matching = |_, key: &str| {
+            if glob.matches(key) {
                 visit(key);
             }
-        });
+        };
+        if prefix.is_empty() {
+            self.each_key(0, self.ids(), matching);
+        } else {
+            self.keys_with_prefix(prefix, matching);
+        }
     }
 
     fn all_keys(&self, visit: &mut dyn FnMut(&str)) {

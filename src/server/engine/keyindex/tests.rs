@@ -44,28 +44,24 @@ fn every_key_is_found_by_its_text_and_others_are_not() {
     }
 }
 
+/// The order pages list the ids by their keys' bytes, across pages.
 #[test]
-fn an_extended_index_finds_old_and_new_keys_under_the_same_seed() {
-    let dir = TestDir::new("keyindex-extend");
-    let names: Vec<String> = (0..700).map(|i| format!("k{i}")).collect();
-    let (mut keys, offsets) = keys_file(&dir, &names[..500]);
+fn the_order_pages_rank_the_keys_by_their_bytes() {
+    let dir = TestDir::new("keyindex-order");
+    // More keys than one order page holds, numbered out of byte order.
+    let names: Vec<String> = (0..2500)
+        .map(|i| format!("k{}", (i * 7919) % 2500))
+        .collect();
+    let (keys, offsets) = keys_file(&dir, &names);
     let path = dir.0.join("keys.index");
-    let old_stamp = keys.stamp().unwrap();
-    let old = build(&path, &old_stamp, &names[..500], &offsets).unwrap();
-    let fresh: Vec<&str> = names[500..].iter().map(String::as_str).collect();
-    let fresh_offsets = keys.append(&fresh).unwrap();
-    keys.sync().unwrap();
-    let new = old
-        .extend(&path, &keys.stamp().unwrap(), &fresh, &fresh_offsets)
-        .unwrap();
-    assert_eq!((new.keys(), new.seed()), (700, old.seed()));
-    assert!(
-        KeyIndex::open(&path, &old_stamp).is_err(),
-        "no longer covers 500"
-    );
-    for (id, key) in names.iter().enumerate() {
-        assert_eq!(find(&new, &keys, key), Some(id as u64), "{key}");
-    }
+    let index = build(&path, &keys.stamp().unwrap(), &names, &offsets).unwrap();
+    let ranked: Vec<String> = (0..2500)
+        .map(|rank| names[index.ordered(rank).unwrap() as usize].clone())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(ranked, sorted);
+    assert!(index.ordered(2500).is_err());
 }
 
 /// Colliding hashes (all keys under one hash) still find each key: the
@@ -87,10 +83,9 @@ fn candidates_spanning_pages_are_all_returned() {
         end: 99,
         tail: vec![1; TAIL],
     };
-    let index = write(&path, (1, 2), &stamp, &entries, &offsets).unwrap();
+    let order: Vec<u32> = (0..n as u32 + 10).collect();
+    let index = write::write(&path, (1, 2), &stamp, &entries, &offsets, &order).unwrap();
     assert_eq!(index.candidates("k").unwrap(), (0..n).collect::<Vec<_>>());
-    assert_eq!(index.all_entries().unwrap(), entries);
-    assert_eq!(index.all_offsets().unwrap(), offsets);
     assert_eq!(index.offset(n + 9).unwrap(), n + 9);
     assert!(index.offset(n + 10).is_err());
 }

@@ -138,6 +138,43 @@ impl Sealed {
         Ok(())
     }
 
+    /// Calls `visit(id, key)` for the numbered keys that start with
+    /// `prefix`, in byte order of the keys, until it returns false: found
+    /// by binary search over the index's order of the keys, each key read
+    /// back from the keys file.
+    pub fn numbered_keys_with_prefix(
+        &self,
+        prefix: &str,
+        mut visit: impl FnMut(usize, &str) -> bool,
+    ) -> Result<(), EngineError> {
+        if self.numbered == 0 {
+            return Ok(());
+        }
+        let index = self.trusted_index()?;
+        let path = self.dir.join(KEYS);
+        let key_at = |rank: u64| -> Result<(u64, String), EngineError> {
+            let id = index.ordered(rank)?;
+            let key = read_key(&self.keys_reader, &path, index.offset(id)?, index.end())?;
+            Ok((id, key))
+        };
+        let (mut lo, mut hi) = (0, index.keys());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if key_at(mid)?.1.as_str() < prefix {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        for rank in lo..index.keys() {
+            let (id, key) = key_at(rank)?;
+            if !key.starts_with(prefix) || !visit(id as usize, &key) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn trusted_index(&self) -> Result<&KeyIndex, EngineError> {
         self.key_index.as_deref().ok_or_else(|| {
             IndexError::Untrusted {
@@ -181,7 +218,7 @@ pub(super) fn open_keys(
         Err(why) => why,
         Ok(stamp) => match KeysFile::open_after(&keys_path, &stamp)? {
             None => "it was built from another keys file".into(),
-            Some((keys, after, offsets)) => match KeyIndex::open(&path, &stamp) {
+            Some((keys, after, _)) => match KeyIndex::open(&path, &stamp) {
                 Ok(index) if after.is_empty() => return Ok((keys, index)),
                 Ok(index) => {
                     // Keys a seal appended before a crash kept it from
@@ -194,8 +231,9 @@ pub(super) fn open_keys(
                         index.keys(),
                         keys.len()
                     ));
-                    let fresh: Vec<&str> = after.iter().map(String::as_str).collect();
-                    let index = index.extend(&path, &keys.stamp()?, &fresh, &offsets)?;
+                    drop(index);
+                    let (names, offsets) = keys.read_all()?;
+                    let index = keyindex::build(&path, &keys.stamp()?, &names, &offsets)?;
                     return Ok((keys, index));
                 }
                 Err(IndexError::Untrusted { what, .. }) => what,
