@@ -40,7 +40,9 @@ impl Store {
     pub fn add_key(&mut self, key: &str, id: usize) -> usize {
         let hash = self.index.hash(key);
         debug_assert!(self.find(hash, key).is_none());
-        self.push_key(hash, key, id, Points::empty(), 0)
+        let slot = self.push_key(hash, key, id, Points::empty(), 0);
+        self.last = Some(slot); // its put comes next
+        slot
     }
 
     /// The series id of the key in `slot`.

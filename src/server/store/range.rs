@@ -13,11 +13,19 @@ impl Store {
         self.find(self.index.hash(key), key)
     }
 
-    /// Whether `key` is held: the last put's key is tried first, as a put
-    /// tries it.
-    pub fn holds(&self, key: &str) -> bool {
+    /// Whether `key` is held. The last put's key is tried first, as a put
+    /// tries it, and a key found through the index becomes the last: the
+    /// put that follows then finds it without a second probe.
+    pub fn holds(&mut self, key: &str) -> bool {
         let last = self.last.and_then(|slot| self.series.get(slot));
-        last.is_some_and(|series| self.keys.get(series.key) == key) || self.slot(key).is_some()
+        if last.is_some_and(|series| self.keys.get(series.key) == key) {
+            return true;
+        }
+        let found = self.slot(key);
+        if found.is_some() {
+            self.last = found;
+        }
+        found.is_some()
     }
 
     /// The key in `slot`.
