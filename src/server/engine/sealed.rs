@@ -1,10 +1,11 @@
 //! The sealed part of the data: the block files of `<data>.blocks/` and the
 //! keys file that numbers their series, opened at start and read on demand.
 //!
-//! A series' number in every block is its key's slot in the store (the
-//! head): the keys file lists the keys in slot order, and start-up adds
-//! them to the store before the journal is replayed, so the numbering
-//! holds across restarts. Blocks are immutable; a later block of the same
+//! A series' number in every block is its key's place in the keys file
+//! (its series id). Start-up does not read the keys: the keys index finds
+//! a key's id on disk when the head first meets the key again, so the
+//! numbering holds across restarts without the keys in memory. Blocks are
+//! immutable; a later block of the same
 //! partition (a higher `seq`) holds newer values where the two overlap,
 //! and the head is newer than every block.
 //!
@@ -47,7 +48,7 @@ pub struct Sealed {
     dir: PathBuf,
     /// In (partition start, seq) order.
     blocks: Vec<Arc<Block>>,
-    /// Keys in the keys file: slots below this may have sealed points.
+    /// Keys in the keys file: ids below this may have sealed points.
     numbered: usize,
     next_seq: u64,
     /// Bumped whenever the set of blocks changes, so a walk that cached a
@@ -179,7 +180,7 @@ impl Sealed {
         self.numbered
     }
 
-    /// Records that the keys file now numbers the slots below `n`.
+    /// Records that the keys file now numbers the ids below `n`.
     pub fn numbered_up_to(&mut self, n: usize) {
         self.numbered = self.numbered.max(n);
     }
@@ -261,13 +262,13 @@ impl Sealed {
         Ok(old.len())
     }
 
-    /// Appends the sealed points of `slot` with `from <= t < until` to
+    /// Appends the sealed points of `id` with `from <= t < until` to
     /// `into.points`, by timestamp, one per timestamp (the newest block's
     /// value), and their texts (see [`Reading`]). A damaged chunk is
     /// skipped and reported through `warn`.
     pub fn points(
         &self,
-        slot: usize,
+        id: usize,
         from: i64,
         until: Option<i64>,
         into: Reading<'_>,
@@ -277,7 +278,7 @@ impl Sealed {
             points: out,
             mut texts,
         } = into;
-        if slot >= self.numbered {
+        if id >= self.numbered {
             return;
         }
         let start = out.len();
@@ -291,7 +292,7 @@ impl Sealed {
             if info.header.max_ts < from || until.is_some_and(|u| info.header.min_ts >= u) {
                 continue;
             }
-            let read = block.find(slot as u64).and_then(|entry| match entry {
+            let read = block.find(id as u64).and_then(|entry| match entry {
                 Some(entry) if entry.last >= from && until.is_none_or(|u| entry.first < u) => {
                     bytes.clear();
                     block.read_chunk(&entry, &mut bytes).map(|()| Some(entry))
@@ -335,7 +336,7 @@ impl Sealed {
                         Err(e) => {
                             out.truncate(at);
                             warn(format!(
-                                "block file {}: series {slot} cannot be read ({e}); its points \
+                                "block file {}: series {id} cannot be read ({e}); its points \
                                  there are not served",
                                 info.path.display()
                             ));
@@ -360,12 +361,12 @@ impl Sealed {
 }
 
 impl Sealed {
-    /// The partitions (start, end) whose blocks hold points of `slot` in
+    /// The partitions (start, end) whose blocks hold points of `id` in
     /// `[from, until)`, by their index entries (no chunk is read), in time
     /// order, each with how many points its chunks hold.
-    pub fn partitions(&self, slot: usize, from: i64, until: Option<i64>) -> Vec<(i64, i64, u64)> {
+    pub fn partitions(&self, id: usize, from: i64, until: Option<i64>) -> Vec<(i64, i64, u64)> {
         let mut out: Vec<(i64, i64, u64)> = Vec::new();
-        if slot >= self.numbered {
+        if id >= self.numbered {
             return out;
         }
         for block in &self.blocks {
@@ -374,7 +375,7 @@ impl Sealed {
                 continue;
             }
             // A damaged index page is reported when the chunks are read.
-            let Ok(Some(entry)) = block.find(slot as u64) else {
+            let Ok(Some(entry)) = block.find(id as u64) else {
                 continue;
             };
             if entry.last < from || until.is_some_and(|u| entry.first >= u) {
