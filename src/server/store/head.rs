@@ -1,6 +1,7 @@
 //! What the storage engine needs of the store when it serves as the head
-//! (the recent points, in memory): keys known from sealed blocks but with
-//! no point in memory, a lower bound on the timestamps held (the cue that
+//! (the recent points, in memory): series ids that follow the blocks'
+//! numbering (a key numbered on disk comes back with its id, new keys take
+//! the ids after), a lower bound on the timestamps held (the cue that
 //! something is old enough to seal), and removing points once sealed.
 
 use super::series::Points;
