@@ -130,17 +130,24 @@ class Peer:
 
     # -- consuming -------------------------------------------------------
 
-    def read_line(self, timeout: float = BOUND) -> bytes:
-        """The next complete line, ``\\n`` included. Raises PeerClosed if the
-        connection ends first."""
-        def line():
-            end = self._data.find(b"\n", self._pos)
-            if end >= 0:
-                return end + 1
+    def _wait_line_end(self, last: bool, timeout: float, what: str):
+        """Waits for a ``\\n`` after the consumed bytes and returns the offset
+        just past the first one (the last one, with ``last``); raises
+        PeerClosed if the connection ends first."""
+        def end():
+            find = self._data.rfind if last else self._data.find
+            found = find(b"\n", self._pos)
+            if found >= 0:
+                return found + 1
             if self._eof or self._closing:
                 raise PeerClosed()
             return None
-        end = self._wait(line, timeout, "a line")
+        return self._wait(end, timeout, what)
+
+    def read_line(self, timeout: float = BOUND) -> bytes:
+        """The next complete line, ``\\n`` included. Raises PeerClosed if the
+        connection ends first."""
+        end = self._wait_line_end(False, timeout, "a line")
         with self._cond:
             data = bytes(self._data[self._pos:end])
             self._pos = end
@@ -149,14 +156,7 @@ class Peer:
     def read_lines(self, timeout: float = BOUND) -> List[bytes]:
         """Every complete line available now (at least one, waiting for it),
         without their ``\\n``."""
-        def lines():
-            end = self._data.rfind(b"\n", self._pos)
-            if end >= 0:
-                return end + 1
-            if self._eof or self._closing:
-                raise PeerClosed()
-            return None
-        end = self._wait(lines, timeout, "lines")
+        end = self._wait_line_end(True, timeout, "lines")
         with self._cond:
             block = bytes(self._data[self._pos:end - 1])
             self._pos = end
