@@ -20,32 +20,14 @@ import os
 import statistics
 import sys
 import time
-from typing import Dict, List
+from typing import List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from children import Serve, wait  # noqa: E402
-from storage import NEW_ARGS, POINTS, SERIES, ingest_ours, log, sealed  # noqa: E402
-from storage_data import STEP, Shape, raw_get  # noqa: E402
-
-
-def turns(new: Serve, old: Serve, target: str, n: int) -> Dict[str, List[float]]:
-    """``n`` gets of ``target`` from each server, taking turns; the first
-    replies compared."""
-    times: Dict[str, List[float]] = {"new": [], "old": []}
-    digests = {}
-    for i in range(n):
-        pair = [("new", new), ("old", old)][:: 1 if i % 2 == 0 else -1]
-        for name, server in pair:
-            took, size, digest = raw_get(server.port, target, digest=(i == 0))
-            times[name].append(took)
-            if i == 0:
-                digests[name] = (size, digest)
-    if digests["new"] != digests["old"]:
-        raise SystemExit(f"get {target}: the new and old servers answer differently {digests}")
-    times["bytes"] = [float(digests["new"][0])]
-    return times
+from storage import NEW_ARGS, POINTS, SERIES, ingest_ours, log, sealed, turns  # noqa: E402
+from storage_data import STEP, Shape  # noqa: E402
 
 
 def main() -> None:

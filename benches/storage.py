@@ -205,25 +205,33 @@ def interpreter_start(python: str) -> Dict[str, float]:
     return {"startup_s": time.perf_counter() - start, "rss": 0}
 
 
+def turns(new: Serve, old: Serve, target: str, n: int) -> Dict[str, List[float]]:
+    """``n`` gets of ``target`` from each server, taking turns; the first
+    replies compared."""
+    times: Dict[str, List[float]] = {"new": [], "old": []}
+    digests = {}
+    for i in range(n):
+        pair = [("new", new), ("old", old)][:: 1 if i % 2 == 0 else -1]
+        for name, server in pair:
+            took, size, digest = raw_get(server.port, target, digest=(i == 0))
+            times[name].append(took)
+            if i == 0:
+                digests[name] = (size, digest)
+    if digests["new"] != digests["old"]:
+        raise SystemExit(f"get {target}: the new and old servers answer differently {digests}")
+    times["bytes"] = [float(digests["new"][0])]
+    return times
+
+
 def gets(new: Serve, old: Serve, shape: Shape, reps: int) -> Dict[str, Any]:
     """``get <key>`` and ``get *``, the new and the old server taking
     turns (the first of each pair alternating); best of ``reps``."""
     key = shape.keys[len(shape.keys) // 2]
     out: Dict[str, Any] = {}
     for what, target, n in (("get_one", key, reps * 10), ("get_all", "*", reps)):
-        times: Dict[str, List[float]] = {"new": [], "old": []}
-        digests = {}
-        for i in range(n):
-            pair = [("new", new), ("old", old)][:: 1 if i % 2 == 0 else -1]
-            for name, server in pair:
-                took, size, digest = raw_get(server.port, target, digest=(i == 0))
-                times[name].append(took)
-                if i == 0:
-                    digests[name] = (size, digest)
-        if digests["new"] != digests["old"]:
-            raise SystemExit(f"get {target}: the new and old servers answer differently {digests}")
-        out[what] = {name: min(t) for name, t in times.items()}
-        out[what]["bytes"] = digests["new"][0]
+        times = turns(new, old, target, n)
+        out[what] = {name: min(times[name]) for name in ("new", "old")}
+        out[what]["bytes"] = int(times["bytes"][0])
         log(f"{what}: new {out[what]['new'] * 1e3:.1f} ms, old {out[what]['old'] * 1e3:.1f} ms")
     return out
 

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import unittest
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 from unittest import mock
 
 from client import Client, ClientSocketError, ClientTimeoutError
@@ -329,8 +329,8 @@ class BlockingFake:
 
 
 class SocketLikeCloseTest(CloseTestCase):
-    def test_a_call_inside_a_socket_like_object_is_woken_by_its_shutdown(self) -> None:
-        server = self.server(None)
+    def socket_like_client(self, server) -> Tuple[Client, List[SocketLikeObject]]:
+        """A client whose connections are SocketLikeObjects (listed as made)."""
         made: List[SocketLikeObject] = []
         real = socket.create_connection
 
@@ -340,6 +340,11 @@ class SocketLikeCloseTest(CloseTestCase):
 
         with mock.patch("socket.create_connection", create_connection):
             c = self.client(server, timeout=None)
+        return c, made
+
+    def test_a_call_inside_a_socket_like_object_is_woken_by_its_shutdown(self) -> None:
+        server = self.server(None)
+        c, made = self.socket_like_client(server)
         call = Call(lambda: c.get("k"))
         call.start()
         server.peer(0).wait_received(b"get k\n")
@@ -352,15 +357,7 @@ class SocketLikeCloseTest(CloseTestCase):
 
     def test_an_idle_socket_like_object_is_only_closed(self) -> None:
         server = self.server(None)
-        made: List[SocketLikeObject] = []
-        real = socket.create_connection
-
-        def create_connection(*args, **kwargs):
-            made.append(SocketLikeObject(real(*args, **kwargs)))
-            return made[-1]
-
-        with mock.patch("socket.create_connection", create_connection):
-            c = self.client(server, timeout=None)
+        c, made = self.socket_like_client(server)
         c.close()
         self.assertEqual(made[0].calls, ["close"])
 

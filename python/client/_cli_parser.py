@@ -36,20 +36,29 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _port(allow_zero: bool) -> Callable[[str], int]:
-    low = 0 if allow_zero else 1
+def _integer(what: str, low: int, high: Optional[int] = None) -> Callable[[str], int]:
+    """An int from ``low`` to ``high`` (no upper bound when None)."""
 
     def parse(text: str) -> int:
         try:
-            port = int(text)
+            number = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid port {text!r}: not an integer") from None
-        if not low <= port <= 65535:
-            raise argparse.ArgumentTypeError(f"invalid port {port}: must be between {low} and 65535")
-        return port
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: not an integer") from None
+        if number < low or (high is not None and number > high):
+            bound = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise argparse.ArgumentTypeError(f"invalid {what} {number}: must be {bound}")
+        return number
 
-    parse.__name__ = "port"
+    parse.__name__ = what
     return parse
+
+
+def _port(allow_zero: bool) -> Callable[[str], int]:
+    return _integer("port", 0 if allow_zero else 1, 65535)
+
+
+def _positive_int(what: str) -> Callable[[str], int]:
+    return _integer(what, 1)
 
 
 def _positive_float(minimum: float, what: str) -> Callable[[str], float]:
@@ -61,20 +70,6 @@ def _positive_float(minimum: float, what: str) -> Callable[[str], float]:
         if not math.isfinite(number) or number < minimum or number <= 0:
             bound = f"at least {minimum:g}" if minimum > 0 else "positive"
             raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: must be {bound}")
-        return number
-
-    parse.__name__ = what
-    return parse
-
-
-def _positive_int(what: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            number = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: not an integer") from None
-        if number < 1:
-            raise argparse.ArgumentTypeError(f"invalid {what} {number}: must be at least 1")
         return number
 
     parse.__name__ = what

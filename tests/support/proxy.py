@@ -15,7 +15,6 @@ Every wait is bounded and on an observable condition (``wait_held``,
 
 from __future__ import annotations
 
-import select
 import socket
 import threading
 from typing import List, Optional, Tuple
@@ -23,6 +22,7 @@ from typing import List, Optional, Tuple
 import client
 
 from . import BOUND, TestCase
+from .acceptor import Acceptor
 
 __all__ = ["DelayingProxy", "ProxiedConnection", "ProxyTestCase"]
 
@@ -155,18 +155,13 @@ class DelayingProxy:
 
     def __init__(self, upstream: Tuple[str, int], host: str = "127.0.0.1") -> None:
         self.upstream = upstream
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.listener = socket.socket(family, socket.SOCK_STREAM)
-        self.listener.bind((host, 0))
-        self.listener.listen(128)
-        self.address: Tuple[str, int] = self.listener.getsockname()[:2]
+        self._acceptor = Acceptor(host, 0, self._accepted, name="proxy-accept")
+        self.address: Tuple[str, int] = self._acceptor.address
         self._cond = threading.Condition()
         #: Server -> client bytes still allowed through; None: no limit.
         self._allowance: Optional[int] = None
         self.connections: List[ProxiedConnection] = []
         self.stopping = False
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._acceptor = threading.Thread(target=self._accept_loop, name="proxy-accept", daemon=True)
         self._acceptor.start()
 
     def __enter__(self) -> "DelayingProxy":
@@ -175,32 +170,24 @@ class DelayingProxy:
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
-    def _accept_loop(self) -> None:
-        while True:
-            ready, _, _ = select.select([self.listener, self._wake_r], [], [])
-            if self._wake_r in ready:
-                return
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                continue
-            try:
-                upstream = socket.create_connection(self.upstream, timeout=BOUND)
-                upstream.settimeout(None)
-            except OSError:
+    def _accepted(self, client: socket.socket) -> bool:
+        try:
+            upstream = socket.create_connection(self.upstream, timeout=BOUND)
+            upstream.settimeout(None)
+        except OSError:
+            client.close()
+            return True
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._cond:
+            if self.stopping:
                 client.close()
-                continue
-            for sock in (client, upstream):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._cond:
-                if self.stopping:
-                    client.close()
-                    upstream.close()
-                    return
-                conn = self.CONNECTION(self, client, upstream, len(self.connections))
-                self.connections.append(conn)
-                conn.start()
-                self._cond.notify_all()
+                upstream.close()
+                return False
+            conn = self.CONNECTION(self, client, upstream, len(self.connections))
+            self.connections.append(conn)
+            conn.start()
+            self._cond.notify_all()
+            return True
 
     # -- the gate ----------------------------------------------------------
 
@@ -274,16 +261,9 @@ class DelayingProxy:
             self._allowance = None
             conns = list(self.connections)
             self._cond.notify_all()
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-        self._acceptor.join(BOUND)
-        self.listener.close()
+        self._acceptor.stop()
         for conn in conns:
             conn.close()
-        self._wake_r.close()
-        self._wake_w.close()
 
 
 class ProxyTestCase(TestCase):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import select
 import socket
 import ssl
 import struct
@@ -12,6 +11,7 @@ import time
 import traceback
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
+from .acceptor import Acceptor
 from .bounds import BOUND
 from .tls_peer import TlsLayer
 
@@ -130,17 +130,24 @@ class Peer:
 
     # -- consuming -------------------------------------------------------
 
-    def read_line(self, timeout: float = BOUND) -> bytes:
-        """The next complete line, ``\\n`` included. Raises PeerClosed if the
-        connection ends first."""
-        def line():
-            end = self._data.find(b"\n", self._pos)
-            if end >= 0:
-                return end + 1
+    def _wait_line_end(self, last: bool, timeout: float, what: str):
+        """Waits for a ``\\n`` after the consumed bytes and returns the offset
+        just past the first one (the last one, with ``last``); raises
+        PeerClosed if the connection ends first."""
+        def end():
+            find = self._data.rfind if last else self._data.find
+            found = find(b"\n", self._pos)
+            if found >= 0:
+                return found + 1
             if self._eof or self._closing:
                 raise PeerClosed()
             return None
-        end = self._wait(line, timeout, "a line")
+        return self._wait(end, timeout, what)
+
+    def read_line(self, timeout: float = BOUND) -> bytes:
+        """The next complete line, ``\\n`` included. Raises PeerClosed if the
+        connection ends first."""
+        end = self._wait_line_end(False, timeout, "a line")
         with self._cond:
             data = bytes(self._data[self._pos:end])
             self._pos = end
@@ -149,14 +156,7 @@ class Peer:
     def read_lines(self, timeout: float = BOUND) -> List[bytes]:
         """Every complete line available now (at least one, waiting for it),
         without their ``\\n``."""
-        def lines():
-            end = self._data.rfind(b"\n", self._pos)
-            if end >= 0:
-                return end + 1
-            if self._eof or self._closing:
-                raise PeerClosed()
-            return None
-        end = self._wait(lines, timeout, "lines")
+        end = self._wait_line_end(True, timeout, "lines")
         with self._cond:
             block = bytes(self._data[self._pos:end - 1])
             self._pos = end
@@ -233,16 +233,8 @@ class ScriptedServer:
                  tls: Optional[ssl.SSLContext] = None) -> None:
         #: A server context: every connection speaks TLS (see tls_peer.py).
         self.tls = tls
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.listener = socket.socket(family, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.listener.bind((host, port))
-            self.listener.listen(128)
-        except BaseException:
-            self.listener.close()
-            raise
-        self.address: Tuple[str, int] = self.listener.getsockname()[:2]
+        self._acceptor = Acceptor(host, port, self._accepted, name="accept", reuse_address=True)
+        self.address: Tuple[str, int] = self._acceptor.address
         self.host, self.port = self.address
         self._scripts = script
         self._cond = threading.Condition()
@@ -250,9 +242,7 @@ class ScriptedServer:
         #: Tracebacks of scripts that failed (other than the client leaving).
         self.errors: List[str] = []
         self.stopping = False
-        self._wake_r, self._wake_w = socket.socketpair()
         self._script_threads: List[threading.Thread] = []
-        self._acceptor = threading.Thread(target=self._accept_loop, name="accept", daemon=True)
         self._acceptor.start()
 
     # -- lifecycle -------------------------------------------------------
@@ -271,32 +261,24 @@ class ScriptedServer:
             return None
         return scripts[min(index, len(scripts) - 1)]
 
-    def _accept_loop(self) -> None:
-        while True:
-            ready, _, _ = select.select([self.listener, self._wake_r], [], [])
-            if self._wake_r in ready:
-                return
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._cond:
-                if self.stopping:
-                    sock.close()
-                    return
-                peer = Peer(self, sock, len(self.peers), self.tls)
-                self.peers.append(peer)
-                peer.start()
-                script = self._script_for(peer.index)
-                if script is not None:
-                    thread = threading.Thread(target=self._run_script, args=(script, peer),
-                                              name=f"peer-{peer.index}-script", daemon=True)
-                    self._script_threads.append(thread)
-                    thread.start()
-                else:
-                    peer.script_done.set()
-                self._cond.notify_all()
+    def _accepted(self, sock: socket.socket) -> bool:
+        with self._cond:
+            if self.stopping:
+                sock.close()
+                return False
+            peer = Peer(self, sock, len(self.peers), self.tls)
+            self.peers.append(peer)
+            peer.start()
+            script = self._script_for(peer.index)
+            if script is not None:
+                thread = threading.Thread(target=self._run_script, args=(script, peer),
+                                          name=f"peer-{peer.index}-script", daemon=True)
+                self._script_threads.append(thread)
+                thread.start()
+            else:
+                peer.script_done.set()
+            self._cond.notify_all()
+            return True
 
     def _run_script(self, script: Script, peer: Peer) -> None:
         try:
@@ -320,12 +302,7 @@ class ScriptedServer:
             self.stopping = True
             self._cond.notify_all()
             peers = list(self.peers)
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-        self._acceptor.join(BOUND)
-        self.listener.close()
+        self._acceptor.stop()
         for peer in peers:
             peer._stop()
         for thread in self._script_threads:
@@ -333,8 +310,6 @@ class ScriptedServer:
         for peer in peers:
             peer._reader.join(BOUND)
             peer.sock.close()
-        self._wake_r.close()
-        self._wake_w.close()
 
     # -- observing -------------------------------------------------------
 

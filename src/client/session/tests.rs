@@ -124,6 +124,30 @@ fn session() -> Session<FakeConnector> {
     Session::new(FakeConnector::default(), CloseSignal::new(), None, 1 << 20)
 }
 
+/// A session closed after one connection: that connection closed once,
+/// and calls refused without connecting again.
+fn assert_closed_for_good(s: &mut Session<FakeConnector>) {
+    assert!(!s.is_connected());
+    assert_eq!(s.connector().closes.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        s.request(b"put a 1 1\n", Expect::Ack),
+        Err(ClientError::ClosedByUser)
+    ));
+    assert_eq!(s.connector().connects, 1);
+}
+
+/// `count` puts as one batch, `put <key(i)> i i`: the requests and the end
+/// of each.
+fn puts(count: usize, key: impl Fn(usize) -> &'static str) -> (Vec<u8>, Vec<usize>) {
+    let mut requests = Vec::new();
+    let mut ends = Vec::new();
+    for i in 0..count {
+        requests.extend_from_slice(format!("put {} {i} {i}\n", key(i)).as_bytes());
+        ends.push(requests.len());
+    }
+    (requests, ends)
+}
+
 #[test]
 fn requests_share_one_connection() {
     let mut s = session();
@@ -187,13 +211,7 @@ fn closed_sessions_refuse_calls() {
     let mut s = session();
     s.connect().unwrap();
     s.close();
-    assert!(!s.is_connected());
-    assert_eq!(s.connector().closes.load(Ordering::SeqCst), 1);
-    assert!(matches!(
-        s.request(b"put a 1 1\n", Expect::Ack),
-        Err(ClientError::ClosedByUser)
-    ));
-    assert_eq!(s.connector().connects, 1);
+    assert_closed_for_good(&mut s);
 }
 
 #[test]
@@ -202,25 +220,13 @@ fn a_call_under_way_when_the_client_is_closed_is_aborted() {
     s.request(b"put a 1 1\n", Expect::Ack).unwrap();
     let err = s.request(b"get close\n", Expect::Points).unwrap_err();
     assert!(matches!(err, ClientError::ClosedDuringCall), "{err:?}");
-    assert!(!s.is_connected());
-    assert_eq!(s.connector().closes.load(Ordering::SeqCst), 1);
-    assert!(matches!(
-        s.request(b"put a 1 1\n", Expect::Ack),
-        Err(ClientError::ClosedByUser)
-    ));
-    assert_eq!(s.connector().connects, 1);
+    assert_closed_for_good(&mut s);
 }
 
 #[test]
 fn pipelines_answer_every_request_in_order_with_a_bounded_window() {
     let mut s = session();
-    let mut requests = Vec::new();
-    let mut ends = Vec::new();
-    for i in 0..20_000 {
-        let key = if i % 997 == 0 { "bad" } else { "ok" };
-        requests.extend_from_slice(format!("put {key} {i} {i}\n").as_bytes());
-        ends.push(requests.len());
-    }
+    let (requests, ends) = puts(20_000, |i| if i % 997 == 0 { "bad" } else { "ok" });
     let replies = s.pipeline(&requests, &ends, Expect::Ack, None).unwrap();
     assert_eq!(replies.len(), ends.len());
     for (i, reply) in replies.iter().enumerate() {
@@ -320,12 +326,7 @@ fn chunks_hold_at_least_one_request() {
 fn a_window_bounds_the_requests_in_flight() {
     for window in [1, 2, 5] {
         let mut s = session();
-        let mut requests = Vec::new();
-        let mut ends = Vec::new();
-        for i in 0..50 {
-            requests.extend_from_slice(format!("put ok {i} {i}\n").as_bytes());
-            ends.push(requests.len());
-        }
+        let (requests, ends) = puts(50, |_| "ok");
         let replies = s
             .pipeline(&requests, &ends, Expect::Ack, Some(window))
             .unwrap();

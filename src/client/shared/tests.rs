@@ -1,6 +1,6 @@
 use super::*;
 use crate::client::transport::Transport;
-use crate::protocol::Expect;
+use crate::protocol::{Expect, Reply};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
@@ -50,60 +50,12 @@ impl Connector for SilentConnector {
     }
 }
 
-fn shared() -> (
-    Arc<SharedSession<SilentConnector>>,
-    mpsc::Receiver<()>,
-    Arc<AtomicUsize>,
-) {
-    let (sent, arrived) = mpsc::channel();
-    let closes = Arc::new(AtomicUsize::new(0));
-    let connector = SilentConnector {
-        sent,
-        closes: closes.clone(),
-    };
-    let session = Session::new(connector, CloseSignal::new(), None, 1 << 20);
-    (Arc::new(SharedSession::new(vec![session])), arrived, closes)
-}
-
-fn no_hook() -> impl FnMut() -> Result<(), ClientError> {
-    || Ok(())
-}
-
-#[test]
-fn close_aborts_the_call_under_way_and_the_calls_waiting() {
-    let (shared, arrived, closes) = shared();
-    let calls: Vec<_> = (0..4)
-        .map(|_| {
-            let shared = shared.clone();
-            thread::spawn(move || {
-                shared.call(&mut no_hook(), |s| s.request(b"get k\n", Expect::Points))
-            })
-        })
-        .collect();
-    // One call has sent its request and waits for the reply; the others
-    // wait for the session.
-    arrived.recv().unwrap();
-    shared.close();
-    for call in calls {
-        let err = call.join().unwrap().unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ClientError::ClosedDuringCall | ClientError::ClosedByUser
-            ),
-            "{err:?}"
-        );
-    }
-    assert_eq!(closes.load(Ordering::SeqCst), 1);
-    assert_eq!(shared.is_connected(), Some(false));
-    assert!(matches!(
-        shared.call(&mut no_hook(), |s| s.request(b"get k\n", Expect::Points)),
-        Err(ClientError::ClosedByUser)
-    ));
-}
-
+/// `size` sessions sharing one close signal, each connecting to a silent
+/// server; every request sent is reported on the receiver, every close
+/// counted.
 fn pool(
     size: usize,
+    timeout: Option<Duration>,
 ) -> (
     Arc<SharedSession<SilentConnector>>,
     mpsc::Receiver<()>,
@@ -118,23 +70,65 @@ fn pool(
                 sent: sent.clone(),
                 closes: closes.clone(),
             };
-            Session::new(connector, closing.clone(), None, 1 << 20)
+            Session::new(connector, closing.clone(), timeout, 1 << 20)
         })
         .collect();
     (Arc::new(SharedSession::new(sessions)), arrived, closes)
 }
 
-#[test]
-fn overlapping_calls_run_on_separate_connections_and_close_aborts_them_all() {
-    let (shared, arrived, closes) = pool(3);
-    let calls: Vec<_> = (0..5)
+fn no_hook() -> impl FnMut() -> Result<(), ClientError> {
+    || Ok(())
+}
+
+/// `count` threads, each making one `get` on `shared`.
+fn spawn_gets(
+    shared: &Arc<SharedSession<SilentConnector>>,
+    count: usize,
+) -> Vec<thread::JoinHandle<Result<Reply, ClientError>>> {
+    (0..count)
         .map(|_| {
             let shared = shared.clone();
             thread::spawn(move || {
                 shared.call(&mut no_hook(), |s| s.request(b"get k\n", Expect::Points))
             })
         })
-        .collect();
+        .collect()
+}
+
+/// What a call aborted by `close()` fails with: under way or waiting.
+fn assert_closed(err: &ClientError) {
+    assert!(
+        matches!(
+            err,
+            ClientError::ClosedDuringCall | ClientError::ClosedByUser
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn close_aborts_the_call_under_way_and_the_calls_waiting() {
+    let (shared, arrived, closes) = pool(1, None);
+    let calls = spawn_gets(&shared, 4);
+    // One call has sent its request and waits for the reply; the others
+    // wait for the session.
+    arrived.recv().unwrap();
+    shared.close();
+    for call in calls {
+        assert_closed(&call.join().unwrap().unwrap_err());
+    }
+    assert_eq!(closes.load(Ordering::SeqCst), 1);
+    assert_eq!(shared.is_connected(), Some(false));
+    assert!(matches!(
+        shared.call(&mut no_hook(), |s| s.request(b"get k\n", Expect::Points)),
+        Err(ClientError::ClosedByUser)
+    ));
+}
+
+#[test]
+fn overlapping_calls_run_on_separate_connections_and_close_aborts_them_all() {
+    let (shared, arrived, closes) = pool(3, None);
+    let calls = spawn_gets(&shared, 5);
     // Three calls are under way at once, each on its own connection;
     // the other two wait for a session.
     for _ in 0..3 {
@@ -144,14 +138,7 @@ fn overlapping_calls_run_on_separate_connections_and_close_aborts_them_all() {
     assert_eq!(shared.is_connected(), None);
     shared.close();
     for call in calls {
-        let err = call.join().unwrap().unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ClientError::ClosedDuringCall | ClientError::ClosedByUser
-            ),
-            "{err:?}"
-        );
+        assert_closed(&call.join().unwrap().unwrap_err());
     }
     assert_eq!(closes.load(Ordering::SeqCst), 3);
     assert!(
@@ -163,25 +150,8 @@ fn overlapping_calls_run_on_separate_connections_and_close_aborts_them_all() {
 
 #[test]
 fn a_call_waiting_for_a_free_session_times_out_at_its_deadline() {
-    let (sent, arrived) = mpsc::channel();
-    let closing = CloseSignal::new();
-    let timeout = Some(Duration::from_millis(200));
-    let connector = || SilentConnector {
-        sent: sent.clone(),
-        closes: Arc::new(AtomicUsize::new(0)),
-    };
-    let shared = Arc::new(SharedSession::new(vec![
-        Session::new(connector(), closing.clone(), timeout, 1 << 20),
-        Session::new(connector(), closing.clone(), timeout, 1 << 20),
-    ]));
-    let busy: Vec<_> = (0..2)
-        .map(|_| {
-            let shared = shared.clone();
-            thread::spawn(move || {
-                shared.call(&mut no_hook(), |s| s.request(b"get k\n", Expect::Points))
-            })
-        })
-        .collect();
+    let (shared, arrived, _closes) = pool(2, Some(Duration::from_millis(200)));
+    let busy = spawn_gets(&shared, 2);
     arrived.recv().unwrap();
     arrived.recv().unwrap();
     let started = Instant::now();
@@ -198,7 +168,7 @@ fn a_call_waiting_for_a_free_session_times_out_at_its_deadline() {
 
 #[test]
 fn retries_wait_between_attempts_and_close_interrupts_the_wait() {
-    let (shared, _arrived, _closes) = shared();
+    let (shared, _arrived, _closes) = pool(1, None);
     let policy = RetryPolicy {
         attempts: 4,
         backoff: Duration::from_millis(1),
@@ -243,12 +213,6 @@ fn retries_wait_between_attempts_and_close_interrupts_the_wait() {
         })
         .unwrap_err();
     closer.join().unwrap();
-    assert!(
-        matches!(
-            err,
-            ClientError::ClosedDuringCall | ClientError::ClosedByUser
-        ),
-        "{err:?}"
-    );
+    assert_closed(&err);
     assert!(started.elapsed() < Duration::from_secs(10));
 }

@@ -1,5 +1,8 @@
 //! The `Client` class: argument conversion, then the Rust session does the
-//! work with the GIL released.
+//! work with the GIL released. Raw access to its connection (the
+//! `Connection` class) is in `connection`.
+
+mod connection;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +27,8 @@ use crate::client::shared::SharedSession;
 use crate::protocol::{
     encode_get, encode_put, host_port, Expect, Metrics, Reply, DEFAULT_MAX_REPLY_BYTES,
 };
+
+pub use connection::Connection;
 
 /// A blocking client for the metrics server.
 ///
@@ -79,17 +84,6 @@ impl Client {
                 .call_retrying(&self.retry, &mut deliver_signals, call)
         })
         .map_err(PyErr::from)
-    }
-
-    /// `run` on the first connection, never retried: raw bytes written with
-    /// `connection.sendall` are answered there, for `_read`.
-    fn run_raw<R: Send>(
-        &self,
-        py: Python<'_>,
-        call: impl FnOnce(&mut Session<PyConnector>) -> Result<R, ClientError> + Send,
-    ) -> PyResult<R> {
-        py.detach(|| self.session.call_first(&mut deliver_signals, call))
-            .map_err(PyErr::from)
     }
 
     fn points<'py>(py: Python<'py>, reply: Reply) -> PyResult<Bound<'py, PyDict>> {
@@ -422,30 +416,5 @@ fn rejected(replies: Vec<Reply>) -> Result<(), ClientError> {
         Ok(())
     } else {
         Err(ClientError::Rejected { rejected, total })
-    }
-}
-
-/// ``client.connection``: writes raw bytes on the client's connection.
-#[pyclass(module = "client", name = "Connection", frozen)]
-pub struct Connection {
-    client: Py<Client>,
-}
-
-#[pymethods]
-impl Connection {
-    /// Sends ``data`` (bytes, bytearray or memoryview) unchanged,
-    /// connecting first if needed.
-    fn sendall(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let data = arguments::bytes_like(data, "data").map_err(ClientError::from)?;
-        self.client
-            .get()
-            .run_raw(py, |session| session.send_raw(&data))
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "<client.Connection of {}>",
-            self.client.get().addresses_text()
-        )
     }
 }
