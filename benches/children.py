@@ -97,10 +97,13 @@ class _Child:
 class Serve(_Child):
     """``<python> -m client serve --port 0 [args]`` in a child; ``.port``
     (and ``.graphite_port``, ``.url`` when asked for) from what it prints.
-    ``data``: the journal's path; without it, one in a new directory."""
+    ``data``: the journal's path; without it, one in a new directory;
+    ``memory``: no ``--data`` at all (everything in memory, no journal)."""
 
     def __init__(self, args: Sequence[str] = (), python: str = sys.executable,
-                 data: Optional[str] = None, graphite: bool = False, start: bool = True) -> None:
+                 data: Optional[str] = None, graphite: bool = False, start: bool = True,
+                 memory: bool = False) -> None:
+        self.memory = memory
         self.owned = data is None
         self.dir = tempfile.mkdtemp(prefix="bench-serve-") if data is None else os.path.dirname(data)
         self.data = data or os.path.join(self.dir, "metrics.log")
@@ -116,7 +119,8 @@ class Serve(_Child):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("PYTHONPATH", None)
         self.proc = subprocess.Popen(
-            [self.python, "-m", "client", "serve", "--port", "0", "--data", self.data, *extra, *self.args],
+            [self.python, "-m", "client", "serve", "--port", "0",
+             *([] if self.memory else ["--data", self.data]), *extra, *self.args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=self.dir, env=env)
         assert self.proc.stdout is not None
         lines = [self.proc.stdout.readline().decode().strip() for _ in range(3 if self.graphite else 1)]

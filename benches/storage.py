@@ -346,6 +346,9 @@ def main() -> None:
                              " server, growth or gets), printing only start-up; repeatable. ingest: the shape-1"
                              " ingest row alone, ours and VM taking turns, with CPU per point")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --only ingest (default 3)")
+    parser.add_argument("--variant", choices=("memory", "unsealed"), action="append",
+                        help="--only ingest: also our server without --data (memory), or with a head window"
+                             " holding every point (unsealed: journal, no seal), each round; repeatable")
     parser.add_argument("--json", help="also write every figure to this file")
     parser.add_argument("--chart", default=os.path.join(HERE, "storage.png"), help="PNG to draw, or 'none'")
     args = parser.parse_args()

@@ -60,6 +60,9 @@ pub(crate) struct Record<'a> {
 /// Appends one version 2 record for a put whose value text is already
 /// validated (it is written verbatim, as the client sent it).
 pub(crate) fn encode_record(out: &mut Vec<u8>, key: &str, value_text: &str, timestamp: i64) {
+    // One capacity check for the whole record: `put `, two spaces, at most
+    // 20 timestamp characters, the checksum field and the `\n`.
+    out.reserve(RECORD_START.len() + key.len() + value_text.len() + 22 + CHECKSUM_FIELD + 1);
     push_record(out, key, value_text, timestamp);
 }
 
@@ -76,15 +79,16 @@ fn push_record(out: &mut Vec<u8>, key: &str, value: impl PointValue, timestamp: 
     seal(out, start);
 }
 
-/// Appends ` <checksum>\n` for the text from `start` on.
+/// Appends ` <checksum>\n` for the text from `start` on, in one copy.
 fn seal(out: &mut Vec<u8>, start: usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let crc = crc32c::crc32c(&out[start..]);
-    out.push(b' ');
-    for shift in (0..8).rev() {
-        out.push(HEX[((crc >> (shift * 4)) & 0xf) as usize]);
+    let mut field = [b' '; CHECKSUM_FIELD + 1];
+    for (i, digit) in field[1..CHECKSUM_FIELD].iter_mut().enumerate() {
+        *digit = HEX[((crc >> ((7 - i) * 4)) & 0xf) as usize];
     }
-    out.push(b'\n');
+    field[CHECKSUM_FIELD] = b'\n';
+    out.extend_from_slice(&field);
 }
 
 /// Decodes a version 2 record (`line` without its `\n`): `None` when the

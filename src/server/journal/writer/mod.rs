@@ -23,6 +23,8 @@ use std::mem;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use unsynced::Unsynced;
+
 use super::compaction::Compaction;
 use super::deferred::Deferred;
 use super::disk::{Disk, FileDisk};
@@ -80,7 +82,7 @@ pub(super) struct JournalWriter<D: Disk> {
     /// `always`: the points of `held`, stored once it is fsynced.
     points: Deferred,
     /// `everysec`: lines written since the last fsync.
-    unsynced: Vec<u8>,
+    unsynced: Unsynced,
     /// Length and lines of the file as of the last successful fsync.
     synced: (u64, u64),
     /// Logical position up to which every line is durable or rejected.
@@ -118,7 +120,7 @@ impl<D: Disk> JournalWriter<D> {
             disk,
             held: Vec::new(),
             points: Deferred::default(),
-            unsynced: Vec::new(),
+            unsynced: Unsynced::default(),
             synced,
             settled: 0,
             torn: false,
@@ -278,7 +280,7 @@ impl<D: Disk> JournalWriter<D> {
                 return Err(Failure::Write(e));
             }
             if self.policy == FsyncPolicy::EverySec {
-                self.unsynced.extend_from_slice(&self.held);
+                self.unsynced.keep(&mut self.held);
             }
             self.held.clear();
             self.last_write = Instant::now();
@@ -351,9 +353,7 @@ impl<D: Disk> JournalWriter<D> {
                     // under `everysec`, write it again from memory.
                     (self.file.len, self.file.lines) = self.synced;
                     self.torn = true;
-                    let mut again = mem::take(&mut self.unsynced);
-                    again.extend_from_slice(&self.held);
-                    self.held = again;
+                    self.held = self.unsynced.take_before(&self.held);
                 }
                 e
             }
@@ -425,10 +425,8 @@ impl<D: Disk> JournalWriter<D> {
     }
 
     fn shrink_buffers(&mut self) {
-        for buf in [&mut self.held, &mut self.unsynced] {
-            if buf.is_empty() && buf.capacity() > UNSYNCED_LIMIT {
-                buf.shrink_to(HIGH_WATER);
-            }
+        if self.held.is_empty() && self.held.capacity() > UNSYNCED_LIMIT {
+            self.held.shrink_to(HIGH_WATER);
         }
     }
 
@@ -443,3 +441,4 @@ impl<D: Disk> JournalWriter<D> {
 mod background;
 #[cfg(test)]
 mod tests;
+mod unsynced;
