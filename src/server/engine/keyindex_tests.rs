@@ -143,8 +143,41 @@ fn a_failed_index_write_is_said_and_the_next_seal_rebuilds_it() {
         assert!(sealed.key_index().is_none());
         assert!(sealed.numbered_id("a").is_err(), "not taken for unnumbered");
     }
+    {
+        // Until it is rebuilt, a put of a key the head does not hold is
+        // refused: its id cannot be known.
+        let mut state = state.lock().unwrap();
+        let State { store, sealed, .. } = &mut *state;
+        let mut restarted = Store::new();
+        assert!(sealed.as_ref().unwrap().admit(&mut restarted, "a").is_err());
+        assert!(sealed.as_ref().unwrap().admit(store, "a").is_ok(), "held");
+    }
+    // Rebuilt between seals once it can be written, not only by a seal.
+    assert!(sealer.repair_index(|| state.lock().unwrap()).is_err());
     fs::remove_dir(blocks.join("keys.index.tmp")).unwrap();
-    // No new key: the index is rebuilt all the same.
+    assert!(sealer.repair_index(|| state.lock().unwrap()).unwrap());
+    assert!(!sealer.repair_index(|| state.lock().unwrap()).unwrap());
+    check_index(&state, &sealer);
+    {
+        let state = state.lock().unwrap();
+        let mut restarted = Store::new();
+        restarted.set_first_id(3);
+        state
+            .sealed
+            .as_ref()
+            .unwrap()
+            .admit(&mut restarted, "b")
+            .unwrap();
+        assert_eq!(restarted.slot("b").and_then(|s| restarted.id(s)), Some(1));
+    }
+    // No new key: a seal rebuilds it all the same.
+    state
+        .lock()
+        .unwrap()
+        .sealed
+        .as_mut()
+        .unwrap()
+        .set_key_index(None);
     assert_eq!(number(&state, &mut sealer, &[]), None);
     check_index(&state, &sealer);
 }

@@ -84,6 +84,29 @@ impl Sealer {
             || self.storage.cutoff(now).is_some_and(|c| low < c)
     }
 
+    /// Rebuilds the keys index when the last rewrite failed (it is then
+    /// not served, and a put of a key the head does not hold is refused,
+    /// since its id cannot be known), without waiting for a seal to be
+    /// due. Returns whether it rebuilt it. The keys file is read without
+    /// the store's lock.
+    pub(crate) fn repair_index<'s>(
+        &mut self,
+        mut lock: impl FnMut() -> MutexGuard<'s, State>,
+    ) -> Result<bool, EngineError> {
+        let missing = lock()
+            .sealed
+            .as_ref()
+            .is_some_and(|s| s.key_index().is_none());
+        if !missing {
+            return Ok(false);
+        }
+        let index = Arc::new(rewrite_index(&self.keys)?);
+        if let Some(sealed) = lock().sealed.as_mut() {
+            sealed.set_key_index(Some(index));
+        }
+        Ok(true)
+    }
+
     /// Begins a seal at `now`: numbers the keys not numbered yet (the keys
     /// file is appended and fsynced without the store's lock). `lock` gives
     /// the store and the sealed blocks.

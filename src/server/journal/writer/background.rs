@@ -13,12 +13,21 @@ impl<D: Disk> JournalWriter<D> {
             return None;
         }
         self.seal_check = now + sealer.storage.seal_interval;
+        let shared = Arc::clone(&self.shared);
+        match sealer.repair_index(|| shared.lock()) {
+            Ok(false) => {}
+            Ok(true) => self.shared.log(Level::Info, "the keys index was rebuilt"),
+            Err(e) => self.warn(&format!(
+                "cannot rebuild the keys index ({e}); puts of keys not in memory are refused \
+                 until it is"
+            )),
+        }
+        let sealer = self.sealer.as_mut()?;
         let epoch = engine::now();
         let limit = self.shared.limits.max_memory;
         if !sealer.due(&self.shared.lock().store, epoch, limit) {
             return None;
         }
-        let shared = Arc::clone(&self.shared);
         match sealer.begin(epoch, || shared.lock()) {
             Ok(mut seal) => {
                 if let Some(warning) = seal.warning.take() {
