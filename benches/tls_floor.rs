@@ -17,7 +17,13 @@
 //!
 //! The suite is the client's first choice (TLS 1.3 AES-128-GCM), as the
 //! native client negotiates with the embedded server.
+//!
+//! `--churn KIB` writes one byte in every cache line of a KIB buffer between
+//! round trips, as the Python interpreter and the kernel do between two puts
+//! in `benches/tls.py`: the figures then show what the same work costs from
+//! caches it no longer owns. The churn's own time (printed) is subtracted.
 
+use std::hint::black_box;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,6 +74,28 @@ fn configs(dir: &Path) -> (Arc<ClientConfig>, Arc<ServerConfig>) {
     (Arc::new(client), Arc::new(server))
 }
 
+/// Memory written between round trips to push the TLS state out of the
+/// caches (none: the hot floor).
+struct Churn(Vec<u8>);
+
+impl Churn {
+    fn run(&mut self) {
+        for line in self.0.chunks_mut(64) {
+            line[0] = line[0].wrapping_add(1);
+        }
+        black_box(&mut self.0);
+    }
+}
+
+/// Seconds per round of the churn alone, to subtract from the others.
+fn churn_only(churn: &mut Churn, trips: usize) -> f64 {
+    let started = Instant::now();
+    for _ in 0..trips {
+        churn.run();
+    }
+    started.elapsed().as_secs_f64() / trips as f64
+}
+
 fn name() -> ServerName<'static> {
     ServerName::try_from("127.0.0.1").unwrap()
 }
@@ -86,7 +114,12 @@ fn pump(from: &mut rustls::Connection, to: &mut rustls::Connection, wire: &mut V
 }
 
 /// Seconds per round trip of the buffered connections; also the suite.
-fn buffered(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>, trips: usize) -> f64 {
+fn buffered(
+    client: &Arc<ClientConfig>,
+    server: &Arc<ServerConfig>,
+    trips: usize,
+    churn: &mut Churn,
+) -> f64 {
     let mut c: rustls::Connection = ClientConnection::new(client.clone(), name())
         .unwrap()
         .into();
@@ -100,6 +133,7 @@ fn buffered(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>, trips: usize
     let mut line = [0u8; 256];
     let started = Instant::now();
     for _ in 0..trips {
+        churn.run();
         c.writer().write_all(LINE).unwrap();
         pump(&mut c, &mut s, &mut wire);
         assert_eq!(s.reader().read(&mut line).unwrap(), LINE.len());
@@ -193,7 +227,12 @@ macro_rules! receive {
     }};
 }
 
-fn unbuffered(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>, trips: usize) -> f64 {
+fn unbuffered(
+    client: &Arc<ClientConfig>,
+    server: &Arc<ServerConfig>,
+    trips: usize,
+    churn: &mut Churn,
+) -> f64 {
     let mut c = Side {
         conn: UnbufferedClientConnection::new(client.clone(), name()).unwrap(),
         incoming: vec![0; 64 * 1024],
@@ -219,6 +258,7 @@ fn unbuffered(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>, trips: usi
     receive!(c, s, plain, 0);
     let started = Instant::now();
     for _ in 0..trips {
+        churn.run();
         send!(c, s, LINE);
         receive!(s, c, plain, LINE.len());
         send!(s, c, REPLY);
@@ -239,7 +279,12 @@ fn aead(suite: SupportedCipherSuite, secret: ConnectionTrafficSecrets) -> (AeadK
 /// Seconds per round trip of the suite's AEAD alone: the client seals the
 /// line, the server opens it, seals the reply, the client opens it, with
 /// the keys a real handshake made.
-fn aead_only(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>, trips: usize) -> f64 {
+fn aead_only(
+    client: &Arc<ClientConfig>,
+    server: &Arc<ServerConfig>,
+    trips: usize,
+    churn: &mut Churn,
+) -> f64 {
     let (mut client, mut server) = ((**client).clone(), (**server).clone());
     client.enable_secret_extraction = true;
     server.enable_secret_extraction = true;
@@ -290,13 +335,16 @@ fn aead_only(client: &Arc<ClientConfig>, server: &Arc<ServerConfig>, trips: usiz
     };
     let started = Instant::now();
     for seq in 0..trips as u64 {
+        churn.run();
         one_way(&mut *client_seals, &mut *server_opens, LINE, seq);
         one_way(&mut *server_seals, &mut *client_opens, REPLY, seq);
     }
     started.elapsed().as_secs_f64() / trips as f64
 }
 
-fn report(what: &str, mut each: Vec<f64>) {
+fn report(what: &str, each: Vec<f64>, churn: &[f64]) {
+    // Each round's churn time is taken from that round's figure.
+    let mut each: Vec<f64> = each.iter().zip(churn).map(|(t, c)| t - c).collect();
     each.sort_by(f64::total_cmp);
     let us = |s: f64| s * 1e6;
     println!(
@@ -310,10 +358,16 @@ fn report(what: &str, mut each: Vec<f64>) {
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let mut dir: Option<PathBuf> = None;
-    let (mut trips, mut rounds) = (200_000usize, 7usize);
+    let (mut trips, mut rounds, mut churn_kib) = (200_000usize, 7usize, 0usize);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--trips" => trips = args.next().and_then(|n| n.parse().ok()).expect("--trips N"),
+            "--churn" => {
+                churn_kib = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--churn KIB")
+            }
             "--rounds" => {
                 rounds = args
                     .next()
@@ -324,18 +378,29 @@ fn main() {
         }
     }
     let Some(dir) = dir else {
-        eprintln!("usage: tls_floor CERT_DIR [--trips N] [--rounds R] (see the file's header)");
+        eprintln!(
+            "usage: tls_floor CERT_DIR [--trips N] [--rounds R] [--churn KIB] (see the file's header)"
+        );
         std::process::exit(2);
     };
     let (client, server) = configs(&dir);
     println!("in-memory rustls + ring, {trips} round trips (a put line and its ok) per round, {rounds} rounds");
-    let (mut b, mut u, mut a) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        b.push(buffered(&client, &server, trips));
-        u.push(unbuffered(&client, &server, trips));
-        a.push(aead_only(&client, &server, trips));
+    let mut churn = Churn(vec![0; churn_kib * 1024]);
+    if churn_kib > 0 {
+        println!("{churn_kib} KiB of memory written between round trips (its time subtracted)");
     }
-    report("buffered", b);
-    report("unbuffered", u);
-    report("AEAD only", a);
+    let (mut b, mut u, mut a, mut c) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        c.push(churn_only(&mut churn, trips));
+        b.push(buffered(&client, &server, trips, &mut churn));
+        u.push(unbuffered(&client, &server, trips, &mut churn));
+        a.push(aead_only(&client, &server, trips, &mut churn));
+    }
+    let none = vec![0.0; rounds];
+    report("buffered", b, &c);
+    report("unbuffered", u, &c);
+    report("AEAD only", a, &c);
+    if churn_kib > 0 {
+        report("churn alone", c, &none);
+    }
 }
