@@ -305,36 +305,41 @@ impl KeyIndex {
 
     /// Where series `id`'s record starts in the keys file.
     pub fn offset(&self, id: u64) -> Result<u64, IndexError> {
-        if id >= self.keys {
-            return Err(IndexError::Untrusted {
-                path: self.path.clone(),
-                what: format!("series {id} is past its {} keys", self.keys),
-            });
-        }
         let (entry_pages, _, _) = layout(self.keys);
-        let p = id / OFFSETS_PER_PAGE as u64;
-        let mut page = [0; PAGE];
-        self.page(1 + entry_pages + p, &mut page)?;
-        let at = (id % OFFSETS_PER_PAGE as u64) as usize * 8;
-        Ok(u64::from_le_bytes(page[at..at + 8].try_into().expect("8")))
+        let bytes = self.item(1 + entry_pages, OFFSETS_PER_PAGE, 8, id, "series")?;
+        Ok(u64::from_le_bytes(bytes))
     }
 
     /// The id of the `rank`th key in byte order of the keys.
     pub fn ordered(&self, rank: u64) -> Result<u64, IndexError> {
-        if rank >= self.keys {
+        let (entry_pages, offset_pages, _) = layout(self.keys);
+        let first = 1 + entry_pages + offset_pages;
+        let bytes = self.item(first, ORDER_PER_PAGE, 4, rank, "rank")?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    /// Item `i` (of `size` bytes, little-endian, zero-extended to 8) of the
+    /// one-per-key section whose pages start at page `first`.
+    fn item(
+        &self,
+        first: u64,
+        per_page: usize,
+        size: usize,
+        i: u64,
+        what: &str,
+    ) -> Result<[u8; 8], IndexError> {
+        if i >= self.keys {
             return Err(IndexError::Untrusted {
                 path: self.path.clone(),
-                what: format!("rank {rank} is past its {} keys", self.keys),
+                what: format!("{what} {i} is past its {} keys", self.keys),
             });
         }
-        let (entry_pages, offset_pages, _) = layout(self.keys);
-        let p = rank / ORDER_PER_PAGE as u64;
         let mut page = [0; PAGE];
-        self.page(1 + entry_pages + offset_pages + p, &mut page)?;
-        let at = (rank % ORDER_PER_PAGE as u64) as usize * 4;
-        Ok(u64::from(u32::from_le_bytes(
-            page[at..at + 4].try_into().expect("4"),
-        )))
+        self.page(first + i / per_page as u64, &mut page)?;
+        let at = (i % per_page as u64) as usize * size;
+        let mut out = [0; 8];
+        out[..size].copy_from_slice(&page[at..at + size]);
+        Ok(out)
     }
 
     /// The ids whose keys hash as `key` does, in id order: the candidates
