@@ -125,12 +125,20 @@ pub fn new_seed() -> (u64, u64) {
     (state.hash_one(1u8), state.hash_one(2u8))
 }
 
-/// The stamp the index at `path` says it was built with (what
-/// [`KeyIndex::open`] then checks against the keys file), read from its
-/// header; `Err(why)` inside when the index is to be rebuilt (missing, its
-/// header damaged, another version); an error for a file that is not an
-/// index.
-pub fn read_stamp(path: &Path) -> Result<Result<Stamp, String>, IndexError> {
+/// An index file opened and its header checked, not yet matched with the
+/// keys file it says it was built from (its [`stamp`](Self::stamp)).
+#[derive(Debug)]
+pub struct OpenedIndex {
+    path: PathBuf,
+    file: File,
+    stamp: Stamp,
+    seed: (u64, u64),
+}
+
+/// Opens the index at `path` and checks its header; `Err(why)` inside when
+/// the index is to be rebuilt (missing, its header damaged, another
+/// version); an error for a file that is not an index.
+pub fn open_header(path: &Path) -> Result<Result<OpenedIndex, String>, IndexError> {
     let io_error = |source| IndexError::Io {
         path: path.to_path_buf(),
         source,
@@ -161,10 +169,18 @@ pub fn read_stamp(path: &Path) -> Result<Result<Stamp, String>, IndexError> {
         return Ok(Err(format!("format version {version}")));
     }
     let tail_len = usize::from(header[44]).min(TAIL);
-    Ok(Ok(Stamp {
-        keys: u64::from_le_bytes(header[12..20].try_into().expect("8")),
-        end: u64::from_le_bytes(header[36..44].try_into().expect("8")),
-        tail: header[45..45 + tail_len].to_vec(),
+    Ok(Ok(OpenedIndex {
+        path: path.to_path_buf(),
+        file,
+        stamp: Stamp {
+            keys: u64::from_le_bytes(header[12..20].try_into().expect("8")),
+            end: u64::from_le_bytes(header[36..44].try_into().expect("8")),
+            tail: header[45..45 + tail_len].to_vec(),
+        },
+        seed: (
+            u64::from_le_bytes(header[20..28].try_into().expect("8")),
+            u64::from_le_bytes(header[28..36].try_into().expect("8")),
+        ),
     }))
 }
 
@@ -172,68 +188,69 @@ impl KeyIndex {
     /// Opens the index at `path`, which must have been built from the
     /// keys file as `stamp` describes it.
     pub fn open(path: &Path, stamp: &Stamp) -> Result<KeyIndex, IndexError> {
-        let keys = stamp.keys;
+        match open_header(path)? {
+            Ok(opened) => opened.check(stamp),
+            Err(what) => Err(IndexError::Untrusted {
+                path: path.to_path_buf(),
+                what,
+            }),
+        }
+    }
+}
+
+impl OpenedIndex {
+    /// The keys file the header says the index was built from.
+    pub fn stamp(&self) -> &Stamp {
+        &self.stamp
+    }
+
+    /// The index, once its header matches `stamp` (the keys file as it is)
+    /// and its length and fences check.
+    pub fn check(self, stamp: &Stamp) -> Result<KeyIndex, IndexError> {
+        let built = &self.stamp;
+        let what = if built.keys != stamp.keys {
+            format!(
+                "it covers {} keys, the keys file holds {}",
+                built.keys, stamp.keys
+            )
+        } else if built.end != stamp.end || built.tail != stamp.tail {
+            format!(
+                "it was built from another keys file (of {} bytes, this one has {})",
+                built.end, stamp.end
+            )
+        } else {
+            return self.into_index();
+        };
+        Err(IndexError::Untrusted {
+            path: self.path,
+            what,
+        })
+    }
+
+    /// The index, once its length and fences check, trusting its stamp
+    /// (which the caller has matched with the keys file).
+    pub fn into_index(self) -> Result<KeyIndex, IndexError> {
+        let OpenedIndex {
+            path,
+            file,
+            stamp: Stamp { keys, end, .. },
+            seed,
+        } = self;
         let io_error = |source| IndexError::Io {
-            path: path.to_path_buf(),
+            path: path.clone(),
             source,
         };
         let untrusted = |what: String| IndexError::Untrusted {
-            path: path.to_path_buf(),
+            path: path.clone(),
             what,
         };
-        let file = match open_regular(path, false) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(untrusted("missing".into()))
-            }
-            opened => opened.map_err(io_error)?,
-        }
-        .map_err(|detail| IndexError::Foreign {
-            path: path.to_path_buf(),
-            detail,
-        })?;
         let len = file.metadata().map_err(io_error)?.len();
-        let mut header = vec![0; PAGE];
-        let got = read_up_to(&file, 0, &mut header).map_err(io_error)?;
-        if header[..got.min(8)] != INDEX_MAGIC[..got.min(8)] || got == 0 {
-            return Err(IndexError::Foreign {
-                path: path.to_path_buf(),
-                detail: "it does not start with the keys index magic",
-            });
-        }
-        if got < PAGE
-            || u32::from_le_bytes(header[BODY..].try_into().expect("4"))
-                != page_crc(0, &header[..BODY])
-        {
-            return Err(untrusted("its header is damaged".into()));
-        }
-        let version = u32::from_le_bytes(header[8..12].try_into().expect("4"));
-        if version != INDEX_VERSION {
-            return Err(untrusted(format!("format version {version}")));
-        }
-        let covered = u64::from_le_bytes(header[12..20].try_into().expect("8"));
-        if covered != keys {
-            return Err(untrusted(format!(
-                "it covers {covered} keys, the keys file holds {keys}"
-            )));
-        }
-        let end = u64::from_le_bytes(header[36..44].try_into().expect("8"));
-        let tail_len = usize::from(header[44]).min(TAIL);
-        if end != stamp.end || header[45..45 + tail_len] != stamp.tail[..] {
-            return Err(untrusted(format!(
-                "it was built from another keys file (of {end} bytes, this one has {})",
-                stamp.end
-            )));
-        }
         if len != file_len(keys) {
             return Err(untrusted(format!(
                 "{len} bytes long, {} expected",
                 file_len(keys)
             )));
         }
-        let seed = (
-            u64::from_le_bytes(header[20..28].try_into().expect("8")),
-            u64::from_le_bytes(header[28..36].try_into().expect("8")),
-        );
         let (entry_pages, offset_pages, order_pages) = layout(keys);
         let mut fence_bytes = vec![0; entry_pages as usize * 8 + 4];
         let at = (1 + entry_pages + offset_pages + order_pages) * PAGE as u64;
@@ -247,7 +264,7 @@ impl KeyIndex {
             .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
             .collect();
         Ok(KeyIndex {
-            path: path.to_path_buf(),
+            path,
             file,
             keys,
             end,
@@ -255,7 +272,9 @@ impl KeyIndex {
             fences,
         })
     }
+}
 
+impl KeyIndex {
     pub fn keys(&self) -> u64 {
         self.keys
     }

@@ -214,11 +214,12 @@ pub(super) fn open_keys(
         }
         _ => {}
     }
-    let why = match keyindex::read_stamp(&path)? {
+    let why = match keyindex::open_header(&path)? {
         Err(why) => why,
-        Ok(stamp) => match KeysFile::open_after(&keys_path, &stamp)? {
+        Ok(opened) => match KeysFile::open_after(&keys_path, opened.stamp())? {
             None => "it was built from another keys file".into(),
-            Some((keys, after, _)) => match KeyIndex::open(&path, &stamp) {
+            // The keys file holds what the index covers (and maybe more).
+            Some((keys, after, _)) => match opened.into_index() {
                 Ok(index) if after.is_empty() => return Ok((keys, index)),
                 Ok(index) => {
                     // Keys a seal appended before a crash kept it from
