@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import threading
 import time
 import warnings
@@ -23,6 +24,20 @@ from tests.test_server_durability import storm
 
 DAY = 86_400
 Series = Dict[str, List[Tuple[int, float]]]
+
+
+def middle_of_first_chunk(path: str) -> int:
+    """The offset of the middle byte of the block's first chunk, read from
+    its index (the footer's first field is the index offset; an index entry
+    starts with the series id, then the chunk's offset and length). A fixed
+    offset would not do: how many points the first block holds, and so
+    where its chunks end, depends on where the day boundary falls."""
+    with open(path, "rb") as f:
+        f.seek(-32, os.SEEK_END)
+        (index_offset,) = struct.unpack("<Q", f.read(8))
+        f.seek(index_offset)
+        _series, chunk_offset, chunk_length = struct.unpack("<QQI", f.read(20))
+    return chunk_offset + chunk_length // 2
 
 
 class EngineCase(TestCase):
@@ -250,12 +265,22 @@ class Files(EngineCase):
             self.assertTrue(set(points) <= set(everything[key]))
 
     def test_a_damaged_chunk_is_reported_when_read(self) -> None:
+        self.damage_the_first_chunk_and_read()
+
+    def test_a_damaged_chunk_of_a_block_of_few_points_is_reported_when_read(self) -> None:
+        # The history starts two minutes before a day boundary, so the
+        # first block holds two points a key.
+        self.now = int(time.time()) // DAY * DAY - 120
+        self.damage_the_first_chunk_and_read()
+
+    def damage_the_first_chunk_and_read(self) -> None:
         self.seal_some()
         path = os.path.join(self.blocks, self.block_files()[0])
+        offset = middle_of_first_chunk(path)
         with open(path, "r+b") as f:
-            f.seek(200)  # inside the first chunk, past the header
+            f.seek(offset)
             byte = f.read(1)
-            f.seek(200)
+            f.seek(offset)
             f.write(bytes([byte[0] ^ 0x55]))
         srv, _ = self.start()
         with Client(*srv.address, timeout=BOUND) as cl:
