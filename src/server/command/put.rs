@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 
 use crate::protocol::Put;
+use crate::server::engine::MAX_KEY_BYTES;
 use crate::server::shared::State;
 use crate::server::store::Store;
 use crate::server::OUT_OF_MEMORY;
@@ -59,14 +60,26 @@ pub(in crate::server) fn apply<'s>(
         store_point(store, put.key, put.timestamp, put.value);
         return Outcome::Stored;
     };
-    *wake |= journal.append_put(put.key, put.value_text, put.timestamp);
+    if put.key.len() > MAX_KEY_BYTES {
+        // Only with a line limit raised above the default: the journal
+        // and the keys file keep keys up to this length.
+        return Outcome::Refused(Cow::Owned(format!(
+            "a key of {} bytes is longer than the {MAX_KEY_BYTES} bytes the data file keeps",
+            put.key.len()
+        )));
+    }
+    // The record names the key by its series id: the key is held (with no
+    // points yet, when new) before the point is.
+    let slot = store.slot_for(put.key);
+    let id = store.id(slot).unwrap_or_default();
+    *wake |= journal.append_put(id, put.key, put.value, put.timestamp);
     if defer {
         journal.defer(put.key, put.timestamp, put.value);
         Outcome::Deferred {
             settled_at: journal.appended(),
         }
     } else {
-        store_point(store, put.key, put.timestamp, put.value);
+        store.put_at(slot, put.timestamp, put.value);
         Outcome::Stored
     }
 }
@@ -91,9 +104,10 @@ pub(in crate::server) fn refusal<'s>(
     state.journal.as_ref().and_then(|journal| journal.refusal())
 }
 
-/// Stores a put's point: the last step of every put, whether a connection
-/// applies it, the journal releases it after its fsync, or replay reads it
-/// from the data file. A point at a timestamp the series already has
+/// Stores a put's point by its key: the last step of a put without a
+/// journal, of one the journal releases after its fsync, and of a text
+/// record replayed from the data file (a journaled put, and a frame's
+/// record, store through the slot their key was given: `Store::put_at`). A point at a timestamp the series already has
 /// replaces the value there.
 #[inline]
 pub(in crate::server) fn store_point(store: &mut Store, key: &str, timestamp: i64, value: f64) {
@@ -132,7 +146,7 @@ mod tests {
     fn with_a_journal_a_put_is_journaled_then_stored_or_deferred() {
         let mut state = State {
             store: Store::new(),
-            journal: Some(Journal::new()),
+            journal: Some(Journal::new(0)),
             sealed: None,
         };
         let mut wake = false;
