@@ -59,6 +59,7 @@ mod disk;
 mod file;
 mod format;
 mod frames;
+mod ids;
 mod policy;
 mod quarantine;
 mod recovery;

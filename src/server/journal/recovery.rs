@@ -10,7 +10,6 @@
 //! checksum matches but that uses an id no valid frame defined (its
 //! definition was in a damaged frame) is quarantined whole.
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
@@ -23,6 +22,7 @@ use super::format::{
     decode_plain, decode_record, is_torn_record, Format, Record, HEADER, MAX_RECORD, RECORD_START,
 };
 use super::frames::{self, Frame, FRAME_HEADER, KIND, MAX_PAYLOAD};
+use super::ids::IdMap;
 use super::quarantine::{excerpt, Quarantine};
 use super::report::Recovery;
 use crate::server::command::put::store_point;
@@ -74,18 +74,24 @@ pub(super) struct Control<'a> {
 }
 
 /// One decoded record inside a chunk: where its key is (`key_len` 0: a
-/// frame's record that does not define its id), its id (`TEXT`: a text
-/// record, which always names its key), and its point.
+/// frame's record that does not define its id), the number the decoder
+/// gave its id (`TEXT`: a text record, which always names its key), and
+/// its point.
 struct Decoded {
     key_start: u32,
     key_len: u32,
-    id: u64,
+    /// Ids are numbered 0, 1, 2... in the order the file first defines
+    /// them, so the inserter finds a slot by indexing, not hashing.
+    number: u32,
     value: f64,
     timestamp: i64,
 }
 
-/// The id of a text record.
-const TEXT: u64 = u64::MAX;
+/// The number of a text record.
+const TEXT: u32 = u32::MAX;
+
+/// An id's number no definition has given a slot yet.
+const NO_SLOT: usize = usize::MAX;
 
 /// Bytes read from the file, and the records decoded from them.
 struct Chunk {
@@ -136,7 +142,7 @@ pub(super) fn replay(
                     found,
                     records: Vec::new(),
                     base: 0,
-                    defined: HashSet::new(),
+                    defined: IdMap::default(),
                     frame_ids: Vec::new(),
                 };
                 decoder.run(file, len, path, control, points, &full_tx, &empty_rx)
@@ -146,8 +152,8 @@ pub(super) fn replay(
             Err(e) => return Err(Stop::Io(e)),
         };
         // A frame's record names its key by id: the slot its definition
-        // went to.
-        let mut slots: HashMap<u64, usize> = HashMap::new();
+        // went to, by the id's number.
+        let mut slots: Vec<usize> = Vec::new();
         'chunks: for chunk in full_rx.iter() {
             // A chunk holds up to about 200,000 records: check for a stop
             // between slices of it, not only between chunks.
@@ -161,21 +167,29 @@ pub(super) fn replay(
                     // SAFETY: the decoder checked that the key is UTF-8 (it
                     // came from a `&str`), and the bytes were not changed.
                     let key = unsafe { std::str::from_utf8_unchecked(key) };
-                    if !key.is_empty() {
+                    let number = record.number as usize;
+                    let slot = if key.is_empty() {
+                        // The decoder passes only records whose id is defined.
+                        slots.get(number).copied().filter(|&slot| slot != NO_SLOT)
+                    } else {
                         if let Some(Err(e)) = sealed.map(|sealed| sealed.admit(store, key)) {
                             // The key's id cannot be known: storing the point
                             // could give it a second one.
                             unadmitted = Some(e);
                             break 'chunks;
                         }
-                        if record.id == TEXT {
+                        if record.number == TEXT {
                             store_point(store, key, record.timestamp, record.value);
                             continue;
                         }
-                        slots.insert(record.id, store.slot_for(key));
-                    }
-                    // The decoder passes only records whose id is defined.
-                    if let Some(&slot) = slots.get(&record.id) {
+                        let slot = store.slot_for(key);
+                        if number >= slots.len() {
+                            slots.resize(number + 1, NO_SLOT);
+                        }
+                        slots[number] = slot;
+                        Some(slot)
+                    };
+                    if let Some(slot) = slot {
                         store.put_at(slot, record.timestamp, record.value);
                     }
                 }
@@ -226,8 +240,8 @@ struct Decoder<'a> {
     records: Vec<Decoded>,
     /// File offset of the current chunk's first byte.
     base: u64,
-    /// The ids valid frames defined so far.
-    defined: HashSet<u64>,
+    /// The ids valid frames defined so far, and their numbers.
+    defined: IdMap<u32>,
     /// Ids the frame being checked defines (undone if it fails).
     frame_ids: Vec<u64>,
 }
@@ -428,36 +442,42 @@ impl Decoder<'_> {
     ) -> io::Result<()> {
         let kept = self.records.len();
         self.frame_ids.clear();
-        let mut undefined = false;
+        let (mut undefined, mut top) = (false, 0);
         let (defined, frame_ids, kept_records) =
             (&mut self.defined, &mut self.frame_ids, &mut self.records);
         let valid = frames::entries(payload, records, |entry| {
-            let key_start = match entry.key {
-                Some(key) => {
-                    if defined.insert(entry.id) {
-                        frame_ids.push(entry.id);
-                    }
-                    key.as_ptr() as usize - buf.as_ptr() as usize
+            top = top.max(entry.id + 1);
+            let (key_start, number) = match (entry.key, defined.get(&entry.id)) {
+                (None, Some(&number)) => (0, number),
+                (None, None) => {
+                    undefined = true;
+                    (0, TEXT)
                 }
-                None => {
-                    undefined |= !defined.contains(&entry.id);
-                    0
+                (Some(key), known) => {
+                    let number = known.copied().unwrap_or_else(|| {
+                        // The next number: a frame undone removes the
+                        // highest ones, and its records never reach the
+                        // inserter, so they can be given again. (Over 2^32
+                        // definitions would take a journal of over 40 GiB;
+                        // such a frame is quarantined, not misread.)
+                        let number = u32::try_from(defined.len()).unwrap_or(TEXT);
+                        defined.insert(entry.id, number);
+                        frame_ids.push(entry.id);
+                        number
+                    });
+                    undefined |= number == TEXT;
+                    (key.as_ptr() as usize - buf.as_ptr() as usize, number)
                 }
             };
             kept_records.push(Decoded {
                 key_start: key_start as u32,
                 key_len: entry.key.map_or(0, str::len) as u32,
-                id: entry.id,
+                number,
                 value: entry.value,
                 timestamp: entry.timestamp,
             });
         });
         if valid && !undefined {
-            let top = self.records[kept..]
-                .iter()
-                .map(|r| r.id + 1)
-                .max()
-                .unwrap_or(0);
             self.found.next_id = self.found.next_id.max(top);
             return Ok(());
         }
@@ -489,7 +509,7 @@ impl Decoder<'_> {
             // Offsets within a chunk of `READ_BYTES`: they fit.
             key_start: key_start as u32,
             key_len: record.key.len() as u32,
-            id: TEXT,
+            number: TEXT,
             value: record.value,
             timestamp: record.timestamp,
         });

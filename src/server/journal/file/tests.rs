@@ -279,6 +279,69 @@ fn undefine(write: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A frame of `(id in the file, key if defined, timestamp, value)`
+/// records, encoded here (so it can use ids it does not define).
+fn raw_frame(records: &[(u64, Option<&str>, i64, f64)]) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut n: u64) {
+        while n >= 0x80 {
+            out.push(n as u8 | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    let zigzag = |n: i64| ((n << 1) ^ (n >> 63)) as u64;
+    let (mut payload, mut id, mut ts) = (Vec::new(), 0u64, 0i64);
+    for &(next, key, timestamp, value) in records {
+        varint(
+            &mut payload,
+            zigzag(next as i64 - id as i64) << 1 | u64::from(key.is_some()),
+        );
+        if let Some(key) = key {
+            varint(&mut payload, key.len() as u64);
+            payload.extend_from_slice(key.as_bytes());
+        }
+        varint(&mut payload, zigzag(timestamp - ts));
+        payload.extend_from_slice(&value.to_le_bytes());
+        (id, ts) = (next, timestamp);
+    }
+    let mut out = vec![0xB3];
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(records.len() as u32).to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&out), &payload);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+#[test]
+fn definitions_of_a_quarantined_frame_are_undone_and_later_ones_keep_their_keys() {
+    let dir = Dir::new();
+    let path = dir.0.join("j");
+    let first = raw_frame(&[(10, Some("a"), 1, 1.0), (11, Some("b"), 1, 2.0)]);
+    // Defines c, then uses an id nothing defined: quarantined whole, and
+    // c's definition with it.
+    let bad = raw_frame(&[(12, Some("c"), 1, 3.0), (40, None, 1, 4.0)]);
+    let uses_c = raw_frame(&[(12, None, 2, 3.5)]);
+    let later = raw_frame(&[(13, Some("d"), 1, 5.0), (11, None, 2, 6.0)]);
+    let reuse = raw_frame(&[(13, None, 2, 7.0), (10, None, 2, 8.0)]);
+    fs::write(&path, v3(&[&first, &bad, &uses_c, &later, &reuse])).unwrap();
+    let (store, recovery) = replay_file(&path).unwrap();
+    let want: Vec<(String, i64, f64)> = [
+        ("a", 1, 1.0),
+        ("a", 2, 8.0),
+        ("b", 1, 2.0),
+        ("b", 2, 6.0),
+        ("d", 1, 5.0),
+        ("d", 2, 7.0),
+    ]
+    .iter()
+    .map(|&(k, t, v)| (k.to_string(), t, v))
+    .collect();
+    assert_eq!(points(&store), want);
+    assert_eq!(recovery.quarantined, 2);
+    assert_eq!(recovery.id_base, 14);
+}
+
 #[test]
 fn a_torn_final_frame_is_copied_then_cut() {
     let dir = Dir::new();

@@ -161,7 +161,7 @@ impl Rig {
     }
 
     fn refusal(&self) -> Option<String> {
-        put::refusal(&self.shared.lock(), "k", 0, None).map(str::to_string)
+        put::refusal(&self.shared.lock(), "k", 0, None).map(|r| r.into_owned())
     }
 
     fn wait_refused(&self) -> String {
