@@ -19,8 +19,8 @@ from typing import Dict, List, Tuple
 
 from client import Client, Server
 from tests.support import BOUND, TestCase, wait_until
-from tests.support.processes import child_env
 from tests.support.journal import HEADER, HEADER_V2, frame_v3, frames, record_v2, records, starts_with
+from tests.support.processes import child_env
 
 
 def snapshot(path: str) -> Tuple[bytes, int]:

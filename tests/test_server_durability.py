@@ -19,9 +19,10 @@ from typing import Dict, List, Set, Tuple
 
 from client import Client, Server
 from tests.support import BOUND, TestCase, wait_until
-from tests.support.processes import ServerProcess
 from tests.support.journal import HEADER, frame_v3, records, starts_with
+from tests.support.processes import ServerProcess
 from tests.support.raw import read_reply
+
 
 def everything(path: str) -> Dict[str, List[Tuple[int, float]]]:
     """The data a fresh server on ``path`` holds."""
