@@ -4,9 +4,9 @@
 three files holding the same N points, one key per point (default
 10,000,000):
 
-- ``format2.log``: our journal as the server writes it today (header,
-  checksummed records), written by the server itself through ``put_many``;
-- ``format1.log``: the previous format (plain ``put`` lines, no header);
+- ``current.log``: our journal as the server writes it today (format 3:
+  checksummed binary frames), written by the server itself through ``put_many``;
+- ``format1.log``: the first format (plain ``put`` lines, no header);
 - ``redis.aof``: redis' append-only file with one ``HSET key ts value`` per
   point (a hash per key, the closest redis has to a series).
 
@@ -61,7 +61,7 @@ def write_format1(path: str, points: int) -> None:
                             for i in range(start, min(points, start + step))))
 
 
-def write_format2(path: str, points: int) -> None:
+def write_current(path: str, points: int) -> None:
     from client import Client, Server
     with Server(data=path, fsync="no") as srv, Client(*srv.address, timeout=60) as cl:
         step = 100_000
@@ -138,10 +138,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         n = args.points
         last = n - 1
-        files = {"format2": os.path.join(work, "format2.log"),
+        files = {"current": os.path.join(work, "current.log"),
                  "format1": os.path.join(work, "format1.log"),
                  "redis": os.path.join(work, "redis.aof")}
-        writers = {"format2": write_format2, "format1": write_format1, "redis": write_aof}
+        writers = {"current": write_current, "format1": write_format1, "redis": write_aof}
         redis = shutil.which("redis-server")
         if redis is None:
             print("redis-server is not installed: skipping redis (apt-get install redis-server)")
@@ -192,14 +192,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"replay of {n:,} points, one key per point, median of {args.rounds} round(s):")
         print("| file | size | seconds until it answers | MB/s |")
         print("|---|---|---|---|")
-        labels = {"format2": "ours, format 2 (checksummed)", "format1": "ours, format 1 (plain)",
+        labels = {"current": "ours, format 3 (binary frames)", "format1": "ours, format 1 (plain)",
                   "redis": "redis-server, AOF (HSET)"}
         for name, path in files.items():
             size = os.path.getsize(path)
             print(f"| {labels[name]} | {size / 1e6:.0f} MB | {median[name]:.2f} | "
                   f"{size / 1e6 / median[name]:.0f} |")
         if "redis" in median:
-            for name in ("format2", "format1"):
+            for name in ("current", "format1"):
                 print(f"redis / ours ({name}): {median['redis'] / median[name]:.2f}x")
         return 0
     finally:

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import subprocess
 import sys
+import time
 import warnings
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 from client import Client, Server
 from tests.support import BOUND, TestCase, wait_until
+from tests.support.journal import HEADER, HEADER_V2, frame_v3, frames, record_v2, records, starts_with
 from tests.support.processes import child_env
-from tests.test_server_durability import HEADER, crc32c, records
-
-
-def record(text: bytes) -> bytes:
-    """A version 2 record, checksum computed independently."""
-    return text + b" %08x\n" % crc32c(text)
 
 
 def snapshot(path: str) -> Tuple[bytes, int]:
@@ -89,21 +86,42 @@ class NotAJournal(DataFileCase):
                 self.assertEqual(snapshot(path), before)
                 self.assertFalse(os.path.exists(path + ".quarantine"))
 
-    def test_plain_journals_of_the_previous_format_still_load(self) -> None:
-        with open(self.path, "wb") as f:
-            f.write(b"put a 1.5 1\nput b 2 2\nput a 3 1\n")
-        srv, warned = self.start()
-        self.assertEqual(warned, [])
-        with Client(*srv.address, timeout=BOUND) as cl:
-            self.assertEqual(cl.get("*"), {"a": [(1, 3.0)], "b": [(2, 2.0)]})
-            cl.put("c", 4, timestamp=4)
-        srv.close()
-        with open(self.path, "rb") as f:
-            # The old lines are kept as they were; new records follow a header.
-            self.assertEqual(f.read(), b"put a 1.5 1\nput b 2 2\nput a 3 1\n" + HEADER
-                             + record(b"put c 4 4"))
-        srv, warned = self.start()
-        self.assertEqual(warned, [])
+    def test_journals_of_formats_1_and_2_are_migrated_without_losing_a_point(self) -> None:
+        # 40 keys, 200 rounds, every fifth round overwriting the round
+        # before: 8000 lines, 6400 live points, recent enough to stay in
+        # the head (and so in the journal).
+        start = int(time.time()) - 1800
+        lines = [b"put k.%d %d.5 %d" % (key, n, start + n - (n % 5 == 4)) for n in range(200) for key in range(40)]
+        want: Dict[str, Dict[int, float]] = {}
+        for line in lines:
+            _, key, value, ts = line.split()
+            want.setdefault(key.decode(), {})[int(ts)] = float(value)
+        expected = {key: sorted(points.items()) for key, points in want.items()}
+        for version, body in (("1", b"".join(line + b"\n" for line in lines)),
+                              ("2", HEADER_V2 + b"".join(map(record_v2, lines)))):
+            with self.subTest(version=version):
+                with open(self.path, "wb") as f:
+                    f.write(body)
+                srv, warned = self.start()
+                self.assertEqual(warned, [])
+                with Client(*srv.address, timeout=BOUND) as cl:
+                    self.assertEqual(cl.get("*"), expected)
+                    cl.put("after", 4, timestamp=start)
+                    # Rewritten in the background, in format 3 only.
+                    wait_until(lambda: starts_with(self.path, HEADER), message="the migration")
+                srv.close()
+                with open(self.path, "rb") as f:
+                    self.assertGreater(len(frames(f.read())), 0)
+                migrated = records(self.path)
+                self.assertEqual(len(migrated), 6401)
+                self.assertEqual(
+                    {key: sorted((ts, value) for k, value, ts in migrated if k == key) for key in want},
+                    expected)
+                srv, warned = self.start()
+                self.assertEqual(warned, [])
+                with Client(*srv.address, timeout=BOUND) as cl:
+                    self.assertEqual(cl.get("*"), {**expected, "after": [(start, 4.0)]})
+                srv.close()
 
 
 class NotARegularFile(DataFileCase):
@@ -129,9 +147,9 @@ class NotARegularFile(DataFileCase):
 class Garbage(DataFileCase):
     def test_a_valid_record_after_a_nul_run_is_kept_and_the_nuls_copied_aside(self) -> None:
         nuls = b"\0" * 700
-        for version, body in (("plain", b"put a 1 1\n" + nuls + b"put b 2 2\n"),
-                              ("checksummed", HEADER + record(b"put a 1 1") + nuls
-                               + record(b"put b 2 2"))):
+        for version, body in (("1", b"put a 1 1\n" + nuls + b"put b 2 2\n"),
+                              ("2", HEADER_V2 + record_v2(b"put a 1 1") + nuls + record_v2(b"put b 2 2")),
+                              ("3", HEADER + frame_v3([("a", 1.0, 1)]) + nuls + frame_v3([("b", 2.0, 2)]))):
             with self.subTest(version=version):
                 for suffix in ("", ".quarantine"):
                     if os.path.exists(self.path + suffix):
@@ -149,8 +167,11 @@ class Garbage(DataFileCase):
                     side = f.read()
                 self.assertTrue(side.endswith(nuls + b"\n"), side[-40:])
                 self.assertIn(b"length 700", side)
-                with open(self.path, "rb") as f:
-                    self.assertTrue(f.read().startswith(body))
+                if version == "3":
+                    # Kept until the journal's next compaction (the older
+                    # formats are rewritten at once: the nuls are aside).
+                    with open(self.path, "rb") as f:
+                        self.assertTrue(f.read().startswith(body))
 
 
 class Integrity(DataFileCase):
@@ -162,8 +183,10 @@ class Integrity(DataFileCase):
         with open(self.path, "rb") as f:
             content = f.read()
         self.assertTrue(content.startswith(HEADER))
-        at = content.index(b"7.5")
-        damaged = content[:at] + b"9" + content[at + 1:]  # 0x37 -> 0x39: one bit
+        first = frames(content)[0]
+        at = content.index(struct.pack("<d", 7.5))
+        self.assertTrue(first.offset < at < first.offset + first.length)
+        damaged = content[:at] + bytes([content[at] ^ 0x04]) + content[at + 1:]  # one bit
         with open(self.path, "wb") as f:
             f.write(damaged)
         srv, warned = self.start()
@@ -174,8 +197,8 @@ class Integrity(DataFileCase):
         self.assertIn("1 unreadable record(s) were not applied", warned[0])
         with open(self.path + ".quarantine", "rb") as f:
             side = f.read()
-        bad_line = damaged[damaged.index(b"put k 9.5"):].split(b"\n")[0]
-        self.assertIn(b"\n" + bad_line + b"\n", side)
+        # The whole frame the bit is in (its checksum no longer matches).
+        self.assertIn(b"\n" + damaged[first.offset:first.offset + first.length] + b"\n", side)
         with open(self.path, "rb") as f:
             self.assertEqual(f.read(), damaged)  # nothing removed from the log
 
@@ -206,8 +229,8 @@ class SymlinkedData(DataFileCase):
         with open(target, "rb") as f:
             self.assertTrue(f.read().startswith(HEADER))
         compacted = records(target)
-        self.assertEqual(compacted.count(b"\n"), 101)
-        self.assertIn(b"put after ", compacted)
+        self.assertEqual(len(compacted), 101)
+        self.assertIn(("after", 1.0, 1), compacted)
         srv, warned = self.start(link)
         self.assertEqual(warned, [])
         with Client(*srv.address, timeout=BOUND) as cl:

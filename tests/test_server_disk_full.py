@@ -27,6 +27,7 @@ from typing import Dict, List, Set, Tuple
 
 from client import Client, ClientProtocolError, Server
 from tests.support import BOUND, TestCase, wait_until
+from tests.support.journal import HEADER
 
 FULL = "no space left on device"
 FULL_REPLY = f"error\n{FULL}\n\n".encode()
@@ -225,7 +226,7 @@ class DiskFull(TestCase):
         self.assertEqual(writer.ask("put before 1 1\n"), b"ok\n\n")
         # Under fsync=no the line reaches the file within 100 ms.
         # (past the journal's header line, written when the server started)
-        header = len(b"metrics-journal 2\n")
+        header = len(HEADER)
         wait_until(lambda: os.path.getsize(self.path) > header, message="the first put in the file")
         self.fill()
         acked: Set[int] = set()

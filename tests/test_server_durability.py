@@ -18,42 +18,11 @@ import warnings
 from typing import Dict, List, Set, Tuple
 
 from client import Client, Server
-from tests.support import BOUND, TestCase
+from tests.support import BOUND, TestCase, wait_until
+from tests.support.journal import HEADER, frame_v3, records, starts_with
 from tests.support.processes import ServerProcess
 from tests.support.raw import read_reply
 
-HEADER = b"metrics-journal 2\n"
-
-
-def records(path: str) -> bytes:
-    """The journal's records as plain put lines: plain lines of the previous
-    format as they are, the header dropped, each later record's CRC-32C
-    checked against its text and removed."""
-    out = []
-    checksummed = False
-    with open(path, "rb") as f:
-        for line in f.read().splitlines():
-            if line + b"\n" == HEADER:
-                checksummed = True
-                continue
-            if not checksummed:
-                out.append(line + b"\n")
-                continue
-            body, _, crc = line.rpartition(b" ")
-            if int(crc, 16) != crc32c(body):
-                raise AssertionError(f"bad checksum in {line!r}")
-            out.append(body + b"\n")
-    return b"".join(out)
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), bit by bit: an independent reference."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
 
 def everything(path: str) -> Dict[str, List[Tuple[int, float]]]:
     """The data a fresh server on ``path`` holds."""
@@ -161,10 +130,11 @@ class Recovery(TestCase):
         with Client(*srv.address, timeout=BOUND) as cl:
             self.assertEqual(cl.get("*"), {"a": [(1, 1.5)], "b": [(2, 2.0)]})
             cl.put("c", 4, timestamp=4)
+            # The file is migrated to format 3 in the background: the
+            # records it held and the new one.
+            wait_until(lambda: starts_with(self.path, HEADER), message="the migration")
         srv.close()
-        with open(self.path, "rb") as f:
-            self.assertTrue(f.read().startswith(b"put a 1.5 1\nput b 2 2\n" + HEADER))
-        self.assertEqual(records(self.path), b"put a 1.5 1\nput b 2 2\nput c 4 4\n")
+        self.assertEqual(records(self.path), [("a", 1.5, 1), ("b", 2.0, 2), ("c", 4.0, 4)])
         with open(self.path + ".quarantine", "rb") as f:
             self.assertTrue(f.read().endswith(b"\nput torn 3\n"))
         srv, warned = self.start()
@@ -178,9 +148,10 @@ class Recovery(TestCase):
                 cl.put("k", ts, timestamp=ts)
         server.kill()
         with open(self.path, "ab") as f:  # a write the kill cut short
-            f.write(b"put k 100 10")
+            f.write(frame_v3([("k", 100.0, 100)], base=1 << 40)[:-5])
         srv, warned = self.start()
         self.assertEqual(len(warned), 1, warned)
+        self.assertIn("torn final record", warned[0])
         with Client(*srv.address, timeout=BOUND) as cl:
             self.assertEqual(cl.get("k"), {"k": [(ts, float(ts)) for ts in range(100)]})
 
@@ -195,8 +166,12 @@ class Recovery(TestCase):
             self.assertEqual(cl.get("*"), {"a": [(1, 1.0)], "b": [(2, 2.0)]})
 
     def test_a_restart_does_not_copy_quarantined_records_again(self) -> None:
+        # Garbage stays in the journal until its next compaction (a
+        # journal of an older format is compacted at once, so this one is
+        # of the current format).
         with open(self.path, "wb") as f:
-            f.write(b"put a 1 1\nnot a put\nput b 2 2\nalso garbage\n")
+            f.write(HEADER + frame_v3([("a", 1.0, 1)]) + b"\nnot a put\n" + frame_v3([("b", 2.0, 2)])
+                    + b"\nalso garbage\n")
         for start in range(3):
             srv, warned = self.start()
             srv.close()
@@ -210,7 +185,7 @@ class Recovery(TestCase):
             self.assertEqual(side.count(b"\nalso garbage\n"), 1, side)
         # A new piece (the journal changed) is still copied.
         with open(self.path, "ab") as f:
-            f.write(b"third garbage\n")
+            f.write(frame_v3([("c", 3.0, 3)]) + b"third garbage\n")
         srv, warned = self.start()
         srv.close()
         self.assertIn("3 unreadable record(s)", warned[0])
@@ -231,7 +206,7 @@ class Recovery(TestCase):
                 expected = [(0, -1.0)] + [(i, i / 4) for i in range(1, 5000)]
                 self.assertEqual(everything(self.path), {"m": expected})
 
-    def test_the_journal_holds_the_protocols_own_put_lines_with_checksums(self) -> None:
+    def test_the_journal_holds_every_acknowledged_put_checksummed(self) -> None:
         with Server(data=self.path, fsync="always") as srv:
             with socket.create_connection(srv.address, timeout=BOUND) as sock:
                 buf = bytearray()
@@ -241,7 +216,7 @@ class Recovery(TestCase):
                     read_reply(sock, buf)
         with open(self.path, "rb") as f:
             self.assertTrue(f.read().startswith(HEADER))
-        self.assertEqual(records(self.path), b"put huginn.cpu 10.6 1642667947\nput k 1 2\nput k 3 2\n")
+        self.assertEqual(records(self.path), [("huginn.cpu", 10.6, 1642667947), ("k", 1.0, 2), ("k", 3.0, 2)])
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ impl Loading {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 store,
-                journal: journal_file.as_ref().map(|_| Journal::new()),
+                journal: recovery.as_ref().map(|r| Journal::new(r.id_base)),
                 sealed,
             }),
             journal_wake: Condvar::new(),

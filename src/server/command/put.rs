@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 
 use crate::protocol::Put;
+use crate::server::engine::MAX_KEY_BYTES;
 use crate::server::shared::State;
 use crate::server::store::Store;
 use crate::server::OUT_OF_MEMORY;
@@ -41,7 +42,7 @@ pub(in crate::server) fn apply<'s>(
         // Asked again so the reason borrows the state for the caller (the
         // borrow checker cannot return the first borrow from this branch).
         let reason = refusal(state, put.key, put.timestamp, max_memory);
-        return Outcome::Refused(Cow::Borrowed(reason.unwrap_or(OUT_OF_MEMORY)));
+        return Outcome::Refused(reason.unwrap_or(Cow::Borrowed(OUT_OF_MEMORY)));
     }
     let State {
         store,
@@ -59,14 +60,18 @@ pub(in crate::server) fn apply<'s>(
         store_point(store, put.key, put.timestamp, put.value);
         return Outcome::Stored;
     };
-    *wake |= journal.append_put(put.key, put.value_text, put.timestamp);
+    // The record names the key by its series id: the key is held (with no
+    // points yet, when new) before the point is.
+    let slot = store.slot_for(put.key);
+    let id = store.id(slot).unwrap_or_default();
+    *wake |= journal.append_put(id, put.key, put.value, put.timestamp);
     if defer {
         journal.defer(put.key, put.timestamp, put.value);
         Outcome::Deferred {
             settled_at: journal.appended(),
         }
     } else {
-        store_point(store, put.key, put.timestamp, put.value);
+        store.put_at(slot, put.timestamp, put.value);
         Outcome::Stored
     }
 }
@@ -75,26 +80,39 @@ pub(in crate::server) fn apply<'s>(
 /// can be taken: the one place every refusal of a put is decided. While the
 /// journal cannot be written every put is refused with the OS's reason;
 /// past `max_memory`, only a put that replaces a value (and so needs no
-/// memory) is taken.
+/// memory) is taken. A key longer than the data file keeps is refused
+/// while there is one (only possible with the line limit raised above its
+/// default).
 pub(in crate::server) fn refusal<'s>(
     state: &'s State,
     key: &str,
     timestamp: i64,
     max_memory: Option<usize>,
-) -> Option<&'s str> {
+) -> Option<Cow<'s, str>> {
+    if state.journal.is_some() && key.len() > MAX_KEY_BYTES {
+        return Some(Cow::Owned(format!(
+            "a key of {} bytes is longer than the {MAX_KEY_BYTES} bytes the data file keeps",
+            key.len()
+        )));
+    }
     let full = max_memory.is_some_and(|limit| {
         state.store.memory() >= limit && !state.store.contains(key, timestamp)
     });
     if full {
-        return Some(OUT_OF_MEMORY);
+        return Some(Cow::Borrowed(OUT_OF_MEMORY));
     }
-    state.journal.as_ref().and_then(|journal| journal.refusal())
+    state
+        .journal
+        .as_ref()
+        .and_then(|journal| journal.refusal())
+        .map(Cow::Borrowed)
 }
 
-/// Stores a put's point: the last step of every put, whether a connection
-/// applies it, the journal releases it after its fsync, or replay reads it
-/// from the data file. A point at a timestamp the series already has
-/// replaces the value there.
+/// Stores a put's point by its key: the last step of a put without a
+/// journal, of one the journal releases after its fsync, and of a text
+/// record replayed from the data file (a journaled put, and a frame's
+/// record, store through the slot their key was given: `Store::put_at`).
+/// A point at a timestamp the series already has replaces the value there.
 #[inline]
 pub(in crate::server) fn store_point(store: &mut Store, key: &str, timestamp: i64, value: f64) {
     store.put(key, timestamp, value);
@@ -132,7 +150,7 @@ mod tests {
     fn with_a_journal_a_put_is_journaled_then_stored_or_deferred() {
         let mut state = State {
             store: Store::new(),
-            journal: Some(Journal::new()),
+            journal: Some(Journal::new(0)),
             sealed: None,
         };
         let mut wake = false;
@@ -150,6 +168,35 @@ mod tests {
         assert!(journal.appended() > logged);
         assert_eq!(settled_at, journal.appended());
         assert_eq!(state.store.points(), 1, "held back until fsynced");
+    }
+
+    #[test]
+    fn with_a_journal_a_key_longer_than_the_data_file_keeps_is_refused() {
+        let long = "k".repeat(MAX_KEY_BYTES + 1);
+        let mut state = State {
+            store: Store::new(),
+            journal: Some(Journal::new(0)),
+            sealed: None,
+        };
+        let mut wake = false;
+        let outcome = apply(&mut state, &put(&long, 1.0, 5), None, false, &mut wake);
+        let Outcome::Refused(reason) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(reason.contains("longer than"), "{reason}");
+        assert_eq!(state.journal.as_ref().unwrap().appended(), 0);
+        assert_eq!(state.store.keys(), 0, "nothing journaled, nothing stored");
+        let longest = &long[..MAX_KEY_BYTES];
+        let outcome = apply(&mut state, &put(longest, 1.0, 5), None, false, &mut wake);
+        assert_eq!(outcome, Outcome::Stored);
+
+        state.journal = None;
+        let outcome = apply(&mut state, &put(&long, 1.0, 5), None, false, &mut wake);
+        assert_eq!(
+            outcome,
+            Outcome::Stored,
+            "memory only: any key the parser takes"
+        );
     }
 
     #[test]

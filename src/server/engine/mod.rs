@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+pub use keys::MAX_KEY_BYTES;
 pub use sealed::Sealed;
 pub use view::{View, Walk};
 

@@ -1,4 +1,4 @@
-//! Compaction: rewriting the journal as one line per stored point while the
+//! Compaction: rewriting the journal as one record per stored point while the
 //! server keeps serving, then swapping it in atomically. With a seal (see
 //! `engine::seal`), the points old enough go to blocks instead, so the new
 //! journal holds only the head.
@@ -9,10 +9,8 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use memchr::memchr_iter;
-
 use super::file::{compaction_path, lock_exclusive, sync_dir, JournalFile};
-use super::format::{encode_point_record, HEADER};
+use super::frames::{count_records, Frames, HEADER};
 use crate::server::engine::seal::Seal;
 use crate::server::log::Level;
 use crate::server::shared::Shared;
@@ -34,13 +32,18 @@ pub(super) struct Compaction {
     tmp_path: PathBuf,
     tmp: File,
     cursor: Cursor,
-    /// Log length when the snapshot began: lines after it are copied over.
+    /// Log length and records when the snapshot began: records after it
+    /// are copied over.
     start_len: u64,
-    lines: u64,
+    start_records: u64,
+    records: u64,
     bytes: u64,
     /// `bytes` at the last fsync.
     synced: u64,
     buf: Vec<u8>,
+    /// The snapshot's records, taken into `buf` at each step (each step
+    /// defines the ids it uses, as each write of the journal does).
+    frames: Frames,
     started: Instant,
     /// Sealing as it goes (walking the seal's series from the `next`th).
     seal: Option<Seal>,
@@ -49,25 +52,33 @@ pub(super) struct Compaction {
 }
 
 impl Compaction {
-    pub(super) fn begin(file: &JournalFile) -> io::Result<Self> {
+    /// Begins a compaction of `file` whose records name series ids plus
+    /// `id_base`, as the live journal's do.
+    pub(super) fn begin(file: &JournalFile, id_base: u64) -> io::Result<Self> {
         let tmp_path = compaction_path(&file.path);
         let tmp = OpenOptions::new()
             .read(true)
             .append(true)
             .create_new(true)
             .open(&tmp_path)?;
-        let mut buf = Vec::with_capacity(COMPACT_STEP + 4096);
-        buf.extend_from_slice(HEADER);
-        buf.push(b'\n');
+        let mut tmp = tmp;
+        let header = [HEADER, b"\n"].concat();
+        if let Err(e) = tmp.write_all(&header) {
+            let _ = fs::remove_file(&tmp_path);
+            return Err(e);
+        }
+        let buf = Vec::with_capacity(COMPACT_STEP + 4096);
         Ok(Compaction {
             tmp_path,
             tmp,
             cursor: Cursor::all(),
             start_len: file.len,
-            lines: 0,
-            bytes: 0,
+            start_records: file.records,
+            records: 0,
+            bytes: header.len() as u64,
             synced: 0,
             buf,
+            frames: Frames::new(id_base),
             started: Instant::now(),
             seal: None,
             next: 0,
@@ -104,13 +115,16 @@ impl Compaction {
 
     /// Writes the next piece of the snapshot; true when it is complete.
     pub(super) fn step(&mut self, shared: &Shared) -> io::Result<bool> {
-        let buf = &mut self.buf;
-        let (done, lines) = match self.seal.as_mut() {
-            Some(seal) => seal_step(&shared.lock().store, seal, &mut self.next, buf)?,
-            None => snapshot(&shared.lock().store, &mut self.cursor, buf),
+        let frames = &mut self.frames;
+        let done = match self.seal.as_mut() {
+            Some(seal) => seal_step(&shared.lock().store, seal, &mut self.next, frames)?,
+            None => snapshot(&shared.lock().store, &mut self.cursor, frames),
         };
+        let buf = &mut self.buf;
+        frames.take(buf);
+        let records = count_records(buf);
         self.tmp.write_all(buf)?;
-        self.lines += lines;
+        self.records += records;
         self.bytes += buf.len() as u64;
         buf.clear();
         // Syncing as it goes keeps the final fsync short, so a stop that
@@ -189,10 +203,10 @@ impl Compaction {
                 ));
             }
             self.tmp.write_all(&self.buf[..n])?;
-            self.lines += memchr_iter(b'\n', &self.buf[..n]).count() as u64;
             self.bytes += n as u64;
             at += n as u64;
         }
+        self.records += file.records - self.start_records;
         self.tmp.sync_all()?;
         if !lock_exclusive(&self.tmp)? {
             return Err(io::Error::other(
@@ -203,8 +217,9 @@ impl Compaction {
         sync_dir(&file.path)?;
         file.handle = self.tmp.try_clone()?;
         file.len = self.bytes;
-        file.lines = self.lines;
-        Ok((self.lines, self.bytes, self.started.elapsed()))
+        file.records = self.records;
+        file.mixed = false;
+        Ok((self.records, self.bytes, self.started.elapsed()))
     }
 
     pub(super) fn abandon(self, shared: &Shared) {
@@ -217,51 +232,46 @@ impl Compaction {
 }
 
 /// With a seal: seals or journals the points of each of the seal's series
-/// from the `next`th on until `buf` holds `COMPACT_STEP` bytes. Called
+/// from the `next`th on until `frames` holds `COMPACT_STEP` bytes. Called
 /// with the lock held.
 fn seal_step(
     store: &Store,
     seal: &mut Seal,
     next: &mut usize,
-    buf: &mut Vec<u8>,
-) -> io::Result<(bool, u64)> {
-    let mut lines = 0;
+    frames: &mut Frames,
+) -> io::Result<bool> {
     let visited = seal.visited;
     while let Some(slot) = seal.slot_at(*next) {
         let key = store.key(slot).unwrap_or_default();
+        let id = store.id(slot).unwrap_or_default();
         seal.series(store, slot, &mut |ts, value| {
-            encode_point_record(buf, key, value, ts);
-            lines += 1;
+            frames.push(id, key, ts, value)
         })
         .map_err(io::Error::other)?;
         *next += 1;
         // Sealed points write nothing here: bound the step by the points
         // looked at too, so the lock is held about as long as without.
-        if buf.len() >= COMPACT_STEP || seal.visited - visited >= SEAL_STEP_POINTS {
-            return Ok((*next >= seal.series_count(), lines));
+        if frames.len() >= COMPACT_STEP || seal.visited - visited >= SEAL_STEP_POINTS {
+            return Ok(*next >= seal.series_count());
         }
     }
-    Ok((true, lines))
+    Ok(true)
 }
 
-/// Appends one record per point from `cursor` on until `buf` holds
-/// `COMPACT_STEP` bytes: true when the walk is over, and the records
-/// written. Called with the store's lock held.
-fn snapshot(store: &Store, cursor: &mut Cursor, buf: &mut Vec<u8>) -> (bool, u64) {
-    let mut lines = 0;
-    let done = store.walk(cursor, |key, ts, value| {
-        // Without `fmt` for most values: the lock is held meanwhile.
-        encode_point_record(buf, key, value, ts);
-        lines += 1;
-        buf.len() < COMPACT_STEP
-    });
-    (done, lines)
+/// Appends one record per point from `cursor` on until `frames` holds
+/// `COMPACT_STEP` bytes: true when the walk is over. Called with the
+/// store's lock held.
+fn snapshot(store: &Store, cursor: &mut Cursor, frames: &mut Frames) -> bool {
+    store.walk_ids(cursor, |id, key, ts, value| {
+        frames.push(id, key, ts, value);
+        frames.len() < COMPACT_STEP
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::journal::format::decode_record;
+    use crate::server::journal::frames::{entries, frame, Frame};
 
     #[test]
     fn snapshot_records_decode_to_the_stored_points() {
@@ -275,14 +285,26 @@ mod tests {
         for (key, ts, value) in points {
             store.put(key, ts, value);
         }
-        let mut out = Vec::new();
+        let mut frames = Frames::new(100);
         let mut cursor = Cursor::all();
-        assert_eq!(snapshot(&store, &mut cursor, &mut out), (true, 4));
+        assert!(snapshot(&store, &mut cursor, &mut frames));
+        let mut out = Vec::new();
+        frames.take(&mut out);
+        assert_eq!(count_records(&out), 4);
+        let Frame::Whole {
+            records, payload, ..
+        } = frame(&out)
+        else {
+            panic!("{out:?}");
+        };
+        let mut keys = std::collections::HashMap::new();
         let mut decoded = Vec::new();
-        for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let r = decode_record(line).unwrap();
-            decoded.push((r.key.to_string(), r.timestamp, r.value.to_bits()));
-        }
+        assert!(entries(payload, records, |e| {
+            if let Some(key) = e.key {
+                keys.insert(e.id, key.to_string());
+            }
+            decoded.push((keys[&e.id].clone(), e.timestamp, e.value.to_bits()));
+        }));
         let mut want: Vec<_> = points
             .iter()
             .map(|&(k, ts, v)| (k.to_string(), ts, f64::to_bits(v)))
@@ -290,5 +312,6 @@ mod tests {
         decoded.sort();
         want.sort();
         assert_eq!(decoded, want);
+        assert!(keys.keys().all(|&id| id >= 100), "ids carry the base");
     }
 }

@@ -10,8 +10,8 @@ pub(crate) trait Disk: Send {
     /// Appends `data`; on error part of it may be in the file.
     fn append(&mut self, file: &mut JournalFile, data: &[u8]) -> io::Result<()>;
     fn sync(&mut self, file: &mut JournalFile) -> io::Result<()>;
-    /// Cuts the file back to `len` bytes holding `lines` lines.
-    fn truncate(&mut self, file: &mut JournalFile, len: u64, lines: u64) -> io::Result<()>;
+    /// Cuts the file back to `len` bytes holding `records` records.
+    fn truncate(&mut self, file: &mut JournalFile, len: u64, records: u64) -> io::Result<()>;
 }
 
 /// The real file.
@@ -26,12 +26,12 @@ impl Disk for FileDisk {
         file.sync()
     }
 
-    fn truncate(&mut self, file: &mut JournalFile, len: u64, lines: u64) -> io::Result<()> {
+    fn truncate(&mut self, file: &mut JournalFile, len: u64, records: u64) -> io::Result<()> {
         // The file is opened for appending, so the next write lands at the
         // new end.
         file.handle.set_len(len)?;
         file.len = len;
-        file.lines = lines;
+        file.records = records;
         Ok(())
     }
 }
@@ -99,7 +99,7 @@ pub(crate) mod faults {
             FileDisk.sync(file)
         }
 
-        fn truncate(&mut self, file: &mut JournalFile, len: u64, lines: u64) -> io::Result<()> {
+        fn truncate(&mut self, file: &mut JournalFile, len: u64, records: u64) -> io::Result<()> {
             let fails = {
                 let mut plan = self.plan();
                 plan.truncates += 1;
@@ -108,7 +108,7 @@ pub(crate) mod faults {
             if fails {
                 return Err(io::Error::from_raw_os_error(libc::EIO));
             }
-            FileDisk.truncate(file, len, lines)
+            FileDisk.truncate(file, len, records)
         }
     }
 }

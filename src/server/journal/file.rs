@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use memchr::{memchr, memchr_iter};
+use memchr::memchr;
 
-use super::format::{decode_plain, is_torn_record, Format, HEADER, MAX_RECORD};
+use super::format::{decode_plain, is_torn_record, Format, HEADER as TEXT_HEADER, MAX_RECORD};
+use super::frames::{self, HEADER};
 use super::quarantine::{excerpt, Quarantine};
 use super::recovery::{replay, Control, Stop, Tail};
 use super::report::Recovery;
@@ -33,7 +34,10 @@ pub(crate) struct JournalFile {
     pub(super) path: PathBuf,
     pub(super) handle: File,
     pub(super) len: u64,
-    pub(super) lines: u64,
+    pub(super) records: u64,
+    /// Text records (versions 1 and 2) come before its frames: the writer
+    /// compacts it at once, which rewrites it all as version 3.
+    pub(super) mixed: bool,
 }
 
 pub(super) fn compaction_path(path: &Path) -> PathBuf {
@@ -155,10 +159,15 @@ fn recognise(path: &Path, file: &File, len: u64) -> Result<Option<Format>, Serve
     file.read_exact_at(&mut head, 0)
         .map_err(|e| data_error(path, e))?;
     let header_line = [HEADER, b"\n"].concat();
-    if head.is_empty() || (head.len() < header_line.len() && header_line.starts_with(&head)) {
+    let text_header_line = [TEXT_HEADER, b"\n"].concat();
+    let header_start = |line: &[u8]| head.len() < line.len() && line.starts_with(&head);
+    if head.is_empty() || header_start(&header_line) || header_start(&text_header_line) {
         return Ok(None);
     }
     if head.starts_with(&header_line) {
+        return Ok(Some(Format::Binary));
+    }
+    if head.starts_with(&text_header_line) {
         return Ok(Some(Format::Checksummed));
     }
     let plain = match memchr(b'\n', &head) {
@@ -186,7 +195,7 @@ fn recognise(path: &Path, file: &File, len: u64) -> Result<Option<Format>, Serve
 impl OpenJournal {
     /// Replays the journal into `store`, copies whatever is not applied to
     /// the quarantine file, cuts a torn final record, and makes the file
-    /// ready for version 2 records. Stops early, changing nothing in the
+    /// ready for version 3 records. Stops early, changing nothing in the
     /// journal, once `cancel` is set.
     pub(crate) fn replay(
         self,
@@ -220,6 +229,9 @@ impl OpenJournal {
             );
         }
         let mut tail = Tail::Clean;
+        // The format new records follow: a text journal ends in text
+        // until a version 3 header is appended.
+        let mut ends_in = format;
         match format {
             Some(format) => {
                 recovery.format = Some(format);
@@ -228,17 +240,23 @@ impl OpenJournal {
                     log,
                     progress_interval,
                 };
-                tail = match replay(
+                // Read from the first line, whose header switches the
+                // reading to frames.
+                let first = match format {
+                    Format::Binary => Format::Checksummed,
+                    text => text,
+                };
+                (tail, ends_in) = match replay(
                     &file,
                     len,
-                    format,
+                    first,
                     store,
                     sealed,
                     &mut recovery,
                     &mut quarantine,
                     &control,
                 ) {
-                    Ok(tail) => tail,
+                    Ok((tail, ends_in)) => (tail, Some(ends_in)),
                     Err(Stop::Cancelled) => return Err(ServerError::Cancelled),
                     Err(Stop::Io(e)) => return Err(error(e)),
                 };
@@ -270,7 +288,9 @@ impl OpenJournal {
         if matches!(tail, Tail::Unterminated | Tail::Garbage) {
             start.push(b'\n');
         }
-        if format != Some(Format::Checksummed) || size == 0 {
+        // A text journal goes on in version 3 after a header line (read
+        // as the switch to frames); the next compaction rewrites it whole.
+        if ends_in != Some(Format::Binary) || size == 0 {
             start.extend_from_slice(HEADER);
             start.push(b'\n');
         }
@@ -294,13 +314,14 @@ impl OpenJournal {
         recovery.points = store.points();
         recovery.keys = store.keys();
         recovery.elapsed = started.elapsed();
-        let lines = recovery.replayed + recovery.quarantined;
+        let records = recovery.replayed + recovery.quarantined;
         Ok((
             JournalFile {
                 path: target,
                 handle: file,
                 len: size,
-                lines,
+                records,
+                mixed: matches!(format, Some(Format::Plain | Format::Checksummed)),
             },
             recovery,
         ))
@@ -311,7 +332,7 @@ impl JournalFile {
     pub(super) fn append(&mut self, data: &[u8]) -> io::Result<()> {
         self.handle.write_all(data)?;
         self.len += data.len() as u64;
-        self.lines += memchr_iter(b'\n', data).count() as u64;
+        self.records += frames::count_records(data);
         Ok(())
     }
 

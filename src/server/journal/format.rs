@@ -1,5 +1,7 @@
-//! The journal's record format: text lines a person can read and grep, each
-//! carrying a checksum so a damaged record is detected rather than applied.
+//! The journal's text formats, versions 1 and 2, which earlier servers
+//! wrote and this one still reads (it writes version 3, `frames`): text
+//! lines a person can read and grep, each carrying a checksum so a damaged
+//! record is detected rather than applied.
 //!
 //! ```text
 //! metrics-journal 2                       <- header: the format and its version
@@ -17,15 +19,14 @@
 //! `put <key> <value> <timestamp>` lines, as the protocol sends them. Such
 //! journals are still read. A header line may also appear after version 1 lines:
 //! the server appends one when it opens a version 1 journal, so everything after
-//! it is version 2 (the next compaction rewrites the whole file as version 2).
+//! it is version 2. The same goes for a version 3 header after text lines:
+//! the server appends one when it opens a text journal, and the frames
+//! follow (the next compaction rewrites the whole file as version 3).
 //!
 //! Decoding never allocates and never panics on any input; values parse to
 //! exactly the `f64` that `str::parse` gives.
 
-use crate::protocol::{
-    parse_command, parse_float, parse_int, push_put_line, validate_key, Command, KeyUse,
-    PointValue, Put,
-};
+use crate::protocol::{parse_command, parse_float, parse_int, validate_key, Command, KeyUse, Put};
 
 /// The header line (without its `\n`) that starts a version 2 journal.
 pub(crate) const HEADER: &[u8] = b"metrics-journal 2";
@@ -47,6 +48,8 @@ pub enum Format {
     Plain,
     /// Version 2: checksummed records after a header line.
     Checksummed,
+    /// Version 3: checksummed binary frames after a header line (`frames`).
+    Binary,
 }
 
 /// One decoded record, borrowing its key from the line.
@@ -55,40 +58,6 @@ pub(crate) struct Record<'a> {
     pub key: &'a str,
     pub value: f64,
     pub timestamp: i64,
-}
-
-/// Appends one version 2 record for a put whose value text is already
-/// validated (it is written verbatim, as the client sent it).
-pub(crate) fn encode_record(out: &mut Vec<u8>, key: &str, value_text: &str, timestamp: i64) {
-    // One capacity check for the whole record: `put `, two spaces, at most
-    // 20 timestamp characters, the checksum field and the `\n`.
-    out.reserve(RECORD_START.len() + key.len() + value_text.len() + 22 + CHECKSUM_FIELD + 1);
-    push_record(out, key, value_text, timestamp);
-}
-
-/// Appends one version 2 record for a stored point (the value written as
-/// Python's `str(float)`, which parses back to the same `f64`).
-pub(crate) fn encode_point_record(out: &mut Vec<u8>, key: &str, value: f64, timestamp: i64) {
-    push_record(out, key, value, timestamp);
-}
-
-fn push_record(out: &mut Vec<u8>, key: &str, value: impl PointValue, timestamp: i64) {
-    let start = out.len();
-    push_put_line(out, key, value, timestamp);
-    out.pop(); // the `\n`: the checksum goes before it
-    seal(out, start);
-}
-
-/// Appends ` <checksum>\n` for the text from `start` on, in one copy.
-fn seal(out: &mut Vec<u8>, start: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let crc = crc32c::crc32c(&out[start..]);
-    let mut field = [b' '; CHECKSUM_FIELD + 1];
-    for (i, digit) in field[1..CHECKSUM_FIELD].iter_mut().enumerate() {
-        *digit = HEX[((crc >> ((7 - i) * 4)) & 0xf) as usize];
-    }
-    field[CHECKSUM_FIELD] = b'\n';
-    out.extend_from_slice(&field);
 }
 
 /// Decodes a version 2 record (`line` without its `\n`): `None` when the
@@ -158,7 +127,7 @@ fn decode_put_text(text: &[u8]) -> Option<Record<'_>> {
 
 /// A key as `put` accepts it: printable ASCII checked byte by byte, anything
 /// else through the protocol's own check.
-fn decode_key(key: &[u8]) -> Option<&str> {
+pub(crate) fn decode_key(key: &[u8]) -> Option<&str> {
     if !key.is_empty() && key != b"*" && key.iter().all(|b| b.is_ascii_graphic()) {
         // SAFETY-free: ASCII is UTF-8.
         return std::str::from_utf8(key).ok();
@@ -208,9 +177,20 @@ mod tests {
     use crate::protocol::push_py_float;
     use proptest::prelude::*;
 
+    /// A version 2 record as earlier servers wrote it: the put line, a
+    /// space, the CRC-32C of the text in hex and a `\n`.
+    fn encode_point_record(out: &mut Vec<u8>, key: &str, value: f64, timestamp: i64) {
+        let start = out.len();
+        crate::protocol::push_put_line(out, key, value, timestamp);
+        out.pop();
+        let crc = crc32c::crc32c(&out[start..]);
+        out.extend_from_slice(format!(" {crc:08x}\n").as_bytes());
+    }
+
     fn record(key: &str, value_text: &str, timestamp: i64) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_record(&mut out, key, value_text, timestamp);
+        let mut out = format!("put {key} {value_text} {timestamp}").into_bytes();
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(format!(" {crc:08x}\n").as_bytes());
         out
     }
 

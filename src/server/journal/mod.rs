@@ -1,16 +1,16 @@
-//! Durability: the journal, an append-only file of put records (`format`: the protocol's
-//! put line plus a checksum, one per text line), replayed at start.
+//! Durability: the journal, an append-only file of put records (`frames`:
+//! checksummed binary frames of about 11 bytes a point), replayed at start.
 //!
-//! Connections append a put's line to an in-memory buffer under the store's
+//! Connections append a put's record to an in-memory buffer under the store's
 //! lock, so the journal's order is the store's order. One writer thread moves
 //! the buffer to the file and fsyncs it:
 //!
 //! * `always`: the writer writes and fsyncs whatever has accumulated (group
-//!   commit). The points of those lines wait beside the buffer and are put
+//!   commit). The points of those records wait beside the buffer and are put
 //!   into the store only once the fsync covering them returned, so no
 //!   reader ever sees a point before it is durable; then the writer
 //!   publishes how far the journal is settled and a connection sends the `ok`
-//!   for a put only after that point passes its line.
+//!   for a put only after that point passes its record.
 //! * `everysec`: the point is stored at once; the buffer is written at least
 //!   every 100 ms (and as soon as it holds 4 MiB) and fsynced about once a
 //!   second. `kill -9` loses at most the last 100 ms, a machine crash about
@@ -23,7 +23,7 @@
 //! while gets go on. Under `always` the batch that failed is rejected: its
 //! points never reach the store and its puts are answered with that error.
 //! Under `everysec` and `no` the puts were already acknowledged, so their
-//! lines stay in memory and are written again every 100 ms until the write
+//! records stay in memory and are written again every 100 ms until the write
 //! succeeds. Either way puts are accepted again as soon as writing works.
 //!
 //! Closing the server always writes and fsyncs everything, and reports what
@@ -38,13 +38,14 @@
 //! journal as it was.
 //!
 //! Compaction: when the file is at least `compact_min_bytes` and holds at
-//! least twice as many lines as the store has points, the writer rewrites it
-//! as one line per point into `<path>.compact` while serving, appends the
-//! lines journaled meanwhile, fsyncs and renames it over the journal. A compaction
+//! least twice as many records as the store has points, the writer rewrites it
+//! as one record per point into `<path>.compact` while serving, appends the
+//! records journaled meanwhile, fsyncs and renames it over the journal. A compaction
 //! that fails (no space for the copy) is tried again after a minute, and
 //! none runs while the journal cannot be written.
 //!
-//! Files: `format` (records, header, versions), `policy` (when to fsync),
+//! Files: `frames` (the records written since version 3), `format` (the
+//! text records of versions 1 and 2, still read), `policy` (when to fsync),
 //! `file` (checking, opening, locking, appending), `recovery` (replaying the
 //! file at start, quarantine), `writer` (the writer thread), `disk` (the
 //! writer's file operations, where tests inject failures), `deferred`
@@ -57,6 +58,8 @@ mod deferred;
 mod disk;
 mod file;
 mod format;
+mod frames;
+mod ids;
 mod policy;
 mod quarantine;
 mod recovery;
@@ -69,6 +72,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deferred::Deferred;
+use frames::Frames;
 
 pub(crate) use file::{open, OpenJournal};
 pub use format::Format;
@@ -76,7 +80,7 @@ pub use policy::FsyncPolicy;
 pub use report::Recovery;
 pub(crate) use writer::run_writer;
 
-/// How often buffered lines reach the file when not fsyncing each put.
+/// How often buffered records reach the file when not fsyncing each put.
 pub(super) const WRITE_INTERVAL: Duration = Duration::from_millis(100);
 /// How often `everysec` fsyncs.
 pub(super) const SYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -91,11 +95,11 @@ const REMEMBERED_REJECTIONS: usize = 1024;
 /// answer puts under `always`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Durability {
-    /// Logical bytes (counted since start) whose fate is known: every line
+    /// Logical bytes (counted since start) whose fate is known: every record
     /// up to here is either fsynced in the file or was rejected.
     pub settled: u64,
     /// Batches rejected so far because the file could not be written; while
-    /// it is unchanged, every settled line is durable.
+    /// it is unchanged, every settled record is durable.
     pub rejections: u64,
 }
 
@@ -103,20 +107,21 @@ pub struct Durability {
 pub(super) enum Writer {
     /// Writing or about to look at the buffer: no need to wake it.
     Busy,
-    /// Waiting for lines to arrive.
+    /// Waiting for records to arrive.
     Idle,
-    /// Holding buffered lines back until `WRITE_INTERVAL` has passed.
+    /// Holding buffered records back until `WRITE_INTERVAL` has passed.
     Batching,
 }
 
 /// The in-memory side of the journal, guarded by the store's lock.
 #[derive(Debug)]
 pub(crate) struct Journal {
-    pub(super) pending: Vec<u8>,
-    /// Logical bytes appended since start; a put's line is settled once
+    /// Records not taken by the writer yet.
+    pub(super) pending: Frames,
+    /// Logical bytes appended since start; a put's record is settled once
     /// `Durability::settled` reaches the value after its append.
     pub(super) appended: u64,
-    /// Under `always`: the points of the lines not yet fsynced.
+    /// Under `always`: the points of the records not yet fsynced.
     pub(super) deferred: Deferred,
     /// Why puts are refused now: the file cannot be written.
     pub(super) refusal: Option<Arc<str>>,
@@ -126,7 +131,7 @@ pub(crate) struct Journal {
 }
 
 /// The batches rejected under `always`: for each, the logical position the
-/// journal was durable to when it was rejected (every line after it, up to the
+/// journal was durable to when it was rejected (every record after it, up to the
 /// rejection, failed) and why.
 #[derive(Debug, Default)]
 pub(crate) struct Rejections {
@@ -147,7 +152,7 @@ impl Rejections {
         self.count += 1;
     }
 
-    /// The first rejection after `seen` rejections had happened: lines
+    /// The first rejection after `seen` rejections had happened: records
     /// appended in between and past the returned position failed. `None`
     /// when it is no longer remembered.
     pub(crate) fn after(&self, seen: u64) -> Option<(u64, &str)> {
@@ -166,7 +171,7 @@ impl Rejections {
 
 /// The text of an error reply for an I/O error: the OS's description in
 /// lower case without the error number (`no space left on device`), on one
-/// line.
+/// record.
 pub(crate) fn refusal_reason(error: &io::Error) -> Arc<str> {
     let mut text = error.to_string();
     if let Some(code) = error.raw_os_error() {
@@ -190,9 +195,11 @@ pub(crate) fn refusal_reason(error: &io::Error) -> Arc<str> {
 }
 
 impl Journal {
-    pub(crate) fn new() -> Self {
+    /// A journal whose records name series `id` as `id_base + id` (the
+    /// file's ids from earlier processes are all below `id_base`).
+    pub(crate) fn new(id_base: u64) -> Self {
         Journal {
-            pending: Vec::new(),
+            pending: Frames::new(id_base),
             appended: 0,
             deferred: Deferred::default(),
             refusal: None,
@@ -211,21 +218,27 @@ impl Journal {
         &self.rejections
     }
 
+    /// What the records' ids add to series ids.
+    pub(super) fn id_base(&self) -> u64 {
+        self.pending.base()
+    }
+
     pub(crate) fn appended(&self) -> u64 {
         self.appended
     }
 
-    /// Holds a journaled put's point back until its line is fsynced (`always`);
+    /// Holds a journaled put's point back until its record is fsynced (`always`);
     /// call right after its `append_put`.
     pub(crate) fn defer(&mut self, key: &str, timestamp: i64, value: f64) {
         self.deferred.push(key, timestamp, value);
     }
 
-    /// Buffers one put line. Returns true when the writer thread must be
-    /// woken (call `Shared::wake_journal` after releasing the lock).
-    pub(crate) fn append_put(&mut self, key: &str, value_text: &str, timestamp: i64) -> bool {
+    /// Buffers the record of a put to `key`, whose series id is `id`.
+    /// Returns true when the writer thread must be woken (call
+    /// `Shared::wake_journal` after releasing the lock).
+    pub(crate) fn append_put(&mut self, id: usize, key: &str, value: f64, timestamp: i64) -> bool {
         let before = self.pending.len();
-        format::encode_record(&mut self.pending, key, value_text, timestamp);
+        self.pending.push(id, key, timestamp, value);
         self.appended += (self.pending.len() - before) as u64;
         let wake = match self.writer {
             Writer::Busy => false,
@@ -253,30 +266,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn appended_records_are_normalised_put_lines_with_checksums() {
-        let mut journal = Journal::new();
-        assert!(!journal.append_put("k", "1.50", -3)); // writer busy: no wake
+    fn appended_records_are_frames_and_wake_an_idle_writer() {
+        let mut journal = Journal::new(10);
+        assert!(!journal.append_put(0, "k", 1.5, -3)); // writer busy: no wake
         journal.writer = Writer::Idle;
-        assert!(journal.append_put("ключ", "2", 10));
+        assert!(journal.append_put(1, "ключ", 2.0, 10));
         assert_eq!(journal.writer, Writer::Busy);
-        let mut want = Vec::new();
-        for text in ["put k 1.50 -3", "put ключ 2 10"] {
-            want.extend_from_slice(text.as_bytes());
-            want.extend_from_slice(
-                format!(" {:08x}\n", crc32c::crc32c(text.as_bytes())).as_bytes(),
-            );
-        }
-        assert_eq!(journal.pending, want);
         assert_eq!(journal.appended(), journal.pending.len() as u64);
+        let mut bytes = Vec::new();
+        journal.pending.take(&mut bytes);
+        assert_eq!(frames::count_records(&bytes), 2);
+        let frames::Frame::Whole {
+            len,
+            records,
+            payload,
+        } = frames::frame(&bytes)
+        else {
+            panic!("{bytes:?}");
+        };
+        assert_eq!((len, records), (bytes.len(), 2));
+        let mut got = Vec::new();
+        assert!(frames::entries(payload, records, |e| got.push((
+            e.id,
+            e.key.map(str::to_string),
+            e.timestamp,
+            e.value
+        ))));
+        assert_eq!(
+            got,
+            [
+                (10, Some("k".into()), -3, 1.5),
+                (11, Some("ключ".into()), 10, 2.0)
+            ]
+        );
     }
 
     #[test]
     fn batching_writer_is_woken_only_at_high_water() {
-        let mut journal = Journal::new();
+        let mut journal = Journal::new(0);
         journal.writer = Writer::Batching;
-        assert!(!journal.append_put("k", "1", 1));
-        journal.pending.resize(HIGH_WATER, b'x');
-        assert!(journal.append_put("k", "1", 1));
+        assert!(!journal.append_put(0, "k", 1.0, 1));
+        let mut i = 0;
+        while journal.pending.len() + 32 < HIGH_WATER {
+            assert!(!journal.append_put(0, "k", 1.0, i));
+            i += 1;
+        }
+        while !journal.append_put(0, "k", 1.0, i) {
+            i += 1;
+        }
+        assert!(journal.pending.len() >= HIGH_WATER);
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Replaying the journal into the store at start.
 //!
-//! Nothing is thrown away silently: a line that is not a valid record (a
+//! Nothing is thrown away silently: a line or frame that is not valid (a
 //! failed checksum, garbage a power loss left, a damaged plain line) is not
 //! applied and is copied to the quarantine file next to the journal. A valid
 //! record after garbage on the same line (a NUL run without `\n` runs into
-//! the next record) is found again by its `put ` start and applied.
+//! the next record) is found again by its `put ` start and applied; in
+//! version 3, the next frame after garbage is found again by its first byte
+//! and its checksum. A frame is applied whole or not at all: a frame whose
+//! checksum matches but that uses an id no valid frame defined (its
+//! definition was in a damaged frame) is quarantined whole.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -12,11 +16,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use memchr::{memchr_iter, memmem};
+use memchr::{memchr, memchr_iter, memmem};
 
 use super::format::{
     decode_plain, decode_record, is_torn_record, Format, Record, HEADER, MAX_RECORD, RECORD_START,
 };
+use super::frames::{self, Frame, FRAME_HEADER, KIND, MAX_PAYLOAD};
+use super::ids::IdMap;
 use super::quarantine::{excerpt, Quarantine};
 use super::report::Recovery;
 use crate::server::command::put::store_point;
@@ -25,7 +31,8 @@ use crate::server::log::{Level, LogSink};
 use crate::server::store::Store;
 
 /// Bytes read at once: large reads keep the kernel's read-ahead busy and
-/// the per-read cost negligible. Must exceed `2 * MAX_RECORD`.
+/// the per-read cost negligible. Must exceed `2 * MAX_RECORD` and twice
+/// the longest frame.
 const READ_BYTES: usize = 8 << 20;
 /// Corrupt lines quoted in the warning.
 const SAMPLES: usize = 3;
@@ -43,15 +50,16 @@ impl From<io::Error> for Stop {
     }
 }
 
-/// What follows the last `\n` of the file.
+/// What follows the last `\n` of the file (text), or the last frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Tail {
-    /// Nothing: the file ends with `\n` (or is empty).
+    /// Nothing: new records can follow at once (the file ends with `\n`,
+    /// is empty, or ends after a frame or quarantined bytes between frames).
     Clean,
     /// A valid record without its `\n`: applied; the `\n` must be added.
     Unterminated,
-    /// The start of one record cut short (offset): copied to the quarantine,
-    /// may be cut off.
+    /// The start of one record or frame cut short (offset): copied to the
+    /// quarantine, may be cut off.
     Torn(u64),
     /// Something else: copied to the quarantine and kept in the file; a
     /// `\n` must be added before new records.
@@ -65,13 +73,25 @@ pub(super) struct Control<'a> {
     pub progress_interval: Duration,
 }
 
-/// One decoded record inside a chunk: where its key is, and its point.
+/// One decoded record inside a chunk: where its key is (`key_len` 0: a
+/// frame's record that does not define its id), the number the decoder
+/// gave its id (`TEXT`: a text record, which always names its key), and
+/// its point.
 struct Decoded {
     key_start: u32,
     key_len: u32,
+    /// Ids are numbered 0, 1, 2... in the order the file first defines
+    /// them, so the inserter finds a slot by indexing, not hashing.
+    number: u32,
     value: f64,
     timestamp: i64,
 }
+
+/// The number of a text record.
+const TEXT: u32 = u32::MAX;
+
+/// An id's number no definition has given a slot yet.
+const NO_SLOT: usize = usize::MAX;
 
 /// Bytes read from the file, and the records decoded from them.
 struct Chunk {
@@ -87,7 +107,8 @@ const IN_FLIGHT: usize = 2;
 const CANCEL_SLICE: usize = 4096;
 
 /// Applies the journal to `store`. The file is read from its start; `len`
-/// is its size, for progress.
+/// is its size, for progress. Returns what ends the file and the format
+/// it ends in.
 ///
 /// Two threads share the work: a decoding thread reads the file in large
 /// chunks, splits lines, checks and parses records (and quarantines what
@@ -103,7 +124,7 @@ pub(super) fn replay(
     recovery: &mut Recovery,
     quarantine: &mut Quarantine,
     control: &Control<'_>,
-) -> Result<Tail, Stop> {
+) -> Result<(Tail, Format), Stop> {
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Chunk>(IN_FLIGHT);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Chunk>();
     let points = AtomicU64::new(0);
@@ -121,6 +142,8 @@ pub(super) fn replay(
                     found,
                     records: Vec::new(),
                     base: 0,
+                    defined: IdMap::default(),
+                    frame_ids: Vec::new(),
                 };
                 decoder.run(file, len, path, control, points, &full_tx, &empty_rx)
             });
@@ -128,6 +151,9 @@ pub(super) fn replay(
             Ok(decoder) => decoder,
             Err(e) => return Err(Stop::Io(e)),
         };
+        // A frame's record names its key by id: the slot its definition
+        // went to, by the id's number.
+        let mut slots: Vec<usize> = Vec::new();
         'chunks: for chunk in full_rx.iter() {
             // A chunk holds up to about 200,000 records: check for a stop
             // between slices of it, not only between chunks.
@@ -141,13 +167,31 @@ pub(super) fn replay(
                     // SAFETY: the decoder checked that the key is UTF-8 (it
                     // came from a `&str`), and the bytes were not changed.
                     let key = unsafe { std::str::from_utf8_unchecked(key) };
-                    if let Some(Err(e)) = sealed.map(|sealed| sealed.admit(store, key)) {
-                        // The key's id cannot be known: storing the point
-                        // could give it a second one.
-                        unadmitted = Some(e);
-                        break 'chunks;
+                    let number = record.number as usize;
+                    let slot = if key.is_empty() {
+                        // The decoder passes only records whose id is defined.
+                        slots.get(number).copied().filter(|&slot| slot != NO_SLOT)
+                    } else {
+                        if let Some(Err(e)) = sealed.map(|sealed| sealed.admit(store, key)) {
+                            // The key's id cannot be known: storing the point
+                            // could give it a second one.
+                            unadmitted = Some(e);
+                            break 'chunks;
+                        }
+                        if record.number == TEXT {
+                            store_point(store, key, record.timestamp, record.value);
+                            continue;
+                        }
+                        let slot = store.slot_for(key);
+                        if number >= slots.len() {
+                            slots.resize(number + 1, NO_SLOT);
+                        }
+                        slots[number] = slot;
+                        Some(slot)
+                    };
+                    if let Some(slot) = slot {
+                        store.put_at(slot, record.timestamp, record.value);
                     }
-                    store_point(store, key, record.timestamp, record.value);
                 }
                 recovery.replayed += slice.len() as u64;
             }
@@ -160,6 +204,7 @@ pub(super) fn replay(
             .join()
             .unwrap_or_else(|_| Err(Stop::Io(io::Error::other("the decoding thread panicked"))))
     });
+    recovery.id_base = found.next_id;
     recovery.quarantined += found.pieces;
     recovery.quarantined_bytes += found.bytes;
     recovery.quarantined_before = quarantine.again;
@@ -176,12 +221,14 @@ pub(super) fn replay(
     decoded
 }
 
-/// What the decoder found that was not applied.
+/// What the decoder found that was not applied, and the ids it saw.
 #[derive(Default)]
 struct Found {
     pieces: u64,
     bytes: u64,
     samples: Vec<(u64, String)>,
+    /// Above every id in the file's frames.
+    next_id: u64,
 }
 
 /// The decoding side of `replay`: lines in the journal's current format.
@@ -193,6 +240,10 @@ struct Decoder<'a> {
     records: Vec<Decoded>,
     /// File offset of the current chunk's first byte.
     base: u64,
+    /// The ids valid frames defined so far, and their numbers.
+    defined: IdMap<u32>,
+    /// Ids the frame being checked defines (undone if it fails).
+    frame_ids: Vec<u64>,
 }
 
 impl Decoder<'_> {
@@ -206,7 +257,7 @@ impl Decoder<'_> {
         points: &AtomicU64,
         full: &std::sync::mpsc::SyncSender<Chunk>,
         empty: &std::sync::mpsc::Receiver<Chunk>,
-    ) -> Result<Tail, Stop> {
+    ) -> Result<(Tail, Format), Stop> {
         let started = Instant::now();
         let mut reported = started;
         let mut buf = vec![0u8; READ_BYTES];
@@ -226,14 +277,14 @@ impl Decoder<'_> {
             }
             let end = filled + n;
             let mut start = 0;
-            for newline in memchr_iter(b'\n', &buf[filled..end]) {
-                let at = filled + newline;
-                self.line(&buf, start, at)?;
-                start = at + 1;
+            if self.format != Format::Binary {
+                start = self.lines(&buf, filled, end)?;
             }
-            // An unfinished line: keep the end where a record may still
-            // start, quarantine what lies before it (no record is that long).
-            if end - start > 2 * MAX_RECORD {
+            if self.format == Format::Binary {
+                start = self.frames(&buf, start, end, false)?;
+            } else if end - start > 2 * MAX_RECORD {
+                // An unfinished line: keep the end where a record may still
+                // start, quarantine what lies before it (no record is that long).
                 let cut = end - MAX_RECORD;
                 self.garbage(
                     &buf[start..cut],
@@ -278,6 +329,20 @@ impl Decoder<'_> {
         let tail_len = filled;
         let result = if tail_len == 0 {
             Tail::Clean
+        } else if self.format == Format::Binary {
+            // Only the start of a frame is left: a write cut short, unless
+            // a whole frame follows it.
+            let start = self.frames(&buf, 0, tail_len, true)?;
+            if start < tail_len {
+                self.garbage(
+                    &buf[start..tail_len],
+                    self.base + start as u64,
+                    "torn final frame (an unfinished write)",
+                )?;
+                Tail::Torn(self.base + start as u64)
+            } else {
+                Tail::Clean
+            }
         } else if self.format == Format::Checksummed && self.decode(&buf[..tail_len]).is_some() {
             self.line(&buf, 0, tail_len)?;
             Tail::Unterminated
@@ -296,13 +361,145 @@ impl Decoder<'_> {
         if !records.is_empty() && full.send(Chunk { buf, records }).is_err() {
             return Err(Stop::Cancelled);
         }
-        Ok(result)
+        Ok((result, self.format))
+    }
+
+    /// The text lines of `buf[..end]` (a line may have begun before
+    /// `scan_from`, which is where new bytes start): returns where the
+    /// unfinished line starts, or where the frames start after a version 3
+    /// header line.
+    fn lines(&mut self, buf: &[u8], scan_from: usize, end: usize) -> io::Result<usize> {
+        let mut start = 0;
+        for newline in memchr_iter(b'\n', &buf[scan_from..end]) {
+            let at = scan_from + newline;
+            self.line(buf, start, at)?;
+            start = at + 1;
+            if self.format == Format::Binary {
+                break;
+            }
+        }
+        Ok(start)
+    }
+
+    /// The frames of `buf[start..end]`: applies the valid ones, quarantines
+    /// the rest, and returns where an unfinished frame starts (`end` when
+    /// none). At the end of the file (`last`), a frame cut short counts as
+    /// one only when no whole frame follows it.
+    fn frames(
+        &mut self,
+        buf: &[u8],
+        mut start: usize,
+        end: usize,
+        last: bool,
+    ) -> io::Result<usize> {
+        // Where a run of bytes that are not a frame began.
+        let mut bad: Option<usize> = None;
+        while start < end {
+            let at = start;
+            match frames::frame(&buf[at..end]) {
+                Frame::Whole {
+                    len,
+                    records,
+                    payload,
+                } => {
+                    if let Some(from) = bad.take() {
+                        self.garbage(
+                            &buf[from..at],
+                            self.base + from as u64,
+                            "unreadable bytes between frames",
+                        )?;
+                    }
+                    self.frame(buf, at, len, records, payload)?;
+                    start = at + len;
+                    continue;
+                }
+                Frame::Short if !last || !whole_frame_after(&buf[at..end]) => break,
+                Frame::Short | Frame::Bad => {}
+            }
+            bad.get_or_insert(at);
+            start = memchr(KIND, &buf[at + 1..end]).map_or(end, |i| at + 1 + i);
+        }
+        if let Some(from) = bad {
+            self.garbage(
+                &buf[from..start],
+                self.base + from as u64,
+                "unreadable bytes between frames",
+            )?;
+        }
+        Ok(start)
+    }
+
+    /// A frame whose checksum matched, at `buf[at..at + len]`: its records
+    /// are kept when every one is valid and names a defined id; otherwise
+    /// the whole frame is quarantined.
+    fn frame(
+        &mut self,
+        buf: &[u8],
+        at: usize,
+        len: usize,
+        records: u32,
+        payload: &[u8],
+    ) -> io::Result<()> {
+        let kept = self.records.len();
+        self.frame_ids.clear();
+        let (mut undefined, mut top) = (false, 0);
+        let (defined, frame_ids, kept_records) =
+            (&mut self.defined, &mut self.frame_ids, &mut self.records);
+        let valid = frames::entries(payload, records, |entry| {
+            top = top.max(entry.id + 1);
+            let (key_start, number) = match (entry.key, defined.get(&entry.id)) {
+                (None, Some(&number)) => (0, number),
+                (None, None) => {
+                    undefined = true;
+                    (0, TEXT)
+                }
+                (Some(key), known) => {
+                    let number = known.copied().unwrap_or_else(|| {
+                        // The next number: a frame undone removes the
+                        // highest ones, and its records never reach the
+                        // inserter, so they can be given again. (Over 2^32
+                        // definitions would take a journal of over 40 GiB;
+                        // such a frame is quarantined, not misread.)
+                        let number = u32::try_from(defined.len()).unwrap_or(TEXT);
+                        defined.insert(entry.id, number);
+                        frame_ids.push(entry.id);
+                        number
+                    });
+                    undefined |= number == TEXT;
+                    (key.as_ptr() as usize - buf.as_ptr() as usize, number)
+                }
+            };
+            kept_records.push(Decoded {
+                key_start: key_start as u32,
+                key_len: entry.key.map_or(0, str::len) as u32,
+                number,
+                value: entry.value,
+                timestamp: entry.timestamp,
+            });
+        });
+        if valid && !undefined {
+            self.found.next_id = self.found.next_id.max(top);
+            return Ok(());
+        }
+        self.records.truncate(kept);
+        for id in self.frame_ids.drain(..) {
+            self.defined.remove(&id);
+        }
+        let reason = match valid {
+            true => {
+                "a frame using an id whose definition was not applied (it was in damaged bytes)"
+            }
+            false => "a frame whose checksum matches but whose records are not valid",
+        };
+        let offset = self.base + at as u64;
+        self.garbage(&buf[at..at + len], offset, reason)
     }
 
     fn decode<'l>(&self, line: &'l [u8]) -> Option<Record<'l>> {
         match self.format {
             Format::Checksummed => decode_record(line),
             Format::Plain => decode_plain(line),
+            Format::Binary => None,
         }
     }
 
@@ -312,6 +509,7 @@ impl Decoder<'_> {
             // Offsets within a chunk of `READ_BYTES`: they fit.
             key_start: key_start as u32,
             key_len: record.key.len() as u32,
+            number: TEXT,
             value: record.value,
             timestamp: record.timestamp,
         });
@@ -331,6 +529,11 @@ impl Decoder<'_> {
             self.format = Format::Checksummed;
             return Ok(());
         }
+        if line == frames::HEADER {
+            // Frames from here on (a text journal the server appended to).
+            self.format = Format::Binary;
+            return Ok(());
+        }
         // Garbage may have run into a record: the first `put ` after which
         // the rest decodes is where a record starts.
         for at in memmem::find_iter(line, RECORD_START).filter(|&at| at > 0) {
@@ -341,13 +544,16 @@ impl Decoder<'_> {
             }
         }
         let reason = match self.format {
-            Format::Checksummed => "not a valid record (checksum or syntax)",
+            Format::Checksummed | Format::Binary => "not a valid record (checksum or syntax)",
             Format::Plain => "not a valid put line",
         };
         self.garbage(line, offset, reason)
     }
 
     fn garbage(&mut self, bytes: &[u8], offset: u64, reason: &str) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
         self.quarantine.add(offset, bytes, reason)?;
         self.found.pieces += 1;
         self.found.bytes += bytes.len() as u64;
@@ -357,3 +563,13 @@ impl Decoder<'_> {
         Ok(())
     }
 }
+
+/// Whether a whole frame starts anywhere in `bytes` after its first byte.
+fn whole_frame_after(bytes: &[u8]) -> bool {
+    memchr_iter(KIND, bytes)
+        .skip_while(|&i| i == 0)
+        .any(|i| matches!(frames::frame(&bytes[i..]), Frame::Whole { .. }))
+}
+
+/// The longest frame: chunks are read well above it.
+const _: () = assert!(READ_BYTES > 2 * (FRAME_HEADER + MAX_PAYLOAD));

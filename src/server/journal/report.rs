@@ -21,7 +21,7 @@ pub struct Recovery {
     /// A torn final record (offset, length) that was copied to the
     /// quarantine file and cut off.
     pub torn: Option<(u64, u64)>,
-    /// Lines (or runs of garbage) that were not applied, and their bytes;
+    /// Records, frames (or runs of garbage) that were not applied, and their bytes;
     /// all of them are in the quarantine file.
     pub quarantined: u64,
     pub quarantined_bytes: u64,
@@ -30,7 +30,7 @@ pub struct Recovery {
     pub quarantined_before: u64,
     /// Where unapplied bytes were copied, when there were any.
     pub quarantine: Option<PathBuf>,
-    /// The first few unapplied lines: offset and a printable excerpt.
+    /// The first few unapplied pieces: offset and a printable excerpt.
     pub samples: Vec<(u64, String)>,
     /// An unfinished compaction file from a crash was removed.
     pub removed_compaction: bool,
@@ -41,6 +41,9 @@ pub struct Recovery {
     /// What opening the blocks found that a user should hear (damaged
     /// blocks moved to quarantine, a torn keys record).
     pub blocks: Vec<String>,
+    /// Every record id in the file is below this (version 3): the ids
+    /// this process writes start here.
+    pub id_base: u64,
 }
 
 impl Recovery {
@@ -58,6 +61,7 @@ impl Recovery {
             quarantine: None,
             samples: Vec::new(),
             removed_compaction: false,
+            id_base: 0,
             keys: 0,
             points: 0,
             elapsed: Duration::ZERO,
@@ -118,9 +122,12 @@ impl Recovery {
         let format = match self.format {
             None => "new file".to_string(),
             Some(Format::Plain) => {
-                "format 1 (no checksums; new records are written in format 2)".to_string()
+                "format 1 (no checksums; new records are written in format 3)".to_string()
             }
-            Some(Format::Checksummed) => "format 2".to_string(),
+            Some(Format::Checksummed) => {
+                "format 2 (text; new records are written in format 3)".to_string()
+            }
+            Some(Format::Binary) => "format 3".to_string(),
         };
         let mut text = format!(
             "{}: replayed {} records ({} bytes, {format}) in {seconds:.2} s ({rate:.0} MB/s): \

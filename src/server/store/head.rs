@@ -46,6 +46,33 @@ impl Store {
         slot
     }
 
+    /// The slot of `key`, which is added with no points and the next id
+    /// when not held: a put journals its key's id before it stores the
+    /// point (`put_at`).
+    pub fn slot_for(&mut self, key: &str) -> usize {
+        let last = self.last.filter(|&slot| {
+            self.series
+                .get(slot)
+                .is_some_and(|series| self.keys.get(series.key) == key)
+        });
+        if let Some(slot) = last {
+            return slot;
+        }
+        let hash = self.index.hash(key);
+        let slot = match self.find(hash, key) {
+            Some(slot) => slot,
+            None => self.push_key(hash, key, self.next_id, Points::empty(), 0),
+        };
+        self.last = Some(slot);
+        slot
+    }
+
+    /// `put` into the key at `slot` (from [`Store::slot_for`]).
+    pub fn put_at(&mut self, slot: usize, timestamp: i64, value: f64) -> bool {
+        self.low = Some(self.low.map_or(timestamp, |low| low.min(timestamp)));
+        self.insert_at(slot, timestamp, value)
+    }
+
     /// The series id of the key in `slot`.
     pub fn id(&self, slot: usize) -> Option<usize> {
         self.series.get(slot).map(|series| series.id as usize)

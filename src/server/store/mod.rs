@@ -263,18 +263,27 @@ impl Store {
     /// `visit` returns false (after that point) or the walk ends, advancing
     /// the cursor. Returns true when the walk is over.
     pub fn walk(&self, cursor: &mut Cursor, mut visit: impl FnMut(&str, i64, f64) -> bool) -> bool {
+        self.walk_ids(cursor, |_, key, ts, value| visit(key, ts, value))
+    }
+
+    /// `walk`, also giving each key's series id.
+    pub fn walk_ids(
+        &self,
+        cursor: &mut Cursor,
+        mut visit: impl FnMut(usize, &str, i64, f64) -> bool,
+    ) -> bool {
         while let Some(slot) = cursor.slot {
             let Some(series) = self.series.get(slot) else {
                 cursor.slot = None;
                 break;
             };
-            let key = self.keys.get(series.key);
+            let (id, key) = (series.id as usize, self.keys.get(series.key));
             let points = &series.points;
             let (first_chunk, mut at) = points.first_after(cursor.after);
             for c in first_chunk..points.chunk_count() {
                 for &(ts, value) in &points.chunk(c)[at..] {
                     cursor.after = Some(ts);
-                    if !visit(key, ts, value) {
+                    if !visit(id, key, ts, value) {
                         return false;
                     }
                 }

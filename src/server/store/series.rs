@@ -43,7 +43,10 @@ fn reserve_one(chunk: &mut Chunk, bytes: &mut usize) {
     if chunk.len() == chunk.capacity() {
         let before = chunk_bytes(chunk);
         let grow = match chunk.capacity() {
-            0 | 1 => 4 - chunk.capacity(),
+            // A key given its slot first (`Store::slot_for`) gets its
+            // first point here: room for that one only, as `Points::new`.
+            0 => 1,
+            1 => 3,
             capacity => capacity.min(CHUNK - capacity),
         };
         chunk.reserve_exact(grow);

@@ -186,6 +186,28 @@ fn memory_grows_with_keys_and_points() {
     assert!((40..=160).contains(&per_key), "{per_key} bytes per key");
 }
 
+/// A journaled put gives its key a slot first, then stores the point
+/// there: a key of one point must cost what `put` makes it cost.
+#[test]
+fn a_point_stored_through_its_slot_costs_what_a_put_does() {
+    let (mut by_key, mut by_slot) = (Store::new(), Store::new());
+    for i in 0..10_000 {
+        let key = format!("key{i}");
+        by_key.put(&key, 1, 1.0);
+        let slot = by_slot.slot_for(&key);
+        by_slot.put_at(slot, 1, 1.0);
+    }
+    by_slot.check();
+    // Each store hashes with its own keys, so their index tables differ
+    // by a few bytes; room for four points instead of one would cost 48
+    // bytes a key.
+    let (slot, key) = (by_slot.memory(), by_key.memory());
+    assert!(
+        slot.abs_diff(key) < 10_000 * 8,
+        "{slot} bytes through slots, {key} through puts"
+    );
+}
+
 fn collect(store: &Store, mut cursor: Cursor, chunk: usize) -> Vec<(String, i64, f64)> {
     let mut out = Vec::new();
     loop {

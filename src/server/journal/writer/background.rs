@@ -44,7 +44,7 @@ impl<D: Disk> JournalWriter<D> {
 
     /// Runs one step of a compaction; returns it while it is unfinished.
     pub(super) fn compaction_step(&mut self, mut c: Compaction) -> Option<Compaction> {
-        let before = (self.file.lines, self.file.len);
+        let before = (self.file.records, self.file.len);
         let stepped = c.step(&self.shared);
         let sealing = c.seal().map(|s| (s.sealed, s.dropped));
         match stepped {
@@ -58,15 +58,15 @@ impl<D: Disk> JournalWriter<D> {
                 return Some(c);
             }
             Ok(true) => match c.finish(&mut self.file, &self.shared) {
-                Ok((lines, bytes, took)) => {
+                Ok((records, bytes, took)) => {
                     // The new file was fsynced with everything in it.
-                    self.synced = (self.file.len, self.file.lines);
+                    self.synced = (self.file.len, self.file.records);
                     self.unsynced.clear();
                     self.dirty = false;
                     self.shared.log(
                         Level::Info,
                         &format!(
-                            "{}: compacted {} lines ({} bytes) to {lines} lines ({bytes} bytes){} in {:.3} s",
+                            "{}: compacted {} records ({} bytes) to {records} records ({bytes} bytes){} in {:.3} s",
                             self.file.path.display(),
                             before.0,
                             before.1,

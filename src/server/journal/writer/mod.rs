@@ -1,19 +1,19 @@
-//! The writer thread: moves buffered lines to the file, fsyncs them as the
+//! The writer thread: moves buffered records to the file, fsyncs them as the
 //! policy says, publishes how far the file is settled, and runs compaction
 //! in steps between batches.
 //!
 //! When a write or fsync fails, the file is cut back to its last complete
-//! length (a failed write may have left part of a line) and puts are refused
+//! length (a failed write may have left part of a record) and puts are refused
 //! with the OS's reason until writing works again. What happens to the
-//! lines that failed depends on whether their puts were acknowledged:
+//! records that failed depends on whether their puts were acknowledged:
 //!
 //! * `always`: they were not. The batch is rejected: its points are never
 //!   stored, its puts (and those journaled meanwhile) are answered with the
 //!   error. Every `RETRY_INTERVAL` puts are let through again, and the next
 //!   batch shows whether writing works.
 //! * `everysec`, `no`: they were, and their points are in the store. The
-//!   lines stay in memory and are written again every `RETRY_INTERVAL`
-//!   until it works. Under `everysec` the lines written since the last
+//!   records stay in memory and are written again every `RETRY_INTERVAL`
+//!   until it works. Under `everysec` the records written since the last
 //!   fsync are kept too, so a failed fsync is repaired by writing them again
 //!   (a page the kernel failed to write may be dropped from its cache).
 
@@ -41,7 +41,7 @@ use crate::server::error::ServerError;
 use crate::server::log::Level;
 use crate::server::shared::Shared;
 
-/// Lines written but not yet fsynced under `everysec` that make the writer
+/// Records written but not yet fsynced under `everysec` that make the writer
 /// fsync early, bounding what it keeps in memory to repair a failed fsync.
 const UNSYNCED_LIMIT: usize = 4 * HIGH_WATER;
 /// How long a failed compaction (for example for lack of space for the
@@ -77,15 +77,15 @@ pub(super) struct JournalWriter<D: Disk> {
     file: JournalFile,
     policy: FsyncPolicy,
     disk: D,
-    /// Lines taken from the journal that are not in the file yet.
+    /// Records taken from the journal that are not in the file yet.
     held: Vec<u8>,
     /// `always`: the points of `held`, stored once it is fsynced.
     points: Deferred,
-    /// `everysec`: lines written since the last fsync.
+    /// `everysec`: records written since the last fsync.
     unsynced: Unsynced,
-    /// Length and lines of the file as of the last successful fsync.
+    /// Length and records of the file as of the last successful fsync.
     synced: (u64, u64),
-    /// Logical position up to which every line is durable or rejected.
+    /// Logical position up to which every record is durable or rejected.
     settled: u64,
     /// A failed write (or the cut after it) may have left bytes past
     /// `file.len`; they are cut off before anything else is written.
@@ -112,7 +112,7 @@ impl<D: Disk> JournalWriter<D> {
         policy: FsyncPolicy,
         disk: D,
     ) -> Self {
-        let synced = (file.len, file.lines);
+        let synced = (file.len, file.records);
         JournalWriter {
             shared,
             file,
@@ -169,11 +169,18 @@ impl<D: Disk> JournalWriter<D> {
             if compaction.is_none()
                 && retry_ok
                 && (seal.is_some()
+                    || self.file.mixed
                     || (self.file.len >= compact_min_bytes
-                        && self.file.lines > 0
-                        && self.file.lines >= points.saturating_mul(2)))
+                        && self.file.records > 0
+                        && self.file.records >= points.saturating_mul(2)))
             {
-                match Compaction::begin(&self.file) {
+                let id_base = self
+                    .shared
+                    .lock()
+                    .journal
+                    .as_ref()
+                    .map_or(0, |j| j.id_base());
+                match Compaction::begin(&self.file, id_base) {
                     Ok(c) => compaction = Some(c.with_seal(seal)),
                     Err(e) => {
                         if let Some(seal) = seal {
@@ -191,7 +198,7 @@ impl<D: Disk> JournalWriter<D> {
     }
 
     /// Waits until there is something to do, then takes the journal's
-    /// buffered lines (and under `always` their points).
+    /// buffered records (and under `always` their points).
     fn take_work(&mut self, compacting: bool) -> (bool, u64, u64) {
         let shared = Arc::clone(&self.shared);
         let mut state = shared.lock();
@@ -252,10 +259,12 @@ impl<D: Disk> JournalWriter<D> {
         }
         let journal = state.journal.as_mut().expect("journal");
         if self.held.is_empty() {
-            mem::swap(&mut journal.pending, &mut self.held);
+            journal.pending.take(&mut self.held);
         } else {
-            self.held.extend_from_slice(&journal.pending);
-            journal.pending.clear();
+            // Behind records kept for a retry (rare): appended to them.
+            let mut more = Vec::new();
+            journal.pending.take(&mut more);
+            self.held.extend_from_slice(&more);
         }
         // Under `always` the previous batch's points were stored or
         // rejected before this one is taken.
@@ -264,13 +273,13 @@ impl<D: Disk> JournalWriter<D> {
         (journal.closing, journal.appended, state.store.points())
     }
 
-    /// Cuts off what an earlier failure left, writes the held lines and
+    /// Cuts off what an earlier failure left, writes the held records and
     /// fsyncs as the policy says.
     fn write(&mut self, closing: bool) -> Result<(), Failure> {
         if self.torn {
-            let (len, lines) = (self.file.len, self.file.lines);
+            let (len, records) = (self.file.len, self.file.records);
             self.disk
-                .truncate(&mut self.file, len, lines)
+                .truncate(&mut self.file, len, records)
                 .map_err(Failure::Write)?;
             self.torn = false;
         }
@@ -297,7 +306,7 @@ impl<D: Disk> JournalWriter<D> {
             self.disk.sync(&mut self.file).map_err(Failure::Sync)?;
             self.dirty = false;
             self.last_sync = Instant::now();
-            self.synced = (self.file.len, self.file.lines);
+            self.synced = (self.file.len, self.file.records);
             self.unsynced.clear();
         }
         Ok(())
@@ -319,7 +328,7 @@ impl<D: Disk> JournalWriter<D> {
             if self.policy == FsyncPolicy::Always || !self.dirty {
                 self.settled = seq;
                 // Published under the lock, after the points are stored: a
-                // connection that sees its line settled finds its point.
+                // connection that sees its record settled finds its point.
                 self.shared.publish(Durability {
                     settled: seq,
                     rejections: journal.rejections.count(),
@@ -341,7 +350,7 @@ impl<D: Disk> JournalWriter<D> {
 
     /// Puts the file back to its last complete length, refuses puts until
     /// writing works, and rejects (`always`) or keeps (`everysec`, `no`)
-    /// the lines that failed. Returns the error and the bytes of puts that
+    /// the records that failed. Returns the error and the bytes of puts that
     /// are not in the file.
     fn failed(&mut self, failure: Failure, closing: bool) -> (io::Error, usize) {
         let error = match failure {
@@ -351,7 +360,7 @@ impl<D: Disk> JournalWriter<D> {
                     // What was written since the last good fsync may be
                     // gone whatever the page cache shows: cut it off and,
                     // under `everysec`, write it again from memory.
-                    (self.file.len, self.file.lines) = self.synced;
+                    (self.file.len, self.file.records) = self.synced;
                     self.torn = true;
                     self.held = self.unsynced.take_before(&self.held);
                 }
@@ -359,8 +368,8 @@ impl<D: Disk> JournalWriter<D> {
             }
         };
         if self.torn {
-            let (len, lines) = (self.file.len, self.file.lines);
-            self.torn = self.disk.truncate(&mut self.file, len, lines).is_err();
+            let (len, records) = (self.file.len, self.file.records);
+            self.torn = self.disk.truncate(&mut self.file, len, records).is_err();
         }
         let reason = refusal_reason(&error);
         let mut unwritten = self.held.len();
@@ -369,12 +378,12 @@ impl<D: Disk> JournalWriter<D> {
             let journal = state.journal.as_mut().expect("journal");
             journal.refusal = Some(Arc::clone(&reason));
             if self.policy == FsyncPolicy::Always {
-                // Nothing here was acknowledged. Lines logged since the
+                // Nothing here was acknowledged. Records logged since the
                 // batch was taken would land after it: rejected with it.
                 unwritten += journal.pending.len();
                 self.held.clear();
                 self.points.clear();
-                journal.pending.clear();
+                journal.pending.discard();
                 journal.deferred.clear();
                 journal.rejections.push(self.settled, reason);
                 self.settled = journal.appended;

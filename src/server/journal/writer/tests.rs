@@ -74,7 +74,7 @@ impl Rig {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 store,
-                journal: Some(Journal::new()),
+                journal: Some(Journal::new(0)),
                 sealed: None,
             }),
             journal_wake: Condvar::new(),
@@ -161,7 +161,7 @@ impl Rig {
     }
 
     fn refusal(&self) -> Option<String> {
-        put::refusal(&self.shared.lock(), "k", 0, None).map(str::to_string)
+        put::refusal(&self.shared.lock(), "k", 0, None).map(|r| r.into_owned())
     }
 
     fn wait_refused(&self) -> String {
@@ -194,28 +194,33 @@ impl Rig {
         points
     }
 
-    /// The journal as plain put lines: the header dropped, each
-    /// complete record's checksum checked and removed; an unfinished
-    /// record is shown as it is.
+    /// The journal as plain put lines (`put <key> <value> <timestamp>`):
+    /// the header dropped, every frame checked and decoded; bytes that are
+    /// not a whole frame (an unfinished write) are shown as `<n bytes>`.
     fn file(&self) -> String {
-        let text = String::from_utf8(fs::read(&self.path).unwrap()).unwrap();
-        let header = format!(
-            "{}\n",
-            String::from_utf8_lossy(super::super::format::HEADER)
-        );
-        let text = text.strip_prefix(&header).expect("a journal header");
+        use super::super::frames::{entries, frame, Frame, HEADER};
+        let bytes = fs::read(&self.path).unwrap();
+        let header = [HEADER, b"\n"].concat();
+        let mut rest = bytes.strip_prefix(&header[..]).expect("a journal header");
+        let mut keys = std::collections::HashMap::new();
         let mut out = String::new();
-        for piece in text.split_inclusive('\n') {
-            match piece.strip_suffix('\n') {
-                Some(line) => {
-                    let record = super::super::format::decode_record(line.as_bytes());
-                    assert!(record.is_some(), "{line:?}");
-                    let (body, _checksum) = line.rsplit_once(' ').unwrap();
-                    out += body;
-                    out.push('\n');
+        while !rest.is_empty() {
+            let Frame::Whole {
+                len,
+                records,
+                payload,
+            } = frame(rest)
+            else {
+                out += &format!("<{} bytes>", rest.len());
+                break;
+            };
+            assert!(entries(payload, records, |e| {
+                if let Some(key) = e.key {
+                    keys.insert(e.id, key.to_string());
                 }
-                None => out += piece,
-            }
+                out += &format!("put {} {} {}\n", keys[&e.id], e.value, e.timestamp);
+            }));
+            rest = &rest[len..];
         }
         out
     }
@@ -325,7 +330,7 @@ fn a_failed_cut_is_retried_before_anything_else_is_written() {
     });
     rig.put("a", 1.0, 1).unwrap();
     assert_eq!(rig.wait_refused(), FULL);
-    assert_eq!(rig.file(), "put ", "the failed cut");
+    assert_eq!(rig.file(), "<4 bytes>", "the failed cut");
     // Writing works but cutting does not: nothing goes after the half
     // record.
     rig.plan(|p| p.append_writes_then_fails = None);
@@ -337,7 +342,7 @@ fn a_failed_cut_is_retried_before_anything_else_is_written() {
         rig.plan.lock().unwrap().truncates >= cuts + 2
     });
     assert_eq!(rig.plan.lock().unwrap().appends, appends);
-    assert_eq!(rig.file(), "put ");
+    assert_eq!(rig.file(), "<4 bytes>");
     assert!(rig.refusal().is_some());
     rig.plan(|p| p.truncate_fails = false);
     rig.put_when_accepted("b", 2.0, 2);
@@ -353,8 +358,10 @@ fn close_reports_what_it_could_not_write() {
     rig.wait_refused();
     let error = rig.close().unwrap_err();
     let text = error.to_string();
+    let mut frames = super::super::frames::Frames::new(0);
+    frames.push(0, "a", 1, 1.0);
     let mut record = Vec::new();
-    super::super::format::encode_record(&mut record, "a", "1", 1);
+    frames.take(&mut record);
     assert!(
         text.contains(&format!(
             "{} bytes of puts could not be written",

@@ -1,4 +1,4 @@
-//! The lines written since the last fsync under `everysec`, kept to repair
+//! The records written since the last fsync under `everysec`, kept to repair
 //! a failed fsync by writing them again.
 //!
 //! The buffers themselves are kept, not a copy of their bytes: under a
