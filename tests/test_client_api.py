@@ -231,6 +231,25 @@ class PutManyTest(TestCase):
         self.assertEqual(srv.connection_count, 1)
         self.assertEqual(srv.store.bad_lines, [])
 
+    def test_successive_batches_send_exactly_their_own_points(self):
+        # A client reuses its buffers from one put_many to the next: a
+        # smaller batch after a larger one, a failed one between them.
+        srv = self.metrics_server()
+        c = self.client(srv)
+        c.put_many([(f"first.{i % 5}", i, i) for i in range(3000)])
+        with self.assertRaises(ClientError):
+            c.put_many([("ok", 1, 1), ("bad key", 1, 1)])
+        c.put_many([("second", 2.5, 7), ("second", 3.5, 8)])
+        c.put_many([])
+        c.put_many([("third", 1, 9)])
+        snapshot = srv.store.snapshot()
+        self.assertEqual(sum(len(v) for k, v in snapshot.items() if k.startswith("first.")), 3000)
+        self.assertEqual(snapshot["second"], [(7, 2.5), (8, 3.5)])
+        self.assertEqual(snapshot["third"], [(9, 1.0)])
+        self.assertNotIn("ok", snapshot)
+        self.assertEqual(sum(map(len, snapshot.values())), 3003)
+        self.assertEqual(srv.store.bad_lines, [])
+
     def test_large_batch_against_a_line_by_line_server(self):
         # A naive server answering every line with its own send while the
         # client is still sending: neither side may block the other for good.

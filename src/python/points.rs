@@ -42,17 +42,48 @@ pub struct PutPoints {
     ends: Vec<usize>,
 }
 
+/// The most bytes of buffers a client keeps between two `put_many` calls
+/// (a batch of about 200,000 points needs them).
+const SPARE_BYTES: usize = 16 << 20;
+
 impl PutPoints {
-    fn with_capacity(points: usize) -> Self {
-        PutPoints {
+    /// Empty, with room for `points`: in `spare`'s buffers when given.
+    fn with_capacity(points: usize, spare: Option<PutPoints>) -> Self {
+        let mut out = spare.unwrap_or(PutPoints {
             keys: String::new(),
             spans: Vec::new(),
-            points: Vec::with_capacity(points),
-            // About 40 bytes a request: growing a large buffer copies it
-            // again and again.
-            requests: Vec::with_capacity(points.saturating_mul(40)),
-            ends: Vec::with_capacity(points),
+            points: Vec::new(),
+            requests: Vec::new(),
+            ends: Vec::new(),
+        });
+        out.points.reserve(points);
+        // About 40 bytes a request: growing a large buffer copies it
+        // again and again.
+        out.requests.reserve(points.saturating_mul(40));
+        out.ends.reserve(points);
+        out
+    }
+
+    /// The buffers emptied for the next call, unless they are larger than
+    /// a client keeps. Reusing them matters: buffers of a few MiB freed
+    /// after each call go back to the kernel (glibc trims and unmaps them),
+    /// and faulting them in again cost more than 40 ns a point, as much as
+    /// the rest of `put_many` (measured in `benches/storage_ingest.py`).
+    pub fn into_spare(mut self) -> Option<PutPoints> {
+        let bytes = self.keys.capacity()
+            + self.spans.capacity() * std::mem::size_of::<(usize, usize)>()
+            + self.points.capacity() * std::mem::size_of::<Point>()
+            + self.requests.capacity()
+            + self.ends.capacity() * std::mem::size_of::<usize>();
+        if bytes > SPARE_BYTES {
+            return None;
         }
+        self.keys.clear();
+        self.spans.clear();
+        self.points.clear();
+        self.requests.clear();
+        self.ends.clear();
+        Some(self)
     }
 
     fn push_key(&mut self, key: &str) -> usize {
@@ -98,9 +129,14 @@ impl Requests for PutPoints {
     }
 }
 
-/// The points of `points`, validated; an error names the first bad one.
-pub fn validate_put_many(py: Python<'_>, points: &Bound<'_, PyAny>) -> PyResult<PutPoints> {
-    let mut out = PutPoints::with_capacity(points.len().unwrap_or(0));
+/// The points of `points`, validated (into `spare`'s buffers when given);
+/// an error names the first bad one.
+pub fn validate_put_many(
+    py: Python<'_>,
+    points: &Bound<'_, PyAny>,
+    spare: Option<PutPoints>,
+) -> PyResult<PutPoints> {
+    let mut out = PutPoints::with_capacity(points.len().unwrap_or(0), spare);
     let items = points.try_iter().map_err(|e| {
         if e.is_instance_of::<pyo3::exceptions::PyTypeError>(py) {
             ClientError::from(ArgumentError::type_(
@@ -139,7 +175,7 @@ pub fn encode_put_many(
     py: Python<'_>,
     points: &Bound<'_, PyAny>,
 ) -> PyResult<(Vec<u8>, Vec<usize>)> {
-    Ok(validate_put_many(py, points)?.into_encoded())
+    Ok(validate_put_many(py, points, None)?.into_encoded())
 }
 
 /// Takes `item` if it has one of the common shapes and is valid; returns

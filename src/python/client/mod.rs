@@ -13,7 +13,7 @@ use pyo3::types::{PyDict, PyTuple};
 use super::arguments;
 use super::columns::{columns_to_numpy, metrics_to_columns, require_numpy};
 use super::connector::{deliver_signals, PyConnector};
-use super::points::validate_put_many;
+use super::points::{validate_put_many, PutPoints};
 use super::query_args::{columns_request, query_request, Keywords};
 use super::results::metrics_to_dict;
 use super::retry;
@@ -63,6 +63,8 @@ pub struct Client {
     /// Whether the server is known to lack queries or columns (shared by every
     /// connection of the client: asked once, not on each query).
     queries: QuerySupport,
+    /// The buffers of the last `put_many`, for the next one.
+    spare: std::sync::Mutex<Option<PutPoints>>,
 }
 
 /// Connections a shared client opens at most, unless told otherwise: one
@@ -170,6 +172,7 @@ impl Client {
             max_connections,
             retry,
             queries: QuerySupport::default(),
+            spare: std::sync::Mutex::default(),
         })
     }
 
@@ -288,14 +291,20 @@ impl Client {
             None => None,
             Some(w) => Some(arguments::count(w, "window").map_err(ClientError::from)?),
         };
-        let mut points = validate_put_many(py, points)?;
-        if points.is_empty() {
-            return Ok(());
+        // Held only to take or give back the buffers, never across a
+        // call; a poisoned lock only means no buffers to reuse.
+        let spare = self.spare.lock().ok().and_then(|mut spare| spare.take());
+        let mut points = validate_put_many(py, points, spare)?;
+        let replies = match points.is_empty() {
+            true => Ok(Vec::new()),
+            false => self.run(py, |session| {
+                session.pipeline_requests(&mut points, Expect::Ack, window)
+            }),
+        };
+        if let Ok(mut spare) = self.spare.lock() {
+            *spare = points.into_spare();
         }
-        let replies = self.run(py, |session| {
-            session.pipeline_requests(&mut points, Expect::Ack, window)
-        })?;
-        rejected(replies).map_err(PyErr::from)
+        rejected(replies?).map_err(PyErr::from)
     }
 
     /// Closes the connection. A call under way in another thread is aborted
