@@ -63,8 +63,16 @@ impl Abort for HostSocket {
         // call inside it needs waking, so nothing else is ever called on an
         // object nobody is using.
         if self.in_method.load(Ordering::SeqCst) {
-            // socket.SHUT_RDWR, 2 on every platform.
-            Python::attach(|py| call_quietly(self.socket.bind(py), intern!(py, "shutdown"), (2,)));
+            Python::attach(|py| {
+                // Again with the GIL: while this waited for it, a call that
+                // saw the close before entering the method may have left
+                // and closed the object (under the GIL, after clearing the
+                // flag), and a closed object must not be shut down after.
+                if self.in_method.load(Ordering::SeqCst) {
+                    // socket.SHUT_RDWR, 2 on every platform.
+                    call_quietly(self.socket.bind(py), intern!(py, "shutdown"), (2,));
+                }
+            });
         }
     }
 }
