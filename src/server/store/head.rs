@@ -47,8 +47,8 @@ impl Store {
     }
 
     /// The slot of `key`, which is added with no points and the next id
-    /// when not held: a put journals its key's id before it stores the
-    /// point (`put_at`).
+    /// when not held. `put` is this and `put_at`; a journaled put calls
+    /// them apart, to journal the key's id before it stores the point.
     pub fn slot_for(&mut self, key: &str) -> usize {
         let last = self.last.filter(|&slot| {
             self.series

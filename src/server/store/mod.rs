@@ -115,25 +115,8 @@ impl Store {
     /// Stores `value` at `timestamp`; returns whether the point is new
     /// (false when it replaced an earlier value).
     pub fn put(&mut self, key: &str, timestamp: i64, value: f64) -> bool {
-        self.low = Some(self.low.map_or(timestamp, |low| low.min(timestamp)));
-        let last = self.last.filter(|&slot| {
-            self.series
-                .get(slot)
-                .is_some_and(|series| self.keys.get(series.key) == key)
-        });
-        if let Some(slot) = last {
-            return self.insert_at(slot, timestamp, value);
-        }
-        let hash = self.index.hash(key);
-        if let Some(slot) = self.find(hash, key) {
-            self.last = Some(slot);
-            return self.insert_at(slot, timestamp, value);
-        }
-        let (points, point_bytes) = Points::new(timestamp, value);
-        let id = self.next_id;
-        self.last = Some(self.push_key(hash, key, id, points, point_bytes));
-        self.points += 1;
-        true
+        let slot = self.slot_for(key);
+        self.put_at(slot, timestamp, value)
     }
 
     /// `put` into the series at `slot`.

@@ -43,8 +43,8 @@ fn reserve_one(chunk: &mut Chunk, bytes: &mut usize) {
     if chunk.len() == chunk.capacity() {
         let before = chunk_bytes(chunk);
         let grow = match chunk.capacity() {
-            // A key given its slot first (`Store::slot_for`) gets its
-            // first point here: room for that one only, as `Points::new`.
+            // A new key (its slot made empty by `Store::slot_for`) gets
+            // its first point here: room for that one only.
             0 => 1,
             1 => 3,
             capacity => capacity.min(CHUNK - capacity),
@@ -55,15 +55,8 @@ fn reserve_one(chunk: &mut Chunk, bytes: &mut usize) {
 }
 
 impl Points {
-    /// A series holding one point, and the bytes it allocated.
-    pub(super) fn new(timestamp: i64, value: f64) -> (Self, usize) {
-        // vec![] allocates exactly one point's room.
-        let chunk = vec![(timestamp, value)];
-        let bytes = chunk_bytes(&chunk);
-        (Points::Single(chunk), bytes)
-    }
-
-    /// A series with no point yet (a key whose points are all sealed).
+    /// A series with no point yet: a new key's, until its first point is
+    /// stored, or a key whose points are all sealed.
     pub(super) fn empty() -> Self {
         Points::Single(Vec::new())
     }
