@@ -171,7 +171,7 @@ impl Rejections {
 
 /// The text of an error reply for an I/O error: the OS's description in
 /// lower case without the error number (`no space left on device`), on one
-/// record.
+/// line.
 pub(crate) fn refusal_reason(error: &io::Error) -> Arc<str> {
     let mut text = error.to_string();
     if let Some(code) = error.raw_os_error() {

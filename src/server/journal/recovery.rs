@@ -24,11 +24,11 @@ use crate::server::log::LogSink;
 use crate::server::store::Store;
 use decoder::{Decoder, Found};
 
+mod decoder;
+
 /// Bytes read at once: large reads keep the kernel's read-ahead busy and
 /// the per-read cost negligible. Must exceed `2 * MAX_RECORD` and twice
 /// the longest frame.
-mod decoder;
-
 const READ_BYTES: usize = 8 << 20;
 /// Corrupt lines quoted in the warning.
 const SAMPLES: usize = 3;

@@ -253,7 +253,7 @@ fn a_damaged_frame_is_quarantined_whole_and_so_are_frames_using_its_ids() {
     damaged[at] ^= 0x10;
     // The damaged frame's id used again without its definition (as in a
     // later frame of the same write), then a frame of its own.
-    let uses = undefine(&write_of(0, &[(0, "a", 1, 0.0)]));
+    let uses = raw_frame(&[(0, None, 1, 0.0)]);
     let own = write_of(0, &[(2, "c", 5, 5.0)]);
     fs::write(&path, v3(&[&damaged, &uses, &own])).unwrap();
     let (store, recovery) = replay_file(&path).unwrap();
@@ -261,22 +261,6 @@ fn a_damaged_frame_is_quarantined_whole_and_so_are_frames_using_its_ids() {
     assert_eq!(recovery.quarantined, 2);
     let side = String::from_utf8_lossy(&fs::read(quarantine_path(&path)).unwrap()).into_owned();
     assert!(side.contains("definition was not applied"), "{side}");
-}
-
-/// A one-record frame of `write` rewritten without its key (so its id is
-/// used, not defined), with a matching checksum.
-fn undefine(write: &[u8]) -> Vec<u8> {
-    let payload = &write[13..];
-    assert_eq!(payload[0] & 1, 1, "defines");
-    let key_len = payload[1] as usize;
-    let new_payload = [&[payload[0] & !1][..], &payload[2 + key_len..]].concat();
-    let mut out = vec![0xB3];
-    out.extend_from_slice(&(new_payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&out), &new_payload);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&new_payload);
-    out
 }
 
 /// A frame of `(id in the file, key if defined, timestamp, value)`

@@ -31,7 +31,8 @@ pub(super) struct Found {
     pub(super) next_id: u64,
 }
 
-/// The decoding side of `replay`: lines in the journal's current format.
+/// The decoding side of `replay`: text lines until a version 3 header,
+/// frames after it.
 pub(super) struct Decoder<'a> {
     format: Format,
     quarantine: &'a mut Quarantine,
@@ -109,7 +110,8 @@ impl<'a> Decoder<'a> {
                 )?;
                 start = cut;
             }
-            // Hand the chunk on; its unfinished line starts the next one.
+            // Hand the chunk on; its unfinished line or frame starts the
+            // next one.
             let (mut next, records) = match empty.try_recv() {
                 Ok(recycled) => (recycled.buf, recycled.records),
                 Err(_) => (vec![0u8; READ_BYTES], Vec::new()),
