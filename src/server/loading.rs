@@ -145,7 +145,13 @@ impl Loading {
             Some(address) => Some(runtimes[0].block_on(gateway::Gateway::connect(address))?),
             None => None,
         };
-        let mut store = Store::new();
+        // A gateway keeps its points in Redis: its store stays empty and
+        // needs no helper thread.
+        let mut store = if gateway.is_some() {
+            Store::new()
+        } else {
+            Store::with_chunks_ahead()
+        };
         let mut block_warnings = Vec::new();
         // The blocks first, so that the journal (the head's write-ahead
         // log) replayed on top gives each key the id the blocks know it by.

@@ -22,6 +22,7 @@
 //! through `range` (time ranges by binary search) and `sorted` (the keys in
 //! byte order, for glob prefixes); neither changes what puts do.
 
+mod ahead;
 mod arena;
 mod head;
 mod index;
@@ -56,6 +57,9 @@ pub struct Store {
     sparse: bool,
     /// The id the next new key takes.
     next_id: usize,
+    /// Full chunks made ahead by a helper thread (`ahead`): the server's
+    /// head has them, other stores allocate their own.
+    ahead: Option<ahead::ChunksAhead>,
     /// The slot the last put went to: puts come in runs of one key (a
     /// client's batch per series), and checking that key first saves the
     /// hash and the probe into the index, which misses the cache with many
@@ -104,6 +108,16 @@ impl Store {
         Self::default()
     }
 
+    /// A store whose full chunks are made ahead by a helper thread, which
+    /// takes their first page faults off the thread that puts (`ahead`):
+    /// the server's head.
+    pub fn with_chunks_ahead() -> Self {
+        Store {
+            ahead: ahead::ChunksAhead::start(),
+            ..Self::default()
+        }
+    }
+
     fn find(&self, hash: u64, key: &str) -> Option<usize> {
         self.index.find(hash, |slot| {
             self.series
@@ -124,7 +138,9 @@ impl Store {
         let Some(series) = self.series.get_mut(slot) else {
             return false; // the index only holds slots that exist
         };
-        let new = series.points.insert(timestamp, value, &mut self.bytes);
+        let new = series
+            .points
+            .insert(timestamp, value, &mut self.bytes, self.ahead.as_ref());
         self.points += u64::from(new);
         new
     }
@@ -212,7 +228,9 @@ impl Store {
 
     /// Bytes the store has allocated for its keys and points (as the
     /// allocator counts them, headers and rounding included), plus its
-    /// fixed overhead.
+    /// fixed overhead. Chunk buffers made ahead count once the store takes
+    /// them; the helper's stock (at most 2 MiB, whatever the data) is a
+    /// fixed cost of the process, like its threads' stacks.
     pub fn memory(&self) -> usize {
         self.bytes
             + self.sorted.heap_bytes()

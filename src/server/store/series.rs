@@ -5,6 +5,7 @@
 //! series of up to `CHUNK` points is a single vector, without the list of
 //! chunks. Every chunk is non-empty.
 
+use super::ahead::ChunksAhead;
 use super::memory::{adjust, heap_of};
 use crate::protocol::Point;
 
@@ -12,7 +13,7 @@ use crate::protocol::Point;
 /// enough that a long series costs about 16 bytes per point.
 pub(super) const CHUNK: usize = 128;
 
-type Chunk = Vec<Point>;
+pub(super) type Chunk = Vec<Point>;
 
 /// A chunk in a list, with its first timestamp beside it so that finding a
 /// chunk searches one contiguous array instead of visiting every chunk.
@@ -150,8 +151,15 @@ impl Points {
     }
 
     /// Stores `value` at `timestamp`, keeping `bytes` (the store's count of
-    /// allocated bytes) up to date. Returns whether the point is new.
-    pub(super) fn insert(&mut self, timestamp: i64, value: f64, bytes: &mut usize) -> bool {
+    /// allocated bytes) up to date; a new full-size chunk comes from `ahead`
+    /// when it has one. Returns whether the point is new.
+    pub(super) fn insert(
+        &mut self,
+        timestamp: i64,
+        value: f64,
+        bytes: &mut usize,
+        ahead: Option<&ChunksAhead>,
+    ) -> bool {
         let c = self.chunk_for(timestamp);
         let chunk = self.chunk_mut(c);
         // Timestamps mostly grow: a point after the chunk's last goes at
@@ -194,7 +202,11 @@ impl Points {
                     // At the end, timestamps in order will fill it: full
                     // size at once. Between chunks it may stay small.
                     let last = c + 1 == runs.len();
-                    let mut fresh = Vec::with_capacity(if last { CHUNK } else { 1 });
+                    let mut fresh = if last {
+                        full_size(ahead)
+                    } else {
+                        Vec::with_capacity(1)
+                    };
                     fresh.push((timestamp, value));
                     *bytes += chunk_bytes(&fresh);
                     insert_run(runs, c + 1, fresh, bytes);
@@ -202,7 +214,7 @@ impl Points {
             }
         } else {
             // Inside the chunk: split it in halves.
-            let mut tail = Vec::with_capacity(CHUNK);
+            let mut tail = full_size(ahead);
             tail.extend_from_slice(&runs[c].points[CHUNK / 2..]);
             runs[c].points.truncate(CHUNK / 2);
             *bytes += chunk_bytes(&tail);
@@ -264,6 +276,13 @@ impl Points {
             }
         }
     }
+}
+
+/// An empty chunk with room for `CHUNK` points.
+fn full_size(ahead: Option<&ChunksAhead>) -> Chunk {
+    ahead
+        .and_then(ChunksAhead::take)
+        .unwrap_or_else(|| Vec::with_capacity(CHUNK))
 }
 
 fn insert_run(runs: &mut Vec<Run>, at: usize, points: Chunk, bytes: &mut usize) {

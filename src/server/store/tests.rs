@@ -285,3 +285,36 @@ fn writes_between_chunks_ahead_of_the_cursor_are_seen() {
         .collect();
     assert_eq!(seen, want);
 }
+
+#[test]
+fn full_size_chunks_come_from_the_stock_made_ahead_until_it_is_out() {
+    use series::CHUNK;
+    let mut store = Store {
+        ahead: Some(ahead::ChunksAhead::stocked(4)),
+        ..Store::default()
+    };
+    let mut plain = Store::new();
+    let put = |store: &mut Store, plain: &mut Store, ts: i64, value: f64| {
+        assert_eq!(store.put("k", ts, value), plain.put("k", ts, value));
+    };
+    // In order: the first chunk grows by itself, each later one starts
+    // full-size.
+    for i in 0..4 * CHUNK as i64 {
+        put(&mut store, &mut plain, i * 10, i as f64);
+    }
+    let ready = |store: &Store| store.ahead.as_ref().unwrap().ready();
+    assert_eq!(ready(&store), 1);
+    // A point inside a full chunk splits it, into a full-size tail.
+    put(&mut store, &mut plain, 15, -1.0);
+    assert_eq!(ready(&store), 0);
+    // Out of stock: the store allocates for itself.
+    for i in 4 * CHUNK as i64..6 * CHUNK as i64 {
+        put(&mut store, &mut plain, i * 10, i as f64);
+    }
+    store.check();
+    assert_eq!(store.memory(), plain.memory());
+    assert_eq!(
+        collect(&store, Cursor::all(), usize::MAX),
+        collect(&plain, Cursor::all(), usize::MAX)
+    );
+}
