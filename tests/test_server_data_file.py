@@ -161,7 +161,7 @@ class Garbage(DataFileCase):
                     self.assertEqual(cl.get("*"), {"a": [(1, 1.0)], "b": [(2, 2.0)]})
                 srv.close()
                 self.assertEqual(len(warned), 1, warned)
-                self.assertIn("1 unreadable record(s)", warned[0])
+                self.assertIn("1 unreadable piece(s)", warned[0])
                 self.assertIn(self.path + ".quarantine", warned[0])
                 with open(self.path + ".quarantine", "rb") as f:
                     side = f.read()
@@ -194,7 +194,7 @@ class Integrity(DataFileCase):
             self.assertEqual(cl.get("*"), {"k": [(2, 1.25)]})
         srv.close()
         self.assertEqual(len(warned), 1, warned)
-        self.assertIn("1 unreadable record(s) were not applied", warned[0])
+        self.assertIn("1 unreadable piece(s) were not applied", warned[0])
         with open(self.path + ".quarantine", "rb") as f:
             side = f.read()
         # The whole frame the bit is in (its checksum no longer matches).

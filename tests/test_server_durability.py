@@ -160,7 +160,7 @@ class Recovery(TestCase):
             f.write(b"put a 1 1\nnot a put\n\x00\x00\x00\nput b 2 2\n" + b"\x00" * 512)
         srv, warned = self.start()
         self.assertEqual(len(warned), 1, warned)
-        self.assertIn("3 unreadable record(s)", warned[0])
+        self.assertIn("3 unreadable piece(s)", warned[0])
         self.assertIn(self.path + ".quarantine", warned[0])
         with Client(*srv.address, timeout=BOUND) as cl:
             self.assertEqual(cl.get("*"), {"a": [(1, 1.0)], "b": [(2, 2.0)]})
@@ -176,7 +176,7 @@ class Recovery(TestCase):
             srv, warned = self.start()
             srv.close()
             self.assertEqual(len(warned), 1, warned)
-            self.assertIn("2 unreadable record(s)", warned[0])
+            self.assertIn("2 unreadable piece(s)", warned[0])
             if start:
                 self.assertIn("2 of them already there from an earlier start", warned[0])
             with open(self.path + ".quarantine", "rb") as f:
@@ -188,7 +188,7 @@ class Recovery(TestCase):
             f.write(frame_v3([("c", 3.0, 3)]) + b"third garbage\n")
         srv, warned = self.start()
         srv.close()
-        self.assertIn("3 unreadable record(s)", warned[0])
+        self.assertIn("3 unreadable piece(s)", warned[0])
         self.assertIn("2 of them already there", warned[0])
         with open(self.path + ".quarantine", "rb") as f:
             self.assertEqual(f.read().count(b"\nthird garbage\n"), 1)

@@ -194,6 +194,8 @@ pub(super) fn replay(
     });
     recovery.id_base = found.next_id;
     recovery.quarantined += found.pieces;
+    recovery.quarantined_frames = found.frames;
+    recovery.quarantined_frame_records = found.frame_records;
     recovery.quarantined_bytes += found.bytes;
     recovery.quarantined_before = quarantine.again;
     if found.pieces > 0 {

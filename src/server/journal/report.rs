@@ -25,6 +25,10 @@ pub struct Recovery {
     /// all of them are in the quarantine file.
     pub quarantined: u64,
     pub quarantined_bytes: u64,
+    /// Of those, whole frames (checksum right, but a record invalid or
+    /// using an id whose definition was lost) and the records they held.
+    pub quarantined_frames: u64,
+    pub quarantined_frame_records: u64,
     /// Of those, found already copied by an earlier start (the journal
     /// keeps them until its next compaction): not copied again.
     pub quarantined_before: u64,
@@ -57,6 +61,8 @@ impl Recovery {
             torn: None,
             quarantined: 0,
             quarantined_bytes: 0,
+            quarantined_frames: 0,
+            quarantined_frame_records: 0,
             quarantined_before: 0,
             quarantine: None,
             samples: Vec::new(),
@@ -95,9 +101,24 @@ impl Recovery {
                     format!(" ({n} of them already there from an earlier start, not copied again)")
                 }
             };
+            // A frame holds many records: say so, rather than count it
+            // as one.
+            let frames = self.quarantined_frames;
+            let kinds = match (frames, unreadable - frames) {
+                (0, _) => String::new(),
+                (_, 0) => format!(
+                    ": {frames} whole frame(s) of {} record(s)",
+                    self.quarantined_frame_records
+                ),
+                (_, other) => format!(
+                    ": {frames} whole frame(s) of {} record(s) and {other} other piece(s) \
+                     (damaged bytes or lines)",
+                    self.quarantined_frame_records
+                ),
+            };
             warnings.push(format!(
-                "{path}: {unreadable} unreadable record(s) were not applied and were copied \
-                 to {side}{before} ({} bytes in all, with the torn record if any; {})",
+                "{path}: {unreadable} unreadable piece(s){kinds} were not applied and were \
+                 copied to {side}{before} ({} bytes in all, with the torn record if any; {})",
                 self.quarantined_bytes,
                 samples.join("; ")
             ));

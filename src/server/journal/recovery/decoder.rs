@@ -25,6 +25,10 @@ use crate::server::log::Level;
 #[derive(Default)]
 pub(super) struct Found {
     pub(super) pieces: u64,
+    /// Of the pieces, whole frames (their checksums matched) and the
+    /// records they held.
+    pub(super) frames: u64,
+    pub(super) frame_records: u64,
     pub(super) bytes: u64,
     pub(super) samples: Vec<(u64, String)>,
     /// Above every id in the file's frames.
@@ -310,6 +314,8 @@ impl<'a> Decoder<'a> {
             false => "a frame whose checksum matches but whose records are not valid",
         };
         let offset = self.base + at as u64;
+        self.found.frames += 1;
+        self.found.frame_records += u64::from(records);
         self.garbage(&buf[at..at + len], offset, reason)
     }
 
