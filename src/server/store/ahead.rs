@@ -6,10 +6,11 @@
 //! costs the host's fault too, about a nanosecond a byte: under a steady
 //! ingest it was a third of the time of the thread that serves the puts.
 //! The helper takes those faults instead, on another core when there is
-//! one: it allocates buffers, writes them once, and keeps up to `HIGH`
-//! ready. It refills in batches, woken once when the stock falls to
-//! `LOW`, because a wake-up per chunk costs more than the fault it saves.
-//! When the stock is out, the store allocates for itself as before.
+//! one: from the store's first ask on, it allocates buffers, writes them
+//! once, and keeps up to `HIGH` ready. It refills in batches, woken once
+//! when the stock falls to `LOW`, because a wake-up per chunk costs more
+//! than the fault it saves. When the stock is out, the store allocates
+//! for itself as before.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -17,7 +18,7 @@ use std::thread::JoinHandle;
 use super::series::{Chunk, CHUNK};
 
 /// Most buffers kept ready: 2 MiB, a few milliseconds of ingest at full
-/// speed, and little to hold when idle.
+/// speed.
 const HIGH: usize = 1024;
 /// The stock at which the helper is woken to refill.
 const LOW: usize = HIGH / 2;
@@ -27,13 +28,17 @@ const BATCH: usize = 64;
 #[derive(Default)]
 struct Stock {
     chunks: Vec<Chunk>,
+    /// Set by the first take: a store that never grows by a full chunk
+    /// (idle, read-only, small keys) holds no stock.
+    wanted: bool,
     closed: bool,
 }
 
 #[derive(Default)]
 struct Pool {
     stock: Mutex<Stock>,
-    /// Signalled when the stock falls to `LOW`, and on close.
+    /// Signalled on the first take, when the stock falls to `LOW`, and on
+    /// close.
     low: Condvar,
 }
 
@@ -80,13 +85,21 @@ impl ChunksAhead {
     #[cfg(test)]
     pub(super) fn stocked(count: usize) -> Self {
         let pool = Arc::<Pool>::default();
-        pool.lock().chunks = (0..count).map(|_| made()).collect();
+        let mut stock = pool.lock();
+        stock.chunks = (0..count).map(|_| made()).collect();
+        stock.wanted = true;
+        drop(stock);
         ChunksAhead { pool, helper: None }
     }
 
     /// An empty buffer with room for `CHUNK` points, its pages written.
     pub(super) fn take(&self) -> Option<Chunk> {
         let mut stock = self.pool.lock();
+        if !stock.wanted {
+            stock.wanted = true;
+            self.pool.low.notify_one();
+            return None;
+        }
         let chunk = stock.chunks.pop();
         // Once on the way down, not at every take below it.
         if chunk.is_some() && stock.chunks.len() == LOW {
@@ -121,13 +134,14 @@ fn made() -> Chunk {
     chunk
 }
 
-/// The helper: fills the stock to `HIGH`, sleeps until it falls to
-/// `LOW`, and ends once the store's side is dropped.
+/// The helper: once the store first asks, fills the stock to `HIGH`,
+/// sleeps until it falls to `LOW`, and ends once the store's side is
+/// dropped.
 fn refill(pool: &Pool) {
     loop {
         let missing = {
             let mut stock = pool.lock();
-            while !stock.closed && stock.chunks.len() > LOW {
+            while !stock.closed && (!stock.wanted || stock.chunks.len() > LOW) {
                 stock = pool.low.wait(stock).unwrap_or_else(PoisonError::into_inner);
             }
             if stock.closed {
@@ -168,6 +182,8 @@ mod tests {
     #[test]
     fn the_helper_fills_the_stock_and_refills_it_once_it_falls_to_low() {
         let ahead = ChunksAhead::start().expect("a thread");
+        // Nothing is made before the store first asks.
+        assert!(ahead.take().is_none());
         assert_eq!(wait_for(&ahead, |ready| ready == HIGH), HIGH);
         for _ in 0..HIGH - LOW - 1 {
             let chunk = ahead.take().expect("in stock");
