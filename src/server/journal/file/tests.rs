@@ -261,15 +261,11 @@ fn a_damaged_frame_is_quarantined_whole_and_so_are_frames_using_its_ids() {
     assert_eq!(recovery.quarantined, 2);
     let side = String::from_utf8_lossy(&fs::read(quarantine_path(&path)).unwrap()).into_owned();
     assert!(side.contains("definition was not applied"), "{side}");
-    // The damaged frame is a run of bytes (its checksum is wrong, so
-    // nothing in it is trusted); the other is a whole frame of 1 record.
+    // The damaged frame is a run of bytes (its checksum fails: nothing in
+    // it is trusted); the other is a whole frame of 1 record.
     let warning = recovery.warnings().join("\n");
-    assert!(
-        warning.contains(
-            "2 unreadable piece(s): 1 whole frame(s) of 1 record(s) and 1 other piece(s)"
-        ),
-        "{warning}"
-    );
+    let counts = "2 unreadable piece(s): 1 whole frame(s) of 1 record(s) and 1 other piece(s)";
+    assert!(warning.contains(counts), "{warning}");
 }
 
 /// A frame of `(id in the file, key if defined, timestamp, value)`
