@@ -8,7 +8,7 @@ import os
 import socket
 import tempfile
 import time
-from typing import List
+from typing import List, Set
 
 import client
 from client import Client, ClientSocketError
@@ -97,6 +97,35 @@ class ServerCloseTest(TestCase):
     def test_fsync_everysec(self) -> None:
         self.check_server_close("everysec")
 
+    def test_close_stops_the_helper_that_makes_chunks_ahead(self) -> None:
+        if not os.path.isdir("/proc/self/task"):
+            self.skipTest("thread names are read from /proc")
+
+        def helpers() -> Set[str]:
+            """The ids of this process's threads named like the helper
+            (other tests' servers may have theirs, until collected)."""
+            found = set()
+            for task in os.listdir("/proc/self/task"):
+                try:
+                    with open(f"/proc/self/task/{task}/comm") as f:
+                        if f.read().strip() == "metrics-chunks":
+                            found.add(task)
+                except FileNotFoundError:  # a thread that just ended
+                    pass
+            return found
+
+        before = helpers()
+        with tempfile.TemporaryDirectory() as directory:
+            srv = client.Server(data=os.path.join(directory, "metrics.log"))
+            self.addCleanup(srv.close)
+            with Client(*srv.address, timeout=BOUND) as c:
+                # Series longer than one chunk (128 points): the head asks
+                # for full-size chunks, so the helper has been at work.
+                c.put_many((f"k{i % 3}", float(i), i) for i in range(3000))
+            ours = helpers() - before
+            self.assertEqual(len(ours), 1, ours)
+            srv.close()
+            self.assertFalse(ours & helpers(), "the helper outlived close()")
 
 # The same tests on TLS (the Rust core's): servers speaking TLS, clients
 # connecting with tls_ca.
