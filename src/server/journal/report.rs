@@ -104,18 +104,15 @@ impl Recovery {
             // A frame holds many records: say so, rather than count it
             // as one.
             let frames = self.quarantined_frames;
-            let kinds = match (frames, unreadable - frames) {
-                (0, _) => String::new(),
-                (_, 0) => format!(
-                    ": {frames} whole frame(s) of {} record(s)",
-                    self.quarantined_frame_records
-                ),
-                (_, other) => format!(
-                    ": {frames} whole frame(s) of {} record(s) and {other} other piece(s) \
-                     (damaged bytes or lines)",
-                    self.quarantined_frame_records
-                ),
-            };
+            let mut kinds = String::new();
+            if frames > 0 {
+                let records = self.quarantined_frame_records;
+                kinds = format!(": {frames} whole frame(s) of {records} record(s)");
+                let other = unreadable - frames;
+                if other > 0 {
+                    kinds += &format!(" and {other} other piece(s) (damaged bytes or lines)");
+                }
+            }
             warnings.push(format!(
                 "{path}: {unreadable} unreadable piece(s){kinds} were not applied and were \
                  copied to {side}{before} ({} bytes in all, with the torn record if any; {})",

@@ -139,7 +139,7 @@ fn made() -> Chunk {
 /// dropped.
 fn refill(pool: &Pool) {
     loop {
-        let missing = {
+        let mut left = {
             let mut stock = pool.lock();
             while !stock.closed && (!stock.wanted || stock.chunks.len() > LOW) {
                 stock = pool.low.wait(stock).unwrap_or_else(PoisonError::into_inner);
@@ -149,7 +149,6 @@ fn refill(pool: &Pool) {
             }
             HIGH - stock.chunks.len()
         };
-        let mut left = missing;
         while left > 0 {
             // Made outside the lock: the faults are the slow part.
             let batch: Vec<Chunk> = (0..left.min(BATCH)).map(|_| made()).collect();
